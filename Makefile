@@ -1,0 +1,32 @@
+# Thin wrapper: every target installs what is missing, configures, builds, runs.
+#   make demo   train configs/mnist-ff.yaml, one pinned process per stage
+#   make test   the Check suites (unit + end-to-end) through ctest
+#   make bench  benchmarks (never part of make test)
+BUILD ?= build
+JOBS ?= 2
+DEMO_TOPOLOGY ?= configs/mnist-ff.yaml
+
+.PHONY: all deps data build demo test bench clean
+all: build
+
+deps:
+	@bash scripts/install_deps.sh
+
+data: deps
+	@bash scripts/fetch_data.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+demo: build data
+	./$(BUILD)/ffstream run $(DEMO_TOPOLOGY) --out runs/demo
+
+test: build data
+	cd $(BUILD) && ctest --output-on-failure -j 1
+
+bench: build data
+	@bash bench/run_all.sh
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,32 @@
+// ffs_optim: element-wise update loops (memory-bound, vectorized by the
+// compiler); called once per training frame per tensor.
+#include "ffs_optim.h"
+
+#include <math.h>
+
+void ffs_optim_apply(float *p, const float *grad, float *m, float *v, long n,
+                     const ffs_optim_step_t *st) {
+  const float mom = st->momentum, wd = st->weight_decay, lr = st->lr;
+  if (st->kind == FFS_OPT_SGD) {
+    for (long i = 0; i < n; i++) {
+      m[i] = mom * m[i] + (1.0f - mom) * grad[i];
+      p[i] -= lr * (m[i] + wd * p[i]);
+    }
+    return;
+  }
+  const float b2 = st->beta2, eps = st->eps;
+  const float c1 = 1.0f - powf(mom, (float)st->step);
+  const float c2 = 1.0f - powf(b2, (float)st->step);
+  for (long i = 0; i < n; i++) {
+    float g = grad[i] + wd * p[i];
+    m[i] = mom * m[i] + (1.0f - mom) * g;
+    v[i] = b2 * v[i] + (1.0f - b2) * g * g;
+    p[i] -= lr * (m[i] / c1) / (sqrtf(v[i] / c2) + eps);
+  }
+}
+
+float ffs_optim_cooldown(int epoch, int epochs) {
+  if (epochs <= 1) return 1.0f;
+  float f = 2.0f * (float)(epochs - epoch) / (float)epochs;
+  return f < 1.0f ? f : 1.0f;
+}

@@ -1,0 +1,116 @@
+// ffs_topo: a topology file (YAML) loaded into a plain, validated struct.
+// Every stage process loads the same file, so endpoints and dimensions are
+// derived here and never typed by hand. Errors name file:line and what was
+// expected; the loader never asserts on file content.
+#ifndef FFS_TOPO_H
+#define FFS_TOPO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FFS_MAX_STAGES 32
+#define FFS_MAX_FEEDBACK 32
+#define FFS_NAME_MAX 32
+#define FFS_PATH_MAX 512
+
+typedef enum { FFS_STAGE_SOURCE = 0, FFS_STAGE_FF_LAYER, FFS_STAGE_READOUT } ffs_stage_kind_t;
+typedef enum { FFS_TRANSPORT_IPC = 0, FFS_TRANSPORT_INPROC, FFS_TRANSPORT_TCP } ffs_transport_t;
+typedef enum { FFS_GOODNESS_SSQ = 0, FFS_GOODNESS_MSQ, FFS_GOODNESS_MIN_SSQ } ffs_goodness_t;
+typedef enum { FFS_OPT_SGD = 0, FFS_OPT_ADAM } ffs_opt_kind_t;
+typedef enum { FFS_NEG_RANDOM = 0 } ffs_negatives_t;
+typedef enum { FFS_INFER_ENERGY = 0, FFS_INFER_SOFTMAX } ffs_infer_t;
+
+// Learning hyper-parameters of one ff_layer (top-level `layer:` block gives
+// the defaults; a stage may override any key).
+typedef struct {
+  ffs_goodness_t goodness; // ssq | msq | min_ssq
+  float theta;             // goodness threshold; 0 = number of units
+  float temp;              // temperature of the logistic
+  ffs_opt_kind_t opt;      // sgd (smoothed gradient) | adam
+  float lr;                // step size
+  float momentum;          // gradient smoothing (sgd) / beta1 (adam)
+  float weight_decay;      // L2 on weights (not biases)
+  int cooldown;            // 1 = lr decays linearly to 0 over the 2nd half
+  float peer_lambda;       // peer normalization strength (0 = off)
+  float peer_decay;        // running-mean decay of mean activity (0.9)
+} ffs_layer_cfg_t;
+
+typedef struct {
+  char name[FFS_NAME_MAX];
+  ffs_stage_kind_t kind;
+  int line;          // line of the stage's entry in the topology file
+  int core;          // core to pin to; -1 = automatic (index mod cores)
+  int in_dim;        // derived: floats per input row (0 for the source)
+  int out_dim;       // derived: floats per output row (units for a layer)
+  // ff_layer
+  int units;
+  ffs_layer_cfg_t layer;
+  // readout: indices into topo.stages of the layers it uses
+  int n_energy;
+  int energy[FFS_MAX_STAGES];
+  int n_softmax;
+  int softmax[FFS_MAX_STAGES];
+  float softmax_lr;   // step of the online softmax readout
+  ffs_infer_t primary; // which inference gives test_error
+} ffs_stage_cfg_t;
+
+typedef struct {
+  int from, to; // stage indices (from later to earlier in the chain)
+  int line;
+} ffs_feedback_cfg_t;
+
+typedef struct {
+  char path[FFS_PATH_MAX]; // file it was loaded from
+  char name[FFS_NAME_MAX];
+  uint64_t seed;
+  ffs_transport_t transport;
+  char tcp_host[64]; // transport tcp: host the stages bind on
+  int tcp_port;      // transport tcp: first port; stage i uses port + i*4 + k
+  // data
+  char data_set[16];           // mnist | fashion
+  char data_dir[FFS_PATH_MAX]; // folder holding the IDX files (relative to cwd)
+  int train_limit;             // use the first N training samples (0 = all)
+  int test_limit;              // use the first N test samples (0 = all)
+  // training
+  int epochs;
+  int batch;          // micro-batch rows per frame
+  int eval_batch;     // samples per evaluation frame (x10 candidate rows)
+  int eval_every;     // evaluate after every N epochs (and after the last)
+  ffs_negatives_t negatives;
+  int hwm_frames;     // forward high-water mark, in frames
+  ffs_layer_cfg_t layer; // defaults for every ff_layer
+  // graph: stages in forward order; the source is first, the readout last
+  int n_stages;
+  ffs_stage_cfg_t stages[FFS_MAX_STAGES];
+  int n_feedback;
+  ffs_feedback_cfg_t feedback[FFS_MAX_FEEDBACK];
+} ffs_topo_t;
+
+// Loads and validates path, applying overrides ("key=value" strings such as
+// "train.epochs=3", "layer.lr=0.02", "l1.units=500", "data.train_limit=1000";
+// a stage is addressed by its name). Returns 0, or -1 with "file:line: what
+// was wrong, what was expected" in err.
+int ffs_topo_load(ffs_topo_t *t, const char *path, const char *const *overrides,
+                  int n_overrides, char *err, size_t errlen);
+
+// Index of the stage named name, or -1.
+int ffs_topo_find(const ffs_topo_t *t, const char *name);
+
+typedef enum {
+  FFS_CHAN_IN = 0, // a stage's forward input (PULL, bound by the receiver)
+  FFS_CHAN_FB,     // a stage's feedback input (PULL, bound by the receiver)
+  FFS_CHAN_REP,    // the readout's report input from stage `sub` (PULL)
+  FFS_CHAN_CTL,    // the launcher's control socket (ROUTER); stage ignored
+} ffs_chan_t;
+
+// Writes the endpoint of one channel into out (never longer than outlen-1):
+//   ipc:    ipc://<run_dir>/<stage name>.in | .fb | .rep<sub> ; <run_dir>/ctl
+//   inproc: inproc://<run_dir>/<same names>
+//   tcp:    tcp://<host>:<port>, port = tcp_port for ctl, else
+//           tcp_port + 1 + stage*(2+FFS_MAX_STAGES) + {in:0, fb:1, rep:2+sub}
+void ffs_topo_endpoint(const ffs_topo_t *t, const char *run_dir, int stage,
+                       ffs_chan_t chan, int sub, char *out, size_t outlen);
+
+const char *ffs_stage_kind_str(ffs_stage_kind_t k);
+
+#endif

@@ -1,0 +1,158 @@
+// ff_layer: the arithmetic of one FF layer (ALGORITHMS.md section 1).
+// ---- state ---- holds parameters, optimizer state and per-frame buffers;
+// ---- kernels ---- forward, loss, gradient, update. Never stores a frame's
+// activations beyond the next forward: nothing is kept for a backward pass.
+#include "ff_layer.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ffs_math.h"
+#include "ffs_optim.h"
+#include "ffs_rng.h"
+
+// ---- state ----
+
+struct ffs_ff_layer {
+  int in_dim, units, max_rows;
+  ffs_layer_cfg_t cfg;
+  float theta;     // resolved threshold
+  float *w;        // (units, in_dim)
+  float *b;        // (units)
+  float *peer;     // (units) running mean activity
+  float *mw, *vw;  // (units, in_dim) optimizer state for w (vw: adam only)
+  float *mb, *vb;  // (units)
+  long step;       // updates applied
+  float *xn;       // (max_rows, in_dim) normalized input of the last forward
+  float *y;        // (max_rows, units) relu activity
+  float *yn;       // (max_rows, units) normalized activity
+  float *g;        // (max_rows) goodness
+  float *dz;       // (max_rows, units) gradient wrt pre-activation
+  float *gw, *gb;  // gradient buffers
+};
+
+ffs_ff_layer_t *ffs_ff_layer_new(int in_dim, int units, int max_rows, const ffs_layer_cfg_t *cfg,
+                                 uint64_t seed, uint64_t stream) {
+  assert(in_dim > 0 && units > 0 && max_rows > 0 && cfg);
+  ffs_ff_layer_t *l = calloc(1, sizeof *l);
+  if (!l) return NULL;
+  l->in_dim = in_dim, l->units = units, l->max_rows = max_rows, l->cfg = *cfg;
+  l->theta = cfg->theta > 0 ? cfg->theta
+             : cfg->goodness == FFS_GOODNESS_MSQ ? 1.0f
+                                                 : (float)units;
+  size_t nw = (size_t)units * (size_t)in_dim, nu = (size_t)units;
+  size_t nr = (size_t)max_rows;
+  l->w = malloc(nw * sizeof(float));
+  l->b = calloc(nu, sizeof(float));
+  l->peer = malloc(nu * sizeof(float));
+  l->mw = calloc(nw, sizeof(float));
+  l->mb = calloc(nu, sizeof(float));
+  l->vw = cfg->opt == FFS_OPT_ADAM ? calloc(nw, sizeof(float)) : NULL;
+  l->vb = cfg->opt == FFS_OPT_ADAM ? calloc(nu, sizeof(float)) : NULL;
+  l->xn = malloc(nr * (size_t)in_dim * sizeof(float));
+  l->y = malloc(nr * nu * sizeof(float));
+  l->yn = malloc(nr * nu * sizeof(float));
+  l->g = malloc(nr * sizeof(float));
+  l->dz = malloc(nr * nu * sizeof(float));
+  l->gw = malloc(nw * sizeof(float));
+  l->gb = malloc(nu * sizeof(float));
+  if (!l->w || !l->b || !l->peer || !l->mw || !l->mb || !l->xn || !l->y || !l->yn || !l->g ||
+      !l->dz || !l->gw || !l->gb || (cfg->opt == FFS_OPT_ADAM && (!l->vw || !l->vb))) {
+    ffs_ff_layer_destroy(&l);
+    return NULL;
+  }
+  ffs_rng_t rng;
+  ffs_rng_seed(&rng, seed, stream);
+  float scale = 1.0f / sqrtf((float)in_dim);
+  for (size_t i = 0; i < nw; i++) l->w[i] = ffs_rng_normal(&rng) * scale;
+  for (size_t j = 0; j < nu; j++) l->peer[j] = 0.5f;
+  return l;
+}
+
+void ffs_ff_layer_destroy(ffs_ff_layer_t **self_p) {
+  assert(self_p);
+  ffs_ff_layer_t *l = *self_p;
+  if (!l) return;
+  float *bufs[] = {l->w, l->b, l->peer, l->mw, l->vw, l->mb, l->vb, l->xn,
+                   l->y, l->yn, l->g,    l->dz, l->gw, l->gb};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+  free(l);
+  *self_p = NULL;
+}
+
+// ---- kernels ----
+
+void ffs_ff_layer_forward(ffs_ff_layer_t *l, const float *x, int rows) {
+  assert(rows > 0 && rows <= l->max_rows);
+  ffs_rms_normalize(l->xn, x, rows, l->in_dim, 1e-8f);
+  ffs_linear_forward(l->y, l->xn, l->w, l->b, rows, l->in_dim, l->units);
+  ffs_relu(l->y, (long)rows * l->units);
+  ffs_goodness(l->g, l->y, rows, l->units, l->cfg.goodness);
+  ffs_rms_normalize(l->yn, l->y, rows, l->units, 1e-8f);
+}
+
+const float *ffs_ff_layer_goodness(const ffs_ff_layer_t *l) { return l->g; }
+const float *ffs_ff_layer_output(const ffs_ff_layer_t *l) { return l->yn; }
+const float *ffs_ff_layer_activity(const ffs_ff_layer_t *l) { return l->y; }
+
+float ffs_ff_layer_loss(const ffs_ff_layer_t *l, int rows, int positive) {
+  double sum = 0.0;
+  for (int r = 0; r < rows; r++)
+    sum += ffs_ff_loss(ffs_ff_logit(l->g[r], l->theta, l->cfg.temp, l->cfg.goodness), positive);
+  return (float)(sum / rows);
+}
+
+void ffs_ff_layer_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, float *gb) {
+  const int u = l->units;
+  const ffs_layer_cfg_t *c = &l->cfg;
+  // dG/dy = 2y (ssq, min_ssq) or 2y/units (msq); the relu gate is implicit:
+  // y = 0 wherever the unit is off.
+  float dgdy = c->goodness == FFS_GOODNESS_MSQ ? 2.0f / (float)u : 2.0f;
+  // Peer normalization: push each unit's running mean toward the layer's
+  // mean, applied to every row and NOT gated by the relu so dead units revive.
+  float peer_avg = 0.0f;
+  if (c->peer_lambda > 0.0f) {
+    for (int j = 0; j < u; j++) peer_avg += l->peer[j];
+    peer_avg /= (float)u;
+  }
+  for (int r = 0; r < rows; r++) {
+    float logit = ffs_ff_logit(l->g[r], l->theta, c->temp, c->goodness);
+    float dldg = ffs_ff_dloss_dg(logit, positive, c->temp, c->goodness) / (float)rows;
+    const float *yr = l->y + (long)r * u;
+    float *dr = l->dz + (long)r * u;
+    for (int j = 0; j < u; j++) dr[j] = dldg * dgdy * yr[j];
+    if (c->peer_lambda > 0.0f)
+      for (int j = 0; j < u; j++) dr[j] -= c->peer_lambda * (peer_avg - l->peer[j]) / (float)rows;
+  }
+  ffs_linear_backward_w(gw, gb, l->dz, l->xn, rows, l->in_dim, u);
+}
+
+float ffs_ff_layer_learn(ffs_ff_layer_t *l, int rows, int positive, float lr_factor) {
+  const ffs_layer_cfg_t *c = &l->cfg;
+  float loss = ffs_ff_layer_loss(l, rows, positive);
+  if (positive && c->peer_lambda > 0.0f) {
+    for (int j = 0; j < l->units; j++) {
+      float mean = 0.0f;
+      for (int r = 0; r < rows; r++) mean += l->y[(long)r * l->units + j];
+      l->peer[j] = c->peer_decay * l->peer[j] + (1.0f - c->peer_decay) * mean / (float)rows;
+    }
+  }
+  ffs_ff_layer_grad(l, rows, positive, l->gw, l->gb);
+  l->step++;
+  ffs_optim_step_t st = {.kind = c->opt, .lr = c->lr * lr_factor, .momentum = c->momentum,
+                         .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = c->weight_decay,
+                         .step = l->step};
+  ffs_optim_apply(l->w, l->gw, l->mw, l->vw, (long)l->units * l->in_dim, &st);
+  st.weight_decay = 0.0f; // no decay on biases
+  ffs_optim_apply(l->b, l->gb, l->mb, l->vb, l->units, &st);
+  return loss;
+}
+
+float *ffs_ff_layer_weights(ffs_ff_layer_t *l) { return l->w; }
+float *ffs_ff_layer_bias(ffs_ff_layer_t *l) { return l->b; }
+float *ffs_ff_layer_peer_mean(ffs_ff_layer_t *l) { return l->peer; }
+float ffs_ff_layer_theta(const ffs_ff_layer_t *l) { return l->theta; }
+int ffs_ff_layer_units(const ffs_ff_layer_t *l) { return l->units; }
+int ffs_ff_layer_in_dim(const ffs_ff_layer_t *l) { return l->in_dim; }

@@ -1,0 +1,50 @@
+// ff_layer: one Forward-Forward layer as a library object: relu(W x + b) on
+// RMS-normalized input, goodness per row, the logistic FF loss, and a local
+// update from that loss alone (plus peer normalization). The ff_layer stage
+// wraps it with sockets; tests call it directly. Buffers are allocated once
+// in new(); forward/learn never allocate.
+#ifndef FFS_FF_LAYER_H
+#define FFS_FF_LAYER_H
+
+#include <stdint.h>
+
+#include "ffs_topo.h"
+
+typedef struct ffs_ff_layer ffs_ff_layer_t;
+
+// A layer of `units` ReLUs over in_dim inputs, for frames of up to max_rows.
+// W ~ randn / sqrt(in_dim) from (seed, stream); b = 0; peer means start 0.5.
+ffs_ff_layer_t *ffs_ff_layer_new(int in_dim, int units, int max_rows, const ffs_layer_cfg_t *cfg,
+                                 uint64_t seed, uint64_t stream);
+void ffs_ff_layer_destroy(ffs_ff_layer_t **self_p);
+
+// Runs x (rows, in_dim) through the layer: normalizes x, computes
+// y = relu(W xn + b), goodness per row and the normalized activity.
+void ffs_ff_layer_forward(ffs_ff_layer_t *l, const float *x, int rows);
+
+// Results of the last forward (borrowed; valid until the next forward).
+const float *ffs_ff_layer_goodness(const ffs_ff_layer_t *l); // (rows)
+const float *ffs_ff_layer_output(const ffs_ff_layer_t *l);   // (rows, units) normalized
+const float *ffs_ff_layer_activity(const ffs_ff_layer_t *l); // (rows, units) raw relu
+
+// Mean FF loss of the last forward's rows, all positive or all negative.
+float ffs_ff_layer_loss(const ffs_ff_layer_t *l, int rows, int positive);
+
+// Gradient of that mean loss (plus the peer-normalization term when
+// peer_lambda > 0) with respect to W and b, into gw (units, in_dim), gb (units).
+void ffs_ff_layer_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, float *gb);
+
+// One local learning step on the last forward's rows: updates the peer
+// means (positive rows), computes the gradient, applies the optimizer with
+// lr * lr_factor. Returns the mean loss before the step.
+float ffs_ff_layer_learn(ffs_ff_layer_t *l, int rows, int positive, float lr_factor);
+
+// Parameters (borrowed, writable for checkpoint loading).
+float *ffs_ff_layer_weights(ffs_ff_layer_t *l);   // (units, in_dim)
+float *ffs_ff_layer_bias(ffs_ff_layer_t *l);      // (units)
+float *ffs_ff_layer_peer_mean(ffs_ff_layer_t *l); // (units)
+float ffs_ff_layer_theta(const ffs_ff_layer_t *l);
+int ffs_ff_layer_units(const ffs_ff_layer_t *l);
+int ffs_ff_layer_in_dim(const ffs_ff_layer_t *l);
+
+#endif

@@ -1,0 +1,171 @@
+// check_ff_layer: one ff_layer's local update against finite differences of
+// its own loss, the update rule itself, and that repeated local steps raise
+// positive goodness above negative goodness (the layer learns).
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ff_layer.h"
+#include "ffs_math.h"
+#include "ffs_rng.h"
+
+enum { IN = 12, UNITS = 8, ROWS = 5 };
+
+static ffs_layer_cfg_t s_cfg(ffs_goodness_t g) {
+  return (ffs_layer_cfg_t){.goodness = g, .theta = 4.0f, .temp = 1.0f, .opt = FFS_OPT_SGD,
+                           .lr = 0.1f, .momentum = 0.0f, .weight_decay = 0.0f,
+                           .peer_lambda = 0.0f, .peer_decay = 0.9f};
+}
+
+static void s_input(float *x, int rows, uint64_t seed) {
+  ffs_rng_t rng;
+  ffs_rng_seed(&rng, seed, 3);
+  for (int i = 0; i < rows * IN; i++) x[i] = ffs_rng_normal(&rng);
+}
+
+static float s_loss_at(ffs_ff_layer_t *l, const float *x, int positive) {
+  ffs_ff_layer_forward(l, x, ROWS);
+  return ffs_ff_layer_loss(l, ROWS, positive);
+}
+
+START_TEST(test_grad_matches_finite_differences) {
+  ffs_goodness_t kinds[3] = {FFS_GOODNESS_SSQ, FFS_GOODNESS_MSQ, FFS_GOODNESS_MIN_SSQ};
+  for (int k = 0; k < 3; k++)
+    for (int pos = 0; pos < 2; pos++) {
+      ffs_layer_cfg_t cfg = s_cfg(kinds[k]);
+      if (kinds[k] == FFS_GOODNESS_MSQ) cfg.theta = 0.5f;
+      ffs_ff_layer_t *l = ffs_ff_layer_new(IN, UNITS, ROWS, &cfg, 11, (uint64_t)k);
+      float x[ROWS * IN], gw[UNITS * IN], gb[UNITS];
+      s_input(x, ROWS, 5 + (uint64_t)k);
+      ffs_ff_layer_forward(l, x, ROWS);
+      ffs_ff_layer_grad(l, ROWS, pos, gw, gb);
+      float *w = ffs_ff_layer_weights(l), *b = ffs_ff_layer_bias(l);
+      const float h = 2e-3f;
+      int checked = 0;
+      for (int i = 0; i < UNITS * IN; i += 7) {
+        float keep = w[i];
+        w[i] = keep + h;
+        float lp = s_loss_at(l, x, pos);
+        w[i] = keep - h;
+        float lm = s_loss_at(l, x, pos);
+        w[i] = keep;
+        float fd = (lp - lm) / (2 * h);
+        ck_assert_msg(fabsf(fd - gw[i]) <= 2e-3f + 0.03f * fabsf(fd),
+                      "kind %d pos %d w[%d]: analytic %g, finite difference %g", k, pos, i,
+                      (double)gw[i], (double)fd);
+        checked++;
+      }
+      for (int j = 0; j < UNITS; j++) {
+        float keep = b[j];
+        b[j] = keep + h;
+        float lp = s_loss_at(l, x, pos);
+        b[j] = keep - h;
+        float lm = s_loss_at(l, x, pos);
+        b[j] = keep;
+        float fd = (lp - lm) / (2 * h);
+        ck_assert_msg(fabsf(fd - gb[j]) <= 2e-3f + 0.03f * fabsf(fd),
+                      "kind %d pos %d b[%d]: analytic %g, finite difference %g", k, pos, j,
+                      (double)gb[j], (double)fd);
+      }
+      ck_assert_int_gt(checked, 10);
+      ffs_ff_layer_destroy(&l);
+      ck_assert_ptr_null(l);
+    }
+}
+END_TEST
+
+START_TEST(test_learn_applies_the_gradient) {
+  ffs_layer_cfg_t cfg = s_cfg(FFS_GOODNESS_SSQ);
+  ffs_ff_layer_t *l = ffs_ff_layer_new(IN, UNITS, ROWS, &cfg, 3, 0);
+  float x[ROWS * IN], gw[UNITS * IN], gb[UNITS], w0[UNITS * IN];
+  s_input(x, ROWS, 9);
+  ffs_ff_layer_forward(l, x, ROWS);
+  ffs_ff_layer_grad(l, ROWS, 1, gw, gb);
+  memcpy(w0, ffs_ff_layer_weights(l), sizeof w0);
+  float loss0 = ffs_ff_layer_learn(l, ROWS, 1, 0.5f); // lr factor 0.5 -> step 0.05
+  const float *w = ffs_ff_layer_weights(l);
+  for (int i = 0; i < UNITS * IN; i++) ck_assert_float_eq_tol(w[i], w0[i] - 0.05f * gw[i], 1e-6f);
+  // the step lowered the loss on the same rows
+  ck_assert(s_loss_at(l, x, 1) < loss0);
+  ffs_ff_layer_destroy(&l);
+}
+END_TEST
+
+START_TEST(test_peer_normalization_moves_a_dead_unit) {
+  ffs_layer_cfg_t cfg = s_cfg(FFS_GOODNESS_SSQ);
+  cfg.peer_lambda = 0.03f;
+  ffs_ff_layer_t *l = ffs_ff_layer_new(IN, UNITS, ROWS, &cfg, 3, 0);
+  // kill unit 0: strongly negative bias, so it is never active
+  ffs_ff_layer_bias(l)[0] = -100.0f;
+  float x[ROWS * IN];
+  s_input(x, ROWS, 4);
+  float b_before = ffs_ff_layer_bias(l)[0];
+  for (int step = 0; step < 20; step++) {
+    ffs_ff_layer_forward(l, x, ROWS);
+    ffs_ff_layer_learn(l, ROWS, 1, 1.0f);
+  }
+  // its running mean fell below the layer's, and the ungated peer term
+  // pushed its bias up even though the relu blocks the FF gradient
+  ck_assert(ffs_ff_layer_peer_mean(l)[0] < 0.5f);
+  ck_assert(ffs_ff_layer_bias(l)[0] > b_before);
+  ffs_ff_layer_destroy(&l);
+}
+END_TEST
+
+START_TEST(test_layer_separates_positive_from_negative) {
+  // positives: inputs with a fixed pattern; negatives: its mirror image
+  ffs_layer_cfg_t cfg = s_cfg(FFS_GOODNESS_SSQ);
+  cfg.theta = 0;
+  cfg.lr = 0.05f;
+  ffs_ff_layer_t *l = ffs_ff_layer_new(IN, UNITS, ROWS, &cfg, 8, 0);
+  float pos[ROWS * IN], neg[ROWS * IN];
+  ffs_rng_t rng;
+  ffs_rng_seed(&rng, 1, 1);
+  for (int r = 0; r < ROWS; r++)
+    for (int i = 0; i < IN; i++) {
+      float noise = 0.1f * ffs_rng_normal(&rng);
+      pos[r * IN + i] = (i < IN / 2 ? 1.0f : 0.0f) + noise;
+      neg[r * IN + i] = (i < IN / 2 ? 0.0f : 1.0f) + noise;
+    }
+  for (int step = 0; step < 300; step++) {
+    ffs_ff_layer_forward(l, pos, ROWS);
+    ffs_ff_layer_learn(l, ROWS, 1, 1.0f);
+    ffs_ff_layer_forward(l, neg, ROWS);
+    ffs_ff_layer_learn(l, ROWS, 0, 1.0f);
+  }
+  ffs_ff_layer_forward(l, pos, ROWS);
+  float gp = ffs_ff_layer_goodness(l)[0];
+  ffs_ff_layer_forward(l, neg, ROWS);
+  float gn = ffs_ff_layer_goodness(l)[0];
+  ck_assert_msg(gp > ffs_ff_layer_theta(l) && gn < ffs_ff_layer_theta(l),
+                "goodness pos %g neg %g theta %g", (double)gp, (double)gn,
+                (double)ffs_ff_layer_theta(l));
+  // the activity sent on is RMS-normalized
+  ffs_ff_layer_forward(l, pos, ROWS);
+  const float *yn = ffs_ff_layer_output(l);
+  float ms = 0;
+  for (int j = 0; j < UNITS; j++) ms += yn[j] * yn[j];
+  ck_assert_float_eq_tol(ms / UNITS, 1.0f, 1e-4f);
+  ffs_ff_layer_destroy(&l);
+}
+END_TEST
+
+static Suite *s_suite(void) {
+  Suite *s = suite_create("ff_layer");
+  TCase *core = tcase_create("core");
+  tcase_add_test(core, test_grad_matches_finite_differences);
+  tcase_add_test(core, test_learn_applies_the_gradient);
+  tcase_add_test(core, test_peer_normalization_moves_a_dead_unit);
+  tcase_add_test(core, test_layer_separates_positive_from_negative);
+  suite_add_tcase(s, core);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(s_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
