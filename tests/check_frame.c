@@ -1,0 +1,906 @@
+// check_frame: Check suite for proto/ffs_frame (the protocol v1 codec).
+// "core": round trips, every key's checks, unknown keys, truncations.
+// "limits": receiver limits, hostile counts and sizes, and a fuzz loop.
+// Hostile frames are built by hand with msgpack-c's packer so that they can
+// say things our encoder never would; each decode reads an exact-size copy
+// so that AddressSanitizer / valgrind see any read past the end.
+#include "ffs_frame.h"
+
+#include <check.h>
+#include <float.h>
+#include <math.h>
+#include <msgpack.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+// ---- helpers ----
+
+// A message under construction: header entries, then raw payload bytes.
+typedef struct {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+} t_msg_t;
+
+static void t_init(t_msg_t *m) {
+  msgpack_sbuffer_init(&m->sb);
+  msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
+}
+
+static void t_begin(t_msg_t *m, uint32_t n_entries) {
+  t_init(m);
+  msgpack_pack_map(&m->pk, n_entries);
+}
+
+static void t_key(t_msg_t *m, const char *key) {
+  msgpack_pack_str(&m->pk, strlen(key));
+  msgpack_pack_str_body(&m->pk, key, strlen(key));
+}
+
+static void t_kv(t_msg_t *m, const char *key, uint64_t v) {
+  t_key(m, key);
+  msgpack_pack_uint64(&m->pk, v);
+}
+
+static void t_raw(t_msg_t *m, const void *bytes, size_t n) {
+  msgpack_sbuffer_write(&m->sb, bytes, n);
+}
+
+// Header with v, kind, rows, cols (4 entries) plus n_extra entries the caller
+// writes next.
+static void t_hdr(t_msg_t *m, uint32_t n_extra, uint64_t v, uint64_t kind, uint64_t rows,
+                  uint64_t cols) {
+  t_begin(m, 4 + n_extra);
+  t_kv(m, "v", v);
+  t_kv(m, "kind", kind);
+  t_kv(m, "rows", rows);
+  t_kv(m, "cols", cols);
+}
+
+// Appends n floats 0, 0.5, 1, ...
+static void t_floats(t_msg_t *m, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    float x = 0.5f * (float)i;
+    t_raw(m, &x, 4);
+  }
+}
+
+static void t_end(t_msg_t *m) { msgpack_sbuffer_destroy(&m->sb); }
+
+// Decodes an exact-size heap copy of bytes[0..len) (so that a read past the
+// end is caught by ASan/valgrind), checks that every pointer of a decoded
+// frame lies inside the message, and rebases the pointers onto bytes.
+static int t_decode_bytes(ffs_frame_t *out, const void *bytes, size_t len,
+                          const ffs_frame_limits_t *lim, char *err, size_t errlen) {
+  uint8_t *copy = malloc(len ? len : 1);
+  ck_assert_ptr_nonnull(copy);
+  if (len) memcpy(copy, bytes, len);
+  int rc = ffs_frame_decode(out, copy, len, lim, err, errlen);
+  if (rc == 0) {
+    size_t floats = (size_t)out->h.rows * out->h.cols;
+    const uint8_t *end = copy + len;
+    if (floats) ck_assert_ptr_eq(out->payload, end - floats * 4);
+    else ck_assert_ptr_null(out->payload);
+    if (out->labels) ck_assert(out->labels >= copy && out->labels + out->h.rows <= end);
+    if (out->cands) ck_assert(out->cands >= copy && out->cands + out->h.rows <= end);
+    if (out->ids) ck_assert(out->ids >= copy && out->ids + (size_t)out->h.rows * 4 <= end);
+    const uint8_t *base = bytes;
+#define T_REBASE(p) if (p) p = base + ((p) - copy)
+    T_REBASE(out->labels);
+    T_REBASE(out->cands);
+    T_REBASE(out->ids);
+    T_REBASE(out->payload);
+#undef T_REBASE
+  } else {
+    ck_assert_msg(!err || (err[0] && !strchr(err, '\n')), "need a one-line reason, got \"%s\"",
+                  err ? err : "");
+  }
+  free(copy);
+  return rc;
+}
+
+static int t_decode(ffs_frame_t *out, t_msg_t *m, const ffs_frame_limits_t *lim, char *err,
+                    size_t errlen) {
+  return t_decode_bytes(out, m->sb.data, m->sb.size, lim, err, errlen);
+}
+
+// Expects decoding m to fail with a reason containing want.
+static void t_expect_fail(t_msg_t *m, const ffs_frame_limits_t *lim, const char *want) {
+  ffs_frame_t f;
+  char err[256];
+  int rc = t_decode(&f, m, lim, err, sizeof err);
+  ck_assert_msg(rc == -1, "decode succeeded, expected a failure about \"%s\"", want);
+  ck_assert_msg(strstr(err, want), "reason \"%s\" does not mention \"%s\"", err, want);
+}
+
+static void t_expect_ok(t_msg_t *m, const ffs_frame_limits_t *lim) {
+  ffs_frame_t f;
+  char err[256];
+  int rc = t_decode(&f, m, lim, err, sizeof err);
+  ck_assert_msg(rc == 0, "decode failed: %s", err);
+}
+
+static double t_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// A full frame with every field and array set: 3 rows x 5 cols.
+enum { T_ROWS = 3, T_COLS = 5 };
+static const ffs_frame_hdr_t t_full_hdr = {.kind = FFS_FRAME_REPORT,
+                                           .pol = FFS_POL_CANDIDATES,
+                                           .mode = FFS_MODE_EVAL,
+                                           .seq = 0x123456789abcdefull,
+                                           .epoch = 7,
+                                           .tick = 300,
+                                           .stage = 70000,
+                                           .rows = T_ROWS,
+                                           .cols = T_COLS,
+                                           .aux = 1};
+static const uint8_t t_labels[T_ROWS] = {3, FFS_LABEL_NONE, 0};
+static const uint8_t t_cands[T_ROWS] = {9, 1, 2};
+static const uint32_t t_ids[T_ROWS] = {0, 59999, 0xfffffffeu};
+static const float t_payload[T_ROWS * T_COLS] = {
+    1.5f, -2.0f, 0.0f, -0.0f, FLT_MAX, FLT_MIN, 1e-40f /* subnormal */, 3.25f,
+    -1e30f, 42.0f, 0.1f, 0.2f, 0.3f, 0.4f, 0.5f};
+
+static size_t t_encode_full(uint8_t *buf, size_t cap) {
+  return ffs_frame_encode(buf, cap, &t_full_hdr, t_labels, t_cands, t_ids, t_payload);
+}
+
+// ---- core ----
+
+START_TEST(test_round_trip) {
+  uint8_t buf[512];
+  size_t n = t_encode_full(buf, sizeof buf);
+  ck_assert_uint_gt(n, sizeof t_payload);
+  ck_assert_uint_le(n, ffs_frame_encoded_max(T_ROWS, T_COLS));
+
+  ffs_frame_t f;
+  char err[256];
+  int rc = t_decode_bytes(&f, buf, n, NULL, err, sizeof err);
+  ck_assert_msg(rc == 0, "decode failed: %s", err);
+  ck_assert_uint_eq(f.h.kind, FFS_FRAME_REPORT);
+  ck_assert_uint_eq(f.h.pol, FFS_POL_CANDIDATES);
+  ck_assert_uint_eq(f.h.mode, FFS_MODE_EVAL);
+  ck_assert(f.h.seq == 0x123456789abcdefull);
+  ck_assert_uint_eq(f.h.epoch, 7);
+  ck_assert_uint_eq(f.h.tick, 300);
+  ck_assert_uint_eq(f.h.stage, 70000);
+  ck_assert_uint_eq(f.h.rows, T_ROWS);
+  ck_assert_uint_eq(f.h.cols, T_COLS);
+  ck_assert_uint_eq(f.h.aux, 1);
+  ck_assert_mem_eq(f.labels, t_labels, T_ROWS);
+  ck_assert_mem_eq(f.cands, t_cands, T_ROWS);
+  for (uint32_t i = 0; i < T_ROWS; i++) ck_assert_uint_eq(ffs_frame_id(&f, i), t_ids[i]);
+  // payload bytes on the wire are the floats' bytes (host is little-endian)
+  ck_assert_ptr_eq(f.payload, buf + n - sizeof t_payload);
+  ck_assert_mem_eq(f.payload, t_payload, sizeof t_payload);
+  float got[T_ROWS * T_COLS];
+  ck_assert_int_eq(ffs_frame_copy_payload(got, &f), 0);
+  ck_assert_mem_eq(got, t_payload, sizeof t_payload);
+  // ids are little-endian on the wire
+  const uint8_t id2[4] = {0xfe, 0xff, 0xff, 0xff};
+  ck_assert_mem_eq(f.ids + 8, id2, 4);
+}
+END_TEST
+
+START_TEST(test_round_trip_unaligned) {
+  // the payload and ids may sit at any address: decode from an odd offset
+  uint8_t store[600];
+  uint8_t *buf = store + 3;
+  size_t n = t_encode_full(buf, sizeof store - 3);
+  ck_assert_uint_gt(n, 0);
+  ffs_frame_t f;
+  ck_assert_int_eq(ffs_frame_decode(&f, buf, n, NULL, NULL, 0), 0);
+  float got[T_ROWS * T_COLS];
+  ck_assert_int_eq(ffs_frame_copy_payload(got, &f), 0);
+  ck_assert_mem_eq(got, t_payload, sizeof t_payload);
+  ck_assert_uint_eq(ffs_frame_id(&f, 1), 59999);
+}
+END_TEST
+
+START_TEST(test_round_trip_no_arrays) {
+  ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .pol = FFS_POL_NEGATIVE, .rows = 2, .cols = 3};
+  float x[6] = {1, 2, 3, 4, 5, 6};
+  uint8_t buf[256];
+  size_t n = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, x);
+  ck_assert_uint_gt(n, 0);
+  ffs_frame_t f;
+  ck_assert_int_eq(t_decode_bytes(&f, buf, n, NULL, NULL, 0), 0);
+  ck_assert_uint_eq(f.h.kind, FFS_FRAME_DATA);
+  ck_assert_uint_eq(f.h.pol, FFS_POL_NEGATIVE);
+  ck_assert_ptr_null(f.labels);
+  ck_assert_ptr_null(f.cands);
+  ck_assert_ptr_null(f.ids);
+  ck_assert_uint_eq(ffs_frame_id(&f, 1), 0);
+  ck_assert_mem_eq(f.payload, x, sizeof x);
+}
+END_TEST
+
+START_TEST(test_defaults) {
+  // only the required keys: everything else reads as 0 / absent
+  t_msg_t m;
+  t_hdr(&m, 0, 1, FFS_FRAME_FEEDBACK, 1, 2);
+  t_floats(&m, 2);
+  ffs_frame_t f;
+  char err[256];
+  ck_assert_msg(t_decode(&f, &m, NULL, err, sizeof err) == 0, "%s", err);
+  ck_assert_uint_eq(f.h.kind, FFS_FRAME_FEEDBACK);
+  ck_assert_uint_eq(f.h.pol, 0);
+  ck_assert_uint_eq(f.h.mode, 0);
+  ck_assert(f.h.seq == 0);
+  ck_assert_uint_eq(f.h.epoch + f.h.tick + f.h.stage + f.h.aux, 0);
+  ck_assert_ptr_null(f.labels);
+  ck_assert_ptr_null(f.ids);
+  ck_assert_ptr_nonnull(f.payload);
+  t_end(&m);
+}
+END_TEST
+
+START_TEST(test_mark_frame) {
+  ffs_frame_hdr_t h = {.kind = FFS_FRAME_MARK, .seq = 99, .epoch = 3};
+  uint8_t buf[256];
+  size_t n = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, NULL);
+  ck_assert_uint_gt(n, 0);
+  ffs_frame_t f;
+  ck_assert_int_eq(t_decode_bytes(&f, buf, n, NULL, NULL, 0), 0);
+  ck_assert_uint_eq(f.h.kind, FFS_FRAME_MARK);
+  ck_assert_uint_eq(f.h.rows, 0);
+  ck_assert_uint_eq(f.h.epoch, 3);
+  ck_assert_ptr_null(f.payload);
+  ck_assert_int_eq(ffs_frame_copy_payload(NULL, &f), 0);
+  // a mark frame that carries rows is rejected
+  t_msg_t m;
+  t_hdr(&m, 0, 1, FFS_FRAME_MARK, 1, 1);
+  t_floats(&m, 1);
+  t_expect_fail(&m, NULL, "mark frame with 1 rows");
+  t_end(&m);
+}
+END_TEST
+
+START_TEST(test_kind_str) {
+  ck_assert_str_eq(ffs_frame_kind_str(FFS_FRAME_DATA), "data");
+  ck_assert_str_eq(ffs_frame_kind_str(FFS_FRAME_REPORT), "report");
+  ck_assert_str_eq(ffs_frame_kind_str(FFS_FRAME_FEEDBACK), "feedback");
+  ck_assert_str_eq(ffs_frame_kind_str(FFS_FRAME_MARK), "mark");
+  ck_assert_str_eq(ffs_frame_kind_str(0), "?");
+  ck_assert_str_eq(ffs_frame_kind_str(5), "?");
+  ck_assert_str_eq(ffs_frame_kind_str(-1), "?");
+}
+END_TEST
+
+START_TEST(test_truncations) {
+  // no proper prefix of a valid frame is a valid frame: either the header is
+  // cut (its map declares more entries than follow) or the payload is short
+  uint8_t buf[512];
+  size_t n = t_encode_full(buf, sizeof buf);
+  ck_assert_uint_gt(n, 0);
+  for (size_t len = 0; len < n; len++) {
+    ffs_frame_t f;
+    char err[256];
+    int rc = t_decode_bytes(&f, buf, len, NULL, err, sizeof err);
+    ck_assert_msg(rc == -1, "prefix of %zu of %zu bytes decoded", len, n);
+  }
+  // the same with no error buffer
+  for (size_t len = 0; len < n; len++) {
+    ffs_frame_t f;
+    ck_assert_int_eq(t_decode_bytes(&f, buf, len, NULL, NULL, 0), -1);
+  }
+  // a whole header followed by a short payload names both sizes
+  ffs_frame_t f;
+  char err[256];
+  ck_assert_int_eq(t_decode_bytes(&f, buf, n - 1, NULL, err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "payload holds 59 bytes") && strstr(err, "3x5 floats = 60 bytes"),
+                "%s", err);
+  // a tiny error buffer is filled, truncated and terminated
+  char small[8];
+  ck_assert_int_eq(t_decode_bytes(&f, buf, n - 1, NULL, small, sizeof small), -1);
+  ck_assert_uint_eq(strlen(small), sizeof small - 1);
+}
+END_TEST
+
+START_TEST(test_encode_small_buffer) {
+  uint8_t buf[512];
+  size_t n = t_encode_full(buf, sizeof buf);
+  ck_assert_uint_gt(n, 0);
+  for (size_t cap = 0; cap < n; cap++) {
+    uint8_t *small = malloc(cap ? cap : 1); // exact size: ASan sees any overflow
+    ck_assert_uint_eq(t_encode_full(small, cap), 0);
+    free(small);
+  }
+  uint8_t *exact = malloc(n);
+  ck_assert_uint_eq(t_encode_full(exact, n), n);
+  ck_assert_mem_eq(exact, buf, n);
+  free(exact);
+}
+END_TEST
+
+START_TEST(test_encoded_max) {
+  // the largest header values the encoder can be asked to write
+  enum { R = 4, C = 2 };
+  ffs_frame_hdr_t h = {.kind = 255, .pol = 255, .mode = 255, .seq = UINT64_MAX,
+                       .epoch = UINT32_MAX, .tick = UINT32_MAX, .stage = UINT32_MAX,
+                       .rows = R, .cols = C, .aux = UINT32_MAX};
+  uint8_t lab[R] = {0};
+  uint32_t ids[R] = {0};
+  float x[R * C] = {0};
+  size_t max = ffs_frame_encoded_max(R, C);
+  uint8_t *buf = malloc(max);
+  size_t n = ffs_frame_encode(buf, max, &h, lab, lab, ids, x);
+  ck_assert_uint_gt(n, 0);
+  ck_assert_uint_le(n, max);
+  free(buf);
+  ck_assert_uint_ge(ffs_frame_encoded_max(0, 0), 131);
+  // saturates instead of wrapping around
+  ck_assert_uint_ge(ffs_frame_encoded_max(UINT32_MAX, UINT32_MAX), (size_t)UINT32_MAX * 4);
+}
+END_TEST
+
+START_TEST(test_copy_payload_nonfinite) {
+  const float bad[] = {NAN, -NAN, INFINITY, -INFINITY};
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    float x[4] = {1, 2, 3, 4};
+    x[k] = bad[k]; // a different position each time
+    ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .rows = 2, .cols = 2};
+    uint8_t buf[256];
+    size_t n = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, x);
+    ffs_frame_t f;
+    ck_assert_int_eq(ffs_frame_decode(&f, buf, n, NULL, NULL, 0), 0); // decode does not judge
+    float got[4];
+    ck_assert_msg(ffs_frame_copy_payload(got, &f) == -1, "value %zu not rejected", k);
+  }
+  // a signalling NaN bit pattern and the largest finite float
+  uint32_t snan = 0x7f800001u, big = 0x7f7fffffu;
+  float x[2];
+  memcpy(&x[0], &big, 4);
+  memcpy(&x[1], &snan, 4);
+  ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .rows = 1, .cols = 1};
+  uint8_t buf[256];
+  ffs_frame_t f;
+  float got[1];
+  size_t n = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, &x[0]);
+  ck_assert_int_eq(ffs_frame_decode(&f, buf, n, NULL, NULL, 0), 0);
+  ck_assert_int_eq(ffs_frame_copy_payload(got, &f), 0);
+  ck_assert(got[0] == FLT_MAX);
+  n = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, &x[1]);
+  ck_assert_int_eq(ffs_frame_decode(&f, buf, n, NULL, NULL, 0), 0);
+  ck_assert_int_eq(ffs_frame_copy_payload(got, &f), -1);
+}
+END_TEST
+
+START_TEST(test_unknown_keys_skipped) {
+  t_msg_t m;
+  t_hdr(&m, 21, 1, FFS_FRAME_DATA, 2, 2);
+  msgpack_packer *pk = &m.pk;
+  t_key(&m, "nil"), msgpack_pack_nil(pk);
+  t_key(&m, "t"), msgpack_pack_true(pk);
+  t_key(&m, "f"), msgpack_pack_false(pk);
+  t_key(&m, "nfix"), msgpack_pack_int8(pk, -5);
+  t_key(&m, "i8"), t_raw(&m, "\xd0\x80", 2);
+  t_key(&m, "i16"), t_raw(&m, "\xd1\x80\x00", 3);
+  t_key(&m, "i32"), t_raw(&m, "\xd2\x80\x00\x00\x00", 5);
+  t_key(&m, "i64"), t_raw(&m, "\xd3\x80\x00\x00\x00\x00\x00\x00\x00", 9);
+  t_key(&m, "u64"), msgpack_pack_uint64(pk, UINT64_MAX);
+  t_key(&m, "f32"), msgpack_pack_float(pk, 1.5f);
+  t_key(&m, "f64"), msgpack_pack_double(pk, -2.5);
+  t_key(&m, "s8"), t_raw(&m, "\xd9\x03" "abc", 5);
+  t_key(&m, "s16"), t_raw(&m, "\xda\x00\x02" "ab", 5);
+  t_key(&m, "s32"), t_raw(&m, "\xdb\x00\x00\x00\x01" "a", 6);
+  t_key(&m, "b16"), t_raw(&m, "\xc5\x00\x01\x00", 4);
+  t_key(&m, "b32"), t_raw(&m, "\xc6\x00\x00\x00\x00", 5);
+  t_key(&m, "a16"), t_raw(&m, "\xdc\x00\x02\x01\xc0", 5);
+  t_key(&m, "m32"), t_raw(&m, "\xdf\x00\x00\x00\x01\xa1k\x02", 8);
+  // nested up to the depth limit: [[{"k": [1, "x"]}]]
+  t_key(&m, "nest"), t_raw(&m, "\x91\x91\x81\xa1k\x92\x01\xa1x", 9);
+  // a key in str8 form, and a 16-byte key (the longest allowed)
+  t_raw(&m, "\xd9\x02zz", 4), msgpack_pack_uint8(pk, 1);
+  t_key(&m, "sixteen_bytes_ok"), msgpack_pack_str(pk, 0);
+  // and the known keys after the unknown ones still count
+  t_floats(&m, 4);
+  ffs_frame_t f;
+  char err[256];
+  ck_assert_msg(t_decode(&f, &m, NULL, err, sizeof err) == 0, "%s", err);
+  ck_assert_uint_eq(f.h.rows, 2);
+  ck_assert_uint_eq(f.h.cols, 2);
+  float got[4];
+  ck_assert_int_eq(ffs_frame_copy_payload(got, &f), 0);
+  ck_assert(got[3] == 1.5f);
+  t_end(&m);
+}
+END_TEST
+
+START_TEST(test_unknown_key_bad_types) {
+  struct {
+    const char *bytes;
+    size_t n;
+    const char *want;
+  } cases[] = {
+      {"\xc1", 1, "0xc1"},                                // never used
+      {"\xd4\x01\x00", 3, "ext"},                         // fixext1
+      {"\xc7\x01\x01\x00", 4, "ext"},                     // ext8
+      {"\xd9\x05" "ab", 4, "\"x\": str declares 5 bytes"}, // str8 longer than the message
+      {"\x92\x01", 2, "array of 2 entries"},              // array with a missing element
+      {"\x91\x91\x91\x91\x91\x01", 6, "deeper than 4"},   // 5 nested arrays
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    t_msg_t m;
+    t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+    t_key(&m, "x");
+    t_raw(&m, cases[i].bytes, cases[i].n);
+    t_expect_fail(&m, NULL, cases[i].want);
+    t_end(&m);
+  }
+  // 4 nested arrays are fine
+  t_msg_t m;
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_key(&m, "x");
+  t_raw(&m, "\x91\x91\x91\x91\x01", 5);
+  t_expect_ok(&m, NULL);
+  t_end(&m);
+}
+END_TEST
+
+START_TEST(test_wrong_version) {
+  t_msg_t m;
+  t_hdr(&m, 0, 2, FFS_FRAME_DATA, 0, 0);
+  t_expect_fail(&m, NULL, "protocol version 2, expected 1");
+  t_end(&m);
+  t_hdr(&m, 0, 0, FFS_FRAME_DATA, 0, 0);
+  t_expect_fail(&m, NULL, "protocol version 0");
+  t_end(&m);
+  // "v" comes first, so a v2 frame is reported as such even when the rest
+  // would not parse as v1
+  t_hdr(&m, 1, 2, 99, 0, 0);
+  t_key(&m, "rows");
+  t_expect_fail(&m, NULL, "protocol version 2");
+  t_end(&m);
+}
+END_TEST
+
+START_TEST(test_missing_keys) {
+  const char *names[] = {"v", "kind", "rows", "cols"};
+  for (int skip = 0; skip < 4; skip++) {
+    t_msg_t m;
+    t_begin(&m, 3);
+    const uint64_t vals[] = {1, FFS_FRAME_DATA, 0, 0};
+    for (int k = 0; k < 4; k++)
+      if (k != skip) t_kv(&m, names[k], vals[k]);
+    char want[64];
+    snprintf(want, sizeof want, "lacks required key \"%s\"", names[skip]);
+    t_expect_fail(&m, NULL, want);
+    t_end(&m);
+  }
+}
+END_TEST
+
+START_TEST(test_payload_mismatch) {
+  t_msg_t m;
+  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 2, 50);
+  t_floats(&m, 99);
+  t_expect_fail(&m, NULL, "payload holds 396 bytes, header declares 2x50 floats = 400 bytes");
+  t_end(&m);
+  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 2, 50);
+  t_floats(&m, 101);
+  t_expect_fail(&m, NULL, "payload holds 404 bytes");
+  t_end(&m);
+  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 2, 50);
+  t_floats(&m, 100);
+  t_raw(&m, "\x00", 1); // one stray byte
+  t_expect_fail(&m, NULL, "payload holds 401 bytes");
+  t_end(&m);
+  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 0, 0);
+  t_raw(&m, "\x00\x00\x00\x00", 4); // payload with rows = 0
+  t_expect_fail(&m, NULL, "payload holds 4 bytes");
+  t_end(&m);
+}
+END_TEST
+
+START_TEST(test_non_map_top) {
+  struct {
+    const char *bytes;
+    size_t n;
+    const char *want;
+  } cases[] = {
+      {"", 0, "empty message"},
+      {"\x91\x01", 2, "header has type fixarray"},
+      {"\x01", 1, "header has type positive fixint"},
+      {"\xa1v", 2, "header has type fixstr"},
+      {"\xc0", 1, "header has type nil"},
+      {"\xdc\x00\x01\x01", 4, "header has type array"},
+      {"\xde\x00", 2, "header truncated"},
+      {"\x81", 1, "header truncated"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    ffs_frame_t f;
+    char err[256];
+    ck_assert_int_eq(t_decode_bytes(&f, cases[i].bytes, cases[i].n, NULL, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, cases[i].want), "case %zu: \"%s\"", i, err);
+  }
+}
+END_TEST
+
+START_TEST(test_duplicate_key) {
+  t_msg_t m;
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_kv(&m, "rows", 0);
+  t_expect_fail(&m, NULL, "duplicate header key \"rows\"");
+  t_end(&m);
+  t_hdr(&m, 2, 1, FFS_FRAME_DATA, 1, 1);
+  t_key(&m, "labels"), t_raw(&m, "\xc4\x01\x00", 3);
+  t_key(&m, "labels"), t_raw(&m, "\xc4\x01\x00", 3);
+  t_floats(&m, 1);
+  t_expect_fail(&m, NULL, "duplicate header key \"labels\"");
+  t_end(&m);
+  // unknown keys may repeat: they are skipped
+  t_hdr(&m, 2, 1, FFS_FRAME_DATA, 0, 0);
+  t_kv(&m, "x", 1);
+  t_kv(&m, "x", 2);
+  t_expect_ok(&m, NULL);
+  t_end(&m);
+}
+END_TEST
+
+START_TEST(test_bad_values) {
+  t_msg_t m;
+  t_hdr(&m, 0, 1, 0, 0, 0);
+  t_expect_fail(&m, NULL, "kind 0, expected 1..4");
+  t_end(&m);
+  t_hdr(&m, 0, 1, 5, 0, 0);
+  t_expect_fail(&m, NULL, "kind 5, expected 1..4");
+  t_end(&m);
+  t_hdr(&m, 0, 1, 300, 0, 0);
+  t_expect_fail(&m, NULL, "\"kind\" = 300");
+  t_end(&m);
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_kv(&m, "pol", 4);
+  t_expect_fail(&m, NULL, "pol 4, expected 0..3");
+  t_end(&m);
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_kv(&m, "mode", 2);
+  t_expect_fail(&m, NULL, "mode 2, expected 0..1");
+  t_end(&m);
+  t_hdr(&m, 1, 1, FFS_FRAME_REPORT, 1, 2);
+  t_kv(&m, "aux", 3);
+  t_floats(&m, 2);
+  t_expect_fail(&m, NULL, "aux 3 exceeds cols 2");
+  t_end(&m);
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_kv(&m, "epoch", (uint64_t)UINT32_MAX + 1);
+  t_expect_fail(&m, NULL, "\"epoch\" = 4294967296");
+  t_end(&m);
+  t_hdr(&m, 0, 1, FFS_FRAME_DATA, (uint64_t)UINT32_MAX + 1, 0);
+  t_expect_fail(&m, NULL, "\"rows\" = 4294967296");
+  t_end(&m);
+  // negative numbers, strings, floats and nil are not unsigned ints
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_key(&m, "tick"), msgpack_pack_int8(&m.pk, -1);
+  t_expect_fail(&m, NULL, "\"tick\": value has type negative fixint");
+  t_end(&m);
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_key(&m, "seq"), t_raw(&m, "\xd3\x00\x00\x00\x00\x00\x00\x00\x01", 9); // int64 1
+  t_expect_fail(&m, NULL, "\"seq\": value has type int");
+  t_end(&m);
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_key(&m, "stage"), msgpack_pack_double(&m.pk, 1.0);
+  t_expect_fail(&m, NULL, "expected an unsigned int");
+  t_end(&m);
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_key(&m, "aux"), msgpack_pack_nil(&m.pk);
+  t_expect_fail(&m, NULL, "\"aux\": value has type nil");
+  t_end(&m);
+  // arrays must be bin (not str, not a msgpack array)
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 1, 1);
+  t_key(&m, "labels"), t_raw(&m, "\xa1\x03", 2);
+  t_floats(&m, 1);
+  t_expect_fail(&m, NULL, "\"labels\": value has type fixstr (0xa1), expected a bin");
+  t_end(&m);
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 1, 1);
+  t_key(&m, "ids"), t_raw(&m, "\x91\x03", 2);
+  t_floats(&m, 1);
+  t_expect_fail(&m, NULL, "expected a bin");
+  t_end(&m);
+  // keys: str of at most 16 bytes
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_key(&m, "seventeen_bytes_x"), msgpack_pack_uint8(&m.pk, 0);
+  t_expect_fail(&m, NULL, "key of 17 bytes, at most 16");
+  t_end(&m);
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  msgpack_pack_uint8(&m.pk, 1), msgpack_pack_uint8(&m.pk, 0);
+  t_expect_fail(&m, NULL, "key has type positive fixint");
+  t_end(&m);
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_raw(&m, "\xda\x00\x01x\x00", 5); // str16 key
+  t_expect_fail(&m, NULL, "key has type str (0xda)");
+  t_end(&m);
+}
+END_TEST
+
+START_TEST(test_array_lengths) {
+  t_msg_t m;
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 2, 1);
+  t_key(&m, "labels"), t_raw(&m, "\xc4\x01\x05", 3);
+  t_floats(&m, 2);
+  t_expect_fail(&m, NULL, "labels holds 1 bytes, expected rows = 2");
+  t_end(&m);
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 2, 1);
+  t_key(&m, "cands"), t_raw(&m, "\xc4\x03\x05\x05\x05", 5);
+  t_floats(&m, 2);
+  t_expect_fail(&m, NULL, "cands holds 3 bytes, expected rows = 2");
+  t_end(&m);
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 2, 1);
+  t_key(&m, "ids"), t_raw(&m, "\xc4\x02\x05\x05", 4);
+  t_floats(&m, 2);
+  t_expect_fail(&m, NULL, "ids holds 2 bytes, expected 4 x 2 rows = 8");
+  t_end(&m);
+  // bin16 form accepted
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 2, 1);
+  t_key(&m, "ids"), t_raw(&m, "\xc5\x00\x08\x01\x00\x00\x00\x00\x01\x00\x00", 11);
+  t_floats(&m, 2);
+  ffs_frame_t f;
+  char err[256];
+  ck_assert_msg(t_decode(&f, &m, NULL, err, sizeof err) == 0, "%s", err);
+  ck_assert_uint_eq(ffs_frame_id(&f, 0), 1);
+  ck_assert_uint_eq(ffs_frame_id(&f, 1), 256);
+  t_end(&m);
+}
+END_TEST
+
+// ---- limits ----
+
+START_TEST(test_max_rows) {
+  ffs_frame_limits_t lim = {.max_rows = 4};
+  t_msg_t m;
+  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 4, 1);
+  t_floats(&m, 4);
+  t_expect_ok(&m, &lim);
+  t_end(&m);
+  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 5, 1);
+  t_floats(&m, 5);
+  t_expect_ok(&m, NULL);
+  t_expect_fail(&m, &lim, "data frame with 5 rows, at most 4 accepted");
+  t_end(&m);
+}
+END_TEST
+
+START_TEST(test_cols_exact) {
+  ffs_frame_limits_t lim = {.cols = 3};
+  t_msg_t m;
+  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 1, 3);
+  t_floats(&m, 3);
+  t_expect_ok(&m, &lim);
+  t_end(&m);
+  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 1, 4);
+  t_floats(&m, 4);
+  t_expect_fail(&m, &lim, "data frame with 4 cols, expected 3");
+  t_end(&m);
+  t_hdr(&m, 0, 1, FFS_FRAME_FEEDBACK, 1, 2);
+  t_floats(&m, 2);
+  t_expect_fail(&m, &lim, "feedback frame with 2 cols, expected 3");
+  t_end(&m);
+  // report and mark frames are not held to the data width
+  t_hdr(&m, 0, 1, FFS_FRAME_REPORT, 1, 2);
+  t_floats(&m, 2);
+  t_expect_ok(&m, &lim);
+  t_end(&m);
+  t_hdr(&m, 0, 1, FFS_FRAME_MARK, 0, 0);
+  t_expect_ok(&m, &lim);
+  t_end(&m);
+}
+END_TEST
+
+START_TEST(test_max_cols) {
+  ffs_frame_limits_t lim = {.max_cols = 8};
+  t_msg_t m;
+  t_hdr(&m, 0, 1, FFS_FRAME_REPORT, 1, 8);
+  t_floats(&m, 8);
+  t_expect_ok(&m, &lim);
+  t_end(&m);
+  t_hdr(&m, 0, 1, FFS_FRAME_REPORT, 1, 9);
+  t_floats(&m, 9);
+  t_expect_fail(&m, &lim, "report frame with 9 cols, at most 8 accepted");
+  t_end(&m);
+}
+END_TEST
+
+START_TEST(test_huge_counts) {
+  // each declares gigabytes or billions of entries in a few bytes; a decoder
+  // that trusted the count would allocate, loop for minutes or read past the end
+  struct {
+    int hdr; // 1: after a valid v/kind/rows/cols header (as key "x" or raw)
+    const char *bytes;
+    size_t n;
+    const char *want;
+  } cases[] = {
+      {0, "\xdf\xff\xff\xff\xff\xa1v\x01", 8, "4294967295 entries, at most 32"},
+      {0, "\xde\xff\xff", 3, "65535 entries"},
+      {0, "\xdf\x00\x00\x00\x20", 5, "header truncated"}, // 32 entries declared, none there
+      {1, "\xa6labels\xc6\xff\xff\xff\xff\x00", 13, "\"labels\": bin declares 4294967295 bytes"},
+      {1, "\xa3ids\xc6\xff\xff\xff\xf0", 9, "declares 4294967280 bytes"},
+      {1, "\xa1x\xc6\xff\xff\xff\xff\x00\x00", 9, "declares 4294967295 bytes"},
+      {1, "\xa1x\xdb\xff\xff\xff\xff\x00", 8, "\"x\": str declares 4294967295 bytes"},
+      {1, "\xa1x\xdd\xff\xff\xff\xff\x01\x01", 9, "array of 4294967295 entries"},
+      {1, "\xa1x\xdf\xff\xff\xff\xff\x01\x01", 9, "map of 4294967295 entries"},
+      {1, "\xa1x\x92\xdd\xff\xff\xff\xff\x01", 9, "array of 4294967295 entries"},
+      {1, "\xa1x\xdc\xff\xff\xc0", 6, "array of 65535 entries"},
+      {1, "\xd9\xff", 2, "key of 255 bytes"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    t_msg_t m;
+    if (cases[i].hdr) t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+    else t_init(&m); // raw bytes only
+    t_raw(&m, cases[i].bytes, cases[i].n);
+    double t0 = t_now();
+    t_expect_fail(&m, NULL, cases[i].want);
+    ck_assert_msg(t_now() - t0 < 0.5, "case %zu took %.3f s", i, t_now() - t0);
+    t_end(&m);
+  }
+}
+END_TEST
+
+START_TEST(test_skip_budget) {
+  // an unknown array of 1000 nils is skipped; one of 2000 exceeds the bound
+  // on objects a frame may make the decoder walk
+  for (int n = 1000; n <= 2000; n += 1000) {
+    t_msg_t m;
+    t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+    t_key(&m, "x");
+    msgpack_pack_array(&m.pk, (size_t)n);
+    for (int i = 0; i < n; i++) msgpack_pack_nil(&m.pk);
+    if (n == 1000) t_expect_ok(&m, NULL);
+    else t_expect_fail(&m, NULL, "more than 1024 objects");
+    t_end(&m);
+  }
+}
+END_TEST
+
+START_TEST(test_rows_cols_overflow) {
+  t_msg_t m;
+  t_hdr(&m, 0, 1, FFS_FRAME_DATA, UINT32_MAX, UINT32_MAX);
+  t_floats(&m, 4);
+  t_expect_fail(&m, NULL, "overflows");
+  t_end(&m);
+  // large but representable: the byte count is computed in 64 bits
+  t_hdr(&m, 0, 1, FFS_FRAME_DATA, UINT32_MAX, 4);
+  t_floats(&m, 4);
+  t_expect_fail(&m, NULL, "4294967295x4 floats = 68719476720 bytes");
+  t_end(&m);
+  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 0x40000000u, 4); // x16 = 2^34, not 0 mod 2^32
+  t_expect_fail(&m, NULL, "payload holds 0 bytes");
+  t_end(&m);
+}
+END_TEST
+
+// xorshift64*: a fixed-seed generator, so a failing case can be replayed
+static uint64_t t_rand(uint64_t *s) {
+  *s ^= *s >> 12;
+  *s ^= *s << 25;
+  *s ^= *s >> 27;
+  return *s * 0x2545f4914f6cdd1dull;
+}
+
+START_TEST(test_fuzz) {
+  enum { CAP = 1024, ITERS = 200000 };
+  // seeds: a full frame, a mark, a frame with unknown keys
+  uint8_t seeds[3][CAP];
+  size_t seed_len[3];
+  seed_len[0] = t_encode_full(seeds[0], CAP);
+  ffs_frame_hdr_t mark = {.kind = FFS_FRAME_MARK, .seq = 1000};
+  seed_len[1] = ffs_frame_encode(seeds[1], CAP, &mark, NULL, NULL, NULL, NULL);
+  t_msg_t m;
+  t_hdr(&m, 2, 1, FFS_FRAME_DATA, 2, 2);
+  t_key(&m, "x"), t_raw(&m, "\x92\x81\xa1k\xcb\x00\x00\x00\x00\x00\x00\x00\x00\xa2hi", 16);
+  t_key(&m, "labels"), t_raw(&m, "\xc4\x02\x01\x02", 4);
+  t_floats(&m, 4);
+  memcpy(seeds[2], m.sb.data, m.sb.size);
+  seed_len[2] = m.sb.size;
+  t_end(&m);
+  for (int i = 0; i < 3; i++) ck_assert_uint_gt(seed_len[i], 0);
+
+  static const uint8_t special[] = {0x00, 0x01, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf,
+                                    0xc0, 0xc1, 0xc4, 0xc5, 0xc6, 0xca, 0xcb, 0xcc, 0xcd,
+                                    0xce, 0xcf, 0xd0, 0xd3, 0xd9, 0xda, 0xdb, 0xdc, 0xdd,
+                                    0xde, 0xdf, 0xe0, 0xff};
+  uint8_t *arena = malloc(CAP); // data sits at its end: reads past it hit ASan's redzone
+  uint8_t work[CAP];
+  uint64_t s = 0x9e3779b97f4a7c15ull;
+  long ok = 0;
+  for (long it = 0; it < ITERS; it++) {
+    size_t len;
+    uint64_t mode = t_rand(&s) % 4;
+    if (mode == 0) { // random bytes, usually starting like a map
+      len = t_rand(&s) % 96;
+      for (size_t i = 0; i < len; i++) work[i] = (uint8_t)t_rand(&s);
+      if (len && t_rand(&s) % 2) work[0] = special[t_rand(&s) % sizeof special];
+    } else { // a mutated seed
+      int k = (int)(t_rand(&s) % 3);
+      len = seed_len[k];
+      memcpy(work, seeds[k], len);
+      int edits = 1 + (int)(t_rand(&s) % 4);
+      for (int e = 0; e < edits && len; e++) {
+        size_t at = t_rand(&s) % len;
+        switch (t_rand(&s) % 5) {
+        case 0: work[at] = (uint8_t)t_rand(&s); break;
+        case 1: work[at] = special[t_rand(&s) % sizeof special]; break;
+        case 2: work[at] ^= (uint8_t)(1u << (t_rand(&s) % 8)); break;
+        case 3: len = at; break; // truncate
+        case 4: // grow by up to 8 random bytes
+          for (int g = (int)(t_rand(&s) % 8); g >= 0 && len < CAP; g--)
+            work[len++] = (uint8_t)t_rand(&s);
+          break;
+        }
+      }
+    }
+    uint8_t *buf = arena + CAP - len;
+    memcpy(buf, work, len);
+    ffs_frame_t f;
+    char err[128];
+    if (ffs_frame_decode(&f, buf, len, NULL, err, sizeof err) == 0) {
+      ok++;
+      size_t floats = (size_t)f.h.rows * f.h.cols;
+      const uint8_t *end = f.payload ? f.payload + floats * 4 : buf + len;
+      ck_assert_ptr_eq(end, buf + len);
+      ck_assert(f.h.kind >= 1 && f.h.kind <= 4 && f.h.pol <= 3 && f.h.mode <= 1);
+      ck_assert_uint_le(f.h.aux, f.h.cols);
+      float dst[CAP / 4];
+      ffs_frame_copy_payload(dst, &f);
+      for (uint32_t r = 0; r < f.h.rows && f.ids; r++) (void)ffs_frame_id(&f, r);
+    } else {
+      ck_assert(err[0] && strlen(err) < sizeof err);
+    }
+  }
+  free(arena);
+  // the loop must reach the end of the decoder, not only its first checks
+  ck_assert_int_gt(ok, 1000);
+  ck_assert_int_lt(ok, ITERS / 2);
+}
+END_TEST
+
+// ---- suite ----
+
+static Suite *frame_suite(void) {
+  Suite *s = suite_create("frame");
+  TCase *core = tcase_create("core");
+  tcase_add_test(core, test_round_trip);
+  tcase_add_test(core, test_round_trip_unaligned);
+  tcase_add_test(core, test_round_trip_no_arrays);
+  tcase_add_test(core, test_defaults);
+  tcase_add_test(core, test_mark_frame);
+  tcase_add_test(core, test_kind_str);
+  tcase_add_test(core, test_truncations);
+  tcase_add_test(core, test_encode_small_buffer);
+  tcase_add_test(core, test_encoded_max);
+  tcase_add_test(core, test_copy_payload_nonfinite);
+  tcase_add_test(core, test_unknown_keys_skipped);
+  tcase_add_test(core, test_unknown_key_bad_types);
+  tcase_add_test(core, test_wrong_version);
+  tcase_add_test(core, test_missing_keys);
+  tcase_add_test(core, test_payload_mismatch);
+  tcase_add_test(core, test_non_map_top);
+  tcase_add_test(core, test_duplicate_key);
+  tcase_add_test(core, test_bad_values);
+  tcase_add_test(core, test_array_lengths);
+  suite_add_tcase(s, core);
+
+  TCase *limits = tcase_create("limits");
+  tcase_set_timeout(limits, 120); // the fuzz loop under valgrind
+  tcase_add_test(limits, test_max_rows);
+  tcase_add_test(limits, test_cols_exact);
+  tcase_add_test(limits, test_max_cols);
+  tcase_add_test(limits, test_huge_counts);
+  tcase_add_test(limits, test_skip_budget);
+  tcase_add_test(limits, test_rows_cols_overflow);
+  tcase_add_test(limits, test_fuzz);
+  suite_add_tcase(s, limits);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(frame_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
