@@ -1,0 +1,543 @@
+// ffs_launch: the supervisor side of `ffstream run`. ---- spawn ---- starts
+// the stages (processes via fork+exec of `ffstream stage`, or threads);
+// ---- control ---- is the ROUTER loop that hears READY/STATS/SENT/TRAINED/
+// RESULT/ERROR/BYE; ---- results ---- writes metrics.csv and summary.json.
+// The launcher never computes on frames; it must never block on a stage.
+#include "ffs_launch.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "ffs_log.h"
+#include "ffs_pin.h"
+#include "ffs_stage.h"
+
+volatile sig_atomic_t ffs_interrupted = 0;
+
+static void s_on_signal(int sig) {
+  (void)sig;
+  ffs_interrupted = 1;
+}
+
+void ffs_install_signal_handlers(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = s_on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+#define S_READY_TIMEOUT_S 60.0
+#define S_STOP_TIMEOUT_S 2.0
+
+typedef struct {
+  int ready, bye, failed;
+  pid_t pid;
+  int core;
+  // latest STATS
+  double frames, bad, busy, blocked, wall, samples, gpos, gneg, fbr, fbs, fbd;
+} s_stage_t;
+
+typedef struct {
+  int epoch;
+  double train_s, samples_per_s;
+  double energy, softmax; // -1 = not measured
+  int n_layers;
+  char layer_name[FFS_MAX_STAGES][FFS_NAME_MAX];
+  double layer_energy[FFS_MAX_STAGES], layer_softmax[FFS_MAX_STAGES];
+  double wall_s;
+} s_result_t;
+
+typedef struct {
+  const ffs_launch_opts_t *o;
+  const ffs_topo_t *t;
+  void *zctx, *ctl;
+  char run_dir[128];
+  char out_dir[FFS_PATH_MAX];
+  s_stage_t st[FFS_MAX_STAGES];
+  pthread_t thr[FFS_MAX_STAGES];
+  ffs_stage_env_t env[FFS_MAX_STAGES];
+  volatile sig_atomic_t thread_stop;
+  int cores[FFS_MAX_STAGES];
+  double t0, t_phase;      // run start; end of the previous phase at the readout
+  double train_s_total;
+  long train_samples_total;
+  long train_n_sent;       // samples in the latest training phase the source sent
+  s_result_t res[1024];
+  int n_res;
+  int next_cmd, n_cmds;    // EPOCH commands sent / planned
+  int cmds_epoch[2048], cmds_mode[2048];
+  int last_epoch_done;     // last eval RESULT received (epoch), -1 none
+  int finished;
+  char error[1024];
+  FILE *metrics;
+  int tty;
+  double last_progress;
+} s_run_t;
+
+static int s_stage_index(const s_run_t *r, const char *name, size_t len) {
+  for (int i = 0; i < r->t->n_stages; i++)
+    if (strlen(r->t->stages[i].name) == len && !memcmp(r->t->stages[i].name, name, len)) return i;
+  return -1;
+}
+
+static int s_send(s_run_t *r, int stage, const char *msg) {
+  const char *name = r->t->stages[stage].name;
+  if (zmq_send(r->ctl, name, strlen(name), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -1;
+  return zmq_send(r->ctl, msg, strlen(msg), ZMQ_DONTWAIT) < 0 ? -1 : 0;
+}
+
+// ---- spawn ----
+
+static void *s_thread_main(void *arg) {
+  ffs_stage_env_t *env = arg;
+  ffs_stage_run(env);
+  return NULL;
+}
+
+static int s_spawn(s_run_t *r) {
+  const ffs_topo_t *t = r->t;
+  for (int i = 0; i < t->n_stages; i++) {
+    if (r->o->threads) {
+      r->env[i] = (ffs_stage_env_t){.topo = t, .index = i, .run_dir = r->run_dir,
+                                    .out_dir = r->out_dir, .zctx = r->zctx,
+                                    .stop = &r->thread_stop, .core = r->cores[i],
+                                    .thread_mode = 1};
+      if (pthread_create(&r->thr[i], NULL, s_thread_main, &r->env[i]) != 0) {
+        snprintf(r->error, sizeof r->error, "cannot start a thread for stage '%s'", t->stages[i].name);
+        return -1;
+      }
+      r->st[i].pid = getpid();
+      r->st[i].core = r->cores[i];
+      continue;
+    }
+    char core[16];
+    snprintf(core, sizeof core, "%d", r->cores[i]);
+    const char *argv[16 + 2 * 64];
+    int a = 0;
+    argv[a++] = r->o->exe;
+    argv[a++] = "stage";
+    argv[a++] = "--topology", argv[a++] = r->o->topo_path;
+    argv[a++] = "--name", argv[a++] = t->stages[i].name;
+    argv[a++] = "--run-dir", argv[a++] = r->run_dir;
+    argv[a++] = "--out", argv[a++] = r->out_dir;
+    argv[a++] = "--core", argv[a++] = core;
+    for (int k = 0; k < r->o->n_sets && k < 64; k++) argv[a++] = "--set", argv[a++] = r->o->sets[k];
+    argv[a] = NULL;
+    pid_t pid = fork();
+    if (pid < 0) {
+      snprintf(r->error, sizeof r->error, "fork: %s", strerror(errno));
+      return -1;
+    }
+    if (pid == 0) {
+      execv(r->o->exe, (char *const *)argv);
+      fprintf(stderr, "ffstream: cannot exec %s: %s\n", r->o->exe, strerror(errno));
+      _exit(127);
+    }
+    r->st[i].pid = pid;
+    r->st[i].core = r->cores[i];
+  }
+  return 0;
+}
+
+// Reaps children that exited; a stage that dies before its BYE fails the run.
+static void s_reap(s_run_t *r) {
+  if (r->o->threads) return;
+  for (int i = 0; i < r->t->n_stages; i++) {
+    if (r->st[i].pid <= 0) continue;
+    int status;
+    pid_t p = waitpid(r->st[i].pid, &status, WNOHANG);
+    if (p != r->st[i].pid) continue;
+    r->st[i].pid = -r->st[i].pid; // remember it, mark it gone
+    if (!r->st[i].bye && !r->error[0]) {
+      if (WIFSIGNALED(status))
+        snprintf(r->error, sizeof r->error, "stage '%s' was killed by signal %d",
+                 r->t->stages[i].name, WTERMSIG(status));
+      else
+        snprintf(r->error, sizeof r->error, "stage '%s' exited with status %d before finishing",
+                 r->t->stages[i].name, WEXITSTATUS(status));
+    }
+  }
+}
+
+// ---- control ----
+
+static double s_kv(const char *line, const char *key) {
+  char pat[40];
+  snprintf(pat, sizeof pat, " %s=", key);
+  const char *p = strstr(line, pat);
+  return p ? strtod(p + strlen(pat), NULL) : -1.0;
+}
+
+static void s_send_next_cmd(s_run_t *r) {
+  if (r->next_cmd >= r->n_cmds) return;
+  char msg[64];
+  snprintf(msg, sizeof msg, "EPOCH %d %s", r->cmds_epoch[r->next_cmd],
+           r->cmds_mode[r->next_cmd] ? "eval" : "train");
+  if (s_send(r, 0, msg) == 0) r->next_cmd++;
+}
+
+static void s_on_result(s_run_t *r, const char *line) {
+  if (r->n_res >= (int)(sizeof r->res / sizeof r->res[0])) return;
+  s_result_t *x = &r->res[r->n_res++];
+  memset(x, 0, sizeof *x);
+  x->epoch = (int)s_kv(line, "epoch");
+  x->energy = s_kv(line, "energy");
+  x->softmax = s_kv(line, "softmax");
+  x->wall_s = ffs_now() - r->t0;
+  x->train_s = r->train_s_total;
+  x->samples_per_s = r->train_s_total > 0 ? (double)r->train_samples_total / r->train_s_total : 0;
+  const char *p = line;
+  while ((p = strstr(p, " layer=")) && x->n_layers < FFS_MAX_STAGES) {
+    p += 7;
+    const char *colon = strchr(p, ':');
+    if (!colon) break;
+    size_t len = (size_t)(colon - p) < FFS_NAME_MAX - 1 ? (size_t)(colon - p) : FFS_NAME_MAX - 1;
+    memcpy(x->layer_name[x->n_layers], p, len);
+    x->layer_name[x->n_layers][len] = 0;
+    char *end;
+    x->layer_energy[x->n_layers] = strtod(colon + 1, &end);
+    x->layer_softmax[x->n_layers] = *end == ':' ? strtod(end + 1, NULL) : -1.0;
+    x->n_layers++;
+  }
+  r->last_epoch_done = x->epoch;
+  r->t_phase = ffs_now();
+}
+
+static double s_primary(const s_run_t *r, const s_result_t *x) {
+  const ffs_stage_cfg_t *ro = &r->t->stages[r->t->n_stages - 1];
+  if (ro->primary == FFS_INFER_SOFTMAX && x->softmax >= 0) return x->softmax;
+  return x->energy >= 0 ? x->energy : x->softmax;
+}
+
+static void s_metrics_row(s_run_t *r, const s_result_t *x) {
+  if (!r->metrics) return;
+  if (r->n_res == 1) {
+    fprintf(r->metrics, "epoch,wall_s,train_s,train_samples_per_s,test_error,test_error_energy,test_error_softmax");
+    for (int i = 0; i < x->n_layers; i++)
+      fprintf(r->metrics, ",energy_%s,softmax_%s", x->layer_name[i], x->layer_name[i]);
+    fputc('\n', r->metrics);
+  }
+  fprintf(r->metrics, "%d,%.3f,%.3f,%.1f,%.6f,%.6f,%.6f", x->epoch + 1, x->wall_s, x->train_s,
+          x->samples_per_s, s_primary(r, x), x->energy, x->softmax);
+  for (int i = 0; i < x->n_layers; i++)
+    fprintf(r->metrics, ",%.6f,%.6f", x->layer_energy[i], x->layer_softmax[i]);
+  fputc('\n', r->metrics);
+  fflush(r->metrics);
+}
+
+static void s_on_message(s_run_t *r, int i, char *line) {
+  s_stage_t *s = &r->st[i];
+  const char *name = r->t->stages[i].name;
+  if (!strncmp(line, "READY", 5)) {
+    s->ready = 1;
+  } else if (!strncmp(line, "STATS ", 6)) {
+    char *l = line + 5; // keys are matched as " key="
+    s->frames = s_kv(l, "frames"), s->bad = s_kv(l, "bad"), s->busy = s_kv(l, "busy");
+    s->blocked = s_kv(l, "blocked");
+    s->wall = s_kv(l, "wall"), s->samples = s_kv(l, "samples");
+    s->gpos = s_kv(l, "gpos"), s->gneg = s_kv(l, "gneg");
+    s->fbr = s_kv(l, "fbr"), s->fbs = s_kv(l, "fbs"), s->fbd = s_kv(l, "fbd");
+  } else if (!strncmp(line, "SENT", 4)) {
+    if (strstr(line, " train ")) r->train_n_sent = (long)s_kv(line, "n");
+    s_send_next_cmd(r);
+  } else if (!strncmp(line, "TRAINED", 7)) {
+    double now = ffs_now();
+    r->train_s_total += now - r->t_phase;
+    r->train_samples_total += r->train_n_sent > 0 ? r->train_n_sent : 0;
+    r->t_phase = now;
+  } else if (!strncmp(line, "RESULT", 6)) {
+    s_on_result(r, line);
+    s_result_t *x = &r->res[r->n_res - 1];
+    s_metrics_row(r, x);
+    if (r->tty) fputs("\r\033[K", stdout);
+    printf("epoch %d/%d: test error %.2f%% (energy %s, softmax %s)  %.0f samples/s  %.1f s\n",
+           x->epoch + 1, r->t->epochs, 100.0 * s_primary(r, x),
+           x->energy >= 0 ? "measured" : "off", x->softmax >= 0 ? "measured" : "off",
+           x->samples_per_s, x->wall_s);
+    printf("    energy %.2f%%  softmax %.2f%%  per layer:", 100 * x->energy, 100 * x->softmax);
+    for (int k = 0; k < x->n_layers; k++)
+      printf(" %s %.2f%%/%.2f%%", x->layer_name[k], 100 * x->layer_energy[k],
+             x->layer_softmax[k] >= 0 ? 100 * x->layer_softmax[k] : -100.0);
+    printf("\n");
+    fflush(stdout);
+    if (x->epoch >= r->t->epochs - 1) r->finished = 1;
+  } else if (!strncmp(line, "ERROR", 5)) {
+    s->failed = 1;
+    if (!r->error[0]) snprintf(r->error, sizeof r->error, "stage '%s': %.900s", name, line + 6);
+  } else if (!strncmp(line, "BYE", 3)) {
+    s->bye = 1;
+  }
+}
+
+// Receives every pending control message, waiting at most timeout_ms.
+static void s_pump_ctl(s_run_t *r, int timeout_ms) {
+  zmq_pollitem_t it = {r->ctl, 0, ZMQ_POLLIN, 0};
+  if (zmq_poll(&it, 1, timeout_ms) <= 0) return;
+  for (;;) {
+    char id[64], line[2048];
+    int n = zmq_recv(r->ctl, id, sizeof id, ZMQ_DONTWAIT);
+    if (n < 0) return;
+    int more = 0;
+    size_t ml = sizeof more;
+    zmq_getsockopt(r->ctl, ZMQ_RCVMORE, &more, &ml);
+    if (!more) continue;
+    int m = zmq_recv(r->ctl, line, sizeof line - 1, ZMQ_DONTWAIT);
+    if (m < 0) return;
+    line[m < (int)sizeof line - 1 ? m : (int)sizeof line - 1] = 0;
+    // drain any further parts of a malformed multi-part message
+    while (zmq_getsockopt(r->ctl, ZMQ_RCVMORE, &more, &ml) == 0 && more) {
+      char junk[64];
+      if (zmq_recv(r->ctl, junk, sizeof junk, ZMQ_DONTWAIT) < 0) break;
+    }
+    int i = s_stage_index(r, id, n < (int)sizeof id ? (size_t)n : sizeof id);
+    if (i >= 0) s_on_message(r, i, line);
+  }
+}
+
+// Fraction of wall time a stage computed (waiting on backpressure excluded).
+static double s_utilization(const s_stage_t *s) {
+  return s->wall > 0 ? (s->busy - s->blocked) / s->wall : 0.0;
+}
+
+static void s_progress(s_run_t *r) {
+  double now = ffs_now();
+  if (r->o->quiet || now - r->last_progress < (r->tty ? 0.5 : 10.0)) return;
+  r->last_progress = now;
+  const ffs_topo_t *t = r->t;
+  int last_layer = t->n_stages - 2;
+  double done = r->st[last_layer].samples / 2.0; // positive + negative rows
+  double elapsed = now - r->t0;
+  char line[1024];
+  int n = snprintf(line, sizeof line, "epoch %d/%d | %.0f samples/s | util", r->last_epoch_done + 2 > t->epochs ? t->epochs : r->last_epoch_done + 2,
+                   t->epochs, elapsed > 0 ? done / elapsed : 0.0);
+  for (int i = 0; i < t->n_stages && n < (int)sizeof line - 64; i++) {
+    double u = s_utilization(&r->st[i]);
+    n += snprintf(line + n, sizeof line - (size_t)n, " %s %.0f%%", t->stages[i].name, 100 * u);
+  }
+  n += snprintf(line + n, sizeof line - (size_t)n, " | g+ %.0f g- %.0f (%s)", r->st[1].gpos,
+                r->st[1].gneg, t->stages[1].name);
+  if (r->n_res)
+    snprintf(line + n, sizeof line - (size_t)n, " | last test error %.2f%%",
+             100 * s_primary(r, &r->res[r->n_res - 1]));
+  if (r->tty) printf("\r\033[K%s", line);
+  else printf("%s\n", line);
+  fflush(stdout);
+}
+
+// ---- results ----
+
+static void s_json_num(FILE *f, double v) {
+  if (v < 0) fputs("null", f);
+  else fprintf(f, "%.6g", v);
+}
+
+static void s_write_summary(s_run_t *r, int rc) {
+  char path[FFS_PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/summary.json", r->out_dir);
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    ffs_error("cannot write %s: %s", path, strerror(errno));
+    return;
+  }
+  const s_result_t *x = r->n_res ? &r->res[r->n_res - 1] : NULL;
+  fprintf(f, "{\n  \"topology\": \"%s\",\n  \"name\": \"%s\",\n  \"status\": \"%s\",\n",
+          r->t->path, r->t->name, rc == 0 ? "ok" : rc == 130 ? "interrupted" : "failed");
+  fprintf(f, "  \"mode\": \"%s\",\n  \"cores\": %d,\n", r->o->threads ? "threads" : "processes",
+          ffs_pin_ncores());
+  fputs("  \"test_error\": ", f), s_json_num(f, x ? s_primary(r, x) : -1);
+  fputs(",\n  \"test_error_energy\": ", f), s_json_num(f, x ? x->energy : -1);
+  fputs(",\n  \"test_error_softmax\": ", f), s_json_num(f, x ? x->softmax : -1);
+  fputs(",\n  \"test_error_per_layer\": {", f);
+  for (int i = 0; x && i < x->n_layers; i++) {
+    fprintf(f, "%s\"%s\": {\"energy\": ", i ? ", " : "", x->layer_name[i]);
+    s_json_num(f, x->layer_energy[i]);
+    fputs(", \"softmax\": ", f);
+    s_json_num(f, x->layer_softmax[i]);
+    fputc('}', f);
+  }
+  fprintf(f, "},\n  \"train_samples_per_s\": %.1f,\n", x ? x->samples_per_s : 0.0);
+  fprintf(f, "  \"epochs\": %d,\n  \"epochs_completed\": %d,\n  \"wall_s\": %.3f,\n", r->t->epochs,
+          x ? x->epoch + 1 : 0, ffs_now() - r->t0);
+  fputs("  \"stages\": [\n", f);
+  for (int i = 0; i < r->t->n_stages; i++) {
+    const s_stage_t *s = &r->st[i];
+    int pid = s->pid < 0 ? -s->pid : s->pid;
+    fprintf(f,
+            "    {\"name\": \"%s\", \"kind\": \"%s\", \"pid\": %d, \"core\": %d, \"frames\": %.0f, "
+            "\"bad_frames\": %.0f, \"utilization\": %.4f, \"feedback_received\": %.0f, "
+            "\"feedback_sent\": %.0f, \"feedback_dropped\": %.0f}%s\n",
+            r->t->stages[i].name, ffs_stage_kind_str(r->t->stages[i].kind), pid, s->core,
+            s->frames < 0 ? 0 : s->frames, s->bad < 0 ? 0 : s->bad,
+            s_utilization(s), s->fbr < 0 ? 0 : s->fbr,
+            s->fbs < 0 ? 0 : s->fbs, s->fbd < 0 ? 0 : s->fbd, i + 1 < r->t->n_stages ? "," : "");
+  }
+  fputs("  ]\n}\n", f);
+  fclose(f);
+}
+
+// ---- shutdown ----
+
+static void s_shutdown(s_run_t *r) {
+  for (int i = 0; i < r->t->n_stages; i++) s_send(r, i, "STOP");
+  double deadline = ffs_now() + S_STOP_TIMEOUT_S;
+  for (;;) {
+    s_pump_ctl(r, 20);
+    s_reap(r);
+    int alive = 0;
+    for (int i = 0; i < r->t->n_stages; i++)
+      alive += r->o->threads ? !r->st[i].bye && !r->st[i].failed : r->st[i].pid > 0;
+    if (!alive || ffs_now() > deadline) break;
+  }
+  if (r->o->threads) {
+    r->thread_stop = 1;
+    for (int i = 0; i < r->t->n_stages; i++) pthread_join(r->thr[i], NULL);
+    return;
+  }
+  for (int i = 0; i < r->t->n_stages; i++)
+    if (r->st[i].pid > 0) {
+      ffs_warn("stage '%s' did not stop in %.0f s: killing it", r->t->stages[i].name, S_STOP_TIMEOUT_S);
+      kill(r->st[i].pid, SIGKILL);
+      waitpid(r->st[i].pid, NULL, 0);
+      r->st[i].pid = -r->st[i].pid;
+    }
+}
+
+static void s_remove_run_dir(s_run_t *r) {
+  if (r->o->threads || r->t->transport != FFS_TRANSPORT_IPC) return;
+  char p[256];
+  for (int i = 0; i < r->t->n_stages; i++) {
+    const char *nm = r->t->stages[i].name;
+    snprintf(p, sizeof p, "%s/%s.in", r->run_dir, nm), unlink(p);
+    snprintf(p, sizeof p, "%s/%s.fb", r->run_dir, nm), unlink(p);
+    for (int k = 0; k < r->t->n_stages; k++) snprintf(p, sizeof p, "%s/%s.rep%d", r->run_dir, nm, k), unlink(p);
+  }
+  snprintf(p, sizeof p, "%s/ctl", r->run_dir), unlink(p);
+  rmdir(r->run_dir);
+}
+
+// ---- the run ----
+
+int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
+  s_run_t *r = calloc(1, sizeof *r);
+  if (!r) return 1;
+  r->o = o, r->t = t, r->last_epoch_done = -1;
+  r->tty = isatty(STDOUT_FILENO) && !o->quiet;
+  int rc = 1;
+  if (o->out_dir) {
+    snprintf(r->out_dir, sizeof r->out_dir, "%s", o->out_dir);
+  } else {
+    char stamp[32];
+    time_t now = time(NULL);
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
+    mkdir("runs", 0755);
+    snprintf(r->out_dir, sizeof r->out_dir, "runs/%s-%s", t->name, stamp);
+  }
+  if (mkdir(r->out_dir, 0755) < 0 && errno != EEXIST) {
+    fprintf(stderr, "ffstream: cannot create output folder %s: %s\n", r->out_dir, strerror(errno));
+    free(r);
+    return 2;
+  }
+  if (o->threads) snprintf(r->run_dir, sizeof r->run_dir, "ffs-%d", (int)getpid());
+  else {
+    snprintf(r->run_dir, sizeof r->run_dir, "/tmp/ffs-%d", (int)getpid());
+    mkdir(r->run_dir, 0700);
+  }
+  char path[FFS_PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/metrics.csv", r->out_dir);
+  r->metrics = fopen(path, "w");
+
+  // children: one BLAS thread per pinned stage, and the fastest kernels
+  setenv("OPENBLAS_NUM_THREADS", "1", 0);
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
+
+  int ncores = ffs_pin_ncores();
+  int shared = ffs_pin_plan(t, ncores, r->cores);
+  if (shared > 0)
+    ffs_warn("%d stages on %d cores: %d stages share a core (pinning wraps around)", t->n_stages,
+             ncores, shared);
+
+  r->zctx = zmq_ctx_new();
+  r->ctl = zmq_socket(r->zctx, ZMQ_ROUTER);
+  int linger = 0, mandatory = 0;
+  zmq_setsockopt(r->ctl, ZMQ_LINGER, &linger, sizeof linger);
+  zmq_setsockopt(r->ctl, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory);
+  int64_t maxmsg = 1 << 16;
+  zmq_setsockopt(r->ctl, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+  char ep[FFS_PATH_MAX + 64];
+  ffs_topo_endpoint(t, r->run_dir, 0, FFS_CHAN_CTL, 0, ep, sizeof ep);
+  if (zmq_bind(r->ctl, ep) < 0) {
+    snprintf(r->error, sizeof r->error, "cannot bind the control socket %s: %s", ep,
+             zmq_strerror(zmq_errno()));
+    goto done;
+  }
+  for (int e = 0; e < t->epochs; e++) {
+    r->cmds_epoch[r->n_cmds] = e, r->cmds_mode[r->n_cmds++] = 0;
+    if ((e + 1) % t->eval_every == 0 || e == t->epochs - 1)
+      r->cmds_epoch[r->n_cmds] = e, r->cmds_mode[r->n_cmds++] = 1;
+  }
+  printf("ffstream: %s: %d stages (%s) on %d cores, output in %s\n", t->path, t->n_stages,
+         o->threads ? "threads" : "processes", ncores, r->out_dir);
+  fflush(stdout);
+  r->t0 = ffs_now();
+  if (s_spawn(r) < 0) goto done;
+
+  // ready handshake: nothing is streamed until every stage has bound its inputs
+  for (;;) {
+    s_pump_ctl(r, 50);
+    s_reap(r);
+    int ready = 0;
+    for (int i = 0; i < t->n_stages; i++) ready += r->st[i].ready;
+    if (ready == t->n_stages || r->error[0] || ffs_interrupted) break;
+    if (ffs_now() - r->t0 > S_READY_TIMEOUT_S) {
+      snprintf(r->error, sizeof r->error, "stages not ready after %.0f s", S_READY_TIMEOUT_S);
+      break;
+    }
+  }
+  if (!r->error[0] && !ffs_interrupted) {
+    for (int i = 0; i < t->n_stages; i++)
+      printf("  stage %-8s %-9s pid %-7d core %d\n", t->stages[i].name,
+             ffs_stage_kind_str(t->stages[i].kind), (int)r->st[i].pid, r->cores[i]);
+    r->t_phase = ffs_now();
+    s_send_next_cmd(r);
+    s_send_next_cmd(r); // one phase queued ahead keeps the pipeline full
+    while (!r->finished && !r->error[0] && !ffs_interrupted) {
+      s_pump_ctl(r, 100);
+      s_reap(r);
+      s_progress(r);
+    }
+  }
+done:
+  if (r->tty) fputs("\r\033[K", stdout);
+  if (ffs_interrupted) rc = 130;
+  else if (r->error[0]) rc = 1;
+  else rc = 0;
+  if (r->error[0]) fprintf(stderr, "ffstream: %s\n", r->error);
+  if (ffs_interrupted) fprintf(stderr, "ffstream: interrupted; stopping stages\n");
+  s_shutdown(r);
+  s_write_summary(r, rc);
+  if (r->metrics) fclose(r->metrics);
+  zmq_close(r->ctl);
+  zmq_ctx_term(r->zctx);
+  s_remove_run_dir(r);
+  if (r->n_res) {
+    const s_result_t *x = &r->res[r->n_res - 1];
+    printf("result: test error %.2f%% after %d epochs (energy %.2f%%, softmax %.2f%%), %.0f train samples/s, %.1f s wall\n",
+           100 * s_primary(r, x), x->epoch + 1, 100 * x->energy, 100 * x->softmax,
+           x->samples_per_s, ffs_now() - r->t0);
+  }
+  printf("summary: %s/summary.json\n", r->out_dir);
+  free(r);
+  return rc;
+}

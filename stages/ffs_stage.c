@@ -1,0 +1,407 @@
+// ffs_stage: the runtime under every stage kind. Read top to bottom: pin,
+// sockets, create the stage, READY, poll loop (control, data, feedback,
+// reports, pump), final checkpoint, BYE. Bad frames are counted, logged a
+// few times, and dropped; the loop never exits because of a peer's bytes.
+#include "ffs_stage.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "ffs_log.h"
+#include "ffs_pin.h"
+
+extern const ffs_stage_ops_t ffs_source_ops;
+extern const ffs_stage_ops_t ffs_ff_layer_ops;
+extern const ffs_stage_ops_t ffs_readout_ops;
+
+#define S_STATS_EVERY_S 0.5
+#define S_BAD_LOG_MAX 5 // log the first few bad frames, then only count
+
+struct ffs_io {
+  const ffs_stage_env_t *env;
+  const ffs_stage_ops_t *ops;
+  void *self;
+  void *ctl;                          // DEALER to the launcher
+  void *in;                           // PULL: forward input (NULL for source/readout)
+  void *fb_in;                        // PULL: feedback input (NULL when none)
+  void *fwd;                          // PUSH: next stage's input (NULL at the end)
+  void *rep;                          // PUSH: the readout's report input (layers)
+  void *rep_in[FFS_MAX_STAGES];       // PULL: readout's report inputs, by stage
+  int rep_paused[FFS_MAX_STAGES];
+  void *fb_out[FFS_MAX_FEEDBACK];     // PUSH: outgoing feedback edges
+  int n_fb_out;
+  ffs_frame_limits_t lim_in, lim_fb, lim_rep[FFS_MAX_STAGES];
+  ffs_stage_stats_t stats;
+  int bad_logged;
+  char ckpt_path[FFS_PATH_MAX + 64];
+};
+
+const ffs_stage_ops_t *ffs_stage_ops(ffs_stage_kind_t kind) {
+  switch (kind) {
+  case FFS_STAGE_SOURCE: return &ffs_source_ops;
+  case FFS_STAGE_FF_LAYER: return &ffs_ff_layer_ops;
+  case FFS_STAGE_READOUT: return &ffs_readout_ops;
+  }
+  return NULL;
+}
+
+double ffs_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// ---- sockets ----
+
+// Rows a frame may carry anywhere in this topology.
+static uint32_t s_max_rows(const ffs_topo_t *t) {
+  uint32_t a = (uint32_t)t->batch, b = (uint32_t)t->eval_batch * 10u;
+  return a > b ? a : b;
+}
+
+static void *s_socket(ffs_io_t *io, int type, int hwm, size_t max_msg) {
+  void *s = zmq_socket(io->env->zctx, type);
+  if (!s) return NULL;
+  int linger = 0;
+  zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+  if (hwm > 0) {
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  }
+  if (max_msg > 0) {
+    int64_t mx = (int64_t)max_msg;
+    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &mx, sizeof mx);
+  }
+  int timeout_ms = 100; // blocking sends wake up to check the stop flag
+  zmq_setsockopt(s, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
+  return s;
+}
+
+static int s_bind(void *s, const char *ep, char *err, size_t errlen) {
+  if (zmq_bind(s, ep) == 0) return 0;
+  snprintf(err, errlen, "cannot bind %s: %s", ep, zmq_strerror(zmq_errno()));
+  return -1;
+}
+
+static int s_connect(void *s, const char *ep, char *err, size_t errlen) {
+  if (zmq_connect(s, ep) == 0) return 0;
+  snprintf(err, errlen, "cannot connect to %s: %s", ep, zmq_strerror(zmq_errno()));
+  return -1;
+}
+
+static int s_open_sockets(ffs_io_t *io, char *err, size_t errlen) {
+  const ffs_stage_env_t *env = io->env;
+  const ffs_topo_t *t = env->topo;
+  const ffs_stage_cfg_t *me = &t->stages[env->index];
+  char ep[FFS_PATH_MAX + 64];
+  uint32_t max_rows = s_max_rows(t);
+  int hwm = t->hwm_frames;
+
+  io->ctl = s_socket(io, ZMQ_DEALER, 0, 1 << 16);
+  if (!io->ctl) goto zfail;
+  zmq_setsockopt(io->ctl, ZMQ_ROUTING_ID, me->name, strlen(me->name));
+  int linger = 1000; // let READY/STATS/BYE reach the launcher
+  zmq_setsockopt(io->ctl, ZMQ_LINGER, &linger, sizeof linger);
+  ffs_topo_endpoint(t, env->run_dir, 0, FFS_CHAN_CTL, 0, ep, sizeof ep);
+  if (s_connect(io->ctl, ep, err, errlen)) return -1;
+
+  // forward input: every ff_layer binds one
+  if (me->kind == FFS_STAGE_FF_LAYER) {
+    io->lim_in = (ffs_frame_limits_t){max_rows, (uint32_t)me->in_dim, (uint32_t)me->in_dim};
+    io->in = s_socket(io, ZMQ_PULL, hwm, ffs_frame_encoded_max(max_rows, (uint32_t)me->in_dim));
+    if (!io->in) goto zfail;
+    ffs_topo_endpoint(t, env->run_dir, env->index, FFS_CHAN_IN, 0, ep, sizeof ep);
+    if (s_bind(io->in, ep, err, errlen)) return -1;
+  }
+  // forward output: to the next stage when it is an ff_layer
+  if (env->index + 1 < t->n_stages && t->stages[env->index + 1].kind == FFS_STAGE_FF_LAYER) {
+    io->fwd = s_socket(io, ZMQ_PUSH, hwm, 0);
+    if (!io->fwd) goto zfail;
+    ffs_topo_endpoint(t, env->run_dir, env->index + 1, FFS_CHAN_IN, 0, ep, sizeof ep);
+    if (s_connect(io->fwd, ep, err, errlen)) return -1;
+  }
+  // reports: every ff_layer -> the readout (last stage), one channel each
+  int readout = t->n_stages - 1;
+  if (me->kind == FFS_STAGE_FF_LAYER) {
+    io->rep = s_socket(io, ZMQ_PUSH, hwm, 0);
+    if (!io->rep) goto zfail;
+    ffs_topo_endpoint(t, env->run_dir, readout, FFS_CHAN_REP, env->index, ep, sizeof ep);
+    if (s_connect(io->rep, ep, err, errlen)) return -1;
+  }
+  if (me->kind == FFS_STAGE_READOUT) {
+    for (int i = 0; i < t->n_stages; i++) {
+      if (t->stages[i].kind != FFS_STAGE_FF_LAYER) continue;
+      uint32_t cols = 1u + (uint32_t)t->stages[i].out_dim;
+      io->lim_rep[i] = (ffs_frame_limits_t){max_rows, 0, cols};
+      io->rep_in[i] = s_socket(io, ZMQ_PULL, hwm, ffs_frame_encoded_max(max_rows, cols));
+      if (!io->rep_in[i]) goto zfail;
+      ffs_topo_endpoint(t, env->run_dir, env->index, FFS_CHAN_REP, i, ep, sizeof ep);
+      if (s_bind(io->rep_in[i], ep, err, errlen)) return -1;
+    }
+  }
+  // feedback: bind an input when some edge ends here; connect each edge we start
+  uint32_t fb_cols = 0; // widest vector any edge into this stage carries
+  for (int k = 0; k < t->n_feedback; k++) {
+    const ffs_feedback_cfg_t *e = &t->feedback[k];
+    uint32_t c = (uint32_t)(t->stages[e->from].out_dim > 0 ? t->stages[e->from].out_dim : 10);
+    if (e->to == env->index && c > fb_cols) fb_cols = c;
+  }
+  if (fb_cols > 0) {
+    io->lim_fb = (ffs_frame_limits_t){max_rows, 0, fb_cols};
+    io->fb_in = s_socket(io, ZMQ_PULL, 2, ffs_frame_encoded_max(max_rows, fb_cols));
+    if (!io->fb_in) goto zfail;
+    ffs_topo_endpoint(t, env->run_dir, env->index, FFS_CHAN_FB, 0, ep, sizeof ep);
+    if (s_bind(io->fb_in, ep, err, errlen)) return -1;
+  }
+  for (int k = 0; k < t->n_feedback; k++) {
+    const ffs_feedback_cfg_t *e = &t->feedback[k];
+    if (e->from != env->index) continue;
+    void *s = s_socket(io, ZMQ_PUSH, 2, 0);
+    if (!s) goto zfail;
+    io->fb_out[io->n_fb_out++] = s;
+    ffs_topo_endpoint(t, env->run_dir, e->to, FFS_CHAN_FB, 0, ep, sizeof ep);
+    if (s_connect(s, ep, err, errlen)) return -1;
+  }
+  return 0;
+zfail:
+  snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(zmq_errno()));
+  return -1;
+}
+
+static void s_close_sockets(ffs_io_t *io) {
+  void **all[] = {&io->ctl, &io->in, &io->fb_in, &io->fwd, &io->rep};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    if (*all[i]) {
+      zmq_close(*all[i]);
+      *all[i] = NULL;
+    }
+  for (int i = 0; i < FFS_MAX_STAGES; i++)
+    if (io->rep_in[i]) zmq_close(io->rep_in[i]), io->rep_in[i] = NULL;
+  for (int k = 0; k < io->n_fb_out; k++) zmq_close(io->fb_out[k]);
+  io->n_fb_out = 0;
+}
+
+// ---- sending ----
+
+int ffs_io_stopping(const ffs_io_t *io) { return *io->env->stop != 0; }
+
+// Blocks until sent (backpressure); the time spent waiting is not work, so
+// it is counted apart and left out of the stage's utilization.
+static int s_send_blocking(ffs_io_t *io, void *sock, const void *buf, size_t len) {
+  if (zmq_send(sock, buf, len, ZMQ_DONTWAIT) >= 0) return 0;
+  double t0 = ffs_now();
+  int rc = 0;
+  while (zmq_send(sock, buf, len, 0) < 0) {
+    if ((zmq_errno() != EAGAIN && zmq_errno() != EINTR) || ffs_io_stopping(io)) {
+      rc = -1;
+      break;
+    }
+  }
+  io->stats.blocked_s += ffs_now() - t0;
+  return rc;
+}
+
+int ffs_io_has_forward(const ffs_io_t *io) { return io->fwd != NULL; }
+int ffs_io_has_report(const ffs_io_t *io) { return io->rep != NULL; }
+int ffs_io_n_feedback_out(const ffs_io_t *io) { return io->n_fb_out; }
+
+int ffs_io_send_forward(ffs_io_t *io, const void *buf, size_t len) {
+  return io->fwd ? s_send_blocking(io, io->fwd, buf, len) : 0;
+}
+
+int ffs_io_send_report(ffs_io_t *io, const void *buf, size_t len) {
+  return io->rep ? s_send_blocking(io, io->rep, buf, len) : 0;
+}
+
+int ffs_io_send_feedback(ffs_io_t *io, int k, const void *buf, size_t len) {
+  assert(k >= 0 && k < io->n_fb_out);
+  if (zmq_send(io->fb_out[k], buf, len, ZMQ_DONTWAIT) < 0) {
+    io->stats.fb_dropped++; // latest wins: the receiver still has an older one
+    return 0;
+  }
+  io->stats.fb_sent++;
+  return 0;
+}
+
+int ffs_io_send_ctl(ffs_io_t *io, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (n < 0) return -1;
+  size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+  return s_send_blocking(io, io->ctl, line, len);
+}
+
+void ffs_io_pause_report(ffs_io_t *io, int sub, int paused) {
+  assert(sub >= 0 && sub < FFS_MAX_STAGES);
+  io->rep_paused[sub] = paused;
+}
+
+ffs_stage_stats_t *ffs_io_stats(ffs_io_t *io) { return &io->stats; }
+
+int ffs_io_checkpoint(ffs_io_t *io) {
+  if (!io->ops->save || !io->ckpt_path[0]) return 0;
+  char err[512];
+  if (io->ops->save(io->self, io->ckpt_path, err, sizeof err) < 0) {
+    ffs_error("checkpoint failed: %s", err);
+    return -1;
+  }
+  return 0;
+}
+
+// ---- receiving ----
+
+static void s_bad_frame(ffs_io_t *io, const char *chan, const char *why) {
+  io->stats.bad_frames++;
+  if (io->bad_logged < S_BAD_LOG_MAX) {
+    io->bad_logged++;
+    ffs_warn("dropped a bad frame on %s: %s%s", chan, why,
+             io->bad_logged == S_BAD_LOG_MAX ? " (further bad frames are only counted)" : "");
+  }
+}
+
+// Receives one message from sock (non-blocking), decodes and dispatches it.
+static void s_recv_one(ffs_io_t *io, void *sock, const ffs_frame_limits_t *lim, ffs_chan_t chan,
+                       int sub, const char *chan_name) {
+  zmq_msg_t msg;
+  zmq_msg_init(&msg);
+  if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
+    zmq_msg_close(&msg);
+    return;
+  }
+  ffs_frame_t f;
+  char why[256];
+  if (ffs_frame_decode(&f, zmq_msg_data(&msg), zmq_msg_size(&msg), lim, why, sizeof why) < 0) {
+    s_bad_frame(io, chan_name, why);
+  } else {
+    double t0 = ffs_now();
+    if (io->ops->on_frame(io->self, io, &f, chan, sub) < 0)
+      s_bad_frame(io, chan_name, "rejected by the stage (wrong shape, kind or non-finite values)");
+    else
+      io->stats.frames++;
+    io->stats.busy_s += ffs_now() - t0;
+  }
+  zmq_msg_close(&msg);
+}
+
+// Handles one control line. Returns 1 when the stage must stop.
+static int s_on_control(ffs_io_t *io) {
+  char cmd[512];
+  int n = zmq_recv(io->ctl, cmd, sizeof cmd - 1, ZMQ_DONTWAIT);
+  if (n < 0) return 0;
+  if (n > (int)sizeof cmd - 1) n = (int)sizeof cmd - 1;
+  cmd[n] = 0;
+  if (!strcmp(cmd, "STOP")) return 1;
+  if (!strcmp(cmd, "CKPT")) {
+    ffs_io_checkpoint(io);
+    return 0;
+  }
+  if (io->ops->on_control && io->ops->on_control(io->self, io, cmd) < 0)
+    ffs_warn("control command not understood: '%s'", cmd);
+  return 0;
+}
+
+static void s_send_stats(ffs_io_t *io, double wall_s) {
+  const ffs_stage_stats_t *s = &io->stats;
+  ffs_io_send_ctl(io,
+                  "STATS frames=%llu bad=%llu busy=%.4f blocked=%.4f wall=%.4f samples=%llu gpos=%.4g gneg=%.4g "
+                  "fbr=%llu fbs=%llu fbd=%llu",
+                  (unsigned long long)s->frames, (unsigned long long)s->bad_frames, s->busy_s,
+                  s->blocked_s, wall_s,
+                  (unsigned long long)s->samples, s->g_pos, s->g_neg,
+                  (unsigned long long)s->fb_frames, (unsigned long long)s->fb_sent,
+                  (unsigned long long)s->fb_dropped);
+}
+
+// ---- the loop ----
+
+int ffs_stage_run(const ffs_stage_env_t *env) {
+  const ffs_topo_t *t = env->topo;
+  const ffs_stage_cfg_t *me = &t->stages[env->index];
+  ffs_log_set_name(me->name);
+  ffs_io_t *io = calloc(1, sizeof *io);
+  if (!io) return -1;
+  io->env = env;
+  io->ops = ffs_stage_ops(me->kind);
+  char err[1024] = "";
+  int rc = -1;
+
+  if (env->core >= 0) ffs_pin_to_core(env->core, env->thread_mode);
+  if (env->out_dir && env->out_dir[0]) {
+    char dir[FFS_PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/ckpt", env->out_dir);
+    mkdir(env->out_dir, 0755);
+    mkdir(dir, 0755);
+    snprintf(io->ckpt_path, sizeof io->ckpt_path, "%s/%s.safetensors", dir, me->name);
+  }
+  if (s_open_sockets(io, err, sizeof err) < 0) goto fail;
+  io->self = io->ops->create(env, io, err, sizeof err);
+  if (!io->self) goto fail;
+  if (env->resume && io->ops->load && io->ckpt_path[0] && access(io->ckpt_path, R_OK) == 0) {
+    if (io->ops->load(io->self, io->ckpt_path, err, sizeof err) < 0) goto fail;
+    ffs_info("resumed from %s", io->ckpt_path);
+  }
+  ffs_io_send_ctl(io, "READY core=%d pid=%d", env->core, (int)getpid());
+
+  double t_start = ffs_now(), t_stats = t_start;
+  int pumping = 0, stopping = 0;
+  while (!stopping && !ffs_io_stopping(io)) {
+    zmq_pollitem_t items[4 + FFS_MAX_STAGES];
+    int who[4 + FFS_MAX_STAGES], n = 0;
+    items[n] = (zmq_pollitem_t){io->ctl, 0, ZMQ_POLLIN, 0}, who[n++] = -1;
+    if (io->in) items[n] = (zmq_pollitem_t){io->in, 0, ZMQ_POLLIN, 0}, who[n++] = -2;
+    if (io->fb_in) items[n] = (zmq_pollitem_t){io->fb_in, 0, ZMQ_POLLIN, 0}, who[n++] = -3;
+    for (int i = 0; i < t->n_stages; i++)
+      if (io->rep_in[i] && !io->rep_paused[i])
+        items[n] = (zmq_pollitem_t){io->rep_in[i], 0, ZMQ_POLLIN, 0}, who[n++] = i;
+    if (zmq_poll(items, n, pumping ? 0 : 100) < 0 && zmq_errno() != EINTR) {
+      snprintf(err, sizeof err, "zmq_poll: %s", zmq_strerror(zmq_errno()));
+      goto fail;
+    }
+    for (int k = 0; k < n; k++) {
+      if (!(items[k].revents & ZMQ_POLLIN)) continue;
+      if (who[k] == -1) stopping = s_on_control(io);
+      else if (who[k] == -2) s_recv_one(io, io->in, &io->lim_in, FFS_CHAN_IN, 0, "input");
+      else if (who[k] == -3) s_recv_one(io, io->fb_in, &io->lim_fb, FFS_CHAN_FB, 0, "feedback");
+      else if (!io->rep_paused[who[k]])
+        s_recv_one(io, io->rep_in[who[k]], &io->lim_rep[who[k]], FFS_CHAN_REP, who[k], "report");
+    }
+    if (io->ops->pump && !stopping) {
+      double t0 = ffs_now();
+      pumping = io->ops->pump(io->self, io);
+      if (pumping) io->stats.busy_s += ffs_now() - t0;
+    }
+    double now = ffs_now();
+    if (now - t_stats >= S_STATS_EVERY_S) {
+      s_send_stats(io, now - t_start);
+      t_stats = now;
+    }
+  }
+  if (ffs_io_checkpoint(io) < 0) goto fail;
+  s_send_stats(io, ffs_now() - t_start);
+  ffs_io_send_ctl(io, "BYE");
+  rc = 0;
+fail:
+  if (rc < 0) {
+    ffs_error("%s", err[0] ? err : "stage failed");
+    if (io->ctl) {
+      char line[1100];
+      snprintf(line, sizeof line, "ERROR %s", err);
+      zmq_send(io->ctl, line, strlen(line), ZMQ_DONTWAIT);
+    }
+  }
+  if (io->self) io->ops->destroy(&io->self);
+  s_close_sockets(io);
+  free(io);
+  return rc;
+}

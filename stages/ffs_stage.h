@@ -1,0 +1,96 @@
+// ffs_stage: the one interface every stage kind implements, and the runtime
+// that runs any stage: pin, open sockets, ready handshake, poll loop, stats,
+// checkpoints, clean exit. A stage kind only says what to do with a frame or
+// a control command; it never touches a socket directly (it calls ffs_io_*).
+// The same code runs as a process (ipc/tcp) or as a thread (inproc).
+#ifndef FFS_STAGE_H
+#define FFS_STAGE_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ffs_frame.h"
+#include "ffs_topo.h"
+
+typedef struct ffs_io ffs_io_t; // a running stage's sockets and counters
+
+// Everything a stage needs to start; owned by the caller, outlives the stage.
+typedef struct {
+  const ffs_topo_t *topo;
+  int index;              // this stage's index in topo->stages
+  const char *run_dir;    // endpoint namespace (see ffs_topo_endpoint)
+  const char *out_dir;    // run output folder; checkpoints go to out_dir/ckpt
+  void *zctx;             // ZeroMQ context (shared by threads in --threads mode)
+  volatile sig_atomic_t *stop; // set asynchronously to end the stage
+  int core;               // core to pin to (-1 = do not pin)
+  int thread_mode;        // 1 = runs as a thread: pin the thread, not the process
+  int resume;             // 1 = load out_dir/ckpt/<name>.safetensors at start
+} ffs_stage_env_t;
+
+// Counters every stage keeps; the runtime sends them to the launcher.
+typedef struct {
+  uint64_t frames;     // frames handled (all channels)
+  uint64_t bad_frames; // frames dropped: undecodable, wrong shape, non-finite
+  uint64_t fb_frames;  // feedback vectors received
+  uint64_t fb_sent;    // feedback vectors sent
+  uint64_t fb_dropped; // feedback vectors dropped (receiver busy: latest wins)
+  uint64_t samples;    // training rows handled (positive + negative)
+  double busy_s;       // seconds inside frame handlers and pump
+  double blocked_s;    // of which waiting on a full downstream queue
+                       // (utilization = (busy - blocked) / wall)
+  double g_pos, g_neg; // mean goodness of the latest positive / negative frame
+} ffs_stage_stats_t;
+
+typedef struct {
+  const char *kind;
+  // Builds the stage; NULL with a message in err on failure (e.g. bad data).
+  void *(*create)(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_t errlen);
+  // A decoded, shape-checked frame from channel chan (FFS_CHAN_IN / FB /
+  // REP with sub = the reporting stage). Returns 0, or -1 to drop it as bad.
+  int (*on_frame)(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub);
+  // A control command from the launcher other than STOP / CKPT. May be NULL.
+  int (*on_control)(void *self, ffs_io_t *io, const char *cmd);
+  // Called when nothing else is pending; returns 1 while it has more work
+  // (the source streams its epochs from here). May be NULL.
+  int (*pump)(void *self, ffs_io_t *io);
+  // Writes the stage's parameters to path (safetensors). May be NULL.
+  int (*save)(void *self, const char *path, char *err, size_t errlen);
+  // Loads the parameters from path. May be NULL.
+  int (*load)(void *self, const char *path, char *err, size_t errlen);
+  void (*destroy)(void **self_p);
+} ffs_stage_ops_t;
+
+// The ops table for a kind; NULL for an unknown kind.
+const ffs_stage_ops_t *ffs_stage_ops(ffs_stage_kind_t kind);
+
+// Runs stage env->index until STOP, the stop flag, or a fatal error.
+// Returns 0 on a clean stop, -1 on failure (reported to the launcher too).
+int ffs_stage_run(const ffs_stage_env_t *env);
+
+// ---- what a stage may call from its callbacks ----
+
+// Sends a frame down the forward path (blocks for backpressure; returns -1
+// only when the stage is stopping). No-op returning 0 if there is no next stage.
+int ffs_io_send_forward(ffs_io_t *io, const void *buf, size_t len);
+int ffs_io_has_forward(const ffs_io_t *io);
+// Sends a report frame to the readout (blocking, bounded HWM).
+int ffs_io_send_report(ffs_io_t *io, const void *buf, size_t len);
+int ffs_io_has_report(const ffs_io_t *io);
+// Sends a feedback frame on this stage's k-th outgoing feedback edge without
+// ever blocking: when the receiver is full the frame is dropped and counted.
+int ffs_io_send_feedback(ffs_io_t *io, int k, const void *buf, size_t len);
+int ffs_io_n_feedback_out(const ffs_io_t *io);
+// Sends a one-line control message to the launcher.
+int ffs_io_send_ctl(ffs_io_t *io, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Pauses (1) or resumes (0) reading the report channel of stage sub.
+void ffs_io_pause_report(ffs_io_t *io, int sub, int paused);
+// Writes a checkpoint now (the runtime names the file). Returns 0 or -1.
+int ffs_io_checkpoint(ffs_io_t *io);
+ffs_stage_stats_t *ffs_io_stats(ffs_io_t *io);
+int ffs_io_stopping(const ffs_io_t *io);
+
+// Monotonic clock in seconds.
+double ffs_now(void);
+
+#endif

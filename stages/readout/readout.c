@@ -1,0 +1,358 @@
+// readout: the tail of the pipeline. Joins the ff_layers' REPORT frames by
+// sequence number in a bounded window (one FIFO per layer; a full FIFO stops
+// reading that layer, which backpressures it), then: energy inference
+// (argmax over candidate labels of the summed goodness of chosen layers) and
+// a one-pass softmax readout trained online on neutral rows' normalized
+// activity. Test error overall and per layer goes to the launcher per epoch.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ffs_ckpt.h"
+#include "ffs_log.h"
+#include "ffs_math.h"
+#include "ffs_stage.h"
+
+#define S_NCLASSES 10
+#define S_WINDOW 16 // frames held per layer while the others catch up
+
+typedef struct {
+  ffs_frame_hdr_t h;
+  uint8_t *labels; // (max_rows)
+  uint8_t *cands;  // (max_rows)
+  float *data;     // (max_rows, 1 + units)
+} s_slot_t;
+
+typedef struct {
+  int stage;             // index in the topology
+  int units;
+  int energy;            // counted in the energy sum
+  int softmax;           // feeds the softmax readout
+  float sign;            // +1: high goodness = positive; -1 for min_ssq
+  s_slot_t fifo[S_WINDOW];
+  int head, len;
+  float *w_own, *b_own;  // (10, units), (10): this layer's own softmax head
+  float *w_all;          // (10, units): its block of the combined head
+  uint64_t err_energy, err_softmax;
+} s_layer_t;
+
+typedef struct {
+  const ffs_topo_t *topo;
+  int index;
+  int n_layers;
+  s_layer_t layers[FFS_MAX_STAGES];
+  int by_stage[FFS_MAX_STAGES]; // stage index -> layers[] index, -1 if none
+  int max_rows;
+  float lr;
+  float *b_all;          // (10) combined head bias
+  float *logits, *dlog;  // (max_rows, 10)
+  uint64_t n_energy, err_energy, n_softmax, err_softmax, join_missed;
+} s_readout_t;
+
+// ---- softmax heads ----
+
+// logits (rows, 10) = h (rows, units) @ w^T (+=) ; h rows are strided
+static void s_head_forward(float *logits, const float *h, int ld, const float *w, int rows,
+                           int units, int accumulate) {
+  for (int r = 0; r < rows; r++) {
+    const float *hr = h + (long)r * ld;
+    float *lr_ = logits + r * S_NCLASSES;
+    for (int c = 0; c < S_NCLASSES; c++) {
+      const float *wc = w + (long)c * units;
+      float acc = 0.0f;
+      for (int j = 0; j < units; j++) acc += wc[j] * hr[j];
+      lr_[c] = accumulate ? lr_[c] + acc : acc;
+    }
+  }
+}
+
+// dlog = (softmax(logits) - onehot(labels)) / rows ; returns errors counted
+static int s_softmax_grad(float *dlog, const float *logits, const uint8_t *labels, int rows) {
+  int errors = 0;
+  for (int r = 0; r < rows; r++) {
+    const float *l = logits + r * S_NCLASSES;
+    float *d = dlog + r * S_NCLASSES;
+    errors += ffs_argmax(l, S_NCLASSES) != labels[r];
+    memcpy(d, l, sizeof(float) * S_NCLASSES);
+    ffs_softmax_rows(d, 1, S_NCLASSES);
+    d[labels[r]] -= 1.0f;
+    for (int c = 0; c < S_NCLASSES; c++) d[c] /= (float)rows;
+  }
+  return errors;
+}
+
+static void s_head_update(float *w, float *b, const float *dlog, const float *h, int ld,
+                          int rows, int units, float lr) {
+  for (int r = 0; r < rows; r++) {
+    const float *hr = h + (long)r * ld;
+    const float *d = dlog + r * S_NCLASSES;
+    for (int c = 0; c < S_NCLASSES; c++) {
+      float *wc = w + (long)c * units;
+      float s = lr * d[c];
+      for (int j = 0; j < units; j++) wc[j] -= s * hr[j];
+    }
+  }
+  if (b)
+    for (int r = 0; r < rows; r++)
+      for (int c = 0; c < S_NCLASSES; c++) b[c] -= lr * dlog[r * S_NCLASSES + c];
+}
+
+// Neutral rows: train (mode train) or score (mode eval) every softmax head.
+static void s_on_neutral(s_readout_t *s, int train) {
+  const s_slot_t *first = &s->layers[0].fifo[s->layers[0].head];
+  int rows = (int)first->h.rows;
+  const uint8_t *labels = first->labels;
+  int have_all = 0;
+  // combined head: bias + sum of every softmax layer's block
+  for (int r = 0; r < rows; r++) memcpy(s->logits + r * S_NCLASSES, s->b_all, sizeof(float) * S_NCLASSES);
+  for (int i = 0; i < s->n_layers; i++) {
+    s_layer_t *L = &s->layers[i];
+    const s_slot_t *sl = &L->fifo[L->head];
+    if (!L->softmax || sl->h.cols != (uint32_t)(1 + L->units)) continue;
+    s_head_forward(s->logits, sl->data + 1, 1 + L->units, L->w_all, rows, L->units, 1);
+    have_all = 1;
+  }
+  if (!have_all) return;
+  int err = s_softmax_grad(s->dlog, s->logits, labels, rows);
+  if (train) {
+    for (int i = 0; i < s->n_layers; i++) {
+      s_layer_t *L = &s->layers[i];
+      const s_slot_t *sl = &L->fifo[L->head];
+      if (!L->softmax || sl->h.cols != (uint32_t)(1 + L->units)) continue;
+      s_head_update(L->w_all, NULL, s->dlog, sl->data + 1, 1 + L->units, rows, L->units, s->lr);
+    }
+    s_head_update(NULL, s->b_all, s->dlog, NULL, 0, rows, 0, s->lr);
+  } else {
+    s->n_softmax += (uint64_t)rows;
+    s->err_softmax += (uint64_t)err;
+  }
+  // each softmax layer's own head
+  for (int i = 0; i < s->n_layers; i++) {
+    s_layer_t *L = &s->layers[i];
+    const s_slot_t *sl = &L->fifo[L->head];
+    if (!L->softmax || sl->h.cols != (uint32_t)(1 + L->units)) continue;
+    for (int r = 0; r < rows; r++) memcpy(s->logits + r * S_NCLASSES, L->b_own, sizeof(float) * S_NCLASSES);
+    s_head_forward(s->logits, sl->data + 1, 1 + L->units, L->w_own, rows, L->units, 1);
+    int e = s_softmax_grad(s->dlog, s->logits, labels, rows);
+    if (train)
+      s_head_update(L->w_own, L->b_own, s->dlog, sl->data + 1, 1 + L->units, rows, L->units, s->lr);
+    else
+      L->err_softmax += (uint64_t)e;
+  }
+}
+
+// ---- energy inference ----
+
+// Candidate rows come in groups of 10 (one per label) per sample.
+static void s_on_candidates(s_readout_t *s) {
+  const s_slot_t *first = &s->layers[0].fifo[s->layers[0].head];
+  int rows = (int)first->h.rows;
+  for (int base = 0; base + S_NCLASSES <= rows; base += S_NCLASSES) {
+    int ok = 1;
+    for (int c = 0; c < S_NCLASSES; c++) ok &= first->cands[base + c] == c;
+    if (!ok) continue; // not a candidate group: ignore rather than guess
+    uint8_t truth = first->labels[base];
+    float total[S_NCLASSES] = {0};
+    for (int i = 0; i < s->n_layers; i++) {
+      s_layer_t *L = &s->layers[i];
+      const s_slot_t *sl = &L->fifo[L->head];
+      float score[S_NCLASSES];
+      for (int c = 0; c < S_NCLASSES; c++)
+        score[c] = L->sign * sl->data[(long)(base + c) * sl->h.cols];
+      L->err_energy += ffs_argmax(score, S_NCLASSES) != truth;
+      if (L->energy)
+        for (int c = 0; c < S_NCLASSES; c++) total[c] += score[c];
+    }
+    s->err_energy += ffs_argmax(total, S_NCLASSES) != truth;
+    s->n_energy++;
+  }
+}
+
+// ---- epoch ends ----
+
+static void s_on_mark(s_readout_t *s, ffs_io_t *io, const ffs_frame_hdr_t *h) {
+  if (h->mode == FFS_MODE_TRAIN) {
+    ffs_io_checkpoint(io);
+    ffs_io_send_ctl(io, "TRAINED epoch=%u", h->epoch);
+    return;
+  }
+  char line[900];
+  int n = snprintf(line, sizeof line, "RESULT epoch=%u n_energy=%llu energy=%.6f n_softmax=%llu softmax=%.6f",
+                   h->epoch, (unsigned long long)s->n_energy,
+                   s->n_energy ? (double)s->err_energy / (double)s->n_energy : -1.0,
+                   (unsigned long long)s->n_softmax,
+                   s->n_softmax ? (double)s->err_softmax / (double)s->n_softmax : -1.0);
+  for (int i = 0; i < s->n_layers && n < (int)sizeof line - 80; i++) {
+    s_layer_t *L = &s->layers[i];
+    double ee = s->n_energy ? (double)L->err_energy / (double)s->n_energy : -1.0;
+    double es = L->softmax && s->n_softmax ? (double)L->err_softmax / (double)s->n_softmax : -1.0;
+    n += snprintf(line + n, sizeof line - (size_t)n, " layer=%s:%.6f:%.6f",
+                  s->topo->stages[L->stage].name, ee, es);
+    L->err_energy = L->err_softmax = 0;
+  }
+  ffs_io_send_ctl(io, "%s", line);
+  s->n_energy = s->err_energy = s->n_softmax = s->err_softmax = 0;
+}
+
+// ---- the join ----
+
+static void s_pop_head(s_readout_t *s, ffs_io_t *io, s_layer_t *L) {
+  L->head = (L->head + 1) % S_WINDOW;
+  if (L->len-- == S_WINDOW) ffs_io_pause_report(io, L->stage, 0);
+}
+
+static void s_try_join(s_readout_t *s, ffs_io_t *io) {
+  for (;;) {
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (int i = 0; i < s->n_layers; i++) {
+      s_layer_t *L = &s->layers[i];
+      if (!L->len) return; // wait for the slowest layer
+      uint64_t q = L->fifo[L->head].h.seq;
+      lo = q < lo ? q : lo, hi = q > hi ? q : hi;
+    }
+    if (lo != hi) { // some layer never reported `lo`: it cannot complete
+      for (int i = 0; i < s->n_layers; i++)
+        if (s->layers[i].fifo[s->layers[i].head].h.seq == lo) s_pop_head(s, io, &s->layers[i]);
+      s->join_missed++;
+      continue;
+    }
+    const ffs_frame_hdr_t *h = &s->layers[0].fifo[s->layers[0].head].h;
+    int rows_agree = 1;
+    for (int i = 1; i < s->n_layers; i++)
+      rows_agree &= s->layers[i].fifo[s->layers[i].head].h.rows == h->rows;
+    if (!rows_agree) s->join_missed++;
+    else if (h->kind == FFS_FRAME_MARK) s_on_mark(s, io, h);
+    else if (h->pol == FFS_POL_NEUTRAL) s_on_neutral(s, h->mode == FFS_MODE_TRAIN);
+    else if (h->pol == FFS_POL_CANDIDATES && h->mode == FFS_MODE_EVAL) s_on_candidates(s);
+    for (int i = 0; i < s->n_layers; i++) s_pop_head(s, io, &s->layers[i]);
+  }
+}
+
+static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub) {
+  s_readout_t *s = self;
+  if (chan != FFS_CHAN_REP || sub < 0 || sub >= FFS_MAX_STAGES || s->by_stage[sub] < 0) return -1;
+  if (f->h.kind != FFS_FRAME_REPORT && f->h.kind != FFS_FRAME_MARK) return -1;
+  s_layer_t *L = &s->layers[s->by_stage[sub]];
+  if (f->h.kind == FFS_FRAME_REPORT) {
+    if (f->h.aux != 1 || f->h.rows < 1 || !f->labels || !f->cands) return -1;
+    // activity columns only from layers the softmax reads (the slot is sized so)
+    if (f->h.cols != 1 && !(L->softmax && f->h.cols == (uint32_t)(1 + L->units))) return -1;
+    for (uint32_t r = 0; r < f->h.rows; r++)
+      if (f->labels[r] >= S_NCLASSES) return -1;
+  }
+  s_slot_t *sl = &L->fifo[(L->head + L->len) % S_WINDOW];
+  if (f->h.rows && ffs_frame_copy_payload(sl->data, f) < 0) return -1;
+  sl->h = f->h;
+  if (f->h.rows) {
+    memcpy(sl->labels, f->labels, f->h.rows);
+    memcpy(sl->cands, f->cands, f->h.rows);
+  }
+  if (++L->len == S_WINDOW) ffs_io_pause_report(io, sub, 1);
+  s_try_join(s, io);
+  return 0;
+}
+
+// ---- checkpoints ----
+
+static int s_tensors(s_readout_t *s, ffs_tensor_ref_t *t, char names[][48]) {
+  int n = 0;
+  t[n++] = (ffs_tensor_ref_t){"b_all", 1, {S_NCLASSES, 0}, s->b_all};
+  for (int i = 0; i < s->n_layers && n + 3 <= FFS_CKPT_MAX_TENSORS; i++) {
+    s_layer_t *L = &s->layers[i];
+    if (!L->softmax) continue;
+    const char *nm = s->topo->stages[L->stage].name;
+    snprintf(names[n], 48, "w_all.%s", nm);
+    t[n] = (ffs_tensor_ref_t){names[n], 2, {S_NCLASSES, L->units}, L->w_all}, n++;
+    snprintf(names[n], 48, "w.%s", nm);
+    t[n] = (ffs_tensor_ref_t){names[n], 2, {S_NCLASSES, L->units}, L->w_own}, n++;
+    snprintf(names[n], 48, "b.%s", nm);
+    t[n] = (ffs_tensor_ref_t){names[n], 1, {S_NCLASSES, 0}, L->b_own}, n++;
+  }
+  return n;
+}
+
+static int s_save(void *self, const char *path, char *err, size_t errlen) {
+  s_readout_t *s = self;
+  ffs_tensor_ref_t t[FFS_CKPT_MAX_TENSORS];
+  char names[FFS_CKPT_MAX_TENSORS][48];
+  int n = s_tensors(s, t, names);
+  const char *meta[] = {"stage", s->topo->stages[s->index].name, "kind", "readout"};
+  return ffs_ckpt_save(path, t, n, meta, 2, err, errlen);
+}
+
+static int s_load(void *self, const char *path, char *err, size_t errlen) {
+  s_readout_t *s = self;
+  ffs_tensor_ref_t t[FFS_CKPT_MAX_TENSORS];
+  char names[FFS_CKPT_MAX_TENSORS][48];
+  int n = s_tensors(s, t, names);
+  return ffs_ckpt_load(path, t, n, err, errlen);
+}
+
+// ---- lifecycle ----
+
+static void s_destroy(void **self_p) {
+  s_readout_t *s = *self_p;
+  if (!s) return;
+  for (int i = 0; i < s->n_layers; i++) {
+    s_layer_t *L = &s->layers[i];
+    for (int k = 0; k < S_WINDOW; k++) free(L->fifo[k].labels), free(L->fifo[k].cands), free(L->fifo[k].data);
+    free(L->w_own), free(L->b_own), free(L->w_all);
+  }
+  free(s->b_all), free(s->logits), free(s->dlog);
+  free(s);
+  *self_p = NULL;
+}
+
+static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_t errlen) {
+  const ffs_topo_t *t = env->topo;
+  const ffs_stage_cfg_t *me = &t->stages[env->index];
+  s_readout_t *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->topo = t, s->index = env->index, s->lr = me->softmax_lr;
+  s->max_rows = t->batch > t->eval_batch * 10 ? t->batch : t->eval_batch * 10;
+  int ok = 1;
+  for (int i = 0; i < FFS_MAX_STAGES; i++) s->by_stage[i] = -1;
+  for (int i = 0; i < t->n_stages; i++) {
+    if (t->stages[i].kind != FFS_STAGE_FF_LAYER) continue;
+    s_layer_t *L = &s->layers[s->n_layers];
+    s->by_stage[i] = s->n_layers++;
+    L->stage = i, L->units = t->stages[i].units;
+    L->sign = t->stages[i].layer.goodness == FFS_GOODNESS_MIN_SSQ ? -1.0f : 1.0f;
+    for (int k = 0; k < me->n_energy; k++) L->energy |= me->energy[k] == i;
+    for (int k = 0; k < me->n_softmax; k++) L->softmax |= me->softmax[k] == i;
+    int cols = 1 + (L->softmax ? L->units : 0);
+    for (int k = 0; k < S_WINDOW; k++) {
+      L->fifo[k].labels = malloc((size_t)s->max_rows);
+      L->fifo[k].cands = malloc((size_t)s->max_rows);
+      L->fifo[k].data = malloc(sizeof(float) * (size_t)s->max_rows * (size_t)(cols > 1 ? cols : 1));
+      ok &= L->fifo[k].labels && L->fifo[k].cands && L->fifo[k].data;
+    }
+    if (L->softmax) {
+      L->w_own = calloc((size_t)S_NCLASSES * (size_t)L->units, sizeof(float));
+      L->b_own = calloc(S_NCLASSES, sizeof(float));
+      L->w_all = calloc((size_t)S_NCLASSES * (size_t)L->units, sizeof(float));
+      ok &= L->w_own && L->b_own && L->w_all;
+    }
+  }
+  s->b_all = calloc(S_NCLASSES, sizeof(float));
+  s->logits = malloc(sizeof(float) * (size_t)s->max_rows * S_NCLASSES);
+  s->dlog = malloc(sizeof(float) * (size_t)s->max_rows * S_NCLASSES);
+  ok &= s->b_all && s->logits && s->dlog;
+  if (!ok || s->n_layers == 0) {
+    snprintf(err, errlen, s->n_layers ? "out of memory" : "%s: readout has no ff_layer to read", t->path);
+    void *p = s;
+    s_destroy(&p);
+    return NULL;
+  }
+  return s;
+}
+
+const ffs_stage_ops_t ffs_readout_ops = {
+    .kind = "readout",
+    .create = s_create,
+    .on_frame = s_on_frame,
+    .save = s_save,
+    .load = s_load,
+    .destroy = s_destroy,
+};

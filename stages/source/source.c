@@ -1,0 +1,264 @@
+// source: the head of the pipeline. Turns a data set into micro-batched
+// DATA frames: in training, positive rows (true label overlaid) and negative
+// rows (a wrong label, never the true one), plus neutral rows when the readout
+// trains a softmax; in evaluation, one row per candidate label (energy) and a
+// neutral row (softmax). Each epoch's stream ends with a MARK frame.
+// All buffers are allocated in create; pump() never allocates.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ffs_idx.h"
+#include "ffs_log.h"
+#include "ffs_rng.h"
+#include "ffs_stage.h"
+
+#define S_NCLASSES 10
+#define S_QUEUE 64
+
+typedef struct {
+  int epoch;
+  int mode; // FFS_MODE_TRAIN / FFS_MODE_EVAL
+} s_phase_t;
+
+typedef struct {
+  const ffs_topo_t *topo;
+  int index;
+  int dim;                 // pixels per row
+  int batch, eval_batch;   // samples per frame
+  int want_neutral;        // the readout trains / evaluates a softmax
+  int want_candidates;     // the readout does energy inference
+  ffs_dataset_t *train, *test;
+  ffs_rng_t rng;
+  uint32_t *order;         // (train->n) shuffled sample order
+  s_phase_t queue[S_QUEUE];
+  int q_head, q_len;
+  int active;              // a phase is being streamed
+  s_phase_t cur;
+  int pos;                 // next sample of the current phase
+  uint64_t seq;
+  float *x;                // (max_rows, dim) rows being built
+  uint8_t *labels, *cands; // (max_rows)
+  uint32_t *ids;           // (max_rows)
+  uint8_t *buf;            // encode buffer
+  size_t buf_cap;
+  float *fb_latest;        // latest feedback vector received (or NULL)
+} s_source_t;
+
+// ---- building rows ----
+
+// Writes the label overlay into the first 10 pixels of row: one-hot for a
+// label, 0.1 everywhere for FFS_LABEL_NONE (the neutral label).
+static void s_overlay(float *row, int label) {
+  for (int c = 0; c < S_NCLASSES; c++)
+    row[c] = label == FFS_LABEL_NONE ? 0.1f : (c == label ? 1.0f : 0.0f);
+}
+
+static uint8_t s_wrong_label(s_source_t *s, uint8_t truth) {
+  uint8_t l = (uint8_t)ffs_rng_below(&s->rng, S_NCLASSES - 1);
+  return l >= truth ? (uint8_t)(l + 1) : l; // uniform over the 9 wrong labels
+}
+
+static int s_emit(s_source_t *s, ffs_io_t *io, uint8_t pol, uint8_t mode, uint32_t rows) {
+  ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .pol = pol, .mode = mode, .seq = s->seq++,
+                       .epoch = (uint32_t)s->cur.epoch, .stage = (uint32_t)s->index,
+                       .rows = rows, .cols = (uint32_t)s->dim};
+  size_t len = ffs_frame_encode(s->buf, s->buf_cap, &h, s->labels, s->cands, s->ids, s->x);
+  if (!len) {
+    ffs_error("encode buffer too small for %u rows", rows);
+    return -1;
+  }
+  ffs_io_stats(io)->frames++; // a source's frames are the ones it emits
+  return ffs_io_send_forward(io, s->buf, len);
+}
+
+// Fills n rows from set at sample indices idx[], each with label overlay lab(i).
+static void s_fill(s_source_t *s, const ffs_dataset_t *set, const uint32_t *idx, int n,
+                   int overlay_mode) {
+  for (int i = 0; i < n; i++) {
+    uint32_t k = idx[i];
+    float *row = s->x + (long)i * s->dim;
+    memcpy(row, set->x + (long)k * s->dim, sizeof(float) * (size_t)s->dim);
+    uint8_t truth = set->y[k];
+    uint8_t lab = overlay_mode == FFS_POL_POSITIVE   ? truth
+                  : overlay_mode == FFS_POL_NEGATIVE ? s_wrong_label(s, truth)
+                                                     : FFS_LABEL_NONE;
+    s_overlay(row, lab);
+    s->labels[i] = truth;
+    s->cands[i] = lab;
+    s->ids[i] = k;
+  }
+}
+
+// ---- phases ----
+
+static int s_train_batch(s_source_t *s, ffs_io_t *io, int n) {
+  const uint32_t *idx = s->order + s->pos;
+  uint8_t pols[3] = {FFS_POL_POSITIVE, FFS_POL_NEGATIVE, FFS_POL_NEUTRAL};
+  int npol = s->want_neutral ? 3 : 2;
+  for (int p = 0; p < npol; p++) {
+    s_fill(s, s->train, idx, n, pols[p]);
+    if (s_emit(s, io, pols[p], FFS_MODE_TRAIN, (uint32_t)n) < 0) return -1;
+  }
+  ffs_io_stats(io)->samples += (uint64_t)n;
+  return 0;
+}
+
+static int s_eval_batch(s_source_t *s, ffs_io_t *io, int n) {
+  uint32_t idx[1000];
+  for (int i = 0; i < n; i++) idx[i] = (uint32_t)(s->pos + i);
+  if (s->want_neutral) {
+    s_fill(s, s->test, idx, n, FFS_POL_NEUTRAL);
+    if (s_emit(s, io, FFS_POL_NEUTRAL, FFS_MODE_EVAL, (uint32_t)n) < 0) return -1;
+  }
+  if (s->want_candidates) {
+    for (int i = 0; i < n; i++)
+      for (int c = 0; c < S_NCLASSES; c++) {
+        int r = i * S_NCLASSES + c;
+        float *row = s->x + (long)r * s->dim;
+        memcpy(row, s->test->x + (long)idx[i] * s->dim, sizeof(float) * (size_t)s->dim);
+        s_overlay(row, c);
+        s->labels[r] = s->test->y[idx[i]];
+        s->cands[r] = (uint8_t)c;
+        s->ids[r] = idx[i];
+      }
+    if (s_emit(s, io, FFS_POL_CANDIDATES, FFS_MODE_EVAL, (uint32_t)(n * S_NCLASSES)) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int s_end_phase(s_source_t *s, ffs_io_t *io) {
+  ffs_frame_hdr_t h = {.kind = FFS_FRAME_MARK, .mode = (uint8_t)s->cur.mode, .seq = s->seq++,
+                       .epoch = (uint32_t)s->cur.epoch, .stage = (uint32_t)s->index};
+  size_t len = ffs_frame_encode(s->buf, s->buf_cap, &h, NULL, NULL, NULL, NULL);
+  if (ffs_io_send_forward(io, s->buf, len) < 0) return -1;
+  s->active = 0;
+  return ffs_io_send_ctl(io, "SENT %d %s n=%d", s->cur.epoch,
+                         s->cur.mode == FFS_MODE_TRAIN ? "train" : "eval", s->pos);
+}
+
+static int s_pump(void *self, ffs_io_t *io) {
+  s_source_t *s = self;
+  if (!s->active) {
+    if (!s->q_len) return 0;
+    s->cur = s->queue[s->q_head];
+    s->q_head = (s->q_head + 1) % S_QUEUE;
+    s->q_len--;
+    s->active = 1;
+    s->pos = 0;
+    if (s->cur.mode == FFS_MODE_TRAIN)
+      ffs_rng_shuffle(&s->rng, s->order, (uint32_t)s->train->n);
+  }
+  const ffs_dataset_t *set = s->cur.mode == FFS_MODE_TRAIN ? s->train : s->test;
+  int per = s->cur.mode == FFS_MODE_TRAIN ? s->batch : s->eval_batch;
+  int n = set->n - s->pos < per ? set->n - s->pos : per;
+  if (n <= 0) return s_end_phase(s, io) < 0 ? 0 : 1;
+  int rc = s->cur.mode == FFS_MODE_TRAIN ? s_train_batch(s, io, n) : s_eval_batch(s, io, n);
+  s->pos += n;
+  return rc < 0 ? 0 : 1;
+}
+
+// ---- control and feedback ----
+
+static int s_on_control(void *self, ffs_io_t *io, const char *cmd) {
+  s_source_t *s = self;
+  int epoch;
+  char mode[16];
+  if (sscanf(cmd, "EPOCH %d %15s", &epoch, mode) != 2 || epoch < 0) return -1;
+  if (strcmp(mode, "train") && strcmp(mode, "eval")) return -1;
+  if (s->q_len == S_QUEUE) {
+    ffs_error("phase queue full; dropping EPOCH %d %s", epoch, mode);
+    return -1;
+  }
+  s->queue[(s->q_head + s->q_len++) % S_QUEUE] =
+      (s_phase_t){epoch, strcmp(mode, "train") ? FFS_MODE_EVAL : FFS_MODE_TRAIN};
+  return 0;
+}
+
+static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub) {
+  s_source_t *s = self;
+  if (chan != FFS_CHAN_FB || f->h.kind != FFS_FRAME_FEEDBACK || f->h.rows < 1) return -1;
+  // The readout's predictions come back here for hard negatives (FF recipe
+  // issue); today the source keeps the latest vector and counts it.
+  uint32_t cols = f->h.cols < 10 ? f->h.cols : 10;
+  float row[10];
+  if (!f->payload || ffs_frame_copy_payload(row, &(ffs_frame_t){.h = {.rows = 1, .cols = cols},
+                                                                .payload = f->payload}) < 0)
+    return -1;
+  memcpy(s->fb_latest, row, sizeof(float) * cols);
+  ffs_io_stats(io)->fb_frames++;
+  return 0;
+}
+
+// ---- lifecycle ----
+
+static void s_destroy(void **self_p) {
+  s_source_t *s = *self_p;
+  if (!s) return;
+  ffs_dataset_destroy(&s->train);
+  ffs_dataset_destroy(&s->test);
+  free(s->order), free(s->x), free(s->labels), free(s->cands), free(s->ids), free(s->buf);
+  free(s->fb_latest);
+  free(s);
+  *self_p = NULL;
+}
+
+static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_t errlen) {
+  const ffs_topo_t *t = env->topo;
+  s_source_t *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->topo = t;
+  s->index = env->index;
+  s->dim = t->stages[env->index].out_dim;
+  s->batch = t->batch;
+  s->eval_batch = t->eval_batch > 1000 ? 1000 : t->eval_batch;
+  const ffs_stage_cfg_t *ro = &t->stages[t->n_stages - 1];
+  s->want_neutral = ro->n_softmax > 0;
+  s->want_candidates = ro->n_energy > 0;
+  ffs_rng_seed(&s->rng, t->seed, (uint64_t)env->index);
+  if (s->dim < 10) {
+    snprintf(err, errlen, "%s: data.dim is %d; the label overlay needs at least 10 pixels",
+             t->path, s->dim);
+    goto fail;
+  }
+  s->train = ffs_dataset_load(t->data_dir, "train", t->train_limit, err, errlen);
+  if (!s->train) goto fail;
+  s->test = ffs_dataset_load(t->data_dir, "t10k", t->test_limit, err, errlen);
+  if (!s->test) goto fail;
+  if (s->train->dim != s->dim || s->test->dim != s->dim) {
+    snprintf(err, errlen, "%s: images have %d pixels but the topology's data.dim is %d (%s)",
+             t->data_dir, s->train->dim, s->dim, t->path);
+    goto fail;
+  }
+  int max_rows = s->batch > s->eval_batch * 10 ? s->batch : s->eval_batch * 10;
+  s->order = malloc(sizeof(uint32_t) * (size_t)s->train->n);
+  s->x = malloc(sizeof(float) * (size_t)max_rows * (size_t)s->dim);
+  s->labels = malloc((size_t)max_rows);
+  s->cands = malloc((size_t)max_rows);
+  s->ids = malloc(sizeof(uint32_t) * (size_t)max_rows);
+  s->buf_cap = ffs_frame_encoded_max((uint32_t)max_rows, (uint32_t)s->dim);
+  s->buf = malloc(s->buf_cap);
+  s->fb_latest = calloc(10, sizeof(float));
+  if (!s->order || !s->x || !s->labels || !s->cands || !s->ids || !s->buf || !s->fb_latest) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
+  for (int i = 0; i < s->train->n; i++) s->order[i] = (uint32_t)i;
+  ffs_info("source: %d train / %d test samples of %d pixels from %s", s->train->n, s->test->n,
+           s->dim, t->data_dir);
+  return s;
+fail:;
+  void *p = s;
+  s_destroy(&p);
+  return NULL;
+}
+
+const ffs_stage_ops_t ffs_source_ops = {
+    .kind = "source",
+    .create = s_create,
+    .on_frame = s_on_frame,
+    .on_control = s_on_control,
+    .pump = s_pump,
+    .destroy = s_destroy,
+};

@@ -1,0 +1,273 @@
+// check_e2e: the whole system from the outside, through the `ffstream`
+// binary: a small MNIST network trains in process mode and in thread mode
+// and must beat a stated error bound; a malformed topology starts nothing;
+// garbage bytes sent into a running stage are counted and dropped while it
+// keeps learning; a feedback vector travels back from l2 to l1.
+#include <check.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "ffs_frame.h"
+
+// A few thousand samples, 2 epochs: the bound is loose on purpose for a
+// 5-second run, and far below chance (90 %).
+#define S_ERROR_BOUND 0.12
+#define S_SMALL_SETS                                                                            \
+  "--set", "data.train_limit=4000", "--set", "data.test_limit=1000", "--set", "train.epochs=2"
+
+static char s_tmp[256];
+
+static const char *s_src(void) {
+  const char *d = getenv("FFS_SOURCE_DIR");
+#ifdef FFS_SOURCE_DIR
+  if (!d) d = FFS_SOURCE_DIR;
+#endif
+  return d ? d : ".";
+}
+
+static const char *s_exe(void) {
+  const char *e = getenv("FFS_FFSTREAM");
+#ifdef FFS_BINARY_DIR
+  static char path[512];
+  if (!e) snprintf(path, sizeof path, "%s/ffstream", FFS_BINARY_DIR), e = path;
+#endif
+  return e ? e : "ffstream";
+}
+
+static void s_setup(void) {
+  snprintf(s_tmp, sizeof s_tmp, "/tmp/ffs_e2e.XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(s_tmp));
+}
+
+static void s_teardown(void) {
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", s_tmp);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", s_tmp);
+}
+
+// Starts ffstream with argv (NULL-terminated, argv[0] ignored) in the source
+// dir, stdout+stderr to log. Returns the pid.
+static pid_t s_start(const char **argv, const char *log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (chdir(s_src()) != 0) _exit(126);
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) dup2(fd, 1), dup2(fd, 2);
+    argv[0] = s_exe();
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+  }
+  return pid;
+}
+
+static int s_wait(pid_t pid, int timeout_s) {
+  for (int i = 0; i < timeout_s * 10; i++) {
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    usleep(100000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  return -1;
+}
+
+static char *s_slurp(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) return NULL;
+  static char buf[1 << 16];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  buf[n] = 0;
+  fclose(f);
+  return buf;
+}
+
+// Number after "key": in json, searched from the first occurrence of `after`.
+static double s_json(const char *json, const char *after, const char *key) {
+  const char *p = after ? strstr(json, after) : json;
+  if (!p) return -1;
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\": ", key);
+  p = strstr(p, pat);
+  return p ? strtod(p + strlen(pat), NULL) : -1;
+}
+
+static const char *s_run_small(const char *mode_flag, const char *out) {
+  char log[300];
+  snprintf(log, sizeof log, "%s.log", out);
+  const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
+                        S_SMALL_SETS, mode_flag, NULL};
+  if (!mode_flag[0]) argv[sizeof argv / sizeof argv[0] - 2] = NULL;
+  int rc = s_wait(s_start(argv, log), 300);
+  ck_assert_msg(rc == 0, "ffstream run exited %d; log %s:\n%s", rc, log, s_slurp(log));
+  char path[300];
+  snprintf(path, sizeof path, "%s/summary.json", out);
+  const char *json = s_slurp(path);
+  ck_assert_msg(json != NULL, "no %s", path);
+  return json;
+}
+
+START_TEST(test_process_mode_learns_and_feedback_travels) {
+  char out[300];
+  snprintf(out, sizeof out, "%s/proc", s_tmp);
+  const char *json = s_run_small("", out);
+  double err = s_json(json, NULL, "test_error");
+  ck_assert_msg(err >= 0 && err < S_ERROR_BOUND, "test error %g, bound %g\n%s", err, S_ERROR_BOUND, json);
+  ck_assert(strstr(json, "\"mode\": \"processes\""));
+  // one process per stage: five distinct pids, none of them ours
+  double pids[5];
+  const char *names[5] = {"\"src\"", "\"l1\"", "\"l2\"", "\"l3\"", "\"out\""};
+  for (int i = 0; i < 5; i++) {
+    pids[i] = s_json(json, names[i], "pid");
+    ck_assert(pids[i] > 0 && pids[i] != getpid());
+    for (int j = 0; j < i; j++) ck_assert(pids[i] != pids[j]);
+  }
+  // the feedback edge l2 -> l1 carried vectors back
+  ck_assert_msg(s_json(json, "\"l2\"", "feedback_sent") > 0, "%s", json);
+  ck_assert_msg(s_json(json, "\"l1\"", "feedback_received") > 0, "%s", json);
+  // per-epoch metrics and per-stage checkpoints
+  char path[400];
+  snprintf(path, sizeof path, "%s/metrics.csv", out);
+  ck_assert(access(path, R_OK) == 0);
+  snprintf(path, sizeof path, "%s/ckpt/l1.safetensors", out);
+  ck_assert(access(path, R_OK) == 0);
+}
+END_TEST
+
+START_TEST(test_thread_mode_learns) {
+  char out[300];
+  snprintf(out, sizeof out, "%s/thr", s_tmp);
+  const char *json = s_run_small("--threads", out);
+  double err = s_json(json, NULL, "test_error");
+  ck_assert_msg(err >= 0 && err < S_ERROR_BOUND, "test error %g, bound %g\n%s", err, S_ERROR_BOUND, json);
+  ck_assert(strstr(json, "\"mode\": \"threads\""));
+}
+END_TEST
+
+START_TEST(test_bad_topology_starts_nothing) {
+  char topo[300], log[300], out[300];
+  snprintf(topo, sizeof topo, "%s/bad.yaml", s_tmp);
+  snprintf(log, sizeof log, "%s/bad.log", s_tmp);
+  snprintf(out, sizeof out, "%s/bad-out", s_tmp);
+  FILE *f = fopen(topo, "w");
+  fputs("name: bad\nstages:\n  - name: src\n    kind: source\n  - name: l1\n    kind: ff_layr\n"
+        "    units: 10\n  - name: out\n    kind: readout\n", f);
+  fclose(f);
+  const char *cmds[2] = {"run", "check"};
+  for (int c = 0; c < 2; c++) {
+    const char *argv[] = {"", cmds[c], topo, "--out", out, NULL};
+    if (c == 1) argv[3] = NULL;
+    int rc = s_wait(s_start(argv, log), 30);
+    ck_assert_int_eq(rc, 2);
+    const char *text = s_slurp(log);
+    char where[320];
+    snprintf(where, sizeof where, "%s:6:", topo);
+    ck_assert_msg(strstr(text, where) != NULL, "expected '%s' in:\n%s", where, text);
+    ck_assert_msg(strstr(text, "ff_layr") != NULL, "%s", text);
+    ck_assert(access(out, F_OK) != 0); // nothing was started or written
+  }
+}
+END_TEST
+
+// Sends junk into l1's input socket while a run is in flight.
+START_TEST(test_garbage_frames_are_counted_and_dropped) {
+  char out[300], log[300];
+  snprintf(out, sizeof out, "%s/garbage", s_tmp);
+  snprintf(log, sizeof log, "%s/garbage.log", s_tmp);
+  const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out, S_SMALL_SETS, NULL};
+  pid_t pid = s_start(argv, log);
+  char ep[400], path[320];
+  snprintf(path, sizeof path, "/tmp/ffs-%d/l1.in", (int)pid);
+  snprintf(ep, sizeof ep, "ipc://%s", path);
+  for (int i = 0; i < 200 && access(path, F_OK) != 0; i++) usleep(50000);
+  ck_assert_msg(access(path, F_OK) == 0, "l1 never bound %s", path);
+  void *ctx = zmq_ctx_new();
+  void *push = zmq_socket(ctx, ZMQ_PUSH);
+  int linger = 2000;
+  zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
+  ck_assert_int_eq(zmq_connect(push, ep), 0);
+  // 1: random bytes; 2: a valid header with a short payload; 3: wrong width;
+  // 4: NaN in the payload
+  unsigned char junk[256];
+  srand(5);
+  for (size_t i = 0; i < sizeof junk; i++) junk[i] = (unsigned char)rand();
+  static uint8_t buf[1 << 16];
+  float row[784];
+  for (int i = 0; i < 784; i++) row[i] = 0.5f;
+  ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .pol = FFS_POL_POSITIVE, .rows = 1, .cols = 784};
+  size_t good = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, row);
+  ck_assert(good > 0);
+  for (int k = 0; k < 5; k++) {
+    zmq_send(push, junk, sizeof junk, 0);
+    zmq_send(push, buf, good - 10, 0);
+  }
+  h.cols = 783;
+  size_t wrong = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, row);
+  zmq_send(push, buf, wrong, 0);
+  h.cols = 784;
+  row[3] = 0.0f / 0.0f;
+  size_t nan = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, row);
+  zmq_send(push, buf, nan, 0);
+  zmq_close(push);
+  zmq_ctx_term(ctx);
+  int rc = s_wait(pid, 300);
+  ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, s_slurp(log));
+  snprintf(path, sizeof path, "%s/summary.json", out);
+  const char *json = s_slurp(path);
+  ck_assert_ptr_nonnull(json);
+  ck_assert_msg(s_json(json, "\"l1\"", "bad_frames") == 12, "%s", json);
+  double err = s_json(json, NULL, "test_error");
+  ck_assert_msg(err >= 0 && err < S_ERROR_BOUND, "test error %g\n%s", err, json);
+  ck_assert_msg(strstr(s_slurp(log), "dropped a bad frame") != NULL, "%s", s_slurp(log));
+}
+END_TEST
+
+START_TEST(test_help_and_check) {
+  char log[300];
+  snprintf(log, sizeof log, "%s/help.log", s_tmp);
+  const char *subs[] = {"run", "stage", "check"};
+  for (int i = 0; i < 3; i++) {
+    const char *argv[] = {"", subs[i], "--help", NULL};
+    ck_assert_int_eq(s_wait(s_start(argv, log), 10), 0);
+    ck_assert(strstr(s_slurp(log), "usage: ffstream") != NULL);
+  }
+  const char *argv[] = {"", "check", "configs/mnist-ff.yaml", NULL};
+  ck_assert_int_eq(s_wait(s_start(argv, log), 10), 0);
+  ck_assert(strstr(s_slurp(log), "ok") != NULL);
+  const char *bad[] = {"", "run", "configs/mnist-ff.yaml", "--epochs", "zero", NULL};
+  ck_assert_int_eq(s_wait(s_start(bad, log), 10), 2);
+  ck_assert(strstr(s_slurp(log), "--epochs") != NULL);
+}
+END_TEST
+
+static Suite *s_suite(void) {
+  Suite *s = suite_create("e2e");
+  TCase *cli = tcase_create("cli");
+  tcase_add_checked_fixture(cli, s_setup, s_teardown);
+  tcase_add_test(cli, test_help_and_check);
+  tcase_add_test(cli, test_bad_topology_starts_nothing);
+  suite_add_tcase(s, cli);
+  TCase *run = tcase_create("run");
+  tcase_add_checked_fixture(run, s_setup, s_teardown);
+  tcase_set_timeout(run, 400);
+  tcase_add_test(run, test_process_mode_learns_and_feedback_travels);
+  tcase_add_test(run, test_thread_mode_learns);
+  tcase_add_test(run, test_garbage_frames_are_counted_and_dropped);
+  suite_add_tcase(s, run);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(s_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
