@@ -5,6 +5,7 @@
 #include "ffs_stage.h"
 
 #include <assert.h>
+#include <cblas.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -337,6 +338,7 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
   int rc = -1;
 
   if (env->core >= 0) ffs_pin_to_core(env->core, env->thread_mode);
+  openblas_set_num_threads(1); // one pinned stage, one BLAS thread
   if (env->out_dir && env->out_dir[0]) {
     char dir[FFS_PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/ckpt", env->out_dir);

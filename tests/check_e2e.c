@@ -17,11 +17,14 @@
 
 #include "ffs_frame.h"
 
-// A few thousand samples, 2 epochs: the bound is loose on purpose for a
-// 5-second run, and far below chance (90 %).
-#define S_ERROR_BOUND 0.12
+// 10000 samples, 3 epochs, 3x256 units: a 4-second run. Measured: 13.0 %
+// (processes) and 14.4 % (threads) energy error; the same run with learning
+// switched off (lr 1e-9) gives 93.7 %. The bound sits between, with margin.
+#define S_ERROR_BOUND 0.20
 #define S_SMALL_SETS                                                                            \
-  "--set", "data.train_limit=4000", "--set", "data.test_limit=1000", "--set", "train.epochs=2"
+  "--set", "data.train_limit=10000", "--set", "data.test_limit=1000", "--set", "train.epochs=3", \
+      "--set", "train.batch=50", "--set", "l1.units=256", "--set", "l2.units=256", "--set",     \
+      "l3.units=256", "--set", "out.primary=energy"
 
 static char s_tmp[256];
 
@@ -123,15 +126,16 @@ START_TEST(test_process_mode_learns_and_feedback_travels) {
   ck_assert(strstr(json, "\"mode\": \"processes\""));
   // one process per stage: five distinct pids, none of them ours
   double pids[5];
-  const char *names[5] = {"\"src\"", "\"l1\"", "\"l2\"", "\"l3\"", "\"out\""};
+  const char *names[5] = {"\"name\": \"src\"", "\"name\": \"l1\"", "\"name\": \"l2\"",
+                          "\"name\": \"l3\"", "\"name\": \"out\""};
   for (int i = 0; i < 5; i++) {
     pids[i] = s_json(json, names[i], "pid");
     ck_assert(pids[i] > 0 && pids[i] != getpid());
     for (int j = 0; j < i; j++) ck_assert(pids[i] != pids[j]);
   }
   // the feedback edge l2 -> l1 carried vectors back
-  ck_assert_msg(s_json(json, "\"l2\"", "feedback_sent") > 0, "%s", json);
-  ck_assert_msg(s_json(json, "\"l1\"", "feedback_received") > 0, "%s", json);
+  ck_assert_msg(s_json(json, "\"name\": \"l2\"", "feedback_sent") > 0, "%s", json);
+  ck_assert_msg(s_json(json, "\"name\": \"l1\"", "feedback_received") > 0, "%s", json);
   // per-epoch metrics and per-stage checkpoints
   char path[400];
   snprintf(path, sizeof path, "%s/metrics.csv", out);
@@ -222,7 +226,7 @@ START_TEST(test_garbage_frames_are_counted_and_dropped) {
   snprintf(path, sizeof path, "%s/summary.json", out);
   const char *json = s_slurp(path);
   ck_assert_ptr_nonnull(json);
-  ck_assert_msg(s_json(json, "\"l1\"", "bad_frames") == 12, "%s", json);
+  ck_assert_msg(s_json(json, "\"name\": \"l1\"", "bad_frames") == 12, "%s", json);
   double err = s_json(json, NULL, "test_error");
   ck_assert_msg(err >= 0 && err < S_ERROR_BOUND, "test error %g\n%s", err, json);
   ck_assert_msg(strstr(s_slurp(log), "dropped a bad frame") != NULL, "%s", s_slurp(log));
