@@ -65,7 +65,7 @@ typedef struct {
   uint64_t seed;
   ffs_transport_t transport;
   char tcp_host[64]; // transport tcp: host the stages bind on
-  int tcp_port;      // transport tcp: first port; stage i uses port + i*4 + k
+  int tcp_port;      // transport tcp: first port (see ffs_topo_endpoint)
   // data
   char data_set[16];           // mnist | fashion
   char data_dir[FFS_PATH_MAX]; // folder holding the IDX files (relative to cwd)

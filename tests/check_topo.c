@@ -1,0 +1,843 @@
+// check_topo: the topology loader (common/ffs_topo.c). Loads the shipped
+// configs, checks defaults, per-stage and --set overrides, endpoints, and that
+// every kind of bad file is refused with one line naming the right file:line.
+// Each test writes its YAML into a fresh temp folder under /tmp.
+#include "ffs_topo.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+// ---- fixture: one temp folder per test ----
+
+static char s_dir[64];
+static char s_path[128]; // the last file written by s_write
+static char s_err[1024];
+
+static void s_setup(void) {
+  snprintf(s_dir, sizeof s_dir, "/tmp/check_topo.XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(s_dir));
+  s_err[0] = 0;
+}
+
+static void s_teardown(void) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
+  if (system(cmd) != 0) fprintf(stderr, "check_topo: could not remove %s\n", s_dir);
+}
+
+// Writes len bytes of text to DIR/name and returns its path.
+static const char *s_write_n(const char *name, const char *text, size_t len) {
+  snprintf(s_path, sizeof s_path, "%s/%s", s_dir, name);
+  FILE *f = fopen(s_path, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(text, 1, len, f), len);
+  fclose(f);
+  return s_path;
+}
+
+static const char *s_write(const char *name, const char *text) {
+  return s_write_n(name, text, strlen(text));
+}
+
+// Loads text (written to DIR/t.yaml) with overrides.
+static int s_load(ffs_topo_t *t, const char *text, const char *const *ov, int n_ov) {
+  const char *path = s_write("t.yaml", text);
+  return ffs_topo_load(t, path, ov, n_ov, s_err, sizeof s_err);
+}
+
+// The message starts with prefix and contains phrase, and is one line.
+static void s_expect_err(const char *prefix, const char *phrase) {
+  ck_assert_msg(!strncmp(s_err, prefix, strlen(prefix)), "expected prefix '%s', got: %s", prefix,
+                s_err);
+  ck_assert_msg(strstr(s_err, phrase), "expected '%s' in: %s", phrase, s_err);
+  ck_assert_msg(!strchr(s_err, '\n'), "message is not one line: %s", s_err);
+}
+
+// Loading text fails with "DIR/t.yaml:LINE:" and phrase.
+static void s_expect_fail_at(const char *text, int line, const char *phrase) {
+  ffs_topo_t t;
+  ck_assert_int_eq(s_load(&t, text, NULL, 0), -1);
+  char prefix[256];
+  snprintf(prefix, sizeof prefix, "%s/t.yaml:%d: ", s_dir, line);
+  s_expect_err(prefix, phrase);
+}
+
+// The smallest useful topology: src -> l1 (20) -> l2 (10) -> out.
+static const char *s_min = "stages:\n"                       // 1
+                           "  - {name: src, kind: source}\n" // 2
+                           "  - name: l1\n"                  // 3
+                           "    kind: ff_layer\n"            // 4
+                           "    units: 20\n"                 // 5
+                           "  - name: l2\n"                  // 6
+                           "    kind: ff_layer\n"            // 7
+                           "    units: 10\n"                 // 8
+                           "  - name: out\n"                 // 9
+                           "    kind: readout\n";            // 10
+
+// Loading s_min with the one override ov fails with "--set OV: " and phrase.
+static void s_expect_set_fail(const char *ov, const char *phrase) {
+  ffs_topo_t t;
+  ck_assert_int_eq(s_load(&t, s_min, &ov, 1), -1);
+  char prefix[256];
+  snprintf(prefix, sizeof prefix, "--set %s: ", ov);
+  s_expect_err(prefix, phrase);
+}
+
+// A shipped config: $FFS_SOURCE_DIR, else the compile-time FFS_SOURCE_DIR,
+// else ../configs (run from a build dir) or configs (run from the root).
+static void s_config_path(char *out, size_t cap, const char *name) {
+  const char *src = getenv("FFS_SOURCE_DIR");
+#ifdef FFS_SOURCE_DIR
+  if (!src) src = FFS_SOURCE_DIR;
+#endif
+  if (src) {
+    snprintf(out, cap, "%s/configs/%s", src, name);
+    return;
+  }
+  snprintf(out, cap, "../configs/%s", name);
+  if (access(out, R_OK) != 0) snprintf(out, cap, "configs/%s", name);
+}
+
+// ---- core ----
+
+START_TEST(test_mnist_config) {
+  char path[512];
+  ffs_topo_t t;
+  s_config_path(path, sizeof path, "mnist-ff.yaml");
+  ck_assert_msg(ffs_topo_load(&t, path, NULL, 0, s_err, sizeof s_err) == 0, "%s", s_err);
+  ck_assert_str_eq(t.path, path);
+  ck_assert_str_eq(t.name, "mnist-ff");
+  ck_assert_str_eq(t.data_set, "mnist");
+  ck_assert_str_eq(t.data_dir, "data/mnist");
+  ck_assert_int_eq(t.transport, FFS_TRANSPORT_IPC);
+  ck_assert_int_eq(t.epochs, 10);
+  ck_assert_int_eq(t.batch, 100);
+  ck_assert_int_eq(t.n_stages, 5);
+  const char *names[] = {"src", "l1", "l2", "l3", "out"};
+  const ffs_stage_kind_t kinds[] = {FFS_STAGE_SOURCE, FFS_STAGE_FF_LAYER, FFS_STAGE_FF_LAYER,
+                                    FFS_STAGE_FF_LAYER, FFS_STAGE_READOUT};
+  const int in_dim[] = {0, 784, 500, 500, 0}, out_dim[] = {784, 500, 500, 500, 0};
+  for (int i = 0; i < 5; i++) {
+    ck_assert_str_eq(t.stages[i].name, names[i]);
+    ck_assert_int_eq(t.stages[i].kind, kinds[i]);
+    ck_assert_int_eq(t.stages[i].in_dim, in_dim[i]);
+    ck_assert_int_eq(t.stages[i].out_dim, out_dim[i]);
+    ck_assert_int_gt(t.stages[i].line, 0);
+    ck_assert_int_eq(ffs_topo_find(&t, names[i]), i);
+  }
+  const ffs_stage_cfg_t *out = &t.stages[4];
+  ck_assert_int_eq(out->n_energy, 2);
+  ck_assert_int_eq(out->energy[0], 2);
+  ck_assert_int_eq(out->energy[1], 3);
+  ck_assert_int_eq(out->n_softmax, 2);
+  ck_assert_int_eq(out->softmax[0], 2);
+  ck_assert_int_eq(out->softmax[1], 3);
+  ck_assert_int_eq(out->primary, FFS_INFER_ENERGY);
+  ck_assert_int_eq(t.n_feedback, 1);
+  ck_assert_int_eq(t.feedback[0].from, 2);
+  ck_assert_int_eq(t.feedback[0].to, 1);
+  ck_assert_int_gt(t.feedback[0].line, t.stages[4].line);
+  ck_assert_float_eq_tol(t.stages[1].layer.lr, 0.01f, 1e-7f);
+  ck_assert_int_eq(t.stages[1].layer.goodness, FFS_GOODNESS_SSQ);
+}
+END_TEST
+
+START_TEST(test_fashion_config) {
+  char path[512];
+  ffs_topo_t t;
+  s_config_path(path, sizeof path, "fashion-ff.yaml");
+  ck_assert_msg(ffs_topo_load(&t, path, NULL, 0, s_err, sizeof s_err) == 0, "%s", s_err);
+  ck_assert_str_eq(t.name, "fashion-ff");
+  ck_assert_str_eq(t.data_set, "fashion");
+  ck_assert_str_eq(t.data_dir, "data/fashion");
+  ck_assert_int_eq(t.n_stages, 5);
+  ck_assert_int_eq(t.stages[0].out_dim, 784);
+}
+END_TEST
+
+START_TEST(test_defaults) {
+  ffs_topo_t t;
+  const char *text = "# a comment first\n"
+                     "stages:\n"                                  // 2
+                     "  - {name: src, kind: source}\n"            // 3
+                     "  - {name: l1, kind: ff_layer, units: 7}\n" // 4
+                     "  - name: out\n"                            // 5
+                     "    kind: readout\n";
+  ck_assert_msg(s_load(&t, text, NULL, 0) == 0, "%s", s_err);
+  ck_assert_str_eq(t.name, "t"); // the file stem
+  ck_assert_uint_eq(t.seed, 1);
+  ck_assert_int_eq(t.transport, FFS_TRANSPORT_IPC);
+  ck_assert_str_eq(t.tcp_host, "127.0.0.1");
+  ck_assert_int_eq(t.tcp_port, 5570);
+  ck_assert_str_eq(t.data_set, "mnist");
+  ck_assert_str_eq(t.data_dir, "data/mnist");
+  ck_assert_int_eq(t.train_limit, 0);
+  ck_assert_int_eq(t.test_limit, 0);
+  ck_assert_int_eq(t.epochs, 10);
+  ck_assert_int_eq(t.batch, 100);
+  ck_assert_int_eq(t.eval_batch, 100);
+  ck_assert_int_eq(t.eval_every, 1);
+  ck_assert_int_eq(t.negatives, FFS_NEG_RANDOM);
+  ck_assert_int_eq(t.hwm_frames, 4);
+  const ffs_layer_cfg_t *l = &t.stages[1].layer;
+  ck_assert_int_eq(l->goodness, FFS_GOODNESS_SSQ);
+  ck_assert_float_eq(l->theta, 0.0f);
+  ck_assert_float_eq(l->temp, 1.0f);
+  ck_assert_int_eq(l->opt, FFS_OPT_SGD);
+  ck_assert_float_eq(l->lr, 0.01f);
+  ck_assert_float_eq(l->momentum, 0.9f);
+  ck_assert_float_eq(l->weight_decay, 0.001f);
+  ck_assert_int_eq(l->cooldown, 1);
+  ck_assert_float_eq(l->peer_lambda, 0.03f);
+  ck_assert_float_eq(l->peer_decay, 0.9f);
+  ck_assert_int_eq(t.stages[0].out_dim, 784);
+  ck_assert_int_eq(t.stages[1].in_dim, 784);
+  ck_assert_int_eq(t.stages[1].out_dim, 7);
+  ck_assert_int_eq(t.stages[1].units, 7);
+  for (int i = 0; i < 3; i++) ck_assert_int_eq(t.stages[i].core, -1);
+  ck_assert_int_eq(t.stages[0].line, 3);
+  ck_assert_int_eq(t.stages[1].line, 4);
+  ck_assert_int_eq(t.stages[2].line, 5);
+  // a single ff_layer: the readout uses it for both inferences
+  ck_assert_int_eq(t.stages[2].n_energy, 1);
+  ck_assert_int_eq(t.stages[2].energy[0], 1);
+  ck_assert_int_eq(t.stages[2].n_softmax, 1);
+  ck_assert_float_eq(t.stages[2].softmax_lr, 0.01f);
+  ck_assert_int_eq(t.stages[2].primary, FFS_INFER_ENERGY);
+  ck_assert_int_eq(t.n_feedback, 0);
+}
+END_TEST
+
+START_TEST(test_readout_default_lists) {
+  ffs_topo_t t;
+  ck_assert_msg(s_load(&t, s_min, NULL, 0) == 0, "%s", s_err);
+  // two ff_layers: all but the first
+  ck_assert_int_eq(t.stages[3].n_energy, 1);
+  ck_assert_int_eq(t.stages[3].energy[0], 2);
+  ck_assert_int_eq(t.stages[3].n_softmax, 1);
+  ck_assert_int_eq(t.stages[3].softmax[0], 2);
+  ck_assert_int_eq(t.stages[2].in_dim, 20);
+}
+END_TEST
+
+START_TEST(test_all_keys) {
+  ffs_topo_t t;
+  const char *text = "name: full.run\n"
+                     "seed: 18446744073709551615\n"
+                     "transport: tcp\n"
+                     "tcp: {host: 10.0.0.2, port: 6000}\n"
+                     "data:\n"
+                     "  set: fashion\n"
+                     "  dim: 100\n"
+                     "  train_limit: 1000\n"
+                     "  test_limit: 500\n"
+                     "train: {epochs: 2, batch: 50, eval_batch: 10, eval_every: 2, "
+                     "negatives: random, hwm_frames: 8}\n"
+                     "layer:\n"
+                     "  goodness: min_ssq\n"
+                     "  theta: 2.5\n"
+                     "  temp: 0.5\n"
+                     "  optimizer: adam\n"
+                     "  lr: 1e-3\n"
+                     "  momentum: 0\n"
+                     "  weight_decay: 0\n"
+                     "  cooldown: false\n"
+                     "  peer_lambda: 0\n"
+                     "  peer_decay: 0.5\n"
+                     "stages:\n"
+                     "  - {name: src, kind: source, core: 0}\n"
+                     "  - {name: l1, kind: ff_layer, units: 30, core: 2}\n"
+                     "  - {name: l2, kind: ff_layer, units: 40}\n"
+                     "  - {name: out, kind: readout, energy: [l1], softmax: [l2, l1], "
+                     "softmax_lr: 0.5, primary: softmax}\n"
+                     "feedback:\n"
+                     "  - {from: out, to: l1}\n"
+                     "  - {from: l2, to: src}\n";
+  ck_assert_msg(s_load(&t, text, NULL, 0) == 0, "%s", s_err);
+  ck_assert_str_eq(t.name, "full.run");
+  ck_assert(t.seed == UINT64_MAX);
+  ck_assert_int_eq(t.transport, FFS_TRANSPORT_TCP);
+  ck_assert_str_eq(t.tcp_host, "10.0.0.2");
+  ck_assert_int_eq(t.tcp_port, 6000);
+  ck_assert_str_eq(t.data_set, "fashion");
+  ck_assert_str_eq(t.data_dir, "data/fashion");
+  ck_assert_int_eq(t.stages[0].out_dim, 100);
+  ck_assert_int_eq(t.stages[1].in_dim, 100);
+  ck_assert_int_eq(t.train_limit, 1000);
+  ck_assert_int_eq(t.test_limit, 500);
+  ck_assert_int_eq(t.epochs, 2);
+  ck_assert_int_eq(t.batch, 50);
+  ck_assert_int_eq(t.eval_batch, 10);
+  ck_assert_int_eq(t.eval_every, 2);
+  ck_assert_int_eq(t.hwm_frames, 8);
+  const ffs_layer_cfg_t *l = &t.stages[2].layer;
+  ck_assert_int_eq(l->goodness, FFS_GOODNESS_MIN_SSQ);
+  ck_assert_float_eq(l->theta, 2.5f);
+  ck_assert_float_eq(l->temp, 0.5f);
+  ck_assert_int_eq(l->opt, FFS_OPT_ADAM);
+  ck_assert_float_eq(l->lr, 1e-3f);
+  ck_assert_float_eq(l->momentum, 0.0f);
+  ck_assert_int_eq(l->cooldown, 0);
+  ck_assert_float_eq(l->peer_decay, 0.5f);
+  ck_assert_int_eq(t.stages[0].core, 0);
+  ck_assert_int_eq(t.stages[1].core, 2);
+  ck_assert_int_eq(t.stages[2].core, -1);
+  const ffs_stage_cfg_t *out = &t.stages[3];
+  ck_assert_int_eq(out->n_energy, 1);
+  ck_assert_int_eq(out->energy[0], 1);
+  ck_assert_int_eq(out->n_softmax, 2);
+  ck_assert_int_eq(out->softmax[0], 2);
+  ck_assert_int_eq(out->softmax[1], 1);
+  ck_assert_float_eq(out->softmax_lr, 0.5f);
+  ck_assert_int_eq(out->primary, FFS_INFER_SOFTMAX);
+  ck_assert_int_eq(t.n_feedback, 2);
+  ck_assert_int_eq(t.feedback[0].from, 3);
+  ck_assert_int_eq(t.feedback[0].to, 1);
+  ck_assert_int_eq(t.feedback[0].line, 28);
+  ck_assert_int_eq(t.feedback[1].from, 2);
+  ck_assert_int_eq(t.feedback[1].to, 0);
+}
+END_TEST
+
+START_TEST(test_stage_overrides_layer_block) {
+  ffs_topo_t t;
+  const char *text = "layer: {lr: 0.02, theta: 5}\n"
+                     "stages:\n"
+                     "  - {name: src, kind: source}\n"
+                     "  - {name: l1, kind: ff_layer, units: 8}\n"
+                     "  - {name: l2, kind: ff_layer, units: 8, lr: 0.05, optimizer: adam, "
+                     "cooldown: no}\n"
+                     "  - {name: out, kind: readout}\n";
+  ck_assert_msg(s_load(&t, text, NULL, 0) == 0, "%s", s_err);
+  ck_assert_float_eq(t.layer.lr, 0.02f);
+  ck_assert_float_eq(t.stages[1].layer.lr, 0.02f);
+  ck_assert_int_eq(t.stages[1].layer.opt, FFS_OPT_SGD);
+  ck_assert_int_eq(t.stages[1].layer.cooldown, 1);
+  ck_assert_float_eq(t.stages[2].layer.lr, 0.05f);
+  ck_assert_int_eq(t.stages[2].layer.opt, FFS_OPT_ADAM);
+  ck_assert_int_eq(t.stages[2].layer.cooldown, 0);
+  // keys the stage does not set come from the block, the rest from defaults
+  ck_assert_float_eq(t.stages[2].layer.theta, 5.0f);
+  ck_assert_float_eq(t.stages[2].layer.momentum, 0.9f);
+}
+END_TEST
+
+START_TEST(test_set_scalars) {
+  ffs_topo_t t;
+  const char *ov[] = {"train.epochs=3",        "seed=7",     "layer.lr=0.5",
+                      "data.train_limit=1000", "name=quick", "train.epochs=4"};
+  ck_assert_msg(s_load(&t, s_min, ov, 6) == 0, "%s", s_err);
+  ck_assert_int_eq(t.epochs, 4); // later overrides win
+  ck_assert_uint_eq(t.seed, 7);
+  ck_assert_float_eq(t.stages[1].layer.lr, 0.5f);
+  ck_assert_int_eq(t.train_limit, 1000); // the data block was absent: made
+  ck_assert_str_eq(t.name, "quick");
+}
+END_TEST
+
+START_TEST(test_set_stage_keys) {
+  ffs_topo_t t;
+  const char *ov[] = {"l1.units=321", "l2.lr=0.05", "layer.lr=0.2"};
+  ck_assert_msg(s_load(&t, s_min, ov, 3) == 0, "%s", s_err);
+  ck_assert_int_eq(t.stages[1].units, 321);
+  ck_assert_int_eq(t.stages[1].out_dim, 321);
+  ck_assert_int_eq(t.stages[2].in_dim, 321);
+  ck_assert_float_eq(t.stages[1].layer.lr, 0.2f);
+  ck_assert_float_eq(t.stages[2].layer.lr, 0.05f); // added key beats the block
+}
+END_TEST
+
+START_TEST(test_set_list) {
+  ffs_topo_t t;
+  const char *ov[] = {"out.energy=[l1, l2]", "out.softmax=[l1]", "feedback=[{from: l2, to: l1}]"};
+  ck_assert_msg(s_load(&t, s_min, ov, 3) == 0, "%s", s_err);
+  ck_assert_int_eq(t.stages[3].n_energy, 2);
+  ck_assert_int_eq(t.stages[3].energy[0], 1);
+  ck_assert_int_eq(t.stages[3].energy[1], 2);
+  ck_assert_int_eq(t.stages[3].n_softmax, 1);
+  ck_assert_int_eq(t.stages[3].softmax[0], 1);
+  ck_assert_int_eq(t.n_feedback, 1);
+  ck_assert_int_eq(t.feedback[0].line, 0);
+}
+END_TEST
+
+START_TEST(test_set_errors) {
+  s_expect_set_fail("l9.units=5", "no stage or top-level block named 'l9'");
+  s_expect_set_fail("train.epochs=ten", "train.epochs: expected an integer >= 1, got 'ten'");
+  s_expect_set_fail("l1.units=0", "stage 'l1': units: expected an integer in 1..65536, got '0'");
+  s_expect_set_fail("out.energy=[src]", "'src' is a source, not an ff_layer");
+  s_expect_set_fail("l1.unit=5", "stage 'l1': unknown key 'unit'");
+  s_expect_set_fail("train.epochs", "expected KEY=VALUE");
+  s_expect_set_fail("=3", "expected KEY=VALUE");
+  s_expect_set_fail("a.b.c=3", "expected KEY=VALUE");
+  s_expect_set_fail("l 1.units=3", "expected KEY=VALUE");
+  s_expect_set_fail("seed.x=3", "'seed' is not a block");
+  s_expect_set_fail("l1=3", "a stage is set one key at a time");
+  s_expect_set_fail("layer.lr=[0.1", "YAML syntax error");
+  s_expect_set_fail("layer.lr=", "layer.lr: expected a number > 0, got nothing");
+  s_expect_set_fail("l1.lr=&a 1", "anchors and aliases are not supported");
+}
+END_TEST
+
+START_TEST(test_set_into_non_mapping_block) {
+  ffs_topo_t t;
+  const char *text = "train: 5\n"
+                     "stages: []\n";
+  const char *ov = "train.epochs=3";
+  ck_assert_int_eq(s_load(&t, text, &ov, 1), -1);
+  s_expect_err("--set train.epochs=3: ", "'train' (line 1) is not a mapping");
+}
+END_TEST
+
+START_TEST(test_find_and_kind_str) {
+  ffs_topo_t t;
+  ck_assert_msg(s_load(&t, s_min, NULL, 0) == 0, "%s", s_err);
+  ck_assert_int_eq(ffs_topo_find(&t, "l2"), 2);
+  ck_assert_int_eq(ffs_topo_find(&t, "l9"), -1);
+  ck_assert_int_eq(ffs_topo_find(&t, ""), -1);
+  ck_assert_str_eq(ffs_stage_kind_str(FFS_STAGE_SOURCE), "source");
+  ck_assert_str_eq(ffs_stage_kind_str(FFS_STAGE_FF_LAYER), "ff_layer");
+  ck_assert_str_eq(ffs_stage_kind_str(FFS_STAGE_READOUT), "readout");
+  ck_assert_str_eq(ffs_stage_kind_str((ffs_stage_kind_t)42), "unknown");
+}
+END_TEST
+
+START_TEST(test_endpoints) {
+  ffs_topo_t t;
+  char ep[256];
+  ck_assert_msg(s_load(&t, s_min, NULL, 0) == 0, "%s", s_err);
+  ffs_topo_endpoint(&t, "/tmp/r1", 1, FFS_CHAN_IN, 0, ep, sizeof ep);
+  ck_assert_str_eq(ep, "ipc:///tmp/r1/l1.in");
+  ffs_topo_endpoint(&t, "/tmp/r1", 1, FFS_CHAN_FB, 0, ep, sizeof ep);
+  ck_assert_str_eq(ep, "ipc:///tmp/r1/l1.fb");
+  ffs_topo_endpoint(&t, "/tmp/r1", 3, FFS_CHAN_REP, 2, ep, sizeof ep);
+  ck_assert_str_eq(ep, "ipc:///tmp/r1/out.rep2");
+  ffs_topo_endpoint(&t, "/tmp/r1", 0, FFS_CHAN_CTL, 0, ep, sizeof ep);
+  ck_assert_str_eq(ep, "ipc:///tmp/r1/ctl");
+  // cut safely when out is short
+  char small[12];
+  ffs_topo_endpoint(&t, "/tmp/r1", 1, FFS_CHAN_IN, 0, small, sizeof small);
+  ck_assert_str_eq(small, "ipc:///tmp/");
+
+  const char *inproc = "transport=inproc";
+  ck_assert_msg(s_load(&t, s_min, &inproc, 1) == 0, "%s", s_err);
+  ffs_topo_endpoint(&t, "run", 2, FFS_CHAN_IN, 0, ep, sizeof ep);
+  ck_assert_str_eq(ep, "inproc://run/l2.in");
+  ffs_topo_endpoint(&t, "run", 3, FFS_CHAN_REP, 1, ep, sizeof ep);
+  ck_assert_str_eq(ep, "inproc://run/out.rep1");
+  ffs_topo_endpoint(&t, "run", 0, FFS_CHAN_CTL, 0, ep, sizeof ep);
+  ck_assert_str_eq(ep, "inproc://run/ctl");
+
+  const char *tcp[] = {"transport=tcp", "tcp.port=6000", "tcp.host=10.1.2.3"};
+  ck_assert_msg(s_load(&t, s_min, tcp, 3) == 0, "%s", s_err);
+  ffs_topo_endpoint(&t, NULL, 0, FFS_CHAN_CTL, 0, ep, sizeof ep);
+  ck_assert_str_eq(ep, "tcp://10.1.2.3:6000");
+  ffs_topo_endpoint(&t, NULL, 0, FFS_CHAN_IN, 0, ep, sizeof ep);
+  ck_assert_str_eq(ep, "tcp://10.1.2.3:6001");
+  ffs_topo_endpoint(&t, NULL, 1, FFS_CHAN_FB, 0, ep, sizeof ep); // 6000 + 1 + 34 + 1
+  ck_assert_str_eq(ep, "tcp://10.1.2.3:6036");
+  ffs_topo_endpoint(&t, NULL, 3, FFS_CHAN_REP, 2, ep, sizeof ep); // 6000 + 1 + 102 + 4
+  ck_assert_str_eq(ep, "tcp://10.1.2.3:6107");
+}
+END_TEST
+
+// ---- errors: each names the right line ----
+
+START_TEST(test_err_unknown_key) {
+  s_expect_fail_at("stages:\n"
+                   "  - {name: src, kind: source}\n"
+                   "  - name: l2\n"
+                   "    kind: ff_layer\n"
+                   "    unit: 5\n"
+                   "  - {name: out, kind: readout}\n",
+                   5,
+                   "stage 'l2': unknown key 'unit' (expected one of: name, kind, units, core, "
+                   "goodness, theta, temp, optimizer, lr, momentum, weight_decay, cooldown, "
+                   "peer_lambda, peer_decay)");
+  s_expect_fail_at("seed: 1\nstage: []\n", 2, "unknown key 'stage' (expected one of: name, seed");
+  s_expect_fail_at("train:\n  epochs: 1\n  epoch: 2\n", 3, "train: unknown key 'epoch'");
+}
+END_TEST
+
+START_TEST(test_err_key_of_other_kind) {
+  s_expect_fail_at("stages:\n"
+                   "  - {name: src, kind: source}\n"
+                   "  - {name: l1, kind: ff_layer, units: 5}\n"
+                   "  - name: out\n"
+                   "    kind: readout\n"
+                   "    units: 5\n",
+                   6, "stage 'out': key 'units' does not apply to a readout");
+  s_expect_fail_at("stages:\n"
+                   "  - {name: src, kind: source,\n"
+                   "     lr: 0.1}\n",
+                   3, "stage 'src': key 'lr' does not apply to a source");
+}
+END_TEST
+
+START_TEST(test_err_wrong_type) {
+  s_expect_fail_at("name: x\n"
+                   "train:\n"
+                   "  batch: 10\n"
+                   "  epochs: ten\n",
+                   4, "train.epochs: expected an integer >= 1, got 'ten'");
+  s_expect_fail_at("train: {batch: 1.5}\n", 1, "train.batch: expected an integer in 1..10000");
+  s_expect_fail_at("layer:\n  lr: [1]\n", 2, "layer.lr: expected a number > 0, got a sequence");
+  s_expect_fail_at("layer:\n  momentum: 1\n", 2, "layer.momentum: expected a number in [0, 1)");
+  s_expect_fail_at("layer:\n  cooldown: maybe\n", 2, "layer.cooldown: expected true or false");
+  s_expect_fail_at("layer:\n\n  lr: nan\n", 3, "layer.lr: expected a number > 0, got 'nan'");
+  s_expect_fail_at("transport: zmq\n", 1, "transport: expected one of ipc, inproc, tcp, got 'zmq'");
+  s_expect_fail_at("seed: -1\n", 1, "seed: expected an integer");
+  s_expect_fail_at("data: fashion\n", 1, "data: expected a mapping");
+  s_expect_fail_at("tcp: {port: 80}\n", 1,
+                   "tcp.port: expected an integer in 1024..65000, got '80'");
+  s_expect_fail_at("\nstages: {a: 1}\n", 2, "stages: expected a sequence");
+  s_expect_fail_at("name: 'a b'\n", 1, "name: expected 1..31 characters");
+}
+END_TEST
+
+START_TEST(test_err_duplicate_key) {
+  s_expect_fail_at("train:\n"
+                   "  epochs: 1\n"
+                   "  batch: 2\n"
+                   "  epochs: 3\n",
+                   4, "duplicate key 'epochs' (first at line 2");
+}
+END_TEST
+
+START_TEST(test_err_duplicate_stage) {
+  s_expect_fail_at("stages:\n"
+                   "  - {name: src, kind: source}\n"
+                   "  - {name: l1, kind: ff_layer, units: 5}\n"
+                   "  - {name: l1, kind: ff_layer, units: 5}\n"
+                   "  - {name: out, kind: readout}\n",
+                   4, "stage 'l1': duplicate stage name (first at line 3");
+}
+END_TEST
+
+START_TEST(test_err_stage_names) {
+  s_expect_fail_at("stages:\n  - {kind: source}\n", 2, "stage 1: missing required key 'name'");
+  s_expect_fail_at("stages:\n  - {name: 'l 1', kind: source}\n", 2, "stage 1: name: expected");
+  s_expect_fail_at("stages:\n  - {name: train, kind: source}\n", 2, "the name is reserved");
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n  - 5\n", 3,
+                   "stage 2: expected a mapping");
+}
+END_TEST
+
+START_TEST(test_err_unknown_kind) {
+  s_expect_fail_at("stages:\n"
+                   "  - {name: src, kind: source}\n"
+                   "  - name: l1\n"
+                   "    kind: layer\n"
+                   "  - {name: out, kind: readout}\n",
+                   4, "stage 'l1': kind: expected one of source, ff_layer, readout, got 'layer'");
+  s_expect_fail_at("stages:\n  - {name: src}\n", 2, "stage 'src': missing required key 'kind'");
+}
+END_TEST
+
+START_TEST(test_err_missing_units) {
+  s_expect_fail_at("stages:\n"
+                   "  - {name: src, kind: source}\n"
+                   "  - name: l1\n"
+                   "    kind: ff_layer\n"
+                   "  - {name: out, kind: readout}\n",
+                   3, "stage 'l1': missing required key 'units'");
+}
+END_TEST
+
+START_TEST(test_err_source_not_first) {
+  s_expect_fail_at("stages:\n"
+                   "  - {name: l1, kind: ff_layer, units: 5}\n"
+                   "  - {name: src, kind: source}\n"
+                   "  - {name: out, kind: readout}\n",
+                   3, "stage 'src': the source must be the first stage");
+  s_expect_fail_at("stages:\n"
+                   "  - {name: l1, kind: ff_layer, units: 5}\n"
+                   "  - {name: l2, kind: ff_layer, units: 5}\n"
+                   "  - {name: out, kind: readout}\n",
+                   2, "no source");
+  s_expect_fail_at("stages:\n"
+                   "  - {name: src, kind: source}\n"
+                   "  - {name: s2, kind: source}\n"
+                   "  - {name: out, kind: readout}\n",
+                   3, "stage 's2': a second source (the first is 'src' at line 2");
+}
+END_TEST
+
+START_TEST(test_err_readouts) {
+  s_expect_fail_at("stages:\n"
+                   "  - {name: src, kind: source}\n"
+                   "  - {name: r1, kind: readout}\n"
+                   "  - {name: l1, kind: ff_layer, units: 5}\n"
+                   "  - {name: r2, kind: readout}\n",
+                   5, "stage 'r2': a second readout (the first is 'r1' at line 3");
+  s_expect_fail_at("stages:\n"
+                   "  - {name: src, kind: source}\n"
+                   "  - {name: r1, kind: readout}\n"
+                   "  - {name: l1, kind: ff_layer, units: 5}\n",
+                   3, "stage 'r1': the readout must be the last stage");
+  s_expect_fail_at("stages:\n"
+                   "  - {name: src, kind: source}\n"
+                   "  - {name: l1, kind: ff_layer, units: 5}\n"
+                   "  - {name: l2, kind: ff_layer, units: 5}\n",
+                   4, "no readout");
+}
+END_TEST
+
+START_TEST(test_err_stage_count) {
+  s_expect_fail_at("stages:\n"
+                   "  - {name: src, kind: source}\n"
+                   "  - {name: out, kind: readout}\n",
+                   2, "stages: expected at least 3 stages");
+  s_expect_fail_at("seed: 3\n", 1, "missing required key 'stages'");
+  char text[4096];
+  size_t at = (size_t)snprintf(text, sizeof text, "stages:\n");
+  for (int i = 0; i < FFS_MAX_STAGES + 1; i++)
+    at += (size_t)snprintf(text + at, sizeof text - at,
+                           "  - {name: l%d, kind: ff_layer, units: 1}\n", i);
+  s_expect_fail_at(text, 2 + FFS_MAX_STAGES, "stages: more than 32 stages");
+}
+END_TEST
+
+START_TEST(test_err_energy_list) {
+  const char *head = "stages:\n"
+                     "  - {name: src, kind: source}\n"
+                     "  - {name: l1, kind: ff_layer, units: 5}\n"
+                     "  - name: out\n"
+                     "    kind: readout\n";
+  char text[1024];
+  snprintf(text, sizeof text, "%s    energy:\n      - l1\n      - src\n", head);
+  s_expect_fail_at(
+      text, 8, "stage 'out': energy: 'src' is a source, not an ff_layer (expected ff_layers: l1)");
+  snprintf(text, sizeof text, "%s    softmax: [l1, l9]\n", head);
+  s_expect_fail_at(text, 6, "stage 'out': softmax: no stage named 'l9'");
+  snprintf(text, sizeof text, "%s    energy: [l1, l1]\n", head);
+  s_expect_fail_at(text, 6, "'l1' is listed twice");
+  snprintf(text, sizeof text, "%s    energy: []\n", head);
+  s_expect_fail_at(text, 6, "expected a non-empty list of ff_layer names");
+  snprintf(text, sizeof text, "%s    energy: l1\n", head);
+  s_expect_fail_at(text, 6, "expected a non-empty list of ff_layer names like [l1], got 'l1'");
+  snprintf(text, sizeof text, "%s    primary: both\n", head);
+  s_expect_fail_at(text, 6, "stage 'out': primary: expected one of energy, softmax");
+}
+END_TEST
+
+static const char *s_fb_head = "stages:\n"                                  // 1
+                               "  - {name: src, kind: source}\n"            // 2
+                               "  - {name: l1, kind: ff_layer, units: 5}\n" // 3
+                               "  - {name: l2, kind: ff_layer, units: 5}\n" // 4
+                               "  - {name: out, kind: readout}\n"           // 5
+                               "feedback:\n"                                // 6
+                               "  - {from: l2, to: l1}\n";                  // 7
+
+START_TEST(test_err_feedback) {
+  char text[1024];
+  snprintf(text, sizeof text, "%s  - from: l1\n    to: l2\n", s_fb_head);
+  s_expect_fail_at(text, 8, "feedback l1 -> l2: 'from' must be a later stage than 'to'");
+  snprintf(text, sizeof text, "%s  - from: l2\n    to: l0\n", s_fb_head);
+  s_expect_fail_at(text, 9,
+                   "feedback 2: to: no stage named 'l0' (expected one of: src, l1, l2, out)");
+  snprintf(text, sizeof text, "%s  - {from: l2, to: l1}\n", s_fb_head);
+  s_expect_fail_at(text, 8, "feedback l2 -> l1: duplicate edge (first at line 7)");
+  snprintf(text, sizeof text, "%s  - {from: l2}\n", s_fb_head);
+  s_expect_fail_at(text, 8, "feedback 2: missing required key 'to'");
+  snprintf(text, sizeof text, "%s  - {from: l2, to: l1, via: x}\n", s_fb_head);
+  s_expect_fail_at(text, 8, "feedback 2: unknown key 'via' (expected one of: from, to)");
+  snprintf(text, sizeof text, "%s  - {from: out, to: out}\n", s_fb_head);
+  s_expect_fail_at(text, 8, "'from' must be a later stage");
+}
+END_TEST
+
+START_TEST(test_err_tcp_ports) {
+  ffs_topo_t t;
+  const char *ov[] = {"transport=tcp", "tcp.port=65000"};
+  char text[4096];
+  size_t at = (size_t)snprintf(text, sizeof text, "stages:\n  - {name: src, kind: source}\n");
+  for (int i = 0; i < 20; i++)
+    at += (size_t)snprintf(text + at, sizeof text - at,
+                           "  - {name: l%d, kind: ff_layer, units: 1}\n", i);
+  snprintf(text + at, sizeof text - at, "  - {name: out, kind: readout}\n");
+  ck_assert_int_eq(s_load(&t, text, ov, 2), -1);
+  s_expect_err("--set tcp.port=65000: ", "leaves too few ports for 22 stages");
+  ck_assert_msg(s_load(&t, text, ov, 1) == 0, "%s", s_err); // the default port fits
+}
+END_TEST
+
+START_TEST(test_err_yaml_syntax) {
+  s_expect_fail_at("name: x\n"
+                   "train:\n"
+                   "  epochs: [1, 2\n"
+                   "  batch: 3\n"
+                   "stages: []\n",
+                   4, "YAML syntax error");
+  s_expect_fail_at("a: b\n  c: d\n", 2, "YAML syntax error: mapping values are not allowed");
+  s_expect_fail_at("train: {epochs: 1}\n---\nseed: 2\n", 2, "a second YAML document");
+}
+END_TEST
+
+START_TEST(test_err_anchor_alias) {
+  s_expect_fail_at("layer: &base\n  lr: 0.1\n", 1, "anchors and aliases are not supported");
+  s_expect_fail_at("train:\n  epochs: 1\n  batch: *x\n", 3,
+                   "anchors and aliases are not supported");
+  s_expect_fail_at("seed: !!int 3\n", 1, "YAML tags are not supported");
+}
+END_TEST
+
+START_TEST(test_err_empty_and_top_level) {
+  s_expect_fail_at("", 1, "empty topology file");
+  s_expect_fail_at("# only a comment\n\n", 1, "empty topology file");
+  s_expect_fail_at("\n- a\n- b\n", 2, "top level: expected a mapping of keys");
+  s_expect_fail_at("just a scalar\n", 1, "top level: expected a mapping of keys");
+}
+END_TEST
+
+START_TEST(test_err_files) {
+  ffs_topo_t t;
+  char path[256];
+  snprintf(path, sizeof path, "%s/missing.yaml", s_dir);
+  ck_assert_int_eq(ffs_topo_load(&t, path, NULL, 0, s_err, sizeof s_err), -1);
+  char prefix[300];
+  snprintf(prefix, sizeof prefix, "%s: ", path);
+  s_expect_err(prefix, "cannot open");
+  ck_assert_int_eq(ffs_topo_load(&t, s_dir, NULL, 0, s_err, sizeof s_err), -1);
+  ck_assert_msg(strstr(s_err, "cannot read") != NULL, "%s", s_err);
+  // the error buffer may be tiny: still terminated
+  char tiny[8];
+  ck_assert_int_eq(ffs_topo_load(&t, path, NULL, 0, tiny, sizeof tiny), -1);
+  ck_assert_uint_eq(strlen(tiny), sizeof tiny - 1);
+}
+END_TEST
+
+// ---- errors: hostile input is refused cleanly ----
+
+START_TEST(test_hostile_deep_nesting) {
+  size_t n = 1000000;
+  char *text = malloc(n + 1);
+  ck_assert_ptr_nonnull(text);
+  memset(text, '[', n);
+  text[n] = 0;
+  ffs_topo_t t;
+  ck_assert_int_eq(s_load(&t, text, NULL, 0), -1);
+  char prefix[256];
+  snprintf(prefix, sizeof prefix, "%s/t.yaml:1: ", s_dir);
+  s_expect_err(prefix, "nested deeper than");
+  // block nesting, one level a line
+  size_t at = 0;
+  for (int i = 0; i < 40; i++) at += (size_t)sprintf(text + at, "%*sk%d:\n", i, "", i);
+  ck_assert_int_eq(s_load(&t, text, NULL, 0), -1);
+  s_expect_err(s_dir, "nested deeper than");
+  free(text);
+}
+END_TEST
+
+START_TEST(test_hostile_size_and_count) {
+  size_t n = (1 << 20) + 10;
+  char *text = malloc(n + 1);
+  ck_assert_ptr_nonnull(text);
+  memset(text, ' ', n);
+  text[n] = 0;
+  ffs_topo_t t;
+  ck_assert_int_eq(s_load(&t, text, NULL, 0), -1);
+  s_expect_err(s_dir, "larger than 1024 KiB");
+  // many small nodes: a flow sequence of 200000 items
+  size_t at = (size_t)sprintf(text, "seed: [");
+  while (at < 900000) at += (size_t)sprintf(text + at, "1,");
+  sprintf(text + at, "1]\n");
+  ck_assert_int_eq(s_load(&t, text, NULL, 0), -1);
+  s_expect_err(s_dir, "more than 10000 YAML nodes");
+  free(text);
+}
+END_TEST
+
+START_TEST(test_hostile_junk) {
+  // binary junk from a fixed LCG, several seeds: always a clean one-line error
+  char buf[4096];
+  unsigned x = 12345;
+  for (int round = 0; round < 50; round++) {
+    for (size_t i = 0; i < sizeof buf; i++) {
+      x = x * 1103515245u + 12345u;
+      buf[i] = (char)(x >> 16);
+    }
+    const char *path = s_write_n("junk.yaml", buf, round == 0 ? 1 : sizeof buf);
+    ffs_topo_t t;
+    s_err[0] = 0;
+    ck_assert_int_eq(ffs_topo_load(&t, path, NULL, 0, s_err, sizeof s_err), -1);
+    ck_assert(strlen(s_err) > 0);
+    ck_assert_msg(!strchr(s_err, '\n'), "not one line: %s", s_err);
+  }
+  // an override with a newline in its key or value still gives one line
+  const char *ov[] = {"l1\n.units=5", "l1.lr=\"a\nb\""};
+  for (int i = 0; i < 2; i++) {
+    ffs_topo_t t;
+    ck_assert_int_eq(s_load(&t, s_min, ov + i, 1), -1);
+    ck_assert_msg(!strchr(s_err, '\n'), "not one line: %s", s_err);
+  }
+  // a NUL byte inside a document
+  const char nul[] = "seed: 1\nname: a\0b\n";
+  const char *path = s_write_n("nul.yaml", nul, sizeof nul - 1);
+  ffs_topo_t t;
+  ck_assert_int_eq(ffs_topo_load(&t, path, NULL, 0, s_err, sizeof s_err), -1);
+  ck_assert_msg(!strchr(s_err, '\n'), "not one line: %s", s_err);
+  // a quoted escape that makes a NUL and a multi-line value quoted in a message
+  s_expect_fail_at("name: \"a\\0b\"\n", 1, "NUL");
+  s_expect_fail_at("name: \"a\\nb\"\n", 1, "name: expected 1..31 characters");
+}
+END_TEST
+
+static Suite *s_suite(void) {
+  Suite *s = suite_create("topo");
+  TCase *core = tcase_create("core");
+  tcase_add_checked_fixture(core, s_setup, s_teardown);
+  tcase_add_test(core, test_mnist_config);
+  tcase_add_test(core, test_fashion_config);
+  tcase_add_test(core, test_defaults);
+  tcase_add_test(core, test_readout_default_lists);
+  tcase_add_test(core, test_all_keys);
+  tcase_add_test(core, test_stage_overrides_layer_block);
+  tcase_add_test(core, test_set_scalars);
+  tcase_add_test(core, test_set_stage_keys);
+  tcase_add_test(core, test_set_list);
+  tcase_add_test(core, test_set_errors);
+  tcase_add_test(core, test_set_into_non_mapping_block);
+  tcase_add_test(core, test_find_and_kind_str);
+  tcase_add_test(core, test_endpoints);
+  suite_add_tcase(s, core);
+
+  TCase *errors = tcase_create("errors");
+  tcase_add_checked_fixture(errors, s_setup, s_teardown);
+  tcase_set_timeout(errors, 60);
+  tcase_add_test(errors, test_err_unknown_key);
+  tcase_add_test(errors, test_err_key_of_other_kind);
+  tcase_add_test(errors, test_err_wrong_type);
+  tcase_add_test(errors, test_err_duplicate_key);
+  tcase_add_test(errors, test_err_duplicate_stage);
+  tcase_add_test(errors, test_err_stage_names);
+  tcase_add_test(errors, test_err_unknown_kind);
+  tcase_add_test(errors, test_err_missing_units);
+  tcase_add_test(errors, test_err_source_not_first);
+  tcase_add_test(errors, test_err_readouts);
+  tcase_add_test(errors, test_err_stage_count);
+  tcase_add_test(errors, test_err_energy_list);
+  tcase_add_test(errors, test_err_feedback);
+  tcase_add_test(errors, test_err_tcp_ports);
+  tcase_add_test(errors, test_err_yaml_syntax);
+  tcase_add_test(errors, test_err_anchor_alias);
+  tcase_add_test(errors, test_err_empty_and_top_level);
+  tcase_add_test(errors, test_err_files);
+  tcase_add_test(errors, test_hostile_deep_nesting);
+  tcase_add_test(errors, test_hostile_size_and_count);
+  tcase_add_test(errors, test_hostile_junk);
+  suite_add_tcase(s, errors);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(s_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
