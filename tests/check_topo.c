@@ -114,7 +114,6 @@ START_TEST(test_mnist_config) {
   ck_assert_str_eq(t.data_set, "mnist");
   ck_assert_str_eq(t.data_dir, "data/mnist");
   ck_assert_int_eq(t.transport, FFS_TRANSPORT_IPC);
-  ck_assert_int_eq(t.epochs, 10);
   ck_assert_int_eq(t.batch, 100);
   ck_assert_int_eq(t.n_stages, 5);
   const char *names[] = {"src", "l1", "l2", "l3", "out"};
