@@ -3,6 +3,7 @@
 #   make test   the Check suites (unit + end-to-end) through ctest
 #   make bench  benchmarks (never part of make test)
 BUILD ?= build
+MAKEFLAGS += --no-print-directory
 JOBS ?= 2
 DEMO_TOPOLOGY ?= configs/mnist-ff.yaml
 

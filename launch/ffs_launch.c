@@ -428,6 +428,19 @@ static void s_remove_run_dir(s_run_t *r) {
 
 // ---- the run ----
 
+// mkdir -p: creates path and any missing parents. Returns 0 or -1 (errno).
+static int s_mkdirs(const char *path) {
+  char p[FFS_PATH_MAX];
+  snprintf(p, sizeof p, "%s", path);
+  for (char *c = p + 1; *c; c++) {
+    if (*c != '/') continue;
+    *c = 0;
+    if (mkdir(p, 0755) < 0 && errno != EEXIST) return -1;
+    *c = '/';
+  }
+  return mkdir(p, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
 int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
   s_run_t *r = calloc(1, sizeof *r);
   if (!r) return 1;
@@ -440,10 +453,9 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
     char stamp[32];
     time_t now = time(NULL);
     strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
-    mkdir("runs", 0755);
     snprintf(r->out_dir, sizeof r->out_dir, "runs/%s-%s", t->name, stamp);
   }
-  if (mkdir(r->out_dir, 0755) < 0 && errno != EEXIST) {
+  if (s_mkdirs(r->out_dir) < 0) {
     fprintf(stderr, "ffstream: cannot create output folder %s: %s\n", r->out_dir, strerror(errno));
     free(r);
     return 2;
