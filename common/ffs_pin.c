@@ -31,17 +31,34 @@ int ffs_pin_ncores(void) {
 
 int ffs_pin_plan(const ffs_topo_t *t, int ncores, int *cores) {
   if (ncores < 1) ncores = 1;
-  int next = 0;
-  // explicit cores first, then layers, then the light stages
-  for (int pass = 0; pass < 3; pass++) {
-    for (int i = 0; i < t->n_stages; i++) {
-      const ffs_stage_cfg_t *s = &t->stages[i];
-      int explicit_core = s->core >= 0;
-      int is_layer = s->kind == FFS_STAGE_FF_LAYER;
-      if (pass == 0 && explicit_core) cores[i] = s->core % ncores;
-      if (pass == 1 && !explicit_core && is_layer) cores[i] = next++ % ncores;
-      if (pass == 2 && !explicit_core && !is_layer) cores[i] = next++ % ncores;
+  double weight[FFS_MAX_STAGES], heaviest = 1.0;
+  for (int i = 0; i < t->n_stages; i++) {
+    const ffs_stage_cfg_t *s = &t->stages[i];
+    weight[i] = s->kind == FFS_STAGE_FF_LAYER ? (double)s->in_dim * s->units : 0.0;
+    heaviest = weight[i] > heaviest ? weight[i] : heaviest;
+  }
+  for (int i = 0; i < t->n_stages; i++)
+    if (t->stages[i].kind != FFS_STAGE_FF_LAYER) weight[i] = heaviest / 20.0;
+  double load[4096] = {0};
+  if (ncores > 4096) ncores = 4096;
+  int placed[FFS_MAX_STAGES] = {0};
+  for (int i = 0; i < t->n_stages; i++)
+    if (t->stages[i].core >= 0) {
+      cores[i] = t->stages[i].core % ncores;
+      load[cores[i]] += weight[i];
+      placed[i] = 1;
     }
+  for (;;) { // longest-processing-time-first onto the least loaded core
+    int next = -1;
+    for (int i = 0; i < t->n_stages; i++)
+      if (!placed[i] && (next < 0 || weight[i] > weight[next])) next = i;
+    if (next < 0) break;
+    int best = 0;
+    for (int c = 1; c < ncores; c++)
+      if (load[c] < load[best]) best = c;
+    cores[next] = best;
+    load[best] += weight[next];
+    placed[next] = 1;
   }
   int shared = 0;
   for (int i = 0; i < t->n_stages; i++)

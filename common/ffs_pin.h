@@ -10,8 +10,9 @@
 int ffs_pin_ncores(void);
 
 // Plans a core for every stage of t into cores[t->n_stages]: a stage's
-// `core:` wins (wrapped modulo ncores); the rest are dealt round-robin,
-// ff_layers first (they carry the arithmetic), then source and readout.
+// `core:` wins (wrapped modulo ncores); the rest are placed heaviest first
+// (an ff_layer weighs in_dim * units, source and readout a twentieth of the
+// heaviest layer) onto the core with the least weight so far.
 // Returns how many stages share a core with another (0 = one core each).
 int ffs_pin_plan(const ffs_topo_t *t, int ncores, int *cores);
 

@@ -49,7 +49,7 @@ static const char *const s_kind_names[] = {"source", "ff_layer", "readout", NULL
 static const char *const s_transport_names[] = {"ipc", "inproc", "tcp", NULL};
 static const char *const s_goodness_names[] = {"ssq", "msq", "min_ssq", NULL};
 static const char *const s_opt_names[] = {"sgd", "adam", NULL};
-static const char *const s_negatives_names[] = {"random", NULL};
+static const char *const s_negatives_names[] = {"random", "hard", NULL};
 static const char *const s_infer_names[] = {"energy", "softmax", NULL};
 static const char *const s_set_names[] = {"mnist", "fashion", NULL};
 
@@ -1142,6 +1142,19 @@ static int s_validate(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t) {
   if (s_top(c, root, t, &dim) < 0) return -1;
   if (s_stages(c, root, t, dim) < 0) return -1;
   if (s_feedback(c, root, t) < 0) return -1;
+  if (t->negatives == FFS_NEG_HARD) {
+    // the predictions travel back on a feedback edge readout -> source
+    int readout = t->n_stages - 1, edge = 0;
+    for (int k = 0; k < t->n_feedback; k++)
+      edge |= t->feedback[k].from == readout && t->feedback[k].to == 0;
+    const s_node_t *at = s_map_get(s_map_get(root, "train"), "negatives");
+    // (the readout's softmax list is never empty, so predictions exist)
+    if (!edge)
+      return s_fail(c, at,
+                    "train.negatives: hard needs a feedback edge from the readout to the source "
+                    "(expected feedback: - {from: %s, to: %s})",
+                    t->stages[readout].name, t->stages[0].name);
+  }
   if (t->transport == FFS_TRANSPORT_TCP) {
     // ffs_topo_endpoint gives each stage a block of 2 + FFS_MAX_STAGES ports
     long last = (long)t->tcp_port + (long)(2 + FFS_MAX_STAGES) * t->n_stages;

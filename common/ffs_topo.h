@@ -17,7 +17,11 @@ typedef enum { FFS_STAGE_SOURCE = 0, FFS_STAGE_FF_LAYER, FFS_STAGE_READOUT } ffs
 typedef enum { FFS_TRANSPORT_IPC = 0, FFS_TRANSPORT_INPROC, FFS_TRANSPORT_TCP } ffs_transport_t;
 typedef enum { FFS_GOODNESS_SSQ = 0, FFS_GOODNESS_MSQ, FFS_GOODNESS_MIN_SSQ } ffs_goodness_t;
 typedef enum { FFS_OPT_SGD = 0, FFS_OPT_ADAM } ffs_opt_kind_t;
-typedef enum { FFS_NEG_RANDOM = 0 } ffs_negatives_t;
+typedef enum {
+  FFS_NEG_RANDOM = 0, // a uniformly random wrong label
+  FFS_NEG_HARD,       // a wrong label drawn from the readout's last softmax
+                      // prediction for that sample (needs feedback out -> src)
+} ffs_negatives_t;
 typedef enum { FFS_INFER_ENERGY = 0, FFS_INFER_SOFTMAX } ffs_infer_t;
 
 // Learning hyper-parameters of one ff_layer (top-level `layer:` block gives

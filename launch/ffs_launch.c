@@ -399,6 +399,9 @@ static void s_shutdown(s_run_t *r) {
       alive += r->o->threads ? !r->st[i].bye && !r->st[i].failed : r->st[i].pid > 0;
     if (!alive || ffs_now() > deadline) break;
   }
+  // a stage's last STATS and BYE are flushed before it exits, but may still
+  // sit unread here after the reap: read them so the summary is final
+  s_pump_ctl(r, 50);
   if (r->o->threads) {
     r->thread_stop = 1;
     for (int i = 0; i < r->t->n_stages; i++) pthread_join(r->thr[i], NULL);

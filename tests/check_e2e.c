@@ -219,14 +219,16 @@ START_TEST(test_garbage_frames_are_counted_and_dropped) {
   row[3] = 0.0f / 0.0f;
   size_t nan = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, row);
   zmq_send(push, buf, nan, 0);
+  int rc = s_wait(pid, 300); // the socket stays open until the run is over
   zmq_close(push);
   zmq_ctx_term(ctx);
-  int rc = s_wait(pid, 300);
   ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, s_slurp(log));
   snprintf(path, sizeof path, "%s/summary.json", out);
   const char *json = s_slurp(path);
   ck_assert_ptr_nonnull(json);
-  ck_assert_msg(s_json(json, "\"name\": \"l1\"", "bad_frames") == 12, "%s", json);
+  double bad = s_json(json, "\"name\": \"l1\"", "bad_frames");
+  ck_assert_msg(bad == 12, "l1 counted %g bad frames, expected 12\n%s\nlog:\n%s", bad, json,
+                s_slurp(log));
   double err = s_json(json, NULL, "test_error");
   ck_assert_msg(err >= 0 && err < S_ERROR_BOUND, "test error %g\n%s", err, json);
   ck_assert_msg(strstr(s_slurp(log), "dropped a bad frame") != NULL, "%s", s_slurp(log));

@@ -136,10 +136,13 @@ START_TEST(test_mnist_config) {
   ck_assert_int_eq(out->softmax[0], 2);
   ck_assert_int_eq(out->softmax[1], 3);
   ck_assert_int_eq(out->primary, FFS_INFER_ENERGY);
-  ck_assert_int_eq(t.n_feedback, 1);
+  ck_assert_int_eq(t.n_feedback, 2);
   ck_assert_int_eq(t.feedback[0].from, 2);
   ck_assert_int_eq(t.feedback[0].to, 1);
   ck_assert_int_gt(t.feedback[0].line, t.stages[4].line);
+  ck_assert_int_eq(t.feedback[1].from, 4); // readout predictions -> source
+  ck_assert_int_eq(t.feedback[1].to, 0);
+  ck_assert_int_eq(t.negatives, FFS_NEG_HARD);
   ck_assert_float_eq_tol(t.stages[1].layer.lr, 0.01f, 1e-7f);
   ck_assert_int_eq(t.stages[1].layer.goodness, FFS_GOODNESS_SSQ);
 }
@@ -650,6 +653,20 @@ START_TEST(test_err_feedback) {
 }
 END_TEST
 
+START_TEST(test_err_hard_negatives_need_the_edge) {
+  // s_min has 10 lines; train: starts at line 11, negatives at line 12
+  char text[1024];
+  snprintf(text, sizeof text, "%strain:\n  negatives: hard\n", s_min);
+  s_expect_fail_at(text, 12, "train.negatives: hard needs a feedback edge from the readout to the "
+                             "source (expected feedback: - {from: out, to: src})");
+  ffs_topo_t t;
+  snprintf(text, sizeof text, "%strain:\n  negatives: hard\nfeedback:\n  - {from: out, to: src}\n",
+           s_min);
+  ck_assert_msg(s_load(&t, text, NULL, 0) == 0, "%s", s_err);
+  ck_assert_int_eq(t.negatives, FFS_NEG_HARD);
+}
+END_TEST
+
 START_TEST(test_err_tcp_ports) {
   ffs_topo_t t;
   const char *ov[] = {"transport=tcp", "tcp.port=65000"};
@@ -821,6 +838,7 @@ static Suite *s_suite(void) {
   tcase_add_test(errors, test_err_stage_count);
   tcase_add_test(errors, test_err_energy_list);
   tcase_add_test(errors, test_err_feedback);
+  tcase_add_test(errors, test_err_hard_negatives_need_the_edge);
   tcase_add_test(errors, test_err_tcp_ports);
   tcase_add_test(errors, test_err_yaml_syntax);
   tcase_add_test(errors, test_err_anchor_alias);

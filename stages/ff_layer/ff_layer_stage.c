@@ -23,6 +23,7 @@ typedef struct {
   float *rep;            // (max_rows, 1 + units) goodness | activity
   float *fb;             // (max_rows, fb_cols) latest feedback vector(s)
   uint32_t fb_rows, fb_cols;
+  uint32_t *ids;         // (max_rows) sample ids of the current frame
   uint8_t *buf;          // encode buffer (forward, report, feedback)
   size_t buf_cap;
 } s_layer_t;
@@ -32,7 +33,12 @@ static int s_send(s_layer_t *s, ffs_io_t *io, int which, const ffs_frame_t *in, 
   ffs_frame_hdr_t h = in->h;
   h.kind = kind, h.stage = (uint32_t)s->index, h.cols = cols, h.aux = aux;
   if (kind == FFS_FRAME_MARK) h.rows = 0, h.cols = 0;
-  size_t len = ffs_frame_encode(s->buf, s->buf_cap, &h, in->labels, in->cands, NULL, payload);
+  const uint32_t *ids = NULL;
+  if (in->ids && h.rows) { // pass sample ids on (hard negatives key on them)
+    for (uint32_t r = 0; r < h.rows; r++) s->ids[r] = ffs_frame_id(in, r);
+    ids = s->ids;
+  }
+  size_t len = ffs_frame_encode(s->buf, s->buf_cap, &h, in->labels, in->cands, ids, payload);
   if (!len) return -1;
   if (which == 0) return ffs_io_send_forward(io, s->buf, len);
   if (which == 1) return ffs_io_send_report(io, s->buf, len);
@@ -133,7 +139,7 @@ static void s_destroy(void **self_p) {
   s_layer_t *s = *self_p;
   if (!s) return;
   ffs_ff_layer_destroy(&s->layer);
-  free(s->x), free(s->rep), free(s->fb), free(s->buf);
+  free(s->x), free(s->rep), free(s->fb), free(s->ids), free(s->buf);
   free(s);
   *self_p = NULL;
 }
@@ -161,7 +167,8 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->fb = s->fb_cols ? malloc(sizeof(float) * (size_t)s->max_rows * s->fb_cols) : NULL;
   s->buf_cap = ffs_frame_encoded_max((uint32_t)s->max_rows, (uint32_t)widest);
   s->buf = malloc(s->buf_cap);
-  if (!s->layer || !s->x || !s->rep || !s->buf || (s->fb_cols && !s->fb)) {
+  s->ids = malloc(sizeof(uint32_t) * (size_t)s->max_rows);
+  if (!s->layer || !s->x || !s->rep || !s->buf || !s->ids || (s->fb_cols && !s->fb)) {
     snprintf(err, errlen, "out of memory for a %dx%d layer", s->units, s->in_dim);
     void *p = s;
     s_destroy(&p);

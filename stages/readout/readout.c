@@ -21,6 +21,8 @@ typedef struct {
   ffs_frame_hdr_t h;
   uint8_t *labels; // (max_rows)
   uint8_t *cands;  // (max_rows)
+  uint32_t *ids;   // (max_rows) sample ids
+  int has_ids;
   float *data;     // (max_rows, 1 + units)
 } s_slot_t;
 
@@ -47,6 +49,9 @@ typedef struct {
   float lr;
   float *b_all;          // (10) combined head bias
   float *logits, *dlog;  // (max_rows, 10)
+  float *probs;          // (max_rows, 10) predictions sent back to the source
+  uint8_t *fb_buf;       // encode buffer for those
+  size_t fb_cap;
   uint64_t n_energy, err_energy, n_softmax, err_softmax, join_missed;
 } s_readout_t;
 
@@ -98,8 +103,23 @@ static void s_head_update(float *w, float *b, const float *dlog, const float *h,
       for (int c = 0; c < S_NCLASSES; c++) b[c] -= lr * dlog[r * S_NCLASSES + c];
 }
 
+// Sends the combined head's softmax for each training row back to the source
+// (feedback edge readout -> source), keyed by sample id: the hard negatives
+// of the next epoch are drawn from it. Never blocks; drops are counted.
+static void s_send_predictions(s_readout_t *s, ffs_io_t *io, const s_slot_t *sl, int rows) {
+  if (!ffs_io_n_feedback_out(io) || !sl->has_ids) return;
+  memcpy(s->probs, s->logits, sizeof(float) * (size_t)rows * S_NCLASSES);
+  ffs_softmax_rows(s->probs, rows, S_NCLASSES);
+  ffs_frame_hdr_t h = {.kind = FFS_FRAME_FEEDBACK, .pol = FFS_POL_NEUTRAL, .mode = sl->h.mode,
+                       .seq = sl->h.seq, .epoch = sl->h.epoch, .stage = (uint32_t)s->index,
+                       .rows = (uint32_t)rows, .cols = S_NCLASSES};
+  size_t len = ffs_frame_encode(s->fb_buf, s->fb_cap, &h, sl->labels, NULL, sl->ids, s->probs);
+  for (int k = 0; len && k < ffs_io_n_feedback_out(io); k++)
+    ffs_io_send_feedback(io, k, s->fb_buf, len);
+}
+
 // Neutral rows: train (mode train) or score (mode eval) every softmax head.
-static void s_on_neutral(s_readout_t *s, int train) {
+static void s_on_neutral(s_readout_t *s, ffs_io_t *io, int train) {
   const s_slot_t *first = &s->layers[0].fifo[s->layers[0].head];
   int rows = (int)first->h.rows;
   const uint8_t *labels = first->labels;
@@ -114,6 +134,7 @@ static void s_on_neutral(s_readout_t *s, int train) {
     have_all = 1;
   }
   if (!have_all) return;
+  if (train) s_send_predictions(s, io, first, rows);
   int err = s_softmax_grad(s->dlog, s->logits, labels, rows);
   if (train) {
     for (int i = 0; i < s->n_layers; i++) {
@@ -223,7 +244,7 @@ static void s_try_join(s_readout_t *s, ffs_io_t *io) {
       rows_agree &= s->layers[i].fifo[s->layers[i].head].h.rows == h->rows;
     if (!rows_agree) s->join_missed++;
     else if (h->kind == FFS_FRAME_MARK) s_on_mark(s, io, h);
-    else if (h->pol == FFS_POL_NEUTRAL) s_on_neutral(s, h->mode == FFS_MODE_TRAIN);
+    else if (h->pol == FFS_POL_NEUTRAL) s_on_neutral(s, io, h->mode == FFS_MODE_TRAIN);
     else if (h->pol == FFS_POL_CANDIDATES && h->mode == FFS_MODE_EVAL) s_on_candidates(s);
     for (int i = 0; i < s->n_layers; i++) s_pop_head(s, io, &s->layers[i]);
   }
@@ -244,9 +265,11 @@ static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t
   s_slot_t *sl = &L->fifo[(L->head + L->len) % S_WINDOW];
   if (f->h.rows && ffs_frame_copy_payload(sl->data, f) < 0) return -1;
   sl->h = f->h;
+  sl->has_ids = f->ids != NULL;
   if (f->h.rows) {
     memcpy(sl->labels, f->labels, f->h.rows);
     memcpy(sl->cands, f->cands, f->h.rows);
+    for (uint32_t r = 0; sl->has_ids && r < f->h.rows; r++) sl->ids[r] = ffs_frame_id(f, r);
   }
   if (++L->len == S_WINDOW) ffs_io_pause_report(io, sub, 1);
   s_try_join(s, io);
@@ -296,10 +319,11 @@ static void s_destroy(void **self_p) {
   if (!s) return;
   for (int i = 0; i < s->n_layers; i++) {
     s_layer_t *L = &s->layers[i];
-    for (int k = 0; k < S_WINDOW; k++) free(L->fifo[k].labels), free(L->fifo[k].cands), free(L->fifo[k].data);
+    for (int k = 0; k < S_WINDOW; k++)
+      free(L->fifo[k].labels), free(L->fifo[k].cands), free(L->fifo[k].ids), free(L->fifo[k].data);
     free(L->w_own), free(L->b_own), free(L->w_all);
   }
-  free(s->b_all), free(s->logits), free(s->dlog);
+  free(s->b_all), free(s->logits), free(s->dlog), free(s->probs), free(s->fb_buf);
   free(s);
   *self_p = NULL;
 }
@@ -325,8 +349,9 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
     for (int k = 0; k < S_WINDOW; k++) {
       L->fifo[k].labels = malloc((size_t)s->max_rows);
       L->fifo[k].cands = malloc((size_t)s->max_rows);
+      L->fifo[k].ids = malloc(sizeof(uint32_t) * (size_t)s->max_rows);
       L->fifo[k].data = malloc(sizeof(float) * (size_t)s->max_rows * (size_t)(cols > 1 ? cols : 1));
-      ok &= L->fifo[k].labels && L->fifo[k].cands && L->fifo[k].data;
+      ok &= L->fifo[k].labels && L->fifo[k].cands && L->fifo[k].ids && L->fifo[k].data;
     }
     if (L->softmax) {
       L->w_own = calloc((size_t)S_NCLASSES * (size_t)L->units, sizeof(float));
@@ -338,7 +363,10 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->b_all = calloc(S_NCLASSES, sizeof(float));
   s->logits = malloc(sizeof(float) * (size_t)s->max_rows * S_NCLASSES);
   s->dlog = malloc(sizeof(float) * (size_t)s->max_rows * S_NCLASSES);
-  ok &= s->b_all && s->logits && s->dlog;
+  s->probs = malloc(sizeof(float) * (size_t)s->max_rows * S_NCLASSES);
+  s->fb_cap = ffs_frame_encoded_max((uint32_t)s->max_rows, S_NCLASSES);
+  s->fb_buf = malloc(s->fb_cap);
+  ok &= s->b_all && s->logits && s->dlog && s->probs && s->fb_buf;
   if (!ok || s->n_layers == 0) {
     snprintf(err, errlen, s->n_layers ? "out of memory" : "%s: readout has no ff_layer to read", t->path);
     void *p = s;

@@ -1,6 +1,8 @@
 // source: the head of the pipeline. Turns a data set into micro-batched
 // DATA frames: in training, positive rows (true label overlaid) and negative
-// rows (a wrong label, never the true one), plus neutral rows when the readout
+// rows (a wrong label, never the true one: uniformly random, or "hard": drawn
+// from the readout's last softmax prediction for that sample, which comes
+// back on a feedback edge), plus neutral rows when the readout
 // trains a softmax; in evaluation, one row per candidate label (energy) and a
 // neutral row (softmax). Each epoch's stream ends with a MARK frame.
 // All buffers are allocated in create; pump() never allocates.
@@ -12,6 +14,7 @@
 #include "ffs_log.h"
 #include "ffs_rng.h"
 #include "ffs_stage.h"
+#include "negatives.h"
 
 #define S_NCLASSES 10
 #define S_QUEUE 64
@@ -26,6 +29,7 @@ typedef struct {
   int index;
   int dim;                 // pixels per row
   int batch, eval_batch;   // samples per frame
+  int max_rows;            // rows in the largest frame
   int want_neutral;        // the readout trains / evaluates a softmax
   int want_candidates;     // the readout does energy inference
   ffs_dataset_t *train, *test;
@@ -42,7 +46,9 @@ typedef struct {
   uint32_t *ids;           // (max_rows)
   uint8_t *buf;            // encode buffer
   size_t buf_cap;
-  float *fb_latest;        // latest feedback vector received (or NULL)
+  int hard;                // negatives drawn from predictions (FFS_NEG_HARD)
+  float *pred;             // (train->n, 10) last prediction per sample; row[0] < 0 = none yet
+  float *fb_rows;          // (max_rows, 10) decoded feedback frame
 } s_source_t;
 
 // ---- building rows ----
@@ -54,9 +60,8 @@ static void s_overlay(float *row, int label) {
     row[c] = label == FFS_LABEL_NONE ? 0.1f : (c == label ? 1.0f : 0.0f);
 }
 
-static uint8_t s_wrong_label(s_source_t *s, uint8_t truth) {
-  uint8_t l = (uint8_t)ffs_rng_below(&s->rng, S_NCLASSES - 1);
-  return l >= truth ? (uint8_t)(l + 1) : l; // uniform over the 9 wrong labels
+static uint8_t s_wrong_label(s_source_t *s, uint32_t k, uint8_t truth) {
+  return ffs_negative_label(&s->rng, s->hard ? s->pred + (size_t)k * S_NCLASSES : NULL, truth);
 }
 
 static int s_emit(s_source_t *s, ffs_io_t *io, uint8_t pol, uint8_t mode, uint32_t rows) {
@@ -81,7 +86,7 @@ static void s_fill(s_source_t *s, const ffs_dataset_t *set, const uint32_t *idx,
     memcpy(row, set->x + (long)k * s->dim, sizeof(float) * (size_t)s->dim);
     uint8_t truth = set->y[k];
     uint8_t lab = overlay_mode == FFS_POL_POSITIVE   ? truth
-                  : overlay_mode == FFS_POL_NEGATIVE ? s_wrong_label(s, truth)
+                  : overlay_mode == FFS_POL_NEGATIVE ? s_wrong_label(s, k, truth)
                                                      : FFS_LABEL_NONE;
     s_overlay(row, lab);
     s->labels[i] = truth;
@@ -176,17 +181,20 @@ static int s_on_control(void *self, ffs_io_t *io, const char *cmd) {
   return 0;
 }
 
+// Feedback from the readout: per training row, its softmax prediction and the
+// sample id. Kept per sample for hard negatives; malformed frames are refused.
 static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub) {
   s_source_t *s = self;
   if (chan != FFS_CHAN_FB || f->h.kind != FFS_FRAME_FEEDBACK || f->h.rows < 1) return -1;
-  // The readout's predictions come back here for hard negatives (FF recipe
-  // issue); today the source keeps the latest vector and counts it.
-  uint32_t cols = f->h.cols < 10 ? f->h.cols : 10;
-  float row[10];
-  if (!f->payload || ffs_frame_copy_payload(row, &(ffs_frame_t){.h = {.rows = 1, .cols = cols},
-                                                                .payload = f->payload}) < 0)
-    return -1;
-  memcpy(s->fb_latest, row, sizeof(float) * cols);
+  if (f->h.cols != S_NCLASSES || !f->ids || f->h.rows > (uint32_t)s->max_rows) return -1;
+  if (ffs_frame_copy_payload(s->fb_rows, f) < 0) return -1;
+  for (uint32_t r = 0; r < f->h.rows; r++) {
+    uint32_t k = ffs_frame_id(f, r);
+    const float *p = s->fb_rows + (size_t)r * S_NCLASSES;
+    int ok = k < (uint32_t)s->train->n;
+    for (int c = 0; ok && c < S_NCLASSES; c++) ok = p[c] >= 0.0f && p[c] <= 1.0f;
+    if (ok) memcpy(s->pred + (size_t)k * S_NCLASSES, p, sizeof(float) * S_NCLASSES);
+  }
   ffs_io_stats(io)->fb_frames++;
   return 0;
 }
@@ -199,7 +207,7 @@ static void s_destroy(void **self_p) {
   ffs_dataset_destroy(&s->train);
   ffs_dataset_destroy(&s->test);
   free(s->order), free(s->x), free(s->labels), free(s->cands), free(s->ids), free(s->buf);
-  free(s->fb_latest);
+  free(s->pred), free(s->fb_rows);
   free(s);
   *self_p = NULL;
 }
@@ -231,7 +239,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
              t->data_dir, s->train->dim, s->dim, t->path);
     goto fail;
   }
-  int max_rows = s->batch > s->eval_batch * 10 ? s->batch : s->eval_batch * 10;
+  int max_rows = s->max_rows = s->batch > s->eval_batch * 10 ? s->batch : s->eval_batch * 10;
   s->order = malloc(sizeof(uint32_t) * (size_t)s->train->n);
   s->x = malloc(sizeof(float) * (size_t)max_rows * (size_t)s->dim);
   s->labels = malloc((size_t)max_rows);
@@ -239,12 +247,16 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->ids = malloc(sizeof(uint32_t) * (size_t)max_rows);
   s->buf_cap = ffs_frame_encoded_max((uint32_t)max_rows, (uint32_t)s->dim);
   s->buf = malloc(s->buf_cap);
-  s->fb_latest = calloc(10, sizeof(float));
-  if (!s->order || !s->x || !s->labels || !s->cands || !s->ids || !s->buf || !s->fb_latest) {
+  s->hard = t->negatives == FFS_NEG_HARD;
+  s->pred = malloc(sizeof(float) * (size_t)s->train->n * S_NCLASSES);
+  s->fb_rows = malloc(sizeof(float) * (size_t)max_rows * S_NCLASSES);
+  if (!s->order || !s->x || !s->labels || !s->cands || !s->ids || !s->buf || !s->pred ||
+      !s->fb_rows) {
     snprintf(err, errlen, "out of memory");
     goto fail;
   }
   for (int i = 0; i < s->train->n; i++) s->order[i] = (uint32_t)i;
+  for (size_t i = 0; i < (size_t)s->train->n * S_NCLASSES; i++) s->pred[i] = -1.0f; // none yet
   ffs_info("source: %d train / %d test samples of %d pixels from %s", s->train->n, s->test->n,
            s->dim, t->data_dir);
   return s;

@@ -1,0 +1,71 @@
+// check_negatives: the source's wrong-label sampling. A negative never
+// carries the true label, whether uniform or drawn from a prediction, and a
+// hard negative follows the predicted probabilities of the wrong classes.
+#include <check.h>
+#include <stdlib.h>
+
+#include "negatives.h"
+
+START_TEST(test_random_never_true_and_uniform) {
+  ffs_rng_t rng;
+  ffs_rng_seed(&rng, 1, 0);
+  for (uint8_t truth = 0; truth < FFS_NCLASSES; truth++) {
+    int count[FFS_NCLASSES] = {0};
+    for (int i = 0; i < 9000; i++) count[ffs_negative_label(&rng, NULL, truth)]++;
+    ck_assert_int_eq(count[truth], 0);
+    for (int c = 0; c < FFS_NCLASSES; c++)
+      if (c != truth) ck_assert_msg(count[c] > 800 && count[c] < 1200, "class %d: %d", c, count[c]);
+  }
+}
+END_TEST
+
+START_TEST(test_hard_follows_wrong_class_probabilities) {
+  ffs_rng_t rng;
+  ffs_rng_seed(&rng, 2, 0);
+  // most mass on the truth (3); among wrong classes, 7 is three times 5
+  float p[FFS_NCLASSES] = {0, 0, 0, 0.9f, 0, 0.025f, 0, 0.075f, 0, 0};
+  int count[FFS_NCLASSES] = {0};
+  for (int i = 0; i < 40000; i++) count[ffs_negative_label(&rng, p, 3)]++;
+  ck_assert_int_eq(count[3], 0);
+  ck_assert_int_eq(count[5] + count[7], 40000); // zero-probability classes never drawn
+  double ratio = (double)count[7] / count[5];
+  ck_assert_msg(ratio > 2.7 && ratio < 3.3, "ratio %g", ratio);
+}
+END_TEST
+
+START_TEST(test_hard_degenerate_predictions_fall_back) {
+  ffs_rng_t rng;
+  ffs_rng_seed(&rng, 3, 0);
+  float all_true[FFS_NCLASSES] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+  float none_yet[FFS_NCLASSES] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
+  float nan_wrong[FFS_NCLASSES] = {0, 0.5f, 0.0f / 0.0f, 0, 0, 0, 0, 0, 0, 0.5f};
+  int seen[FFS_NCLASSES] = {0};
+  for (int i = 0; i < 5000; i++) {
+    ck_assert_int_ne(ffs_negative_label(&rng, all_true, 1), 1);
+    uint8_t l = ffs_negative_label(&rng, none_yet, 1);
+    ck_assert_int_ne(l, 1);
+    seen[l]++;
+    uint8_t m = ffs_negative_label(&rng, nan_wrong, 1);
+    ck_assert(m == 9); // the only wrong class with real probability mass
+  }
+  for (int c = 0; c < FFS_NCLASSES; c++) ck_assert(c == 1 ? seen[c] == 0 : seen[c] > 300);
+}
+END_TEST
+
+static Suite *s_suite(void) {
+  Suite *s = suite_create("negatives");
+  TCase *core = tcase_create("core");
+  tcase_add_test(core, test_random_never_true_and_uniform);
+  tcase_add_test(core, test_hard_follows_wrong_class_probabilities);
+  tcase_add_test(core, test_hard_degenerate_predictions_fall_back);
+  suite_add_tcase(s, core);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(s_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
