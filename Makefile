@@ -23,11 +23,16 @@ build: deps
 demo: build data
 	./$(BUILD)/ffstream run $(DEMO_TOPOLOGY) --out runs/demo
 
+# The suites twice: the optimized build, then under AddressSanitizer +
+# UndefinedBehaviorSanitizer (the e2e runs then spawn sanitized stages too).
 test: build data
 	cd $(BUILD) && ctest --output-on-failure -j 1
+	@cmake -S . -B $(BUILD)-asan -DFFS_SANITIZE=ON >/dev/null
+	@cmake --build $(BUILD)-asan -j $(JOBS)
+	cd $(BUILD)-asan && ctest --output-on-failure -j 1
 
 bench: build data
 	@bash bench/run_all.sh
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(BUILD)-asan
