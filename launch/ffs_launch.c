@@ -236,6 +236,13 @@ static void s_metrics_row(s_run_t *r, const s_result_t *x) {
   fflush(r->metrics);
 }
 
+// "1.23%", or "-" for a figure that was not measured (negative).
+static const char *s_pct(char out[16], double v) {
+  if (v < 0) snprintf(out, 16, "-");
+  else snprintf(out, 16, "%.2f%%", 100.0 * v);
+  return out;
+}
+
 static void s_on_message(s_run_t *r, int i, char *line) {
   s_stage_t *s = &r->st[i];
   const char *name = r->t->stages[i].name;
@@ -261,14 +268,14 @@ static void s_on_message(s_run_t *r, int i, char *line) {
     s_result_t *x = &r->res[r->n_res - 1];
     s_metrics_row(r, x);
     if (r->tty) fputs("\r\033[K", stdout);
-    printf("epoch %d/%d: test error %.2f%% (energy %s, softmax %s)  %.0f samples/s  %.1f s\n",
-           x->epoch + 1, r->t->epochs, 100.0 * s_primary(r, x),
-           x->energy >= 0 ? "measured" : "off", x->softmax >= 0 ? "measured" : "off",
-           x->samples_per_s, x->wall_s);
-    printf("    energy %.2f%%  softmax %.2f%%  per layer:", 100 * x->energy, 100 * x->softmax);
+    char e[16], m[16];
+    printf("epoch %d/%d: test error %.2f%% (energy %s, softmax %s), %.0f train samples/s, %.1f s\n",
+           x->epoch + 1, r->t->epochs, 100.0 * s_primary(r, x), s_pct(e, x->energy),
+           s_pct(m, x->softmax), x->samples_per_s, x->wall_s);
+    printf("    per layer (energy/softmax):");
     for (int k = 0; k < x->n_layers; k++)
-      printf(" %s %.2f%%/%.2f%%", x->layer_name[k], 100 * x->layer_energy[k],
-             x->layer_softmax[k] >= 0 ? 100 * x->layer_softmax[k] : -100.0);
+      printf(" %s %s/%s", x->layer_name[k], s_pct(e, x->layer_energy[k]),
+             s_pct(m, x->layer_softmax[k]));
     printf("\n");
     fflush(stdout);
     if (x->epoch >= r->t->epochs - 1) r->finished = 1;
@@ -548,8 +555,10 @@ done:
   s_remove_run_dir(r);
   if (r->n_res) {
     const s_result_t *x = &r->res[r->n_res - 1];
-    printf("result: test error %.2f%% after %d epochs (energy %.2f%%, softmax %.2f%%), %.0f train samples/s, %.1f s wall\n",
-           100 * s_primary(r, x), x->epoch + 1, 100 * x->energy, 100 * x->softmax,
+    char e[16], m[16];
+    printf("result: test error %.2f%% after %d epochs (energy %s, softmax %s), %.0f train "
+           "samples/s, %.1f s wall\n",
+           100 * s_primary(r, x), x->epoch + 1, s_pct(e, x->energy), s_pct(m, x->softmax),
            x->samples_per_s, ffs_now() - r->t0);
   }
   printf("summary: %s/summary.json\n", r->out_dir);
