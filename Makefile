@@ -1,13 +1,14 @@
 # Thin wrapper: every target installs what is missing, configures, builds, runs.
 #   make demo   train configs/mnist-ff.yaml, one pinned process per stage
 #   make test   the Check suites (unit + end-to-end) through ctest
+#   make fuzz   fuzz the frame decoder and topology loader (a smoke run is in make test)
 #   make bench  benchmarks (never part of make test)
 BUILD ?= build
 MAKEFLAGS += --no-print-directory
 JOBS ?= 2
 DEMO_TOPOLOGY ?= configs/mnist-ff.yaml
 
-.PHONY: all deps data build demo test bench clean
+.PHONY: all deps data build demo test fuzz bench clean
 all: build
 
 deps:
@@ -23,13 +24,19 @@ build: deps
 demo: build data
 	./$(BUILD)/ffstream run $(DEMO_TOPOLOGY) --out runs/demo
 
-# The suites twice: the optimized build, then under AddressSanitizer +
-# UndefinedBehaviorSanitizer (the e2e runs then spawn sanitized stages too).
+# The suites on the optimized build, a short fuzz run, then the suites again
+# under AddressSanitizer + UndefinedBehaviorSanitizer (the e2e runs then
+# spawn sanitized stages too).
 test: build data
 	cd $(BUILD) && ctest --output-on-failure -j 1
+	bash fuzz/run.sh 200000 5000
 	@cmake -S . -B $(BUILD)-asan -DFFS_SANITIZE=ON >/dev/null
 	@cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && ctest --output-on-failure -j 1
+
+# libFuzzer + ASan/UBSan on the frame decoder and the topology loader.
+fuzz: deps
+	bash fuzz/run.sh 10000000 100000
 
 bench: build data
 	@bash bench/run_all.sh

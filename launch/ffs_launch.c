@@ -397,6 +397,12 @@ static void s_write_summary(s_run_t *r, int rc) {
 
 static void s_shutdown(s_run_t *r) {
   for (int i = 0; i < r->t->n_stages; i++) s_send(r, i, "STOP");
+  // A stage blocked on a full queue does not read its control socket; the
+  // signal sets its stop flag, so it still checkpoints and exits in time.
+  if (r->o->threads) r->thread_stop = 1;
+  else if (ffs_interrupted || r->error[0])
+    for (int i = 0; i < r->t->n_stages; i++)
+      if (r->st[i].pid > 0) kill(r->st[i].pid, SIGTERM);
   double deadline = ffs_now() + S_STOP_TIMEOUT_S;
   for (;;) {
     s_pump_ctl(r, 20);
@@ -410,7 +416,6 @@ static void s_shutdown(s_run_t *r) {
   // sit unread here after the reap: read them so the summary is final
   s_pump_ctl(r, 50);
   if (r->o->threads) {
-    r->thread_stop = 1;
     for (int i = 0; i < r->t->n_stages; i++) pthread_join(r->thr[i], NULL);
     return;
   }

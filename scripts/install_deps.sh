@@ -3,7 +3,7 @@
 # only those missing (so a second run is instant). Used by `make demo`/`make test`.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libhwloc-dev check
-      libopenblas-dev libyaml-dev zlib1g-dev dataset-fashion-mnist)
+      libopenblas-dev libyaml-dev zlib1g-dev dataset-fashion-mnist clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,6 +4,8 @@
 // garbage bytes sent into a running stage are counted and dropped while it
 // keeps learning; a feedback vector travels back from l2 to l1.
 #include <check.h>
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -253,6 +255,155 @@ START_TEST(test_help_and_check) {
 }
 END_TEST
 
+// ---- faults ----
+
+// Pid of the stage process `name` of the run launched as launcher_pid, or -1.
+static pid_t s_stage_pid(pid_t launcher_pid, const char *name) {
+  char want_dir[64];
+  snprintf(want_dir, sizeof want_dir, "/tmp/ffs-%d", (int)launcher_pid);
+  DIR *d = opendir("/proc");
+  if (!d) return -1;
+  pid_t found = -1;
+  struct dirent *e;
+  while (found < 0 && (e = readdir(d))) {
+    char path[300], buf[4096];
+    snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    // argv is NUL-separated: look for "--name\0NAME" and "--run-dir\0DIR"
+    int has_name = 0, has_dir = 0;
+    for (ssize_t i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1) {
+      if (!strcmp(buf + i, "--name") && i + 7 < n) has_name = !strcmp(buf + i + 7, name);
+      if (!strcmp(buf + i, "--run-dir") && i + 10 < n) has_dir = !strcmp(buf + i + 10, want_dir);
+    }
+    if (has_name && has_dir) found = (pid_t)atoi(e->d_name);
+  }
+  closedir(d);
+  return found;
+}
+
+static long s_rss_kb(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  long kb = -1;
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, "VmRSS:", 6)) kb = strtol(line + 6, NULL, 10);
+  fclose(f);
+  return kb;
+}
+
+static void s_wait_bound(pid_t launcher) {
+  char path[128];
+  snprintf(path, sizeof path, "/tmp/ffs-%d/out.rep3", (int)launcher);
+  for (int i = 0; i < 200 && access(path, F_OK) != 0; i++) usleep(50000);
+  ck_assert_msg(access(path, F_OK) == 0, "the readout never bound %s", path);
+}
+
+// SIGTERM mid-epoch: every stage ends within 2 s with its checkpoint
+// written, no process or ipc file is left, and a new run starts cleanly.
+START_TEST(test_sigterm_shuts_down_cleanly) {
+  char out[300], log[300];
+  snprintf(out, sizeof out, "%s/term", s_tmp);
+  snprintf(log, sizeof log, "%s/term.log", s_tmp);
+  const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
+                        "--epochs", "5", NULL};
+  pid_t pid = s_start(argv, log);
+  s_wait_bound(pid);
+  usleep(1500000); // mid-epoch: frames are in flight, queues are full
+  pid_t stages[5];
+  const char *names[5] = {"src", "l1", "l2", "l3", "out"};
+  for (int i = 0; i < 5; i++) {
+    stages[i] = s_stage_pid(pid, names[i]);
+    ck_assert_msg(stages[i] > 0, "no process for stage %s", names[i]);
+  }
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  kill(pid, SIGTERM);
+  int rc = s_wait(pid, 10);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double took = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+  ck_assert_msg(rc == 130, "launcher exited %d after SIGTERM:\n%s", rc, s_slurp(log));
+  ck_assert_msg(took < 2.0, "shutdown took %.2f s", took);
+  for (int i = 0; i < 5; i++)
+    ck_assert_msg(kill(stages[i], 0) < 0 && errno == ESRCH, "stage %s (pid %d) is still alive",
+                  names[i], (int)stages[i]);
+  ck_assert_msg(strstr(s_slurp(log), "did not stop") == NULL, "a stage had to be killed:\n%s",
+                s_slurp(log));
+  char path[400];
+  snprintf(path, sizeof path, "/tmp/ffs-%d", (int)pid);
+  ck_assert_msg(access(path, F_OK) != 0, "%s was left behind", path);
+  for (int i = 0; i < 5; i++) {
+    snprintf(path, sizeof path, "%s/ckpt/%s.safetensors", out, names[i]);
+    if (i > 0) ck_assert_msg(access(path, R_OK) == 0, "no checkpoint %s", path); // src has none
+  }
+  snprintf(path, sizeof path, "%s/summary.json", out);
+  const char *json = s_slurp(path);
+  ck_assert(json && strstr(json, "\"status\": \"interrupted\""));
+  // a second run right after starts cleanly
+  snprintf(out, sizeof out, "%s/term2", s_tmp);
+  const char *again[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
+                         "--set", "data.train_limit=500", "--set", "data.test_limit=100",
+                         "--epochs", "1", NULL};
+  ck_assert_int_eq(s_wait(s_start(again, log), 60), 0);
+}
+END_TEST
+
+// A stalled consumer (l3 stopped with SIGSTOP for 3 s) makes the stages
+// upstream wait: their memory stays bounded, nothing is lost, and the run
+// completes with the usual error once l3 resumes.
+START_TEST(test_stalled_consumer_backpressure) {
+  char out[300], log[300];
+  snprintf(out, sizeof out, "%s/stall", s_tmp);
+  snprintf(log, sizeof log, "%s/stall.log", s_tmp);
+  const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
+                        S_SMALL_SETS, NULL};
+  pid_t pid = s_start(argv, log);
+  s_wait_bound(pid);
+  usleep(300000);
+  const char *up[3] = {"src", "l1", "l2"};
+  pid_t l3 = s_stage_pid(pid, "l3"), ups[3];
+  ck_assert(l3 > 0);
+  long before[3], peak[3];
+  for (int i = 0; i < 3; i++) {
+    ups[i] = s_stage_pid(pid, up[i]);
+    ck_assert(ups[i] > 0);
+    before[i] = peak[i] = s_rss_kb(ups[i]);
+  }
+  kill(l3, SIGSTOP);
+  for (int k = 0; k < 30; k++) {
+    usleep(100000);
+    for (int i = 0; i < 3; i++) {
+      long kb = s_rss_kb(ups[i]);
+      peak[i] = kb > peak[i] ? kb : peak[i];
+    }
+  }
+  kill(l3, SIGCONT);
+  int rc = s_wait(pid, 120);
+  ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, s_slurp(log));
+  // Bound: queues hold at most hwm_frames (4) frames per socket side, a
+  // frame here is at most 1000 x 784 floats (3.1 MB): 32 MB is generous,
+  // and far below what an unbounded queue fills in 3 s (~300 frames/s).
+  for (int i = 0; i < 3; i++)
+    fprintf(stderr, "stall: %s RSS %ld kB before, peak %ld kB during the 3 s stall\n", up[i],
+            before[i], peak[i]);
+  for (int i = 0; i < 3; i++)
+    ck_assert_msg(peak[i] - before[i] < 32 * 1024, "%s grew from %ld to %ld kB during the stall",
+                  up[i], before[i], peak[i]);
+  char path[400];
+  snprintf(path, sizeof path, "%s/summary.json", out);
+  const char *json = s_slurp(path);
+  ck_assert_ptr_nonnull(json);
+  double err = s_json(json, NULL, "test_error");
+  ck_assert_msg(err >= 0 && err < S_ERROR_BOUND, "test error %g after the stall\n%s", err, json);
+}
+END_TEST
+
 static Suite *s_suite(void) {
   Suite *s = suite_create("e2e");
   TCase *cli = tcase_create("cli");
@@ -267,6 +418,12 @@ static Suite *s_suite(void) {
   tcase_add_test(run, test_thread_mode_learns);
   tcase_add_test(run, test_garbage_frames_are_counted_and_dropped);
   suite_add_tcase(s, run);
+  TCase *faults = tcase_create("faults");
+  tcase_add_checked_fixture(faults, s_setup, s_teardown);
+  tcase_set_timeout(faults, 400);
+  tcase_add_test(faults, test_sigterm_shuts_down_cleanly);
+  tcase_add_test(faults, test_stalled_consumer_backpressure);
+  suite_add_tcase(s, faults);
   return s;
 }
 
