@@ -30,7 +30,7 @@ static const char *const s_block_keys[] = {"tcp", "data", "train", "layer", NULL
 static const char *const s_tcp_keys[] = {"host", "port", NULL};
 static const char *const s_data_keys[] = {"set", "dir", "dim", "train_limit", "test_limit", NULL};
 static const char *const s_train_keys[] = {"epochs",    "batch",      "eval_batch", "eval_every",
-                                           "negatives", "hwm_frames", NULL};
+                                           "negatives", "hwm_frames", "ckpt_every_s", NULL};
 static const char *const s_layer_keys[] = {
     "goodness",     "theta",    "temp",        "optimizer",  "lr", "momentum",
     "weight_decay", "cooldown", "peer_lambda", "peer_decay", NULL};
@@ -810,6 +810,7 @@ static int s_top(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t, int *dim) {
   t->eval_every = 1;
   t->negatives = FFS_NEG_RANDOM;
   t->hwm_frames = 4;
+  t->ckpt_every_s = 10;
   if ((v = s_map_get(m, "epochs")) && s_int(c, v, "train.epochs", 1, INT_MAX, &t->epochs) < 0)
     return -1;
   if ((v = s_map_get(m, "batch")) && s_int(c, v, "train.batch", 1, 10000, &t->batch) < 0) return -1;
@@ -825,6 +826,9 @@ static int s_top(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t, int *dim) {
   }
   if ((v = s_map_get(m, "hwm_frames")) &&
       s_int(c, v, "train.hwm_frames", 1, 1024, &t->hwm_frames) < 0)
+    return -1;
+  if ((v = s_map_get(m, "ckpt_every_s")) &&
+      s_int(c, v, "train.ckpt_every_s", 0, 86400, &t->ckpt_every_s) < 0)
     return -1;
 
   if (s_block(c, root, "layer", s_layer_keys, &m) < 0) return -1;

@@ -82,6 +82,7 @@ typedef struct {
   int eval_every;     // evaluate after every N epochs (and after the last)
   ffs_negatives_t negatives;
   int hwm_frames;     // forward high-water mark, in frames
+  int ckpt_every_s;   // checkpoint every N seconds as well as at epoch ends (0 = only there)
   ffs_layer_cfg_t layer; // defaults for every ff_layer
   // graph: stages in forward order; the source is first, the readout last
   int n_stages;

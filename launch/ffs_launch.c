@@ -39,11 +39,14 @@ void ffs_install_signal_handlers(void) {
 
 #define S_READY_TIMEOUT_S 60.0
 #define S_STOP_TIMEOUT_S 2.0
+#define S_MAX_RESTARTS 3 // per stage and run
 
 typedef struct {
   int ready, bye, failed;
   pid_t pid;
   int core;
+  int restarts;     // times the supervisor restarted it from its checkpoint
+  int await_ready;  // restarted: re-drive the stream once it is READY again
   // latest STATS
   double frames, bad, busy, blocked, wall, samples, gpos, gneg, fbr, fbs, fbd;
 } s_stage_t;
@@ -78,9 +81,14 @@ typedef struct {
   int next_cmd, n_cmds;    // EPOCH commands sent / planned
   int cmds_epoch[2048], cmds_mode[2048];
   int last_epoch_done;     // last eval RESULT received (epoch), -1 none
+  int streaming;           // the ready handshake is over: deaths are restarted
+  int n_sent;              // phases the source reported SENT, in command order
+  int done[2048];          // per command: its phase reached the readout
   int finished;
   char error[1024];
   FILE *metrics;
+  int metrics_header;      // metrics.csv still needs its header line
+  int nothing_to_do;       // --resume of a finished run
   int tty;
   double last_progress;
 } s_run_t;
@@ -105,68 +113,86 @@ static void *s_thread_main(void *arg) {
   return NULL;
 }
 
-static int s_spawn(s_run_t *r) {
+// Starts stage i as a thread, or as a process running `ffstream stage`
+// (with --resume: from its checkpoint). Returns 0 or -1 with r->error set.
+static int s_spawn_one(s_run_t *r, int i, int resume) {
   const ffs_topo_t *t = r->t;
-  for (int i = 0; i < t->n_stages; i++) {
-    if (r->o->threads) {
-      r->env[i] = (ffs_stage_env_t){.topo = t, .index = i, .run_dir = r->run_dir,
-                                    .out_dir = r->out_dir, .zctx = r->zctx,
-                                    .stop = &r->thread_stop, .core = r->cores[i],
-                                    .thread_mode = 1};
-      if (pthread_create(&r->thr[i], NULL, s_thread_main, &r->env[i]) != 0) {
-        snprintf(r->error, sizeof r->error, "cannot start a thread for stage '%s'", t->stages[i].name);
-        return -1;
-      }
-      r->st[i].pid = getpid();
-      r->st[i].core = r->cores[i];
-      continue;
-    }
-    char core[16];
-    snprintf(core, sizeof core, "%d", r->cores[i]);
-    const char *argv[16 + 2 * 64];
-    int a = 0;
-    argv[a++] = r->o->exe;
-    argv[a++] = "stage";
-    argv[a++] = "--topology", argv[a++] = r->o->topo_path;
-    argv[a++] = "--name", argv[a++] = t->stages[i].name;
-    argv[a++] = "--run-dir", argv[a++] = r->run_dir;
-    argv[a++] = "--out", argv[a++] = r->out_dir;
-    argv[a++] = "--core", argv[a++] = core;
-    for (int k = 0; k < r->o->n_sets && k < 64; k++) argv[a++] = "--set", argv[a++] = r->o->sets[k];
-    argv[a] = NULL;
-    pid_t pid = fork();
-    if (pid < 0) {
-      snprintf(r->error, sizeof r->error, "fork: %s", strerror(errno));
+  r->st[i].core = r->cores[i];
+  if (r->o->threads) {
+    r->env[i] = (ffs_stage_env_t){.topo = t, .index = i, .run_dir = r->run_dir,
+                                  .out_dir = r->out_dir, .zctx = r->zctx,
+                                  .stop = &r->thread_stop, .core = r->cores[i],
+                                  .thread_mode = 1, .resume = resume};
+    if (pthread_create(&r->thr[i], NULL, s_thread_main, &r->env[i]) != 0) {
+      snprintf(r->error, sizeof r->error, "cannot start a thread for stage '%s'", t->stages[i].name);
       return -1;
     }
-    if (pid == 0) {
-      execv(r->o->exe, (char *const *)argv);
-      fprintf(stderr, "ffstream: cannot exec %s: %s\n", r->o->exe, strerror(errno));
-      _exit(127);
-    }
-    r->st[i].pid = pid;
-    r->st[i].core = r->cores[i];
+    r->st[i].pid = getpid();
+    return 0;
   }
+  char core[16];
+  snprintf(core, sizeof core, "%d", r->cores[i]);
+  const char *argv[16 + 2 * 64];
+  int a = 0;
+  argv[a++] = r->o->exe;
+  argv[a++] = "stage";
+  argv[a++] = "--topology", argv[a++] = r->o->topo_path;
+  argv[a++] = "--name", argv[a++] = t->stages[i].name;
+  argv[a++] = "--run-dir", argv[a++] = r->run_dir;
+  argv[a++] = "--out", argv[a++] = r->out_dir;
+  argv[a++] = "--core", argv[a++] = core;
+  if (resume) argv[a++] = "--resume";
+  for (int k = 0; k < r->o->n_sets && k < 64; k++) argv[a++] = "--set", argv[a++] = r->o->sets[k];
+  argv[a] = NULL;
+  pid_t pid = fork();
+  if (pid < 0) {
+    snprintf(r->error, sizeof r->error, "fork: %s", strerror(errno));
+    return -1;
+  }
+  if (pid == 0) {
+    execv(r->o->exe, (char *const *)argv);
+    fprintf(stderr, "ffstream: cannot exec %s: %s\n", r->o->exe, strerror(errno));
+    _exit(127);
+  }
+  r->st[i].pid = pid;
   return 0;
 }
 
-// Reaps children that exited; a stage that dies before its BYE fails the run.
+static int s_spawn(s_run_t *r) {
+  for (int i = 0; i < r->t->n_stages; i++)
+    if (s_spawn_one(r, i, r->o->resume) < 0) return -1;
+  return 0;
+}
+
+// Reaps children that exited. A stage killed by a signal (kill -9, the OOM
+// killer) while the run streams is restarted from its last checkpoint, up to
+// S_MAX_RESTARTS times; any other early exit fails the run.
 static void s_reap(s_run_t *r) {
   if (r->o->threads) return;
   for (int i = 0; i < r->t->n_stages; i++) {
-    if (r->st[i].pid <= 0) continue;
+    s_stage_t *s = &r->st[i];
+    if (s->pid <= 0) continue;
     int status;
-    pid_t p = waitpid(r->st[i].pid, &status, WNOHANG);
-    if (p != r->st[i].pid) continue;
-    r->st[i].pid = -r->st[i].pid; // remember it, mark it gone
-    if (!r->st[i].bye && !r->error[0]) {
-      if (WIFSIGNALED(status))
-        snprintf(r->error, sizeof r->error, "stage '%s' was killed by signal %d",
-                 r->t->stages[i].name, WTERMSIG(status));
-      else
-        snprintf(r->error, sizeof r->error, "stage '%s' exited with status %d before finishing",
-                 r->t->stages[i].name, WEXITSTATUS(status));
+    pid_t p = waitpid(s->pid, &status, WNOHANG);
+    if (p != s->pid) continue;
+    s->pid = -s->pid; // remember it, mark it gone
+    if (s->bye || r->error[0] || ffs_interrupted) continue;
+    const char *name = r->t->stages[i].name;
+    if (WIFSIGNALED(status) && r->streaming && !r->finished && s->restarts < S_MAX_RESTARTS) {
+      s->restarts++;
+      ffs_warn("stage '%s' (pid %d) was killed by signal %d: restarting it from its last "
+               "checkpoint (restart %d of %d)",
+               name, -s->pid, WTERMSIG(status), s->restarts, S_MAX_RESTARTS);
+      s->ready = 0, s->await_ready = 1;
+      s_spawn_one(r, i, 1);
+      continue;
     }
+    if (WIFSIGNALED(status))
+      snprintf(r->error, sizeof r->error, "stage '%s' was killed by signal %d%s", name,
+               WTERMSIG(status), s->restarts >= S_MAX_RESTARTS ? " (no restarts left)" : "");
+    else
+      snprintf(r->error, sizeof r->error, "stage '%s' exited with status %d before finishing",
+               name, WEXITSTATUS(status));
   }
 }
 
@@ -185,6 +211,65 @@ static void s_send_next_cmd(s_run_t *r) {
   snprintf(msg, sizeof msg, "EPOCH %d %s", r->cmds_epoch[r->next_cmd],
            r->cmds_mode[r->next_cmd] ? "eval" : "train");
   if (s_send(r, 0, msg) == 0) r->next_cmd++;
+}
+
+// Index of the command that streams phase (epoch, mode), or -1.
+static int s_cmd_index(const s_run_t *r, int epoch, int mode) {
+  for (int k = 0; k < r->n_cmds; k++)
+    if (r->cmds_epoch[k] == epoch && r->cmds_mode[k] == mode) return k;
+  return -1;
+}
+
+// Marks phase (epoch, mode) as having reached the readout. Returns 0 the
+// first time, -1 for a duplicate (a MARK re-sent after a restart).
+static int s_phase_done(s_run_t *r, int epoch, int mode) {
+  int k = s_cmd_index(r, epoch, mode);
+  if (k < 0 || r->done[k]) return -1;
+  r->done[k] = 1;
+  // the run's progress, for --resume: one line per phase that completed
+  char path[FFS_PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/progress", r->out_dir);
+  FILE *f = fopen(path, "a");
+  if (f) fprintf(f, "%s %d\n", mode ? "evaluated" : "trained", epoch), fclose(f);
+  return 0;
+}
+
+// --resume: marks the phases DIR/progress lists as done and starts the
+// command stream at the first one that is not. Returns how many were done.
+static int s_load_progress(s_run_t *r) {
+  char path[FFS_PATH_MAX + 32], what[16];
+  snprintf(path, sizeof path, "%s/progress", r->out_dir);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  int epoch, n = 0;
+  while (fscanf(f, "%15s %d", what, &epoch) == 2) {
+    int k = s_cmd_index(r, epoch, strcmp(what, "evaluated") == 0);
+    if (k >= 0 && !r->done[k]) r->done[k] = 1, n++;
+  }
+  fclose(f);
+  while (r->next_cmd < r->n_cmds && r->done[r->next_cmd]) r->next_cmd++;
+  r->n_sent = r->next_cmd;
+  return n;
+}
+
+// A restarted stage is READY again. Frames that were inside the dead process
+// are gone, the end-of-phase MARKs among them: ask the source to re-send the
+// MARK of every phase it finished sending that has not reached the readout
+// (the readout ignores a MARK it already saw). A restarted source has also
+// lost its queue: the phases it had not finished are queued again (the one it
+// was streaming starts over).
+static void s_redrive(s_run_t *r, int stage) {
+  if (stage == 0) {
+    r->next_cmd = r->n_sent;
+    s_send_next_cmd(r);
+    s_send_next_cmd(r);
+  }
+  for (int k = 0; k < r->n_sent; k++) {
+    if (r->done[k]) continue;
+    char msg[64];
+    snprintf(msg, sizeof msg, "MARK %d %s", r->cmds_epoch[k], r->cmds_mode[k] ? "eval" : "train");
+    s_send(r, 0, msg);
+  }
 }
 
 static void s_on_result(s_run_t *r, const char *line) {
@@ -222,7 +307,8 @@ static double s_primary(const s_run_t *r, const s_result_t *x) {
 
 static void s_metrics_row(s_run_t *r, const s_result_t *x) {
   if (!r->metrics) return;
-  if (r->n_res == 1) {
+  if (r->metrics_header) {
+    r->metrics_header = 0;
     fprintf(r->metrics, "epoch,wall_s,train_s,train_samples_per_s,test_error,test_error_energy,test_error_softmax");
     for (int i = 0; i < x->n_layers; i++)
       fprintf(r->metrics, ",energy_%s,softmax_%s", x->layer_name[i], x->layer_name[i]);
@@ -248,6 +334,11 @@ static void s_on_message(s_run_t *r, int i, char *line) {
   const char *name = r->t->stages[i].name;
   if (!strncmp(line, "READY", 5)) {
     s->ready = 1;
+    if (s->await_ready) {
+      s->await_ready = 0;
+      ffs_info("stage '%s' is back", name);
+      s_redrive(r, i);
+    }
   } else if (!strncmp(line, "STATS ", 6)) {
     char *l = line + 5; // keys are matched as " key="
     s->frames = s_kv(l, "frames"), s->bad = s_kv(l, "bad"), s->busy = s_kv(l, "busy");
@@ -257,13 +348,16 @@ static void s_on_message(s_run_t *r, int i, char *line) {
     s->fbr = s_kv(l, "fbr"), s->fbs = s_kv(l, "fbs"), s->fbd = s_kv(l, "fbd");
   } else if (!strncmp(line, "SENT", 4)) {
     if (strstr(line, " train ")) r->train_n_sent = (long)s_kv(line, "n");
+    if (r->n_sent < r->next_cmd) r->n_sent++;
     s_send_next_cmd(r);
   } else if (!strncmp(line, "TRAINED", 7)) {
+    if (s_phase_done(r, (int)s_kv(line, "epoch"), 0) < 0) return; // duplicate
     double now = ffs_now();
     r->train_s_total += now - r->t_phase;
     r->train_samples_total += r->train_n_sent > 0 ? r->train_n_sent : 0;
     r->t_phase = now;
   } else if (!strncmp(line, "RESULT", 6)) {
+    if (s_phase_done(r, (int)s_kv(line, "epoch"), 1) < 0) return; // duplicate
     s_on_result(r, line);
     s_result_t *x = &r->res[r->n_res - 1];
     s_metrics_row(r, x);
@@ -482,7 +576,8 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
   }
   char path[FFS_PATH_MAX + 32];
   snprintf(path, sizeof path, "%s/metrics.csv", r->out_dir);
-  r->metrics = fopen(path, "w");
+  r->metrics_header = !(o->resume && access(path, F_OK) == 0);
+  r->metrics = fopen(path, o->resume ? "a" : "w");
 
   // children: one BLAS thread per pinned stage, and the fastest kernels
   setenv("OPENBLAS_NUM_THREADS", "1", 0);
@@ -514,6 +609,16 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
     if ((e + 1) % t->eval_every == 0 || e == t->epochs - 1)
       r->cmds_epoch[r->n_cmds] = e, r->cmds_mode[r->n_cmds++] = 1;
   }
+  if (o->resume) {
+    int done = s_load_progress(r);
+    if (r->next_cmd >= r->n_cmds) {
+      printf("ffstream: %s: nothing to resume, all %d epochs are done\n", r->out_dir, t->epochs);
+      r->nothing_to_do = 1; // and nothing to overwrite: summary.json stays as it is
+      goto done;
+    }
+    printf("ffstream: resuming %s after %d finished phases, at epoch %d\n", r->out_dir, done,
+           r->cmds_epoch[r->next_cmd] + 1);
+  }
   printf("ffstream: %s: %d stages (%s) on %d cores, output in %s\n", t->path, t->n_stages,
          o->threads ? "threads" : "processes", ncores, r->out_dir);
   fflush(stdout);
@@ -537,6 +642,7 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
       printf("  stage %-8s %-9s pid %-7d core %d\n", t->stages[i].name,
              ffs_stage_kind_str(t->stages[i].kind), (int)r->st[i].pid, r->cores[i]);
     r->t_phase = ffs_now();
+    r->streaming = 1;
     s_send_next_cmd(r);
     s_send_next_cmd(r); // one phase queued ahead keeps the pipeline full
     while (!r->finished && !r->error[0] && !ffs_interrupted) {
@@ -553,7 +659,7 @@ done:
   if (r->error[0]) fprintf(stderr, "ffstream: %s\n", r->error);
   if (ffs_interrupted) fprintf(stderr, "ffstream: interrupted; stopping stages\n");
   s_shutdown(r);
-  s_write_summary(r, rc);
+  if (!r->nothing_to_do) s_write_summary(r, rc);
   if (r->metrics) fclose(r->metrics);
   zmq_close(r->ctl);
   zmq_ctx_term(r->zctx);

@@ -16,6 +16,7 @@ typedef struct {
   const char *out_dir;         // --out; NULL = runs/<name>-<time>
   int threads;                 // --threads: stages as threads over inproc://
   int quiet;                   // no progress line
+  int resume;                  // out_dir holds a stopped run to continue
   const char *exe;             // path of the ffstream binary (for children)
 } ffs_launch_opts_t;
 

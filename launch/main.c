@@ -29,24 +29,27 @@ static const char *s_usage_main =
 
 static const char *s_usage_run =
     "usage: ffstream run TOPOLOGY [--epochs N] [--set key=value ...] [--out DIR]\n"
-    "                             [--threads] [--quiet]\n"
+    "                             [--resume DIR] [--threads] [--quiet]\n"
     "\n"
     "  --epochs N       train for N epochs (same as --set train.epochs=N)\n"
     "  --set key=value  override a topology key: train.batch=50, layer.lr=0.02,\n"
     "                   l1.units=500, data.train_limit=5000 (stage keys by name)\n"
     "  --out DIR        write summary.json, metrics.csv and ckpt/ here\n"
     "                   (default runs/<name>-<date>-<time>)\n"
+    "  --resume DIR     continue a stopped run in DIR: every stage loads its\n"
+    "                   checkpoint, training goes on after the last finished epoch\n"
     "  --threads        run the stages as threads of this process over inproc://\n"
     "  --quiet          no progress line\n";
 
 static const char *s_usage_stage =
     "usage: ffstream stage --topology FILE --name STAGE --run-dir DIR [--out DIR]\n"
-    "                      [--core N] [--set key=value ...]\n"
+    "                      [--core N] [--resume] [--set key=value ...]\n"
     "\n"
     "Runs one stage. It binds its inputs, connects to its peers and to the\n"
     "launcher's control socket (all endpoints derived from the topology and\n"
     "--run-dir), says READY, and runs until told to stop or interrupted.\n"
-    "  --core N   pin to core N (-1: do not pin; default -1)\n";
+    "  --core N   pin to core N (-1: do not pin; default -1)\n"
+    "  --resume   start from OUT/ckpt/STAGE.safetensors when it exists\n";
 
 static const char *s_usage_check =
     "usage: ffstream check TOPOLOGY [--set key=value ...]\n"
@@ -59,6 +62,8 @@ typedef struct {
   const char *sets[S_MAX_SETS];
   int n_sets;
   int threads, quiet, core, help;
+  int resume;      // stage: load its checkpoint; run: the folder to resume
+  const char *resume_dir;
   char epochs_set[32];
 } s_args_t;
 
@@ -71,6 +76,8 @@ static int s_parse(s_args_t *a, int argc, char **argv, int first, const char *us
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) a->help = 1;
     else if (!strcmp(f, "--threads")) a->threads = 1;
     else if (!strcmp(f, "--quiet")) a->quiet = 1;
+    else if (!strcmp(f, "--resume") && usage == s_usage_stage) a->resume = 1;
+    else if (!strcmp(f, "--resume") && has_value) a->resume_dir = argv[++i];
     else if (!strcmp(f, "--set") && has_value) {
       if (a->n_sets == S_MAX_SETS) {
         fprintf(stderr, "ffstream: too many --set options (at most %d)\n", S_MAX_SETS);
@@ -154,8 +161,13 @@ static int s_cmd_run(int argc, char **argv) {
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n < 0) return fprintf(stderr, "ffstream: cannot find my own executable\n"), 1;
   exe[n] = 0;
+  if (a.resume_dir && a.out && strcmp(a.resume_dir, a.out)) {
+    fprintf(stderr, "ffstream: --resume DIR writes into DIR; drop --out or give the same folder\n");
+    return 2;
+  }
   ffs_launch_opts_t o = {.topo_path = a.topo, .sets = a.sets, .n_sets = a.n_sets,
-                         .out_dir = a.out, .threads = a.threads, .quiet = a.quiet, .exe = exe};
+                         .out_dir = a.resume_dir ? a.resume_dir : a.out, .threads = a.threads,
+                         .quiet = a.quiet, .exe = exe, .resume = a.resume_dir != NULL};
   ffs_install_signal_handlers();
   return ffs_launch_run(&o, &t);
 }
@@ -179,7 +191,7 @@ static int s_cmd_stage(int argc, char **argv) {
   void *zctx = zmq_ctx_new();
   ffs_stage_env_t env = {.topo = &t, .index = index, .run_dir = a.run_dir,
                          .out_dir = a.out ? a.out : "", .zctx = zctx,
-                         .stop = &ffs_interrupted, .core = a.core};
+                         .stop = &ffs_interrupted, .core = a.core, .resume = a.resume};
   int rc = ffs_stage_run(&env);
   zmq_ctx_term(zctx);
   return rc == 0 ? 0 : 1;

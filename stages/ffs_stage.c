@@ -355,7 +355,7 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
   }
   ffs_io_send_ctl(io, "READY core=%d pid=%d", env->core, (int)getpid());
 
-  double t_start = ffs_now(), t_stats = t_start;
+  double t_start = ffs_now(), t_stats = t_start, t_ckpt = t_start;
   int pumping = 0, stopping = 0;
   while (!stopping && !ffs_io_stopping(io)) {
     zmq_pollitem_t items[4 + FFS_MAX_STAGES];
@@ -384,6 +384,10 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
       if (pumping) io->stats.busy_s += ffs_now() - t0;
     }
     double now = ffs_now();
+    if (t->ckpt_every_s > 0 && now - t_ckpt >= t->ckpt_every_s) {
+      ffs_io_checkpoint(io); // what a restarted stage resumes from
+      t_ckpt = now;
+    }
     if (now - t_stats >= S_STATS_EVERY_S) {
       s_send_stats(io, now - t_start);
       t_stats = now;

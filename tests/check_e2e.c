@@ -404,6 +404,74 @@ START_TEST(test_stalled_consumer_backpressure) {
 }
 END_TEST
 
+// kill -9 of a layer mid-run: the supervisor restarts it from its last
+// checkpoint, the pipeline goes on and the run ends with a usual error.
+START_TEST(test_kill9_layer_is_restarted) {
+  char out[300], log[300];
+  snprintf(out, sizeof out, "%s/kill", s_tmp);
+  snprintf(log, sizeof log, "%s/kill.log", s_tmp);
+  const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
+                        S_SMALL_SETS, NULL};
+  pid_t pid = s_start(argv, log);
+  s_wait_bound(pid);
+  usleep(1500000); // into the second epoch: l2 has an epoch-end checkpoint
+  pid_t l2 = s_stage_pid(pid, "l2");
+  ck_assert(l2 > 0);
+  kill(l2, SIGKILL);
+  int rc = s_wait(pid, 120);
+  const char *text = s_slurp(log);
+  ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, text);
+  ck_assert_msg(strstr(text, "stage 'l2'") && strstr(text, "restarting it from its last checkpoint"),
+                "%s", text);
+  char path[400];
+  snprintf(path, sizeof path, "%s/summary.json", out);
+  const char *json = s_slurp(path);
+  ck_assert_ptr_nonnull(json);
+  ck_assert(strstr(json, "\"status\": \"ok\""));
+  double err = s_json(json, NULL, "test_error");
+  ck_assert_msg(err >= 0 && err < S_ERROR_BOUND, "test error %g after the restart\n%s", err, json);
+}
+END_TEST
+
+// A run stopped after its first epoch continues with --resume: the stages
+// load their checkpoints and the remaining epochs run; a second --resume of
+// the finished run does nothing and leaves its results as they are.
+START_TEST(test_resume_continues_a_stopped_run) {
+  char out[300], log[300], progress[400];
+  snprintf(out, sizeof out, "%s/resume", s_tmp);
+  snprintf(log, sizeof log, "%s/resume.log", s_tmp);
+  snprintf(progress, sizeof progress, "%s/progress", out);
+  const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
+                        S_SMALL_SETS, NULL};
+  pid_t pid = s_start(argv, log);
+  for (int i = 0; i < 300; i++) {
+    const char *p = s_slurp(progress);
+    if (p && strstr(p, "evaluated 0")) break;
+    usleep(20000);
+  }
+  kill(pid, SIGTERM);
+  ck_assert_int_eq(s_wait(pid, 30), 130);
+  const char *before = s_slurp(progress);
+  ck_assert_msg(before && strstr(before, "evaluated 0") && !strstr(before, "evaluated 2"), "%s",
+                before ? before : "(no progress file)");
+  const char *again[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--resume", out,
+                         S_SMALL_SETS, NULL};
+  int rc = s_wait(s_start(again, log), 120);
+  ck_assert_msg(rc == 0, "resume exited %d:\n%s", rc, s_slurp(log));
+  ck_assert(strstr(s_slurp(log), "resuming"));
+  ck_assert(strstr(s_slurp(progress), "evaluated 2"));
+  char path[400];
+  snprintf(path, sizeof path, "%s/summary.json", out);
+  const char *json = s_slurp(path);
+  ck_assert(json && strstr(json, "\"epochs_completed\": 3"));
+  double err = s_json(json, NULL, "test_error");
+  ck_assert_msg(err >= 0 && err < S_ERROR_BOUND, "test error %g after resuming\n%s", err, json);
+  ck_assert_int_eq(s_wait(s_start(again, log), 60), 0);
+  ck_assert(strstr(s_slurp(log), "nothing to resume"));
+  ck_assert(strstr(s_slurp(path), "\"epochs_completed\": 3"));
+}
+END_TEST
+
 static Suite *s_suite(void) {
   Suite *s = suite_create("e2e");
   TCase *cli = tcase_create("cli");
@@ -423,6 +491,8 @@ static Suite *s_suite(void) {
   tcase_set_timeout(faults, 400);
   tcase_add_test(faults, test_sigterm_shuts_down_cleanly);
   tcase_add_test(faults, test_stalled_consumer_backpressure);
+  tcase_add_test(faults, test_kill9_layer_is_restarted);
+  tcase_add_test(faults, test_resume_continues_a_stopped_run);
   suite_add_tcase(s, faults);
   return s;
 }

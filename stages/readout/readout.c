@@ -16,6 +16,7 @@
 
 #define S_NCLASSES 10
 #define S_WINDOW 16 // frames held per layer while the others catch up
+#define S_MARKS_KEPT 8 // recent phase ends remembered to ignore a re-sent MARK
 
 typedef struct {
   ffs_frame_hdr_t h;
@@ -53,6 +54,8 @@ typedef struct {
   uint8_t *fb_buf;       // encode buffer for those
   size_t fb_cap;
   uint64_t n_energy, err_energy, n_softmax, err_softmax, join_missed;
+  long marks[S_MARKS_KEPT]; // phases (2 epoch + mode) whose MARK was handled
+  int n_marks;
 } s_readout_t;
 
 // ---- softmax heads ----
@@ -192,7 +195,18 @@ static void s_on_candidates(s_readout_t *s) {
 
 // ---- epoch ends ----
 
+// A phase's MARK may come twice when a stage was restarted (the source
+// re-sends MARKs that may have been lost): the second one is ignored.
+static int s_seen_mark(s_readout_t *s, const ffs_frame_hdr_t *h) {
+  long key = 2L * h->epoch + h->mode;
+  for (int k = 0; k < S_MARKS_KEPT; k++)
+    if (s->marks[k] == key) return 1;
+  s->marks[s->n_marks++ % S_MARKS_KEPT] = key;
+  return 0;
+}
+
 static void s_on_mark(s_readout_t *s, ffs_io_t *io, const ffs_frame_hdr_t *h) {
+  if (s_seen_mark(s, h)) return;
   if (h->mode == FFS_MODE_TRAIN) {
     ffs_io_checkpoint(io);
     ffs_io_send_ctl(io, "TRAINED epoch=%u", h->epoch);
@@ -337,6 +351,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->max_rows = t->batch > t->eval_batch * 10 ? t->batch : t->eval_batch * 10;
   int ok = 1;
   for (int i = 0; i < FFS_MAX_STAGES; i++) s->by_stage[i] = -1;
+  for (int k = 0; k < S_MARKS_KEPT; k++) s->marks[k] = -1;
   for (int i = 0; i < t->n_stages; i++) {
     if (t->stages[i].kind != FFS_STAGE_FF_LAYER) continue;
     s_layer_t *L = &s->layers[s->n_layers];

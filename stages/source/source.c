@@ -133,11 +133,16 @@ static int s_eval_batch(s_source_t *s, ffs_io_t *io, int n) {
   return 0;
 }
 
-static int s_end_phase(s_source_t *s, ffs_io_t *io) {
-  ffs_frame_hdr_t h = {.kind = FFS_FRAME_MARK, .mode = (uint8_t)s->cur.mode, .seq = s->seq++,
-                       .epoch = (uint32_t)s->cur.epoch, .stage = (uint32_t)s->index};
+// Sends the MARK that ends phase (epoch, mode) down the pipeline.
+static int s_send_mark(s_source_t *s, ffs_io_t *io, int epoch, int mode) {
+  ffs_frame_hdr_t h = {.kind = FFS_FRAME_MARK, .mode = (uint8_t)mode, .seq = s->seq++,
+                       .epoch = (uint32_t)epoch, .stage = (uint32_t)s->index};
   size_t len = ffs_frame_encode(s->buf, s->buf_cap, &h, NULL, NULL, NULL, NULL);
-  if (ffs_io_send_forward(io, s->buf, len) < 0) return -1;
+  return len ? ffs_io_send_forward(io, s->buf, len) : -1;
+}
+
+static int s_end_phase(s_source_t *s, ffs_io_t *io) {
+  if (s_send_mark(s, io, s->cur.epoch, s->cur.mode) < 0) return -1;
   s->active = 0;
   return ffs_io_send_ctl(io, "SENT %d %s n=%d", s->cur.epoch,
                          s->cur.mode == FFS_MODE_TRAIN ? "train" : "eval", s->pos);
@@ -166,10 +171,15 @@ static int s_pump(void *self, ffs_io_t *io) {
 
 // ---- control and feedback ----
 
+// "EPOCH e train|eval" queues a phase; "MARK e train|eval" re-sends the end
+// of a phase whose MARK was lost with a stage that died (the supervisor asks).
 static int s_on_control(void *self, ffs_io_t *io, const char *cmd) {
   s_source_t *s = self;
   int epoch;
   char mode[16];
+  if (sscanf(cmd, "MARK %d %15s", &epoch, mode) == 2 && epoch >= 0 &&
+      (!strcmp(mode, "train") || !strcmp(mode, "eval")))
+    return s_send_mark(s, io, epoch, strcmp(mode, "train") ? FFS_MODE_EVAL : FFS_MODE_TRAIN);
   if (sscanf(cmd, "EPOCH %d %15s", &epoch, mode) != 2 || epoch < 0) return -1;
   if (strcmp(mode, "train") && strcmp(mode, "eval")) return -1;
   if (s->q_len == S_QUEUE) {
