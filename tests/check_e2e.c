@@ -472,6 +472,35 @@ START_TEST(test_resume_continues_a_stopped_run) {
 }
 END_TEST
 
+// An endpoint that is already taken: the stage that cannot bind says which
+// endpoint and why, the run stops with an error, and no stage is left.
+START_TEST(test_endpoint_in_use_is_reported) {
+  char out[300], log[300];
+  snprintf(out, sizeof out, "%s/inuse", s_tmp);
+  snprintf(log, sizeof log, "%s/inuse.log", s_tmp);
+  // l1 (stage 1) binds its input at port + 1 + 1 * 34 (ffs_topo_endpoint)
+  const int port = 21000 + (int)(getpid() % 2000) * 2;
+  char ep[64], port_set[64];
+  snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port + 1 + 34);
+  snprintf(port_set, sizeof port_set, "tcp.port=%d", port);
+  void *ctx = zmq_ctx_new();
+  void *squatter = zmq_socket(ctx, ZMQ_PULL);
+  ck_assert_msg(zmq_bind(squatter, ep) == 0, "test could not take %s", ep);
+  const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out, "--set",
+                        "transport=tcp", "--set", port_set, S_SMALL_SETS, NULL};
+  pid_t pid = s_start(argv, log);
+  int rc = s_wait(pid, 60);
+  zmq_close(squatter);
+  zmq_ctx_term(ctx);
+  const char *text = s_slurp(log);
+  ck_assert_msg(rc == 1, "run exited %d:\n%s", rc, text);
+  char want[128];
+  snprintf(want, sizeof want, "stage 'l1': cannot bind %s: Address already in use", ep);
+  ck_assert_msg(strstr(text, want) != NULL, "expected '%s' in:\n%s", want, text);
+  ck_assert(s_stage_pid(pid, "src") < 0 && s_stage_pid(pid, "l2") < 0);
+}
+END_TEST
+
 static Suite *s_suite(void) {
   Suite *s = suite_create("e2e");
   TCase *cli = tcase_create("cli");
@@ -493,6 +522,7 @@ static Suite *s_suite(void) {
   tcase_add_test(faults, test_stalled_consumer_backpressure);
   tcase_add_test(faults, test_kill9_layer_is_restarted);
   tcase_add_test(faults, test_resume_continues_a_stopped_run);
+  tcase_add_test(faults, test_endpoint_in_use_is_reported);
   suite_add_tcase(s, faults);
   return s;
 }
