@@ -49,7 +49,7 @@ static const char *const s_kind_names[] = {"source", "ff_layer", "readout", NULL
 static const char *const s_transport_names[] = {"ipc", "inproc", "tcp", NULL};
 static const char *const s_goodness_names[] = {"ssq", "msq", "min_ssq", NULL};
 static const char *const s_opt_names[] = {"sgd", "adam", NULL};
-static const char *const s_negatives_names[] = {"random", "hard", NULL};
+static const char *const s_negatives_names[] = {"random", "hard", "hybrid", NULL};
 static const char *const s_infer_names[] = {"energy", "softmax", NULL};
 static const char *const s_set_names[] = {"mnist", "fashion", NULL};
 
@@ -948,11 +948,16 @@ static int s_stage(s_ctx_t *c, const s_node_t *stages, ffs_topo_t *t, int i) {
   return 0;
 }
 
-// A readout's energy / softmax list: distinct ff_layer names, at least one.
+// A readout's energy / softmax list: distinct ff_layer names; at least one
+// unless allow_empty (energy: [] switches energy inference off).
 static int s_layer_list(s_ctx_t *c, const ffs_topo_t *t, const s_node_t *v, const char *who,
-                        const char *key, int *idx, int *n_out) {
+                        const char *key, int allow_empty, int *idx, int *n_out) {
   char names[512], got[80], name[64];
   s_names_of(t, FFS_STAGE_FF_LAYER, names, sizeof names);
+  if (v->type == S_SEQ && v->n == 0 && allow_empty) {
+    *n_out = 0;
+    return 0;
+  }
   if (v->type != S_SEQ || v->n == 0)
     return s_fail(c, v, "%s: %s: expected a non-empty list of ff_layer names like [%s], got %s",
                   who, key, names, s_got(v, got, sizeof got));
@@ -1074,10 +1079,10 @@ static int s_stages(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t, int dim) {
   memcpy(ro->energy, ff + skip, (size_t)(n_ff - skip) * sizeof *ff);
   memcpy(ro->softmax, ff + skip, (size_t)(n_ff - skip) * sizeof *ff);
   if ((v = s_map_get(item, "energy")) &&
-      s_layer_list(c, t, v, who, "energy", ro->energy, &ro->n_energy) < 0)
+      s_layer_list(c, t, v, who, "energy", 1, ro->energy, &ro->n_energy) < 0)
     return -1;
   if ((v = s_map_get(item, "softmax")) &&
-      s_layer_list(c, t, v, who, "softmax", ro->softmax, &ro->n_softmax) < 0)
+      s_layer_list(c, t, v, who, "softmax", 0, ro->softmax, &ro->n_softmax) < 0)
     return -1;
   return 0;
 }
@@ -1159,6 +1164,16 @@ static int s_validate(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t) {
                     "(expected feedback: - {from: %s, to: %s})",
                     t->stages[readout].name, t->stages[0].name);
   }
+  const ffs_stage_cfg_t *ro = &t->stages[t->n_stages - 1];
+  const s_node_t *ro_node = s_map_get(root, "stages")->kids[t->n_stages - 1];
+  if (ro->primary == FFS_INFER_ENERGY && ro->n_energy == 0)
+    return s_fail(c, s_map_get(ro_node, "primary") ? s_map_get(ro_node, "primary") : ro_node,
+                  "stage '%s': primary: energy needs a non-empty energy list (expected "
+                  "primary: softmax, or energy: [layers])", ro->name);
+  if (t->negatives == FFS_NEG_HYBRID && ro->n_energy > 0)
+    return s_fail(c, s_map_get(ro_node, "energy") ? s_map_get(ro_node, "energy") : ro_node,
+                  "stage '%s': hybrid negatives carry no label, so there is no energy to "
+                  "compare across labels (expected energy: [] and primary: softmax)", ro->name);
   if (t->transport == FFS_TRANSPORT_TCP) {
     // ffs_topo_endpoint gives each stage a block of 2 + FFS_MAX_STAGES ports
     long last = (long)t->tcp_port + (long)(2 + FFS_MAX_STAGES) * t->n_stages;

@@ -21,6 +21,8 @@ typedef enum {
   FFS_NEG_RANDOM = 0, // a uniformly random wrong label
   FFS_NEG_HARD,       // a wrong label drawn from the readout's last softmax
                       // prediction for that sample (needs feedback out -> src)
+  FFS_NEG_HYBRID,     // unsupervised: no label anywhere; negatives are two
+                      // images mixed through a blurred random mask
 } ffs_negatives_t;
 typedef enum { FFS_INFER_ENERGY = 0, FFS_INFER_SOFTMAX } ffs_infer_t;
 

@@ -52,12 +52,54 @@ START_TEST(test_hard_degenerate_predictions_fall_back) {
 }
 END_TEST
 
+START_TEST(test_hybrid_mask_is_binary_blurred_and_mixes_two_images) {
+  enum { H = 28, W = 28, N = H * W };
+  ffs_rng_t rng;
+  ffs_rng_seed(&rng, 4, 0);
+  float mask[N], tmp[N], x1[N], x2[N], out[N];
+  for (int i = 0; i < N; i++) x1[i] = 1.0f + (float)i, x2[i] = -1.0f - (float)i;
+  int same_neighbours = 0, pairs = 0, ones = 0;
+  float raw[N];
+  for (int rep = 0; rep < 20; rep++) {
+    ffs_hybrid_mask(mask, tmp, H, W, 6, &rng);
+    for (int i = 0; i < N; i++) {
+      ck_assert(mask[i] == 0.0f || mask[i] == 1.0f); // binary
+      ones += mask[i] == 1.0f;
+    }
+    for (int y = 0; y < H; y++)
+      for (int x = 0; x + 1 < W; x++, pairs++) same_neighbours += mask[y * W + x] == mask[y * W + x + 1];
+    ffs_hybrid_mix(out, x1, x2, mask, N);
+    int from1 = 0, from2 = 0;
+    for (int i = 0; i < N; i++) {
+      ck_assert(out[i] == (mask[i] == 1.0f ? x1[i] : x2[i])); // each pixel from one image
+      from1 += out[i] == x1[i], from2 += out[i] == x2[i];
+    }
+    ck_assert_int_gt(from1, 0); // both images contribute (a 784-pixel mask is never
+    ck_assert_int_gt(from2, 0); // all ones or all zeros after 6 blurs of random bits)
+  }
+  // blurred: neighbours agree far more often than the 50 % of raw random bits
+  double agree = (double)same_neighbours / pairs;
+  ck_assert_msg(agree > 0.8, "neighbouring mask pixels agree %.2f of the time", agree);
+  // and without blurring they agree about half the time (the test can tell)
+  ffs_hybrid_mask(raw, tmp, H, W, 0, &rng);
+  int raw_same = 0;
+  for (int y = 0; y < H; y++)
+    for (int x = 0; x + 1 < W; x++) raw_same += raw[y * W + x] == raw[y * W + x + 1];
+  double raw_agree = (double)raw_same / (H * (W - 1));
+  ck_assert_msg(raw_agree > 0.4 && raw_agree < 0.6, "raw agreement %.2f", raw_agree);
+  // thresholding at 0.5 keeps the mask balanced on average
+  double frac = (double)ones / (20.0 * N);
+  ck_assert_msg(frac > 0.3 && frac < 0.7, "fraction of ones %.2f", frac);
+}
+END_TEST
+
 static Suite *s_suite(void) {
   Suite *s = suite_create("negatives");
   TCase *core = tcase_create("core");
   tcase_add_test(core, test_random_never_true_and_uniform);
   tcase_add_test(core, test_hard_follows_wrong_class_probabilities);
   tcase_add_test(core, test_hard_degenerate_predictions_fall_back);
+  tcase_add_test(core, test_hybrid_mask_is_binary_blurred_and_mixes_two_images);
   suite_add_tcase(s, core);
   return s;
 }

@@ -618,8 +618,20 @@ START_TEST(test_err_energy_list) {
   s_expect_fail_at(text, 6, "stage 'out': softmax: no stage named 'l9'");
   snprintf(text, sizeof text, "%s    energy: [l1, l1]\n", head);
   s_expect_fail_at(text, 6, "'l1' is listed twice");
+  // energy: [] switches energy inference off: then softmax must be primary
   snprintf(text, sizeof text, "%s    energy: []\n", head);
-  s_expect_fail_at(text, 6, "expected a non-empty list of ff_layer names");
+  s_expect_fail_at(text, 4, "stage 'out': primary: energy needs a non-empty energy list");
+  ffs_topo_t t;
+  snprintf(text, sizeof text, "%s    energy: []\n    primary: softmax\n", head);
+  ck_assert_msg(s_load(&t, text, NULL, 0) == 0, "%s", s_err);
+  ck_assert_int_eq(t.stages[2].n_energy, 0);
+  // hybrid negatives show no label: energy inference is refused, softmax-only loads
+  snprintf(text, sizeof text, "train: {negatives: hybrid}\n%s    primary: softmax\n", head);
+  s_expect_fail_at(text, 5, "hybrid negatives carry no label");
+  snprintf(text, sizeof text, "train: {negatives: hybrid}\n%s    energy: []\n    primary: softmax\n",
+           head);
+  ck_assert_msg(s_load(&t, text, NULL, 0) == 0, "%s", s_err);
+  ck_assert_int_eq(t.negatives, FFS_NEG_HYBRID);
   snprintf(text, sizeof text, "%s    energy: l1\n", head);
   s_expect_fail_at(text, 6, "expected a non-empty list of ff_layer names like [l1], got 'l1'");
   snprintf(text, sizeof text, "%s    primary: both\n", head);

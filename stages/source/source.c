@@ -18,6 +18,7 @@
 
 #define S_NCLASSES 10
 #define S_QUEUE 64
+#define S_HYBRID_BLURS 6 // Hinton: "repeatedly"; 6 passes give blobs a few pixels wide
 
 typedef struct {
   int epoch;
@@ -47,6 +48,9 @@ typedef struct {
   uint8_t *buf;            // encode buffer
   size_t buf_cap;
   int hard;                // negatives drawn from predictions (FFS_NEG_HARD)
+  int hybrid;              // unsupervised: no label overlay, hybrid negatives
+  int img_h, img_w;        // image shape for the hybrid mask (h * w = dim)
+  float *mask, *mask_tmp;  // (dim) hybrid mask and blur scratch
   float *pred;             // (train->n, 10) last prediction per sample; row[0] < 0 = none yet
   float *fb_rows;          // (max_rows, 10) decoded feedback frame
 } s_source_t;
@@ -55,7 +59,8 @@ typedef struct {
 
 // Writes the label overlay into the first 10 pixels of row: one-hot for a
 // label, 0.1 everywhere for FFS_LABEL_NONE (the neutral label).
-static void s_overlay(float *row, int label) {
+static void s_overlay(const s_source_t *s, float *row, int label) {
+  if (s->hybrid) return; // unsupervised: the input never shows a label
   for (int c = 0; c < S_NCLASSES; c++)
     row[c] = label == FFS_LABEL_NONE ? 0.1f : (c == label ? 1.0f : 0.0f);
 }
@@ -77,7 +82,9 @@ static int s_emit(s_source_t *s, ffs_io_t *io, uint8_t pol, uint8_t mode, uint32
   return ffs_io_send_forward(io, s->buf, len);
 }
 
-// Fills n rows from set at sample indices idx[], each with label overlay lab(i).
+// Fills n rows from set at sample indices idx[] for polarity overlay_mode:
+// the image with its label overlay (true, wrong, or neutral), or, for
+// unsupervised hybrid negatives, the image mixed with another and no label.
 static void s_fill(s_source_t *s, const ffs_dataset_t *set, const uint32_t *idx, int n,
                    int overlay_mode) {
   for (int i = 0; i < n; i++) {
@@ -85,10 +92,17 @@ static void s_fill(s_source_t *s, const ffs_dataset_t *set, const uint32_t *idx,
     float *row = s->x + (long)i * s->dim;
     memcpy(row, set->x + (long)k * s->dim, sizeof(float) * (size_t)s->dim);
     uint8_t truth = set->y[k];
-    uint8_t lab = overlay_mode == FFS_POL_POSITIVE   ? truth
+    if (s->hybrid && overlay_mode == FFS_POL_NEGATIVE) {
+      // mix this image with another random one through a blurred mask
+      uint32_t other = ffs_rng_below(&s->rng, (uint32_t)set->n);
+      ffs_hybrid_mask(s->mask, s->mask_tmp, s->img_h, s->img_w, S_HYBRID_BLURS, &s->rng);
+      ffs_hybrid_mix(row, row, set->x + (long)other * s->dim, s->mask, s->dim);
+    }
+    uint8_t lab = s->hybrid                          ? FFS_LABEL_NONE // no label shown
+                  : overlay_mode == FFS_POL_POSITIVE ? truth
                   : overlay_mode == FFS_POL_NEGATIVE ? s_wrong_label(s, k, truth)
                                                      : FFS_LABEL_NONE;
-    s_overlay(row, lab);
+    s_overlay(s, row, lab);
     s->labels[i] = truth;
     s->cands[i] = lab;
     s->ids[i] = k;
@@ -122,7 +136,7 @@ static int s_eval_batch(s_source_t *s, ffs_io_t *io, int n) {
         int r = i * S_NCLASSES + c;
         float *row = s->x + (long)r * s->dim;
         memcpy(row, s->test->x + (long)idx[i] * s->dim, sizeof(float) * (size_t)s->dim);
-        s_overlay(row, c);
+        s_overlay(s, row, c);
         s->labels[r] = s->test->y[idx[i]];
         s->cands[r] = (uint8_t)c;
         s->ids[r] = idx[i];
@@ -217,7 +231,7 @@ static void s_destroy(void **self_p) {
   ffs_dataset_destroy(&s->train);
   ffs_dataset_destroy(&s->test);
   free(s->order), free(s->x), free(s->labels), free(s->cands), free(s->ids), free(s->buf);
-  free(s->pred), free(s->fb_rows);
+  free(s->pred), free(s->fb_rows), free(s->mask), free(s->mask_tmp);
   free(s);
   *self_p = NULL;
 }
@@ -258,10 +272,17 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->buf_cap = ffs_frame_encoded_max((uint32_t)max_rows, (uint32_t)s->dim);
   s->buf = malloc(s->buf_cap);
   s->hard = t->negatives == FFS_NEG_HARD;
+  s->hybrid = t->negatives == FFS_NEG_HYBRID;
+  // image shape for the mask: square when dim is a square (28 x 28), else one row
+  s->img_h = 1, s->img_w = s->dim;
+  for (int side = 1; side * side <= s->dim; side++)
+    if (side * side == s->dim) s->img_h = s->img_w = side;
+  s->mask = malloc(sizeof(float) * (size_t)s->dim);
+  s->mask_tmp = malloc(sizeof(float) * (size_t)s->dim);
   s->pred = malloc(sizeof(float) * (size_t)s->train->n * S_NCLASSES);
   s->fb_rows = malloc(sizeof(float) * (size_t)max_rows * S_NCLASSES);
   if (!s->order || !s->x || !s->labels || !s->cands || !s->ids || !s->buf || !s->pred ||
-      !s->fb_rows) {
+      !s->fb_rows || !s->mask || !s->mask_tmp) {
     snprintf(err, errlen, "out of memory");
     goto fail;
   }
