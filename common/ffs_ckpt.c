@@ -28,16 +28,6 @@
 
 // ---- helpers ----
 
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void s_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 static int s_host_is_le(void) {
   const uint16_t one = 1;
@@ -214,13 +204,13 @@ int ffs_ckpt_save(const char *path, const ffs_tensor_ref_t *t, int n,
     assert(t[i].shape[0] >= 0 && (t[i].ndim == 1 || t[i].shape[1] >= 0));
     assert(t[i].data || s_tensor_numel(&t[i]) == 0);
     if (!t[i].name[0] || !strcmp(t[i].name, "__metadata__") || !s_utf8_valid(t[i].name)) {
-      s_err(err, errlen, "%s: tensor %d has an invalid name \"%s\" (expected non-empty UTF-8, "
+      ffs_errf(err, errlen, "%s: tensor %d has an invalid name \"%s\" (expected non-empty UTF-8, "
             "not \"__metadata__\")", path, i, t[i].name);
       goto fail;
     }
     for (int j = 0; j < i; j++) {
       if (!strcmp(t[i].name, t[j].name)) {
-        s_err(err, errlen, "%s: tensor name '%s' given twice (expected unique names)", path,
+        ffs_errf(err, errlen, "%s: tensor name '%s' given twice (expected unique names)", path,
               t[i].name);
         goto fail;
       }
@@ -229,14 +219,14 @@ int ffs_ckpt_save(const char *path, const ffs_tensor_ref_t *t, int n,
   for (int k = 0; k < 2 * n_meta; k++) {
     assert(meta[k]);
     if (!s_utf8_valid(meta[k])) {
-      s_err(err, errlen, "%s: metadata %s %d is not valid UTF-8", path, k % 2 ? "value" : "key",
+      ffs_errf(err, errlen, "%s: metadata %s %d is not valid UTF-8", path, k % 2 ? "value" : "key",
             k / 2);
       goto fail;
     }
     if (k % 2 == 0) {
       for (int j = 0; j < k; j += 2) {
         if (!strcmp(meta[k], meta[j])) {
-          s_err(err, errlen, "%s: metadata key '%s' given twice (expected unique keys)", path,
+          ffs_errf(err, errlen, "%s: metadata key '%s' given twice (expected unique keys)", path,
                 meta[k]);
           goto fail;
         }
@@ -280,11 +270,11 @@ int ffs_ckpt_save(const char *path, const ffs_tensor_ref_t *t, int n,
   s_buf_puts(&hdr, "}");
   while (hdr.len % 8 != 0) s_buf_puts(&hdr, " "); // 8 + len is then 8-aligned
   if (hdr.oom) {
-    s_err(err, errlen, "%s: out of memory building the header", path);
+    ffs_errf(err, errlen, "%s: out of memory building the header", path);
     goto fail;
   }
   if (hdr.len > FFS_CKPT_MAX_HEADER) {
-    s_err(err, errlen, "%s: header of %zu bytes is over the 100 MB safetensors limit", path,
+    ffs_errf(err, errlen, "%s: header of %zu bytes is over the 100 MB safetensors limit", path,
           hdr.len);
     goto fail;
   }
@@ -292,12 +282,12 @@ int ffs_ckpt_save(const char *path, const ffs_tensor_ref_t *t, int n,
   // ---- temp file ----
   int k = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
   if (k < 0 || (size_t)k >= sizeof tmp) {
-    s_err(err, errlen, "%s: path too long", path);
+    ffs_errf(err, errlen, "%s: path too long", path);
     goto fail;
   }
   f = fopen(tmp, "wb");
   if (!f) {
-    s_err(err, errlen, "%s: cannot create temp file %s: %s", path, tmp, strerror(errno));
+    ffs_errf(err, errlen, "%s: cannot create temp file %s: %s", path, tmp, strerror(errno));
     goto fail;
   }
   tmp_made = 1;
@@ -307,21 +297,21 @@ int ffs_ckpt_save(const char *path, const ffs_tensor_ref_t *t, int n,
   for (int i = 0; i < n && !bad; i++)
     bad = s_write_f32(f, t[i].data, (size_t)s_tensor_numel(&t[i])) != 0;
   if (bad || fflush(f) != 0) {
-    s_err(err, errlen, "%s: write to %s failed: %s", path, tmp, strerror(errno));
+    ffs_errf(err, errlen, "%s: write to %s failed: %s", path, tmp, strerror(errno));
     goto fail;
   }
   if (fsync(fileno(f)) != 0) {
-    s_err(err, errlen, "%s: fsync of %s failed: %s", path, tmp, strerror(errno));
+    ffs_errf(err, errlen, "%s: fsync of %s failed: %s", path, tmp, strerror(errno));
     goto fail;
   }
   int rc = fclose(f);
   f = NULL;
   if (rc != 0) {
-    s_err(err, errlen, "%s: closing %s failed: %s", path, tmp, strerror(errno));
+    ffs_errf(err, errlen, "%s: closing %s failed: %s", path, tmp, strerror(errno));
     goto fail;
   }
   if (rename(tmp, path) != 0) {
-    s_err(err, errlen, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+    ffs_errf(err, errlen, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
     goto fail;
   }
   tmp_made = 0;
@@ -361,13 +351,13 @@ static int s_bad(s_json_t *j, const char *what) {
   if (j->p < j->end) {
     unsigned char c = (unsigned char)*j->p;
     if (c >= 0x20 && c < 0x7F)
-      s_err(j->err, j->errlen, "%s: corrupt header: expected %s at byte %td, found '%c'",
+      ffs_errf(j->err, j->errlen, "%s: corrupt header: expected %s at byte %td, found '%c'",
             j->path, what, j->p - j->start, c);
     else
-      s_err(j->err, j->errlen, "%s: corrupt header: expected %s at byte %td, found byte 0x%02x",
+      ffs_errf(j->err, j->errlen, "%s: corrupt header: expected %s at byte %td, found byte 0x%02x",
             j->path, what, j->p - j->start, c);
   } else {
-    s_err(j->err, j->errlen, "%s: corrupt header: expected %s at byte %td, found the end",
+    ffs_errf(j->err, j->errlen, "%s: corrupt header: expected %s at byte %td, found the end",
           j->path, what, j->p - j->start);
   }
   return -1;
@@ -545,14 +535,14 @@ static int s_entry(s_json_t *j, const char *name, s_entry_t *e) {
         int count;
         if (s_uint_array(j, e->offsets, 2, &count) != 0) return -1;
         if (count != 2) {
-          s_err(j->err, j->errlen,
+          ffs_errf(j->err, j->errlen,
                 "%s: tensor '%.64s': data_offsets has %d entries (expected [begin, end])", j->path,
                 name, count);
           return -1;
         }
         have_offsets = 1;
       } else {
-        s_err(j->err, j->errlen,
+        ffs_errf(j->err, j->errlen,
               "%s: tensor '%.64s': unexpected or repeated key \"%.40s\" (expected dtype, shape, "
               "data_offsets once each)",
               j->path, name, key);
@@ -563,7 +553,7 @@ static int s_entry(s_json_t *j, const char *name, s_entry_t *e) {
     }
   }
   if (!have_dtype || !have_shape || !have_offsets) {
-    s_err(j->err, j->errlen, "%s: tensor '%.64s': missing %s", j->path, name,
+    ffs_errf(j->err, j->errlen, "%s: tensor '%.64s': missing %s", j->path, name,
           !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
     return -1;
   }
@@ -584,7 +574,7 @@ static int s_parse_header(s_json_t *j, uint64_t data_size, const ffs_tensor_ref_
       if (s_eat(j, ':') != 0) return s_bad(j, "':'");
       if (len == 12 && !strcmp(name, "__metadata__")) {
         if (have_meta) {
-          s_err(j->err, j->errlen, "%s: corrupt header: __metadata__ appears twice", j->path);
+          ffs_errf(j->err, j->errlen, "%s: corrupt header: __metadata__ appears twice", j->path);
           return -1;
         }
         have_meta = 1;
@@ -593,7 +583,7 @@ static int s_parse_header(s_json_t *j, uint64_t data_size, const ffs_tensor_ref_
         s_entry_t e = {0};
         if (s_entry(j, name, &e) != 0) return -1;
         if (e.offsets[0] > e.offsets[1] || e.offsets[1] > data_size) {
-          s_err(j->err, j->errlen,
+          ffs_errf(j->err, j->errlen,
                 "%s: tensor '%.64s': data_offsets [%" PRIu64 ",%" PRIu64
                 "] lie outside the data section of %" PRIu64 " bytes",
                 j->path, name, e.offsets[0], e.offsets[1], data_size);
@@ -607,24 +597,24 @@ static int s_parse_header(s_json_t *j, uint64_t data_size, const ffs_tensor_ref_
           s_ref_shape_str(want, sizeof want, &t[i]);
           s_shape_str(got, sizeof got, e.shape, e.ndim);
           if (found[i]) {
-            s_err(j->err, j->errlen, "%s: tensor '%s' appears twice in the header", j->path,
+            ffs_errf(j->err, j->errlen, "%s: tensor '%s' appears twice in the header", j->path,
                   t[i].name);
             return -1;
           }
           if (e.dtype_len != 3 || strcmp(e.dtype, "F32") != 0) {
-            s_err(j->err, j->errlen, "%s: tensor '%s' has dtype %.16s, expected F32", j->path,
+            ffs_errf(j->err, j->errlen, "%s: tensor '%s' has dtype %.16s, expected F32", j->path,
                   t[i].name, e.dtype);
             return -1;
           }
           if (e.ndim != t[i].ndim || e.shape[0] != want_dims[0] ||
               (e.ndim == 2 && e.shape[1] != want_dims[1])) {
-            s_err(j->err, j->errlen, "%s: tensor '%s' has shape %s, expected %s", j->path,
+            ffs_errf(j->err, j->errlen, "%s: tensor '%s' has shape %s, expected %s", j->path,
                   t[i].name, got, want);
             return -1;
           }
           uint64_t bytes = 4 * s_tensor_numel(&t[i]);
           if (e.offsets[1] - e.offsets[0] != bytes) {
-            s_err(j->err, j->errlen,
+            ffs_errf(j->err, j->errlen,
                   "%s: tensor '%s': data_offsets [%" PRIu64 ",%" PRIu64 "] span %" PRIu64
                   " bytes, expected %" PRIu64 " for F32 %s",
                   j->path, t[i].name, e.offsets[0], e.offsets[1], e.offsets[1] - e.offsets[0],
@@ -661,19 +651,19 @@ int ffs_ckpt_load(const char *path, const ffs_tensor_ref_t *t, int n, char *err,
 
   FILE *f = fopen(path, "rb");
   if (!f) {
-    s_err(err, errlen, "%s: cannot open: %s (expected a safetensors checkpoint)", path,
+    ffs_errf(err, errlen, "%s: cannot open: %s (expected a safetensors checkpoint)", path,
           strerror(errno));
     return -1;
   }
   struct stat st;
   if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    s_err(err, errlen, "%s: not a regular file (expected a safetensors checkpoint)", path);
+    ffs_errf(err, errlen, "%s: not a regular file (expected a safetensors checkpoint)", path);
     goto fail;
   }
   uint64_t size = (uint64_t)st.st_size;
   uint8_t len_le[8];
   if (size < 8 || fread(len_le, 1, 8, f) != 8) {
-    s_err(err, errlen,
+    ffs_errf(err, errlen,
           "%s: truncated: %" PRIu64 " bytes, too short for the 8-byte safetensors header length",
           path, size);
     goto fail;
@@ -681,12 +671,12 @@ int ffs_ckpt_load(const char *path, const ffs_tensor_ref_t *t, int n, char *err,
   uint64_t hlen = 0;
   for (int b = 7; b >= 0; b--) hlen = hlen << 8 | len_le[b];
   if (hlen > FFS_CKPT_MAX_HEADER) {
-    s_err(err, errlen,
+    ffs_errf(err, errlen,
           "%s: corrupt header: declared length %" PRIu64 " is over the 100 MB limit", path, hlen);
     goto fail;
   }
   if (hlen > size - 8) {
-    s_err(err, errlen,
+    ffs_errf(err, errlen,
           "%s: truncated: header declares %" PRIu64 " bytes of JSON, file holds %" PRIu64
           " after the length",
           path, hlen, size - 8);
@@ -694,11 +684,11 @@ int ffs_ckpt_load(const char *path, const ffs_tensor_ref_t *t, int n, char *err,
   }
   hdr = malloc((size_t)hlen + 1);
   if (!hdr) {
-    s_err(err, errlen, "%s: out of memory for a %" PRIu64 "-byte header", path, hlen);
+    ffs_errf(err, errlen, "%s: out of memory for a %" PRIu64 "-byte header", path, hlen);
     goto fail;
   }
   if (fread(hdr, 1, (size_t)hlen, f) != (size_t)hlen) {
-    s_err(err, errlen, "%s: read error in the header: %s", path,
+    ffs_errf(err, errlen, "%s: read error in the header: %s", path,
           ferror(f) ? strerror(errno) : "file shrank");
     goto fail;
   }
@@ -711,7 +701,7 @@ int ffs_ckpt_load(const char *path, const ffs_tensor_ref_t *t, int n, char *err,
     if (!found[i]) {
       char want[64];
       s_ref_shape_str(want, sizeof want, &t[i]);
-      s_err(err, errlen, "%s: tensor '%s' not found (expected F32 %s)", path, t[i].name, want);
+      ffs_errf(err, errlen, "%s: tensor '%s' not found (expected F32 %s)", path, t[i].name, want);
       goto fail;
     }
   }
@@ -720,7 +710,7 @@ int ffs_ckpt_load(const char *path, const ffs_tensor_ref_t *t, int n, char *err,
     if (numel == 0) continue;
     if (fseeko(f, (off_t)(8 + hlen + begin[i]), SEEK_SET) != 0 ||
         fread(t[i].data, sizeof(float), numel, f) != numel) {
-      s_err(err, errlen, "%s: tensor '%s': short read of %zu floats: %s", path, t[i].name, numel,
+      ffs_errf(err, errlen, "%s: tensor '%s': short read of %zu floats: %s", path, t[i].name, numel,
             ferror(f) ? strerror(errno) : "file shrank");
       goto fail;
     }

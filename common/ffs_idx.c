@@ -4,6 +4,7 @@
 // the bytes actually present. Runs once at start-up, never in the frame loop;
 // never trusts a declared size before the bytes are in hand.
 #include "ffs_idx.h"
+#include "ffs_log.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -25,16 +26,6 @@
 
 // ---- helpers ----
 
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void s_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 // zlib's last error message, without the "path: " that zlib puts in front.
 static const char *s_gz_msg(gzFile gz, const char *path, int *zerr) {
@@ -54,7 +45,7 @@ static int s_read_all(const char *path, uint8_t **buf_p, size_t *len_p, char *er
   errno = 0;
   gzFile gz = gzopen(path, "rb");
   if (!gz) {
-    s_err(err, errlen, "%s: cannot open: %s (expected a readable IDX file)", path,
+    ffs_errf(err, errlen, "%s: cannot open: %s (expected a readable IDX file)", path,
           errno ? strerror(errno) : "out of memory");
     return -1;
   }
@@ -62,7 +53,7 @@ static int s_read_all(const char *path, uint8_t **buf_p, size_t *len_p, char *er
   for (;;) {
     if (len == cap) {
       if (cap > FFS_IDX_MAX_BYTES) {
-        s_err(err, errlen,
+        ffs_errf(err, errlen,
               "%s: too large: more than %zu bytes (after decompression) "
               "(expected an IDX file of at most 1 GiB)",
               path, FFS_IDX_MAX_BYTES);
@@ -73,7 +64,7 @@ static int s_read_all(const char *path, uint8_t **buf_p, size_t *len_p, char *er
       if (next > FFS_IDX_MAX_BYTES + 1) next = FFS_IDX_MAX_BYTES + 1;
       uint8_t *grown = realloc(buf, next);
       if (!grown) {
-        s_err(err, errlen, "%s: out of memory reading %zu bytes", path, next);
+        ffs_errf(err, errlen, "%s: out of memory reading %zu bytes", path, next);
         goto fail;
       }
       buf = grown;
@@ -85,7 +76,7 @@ static int s_read_all(const char *path, uint8_t **buf_p, size_t *len_p, char *er
     if (got < 0) {
       int zerr = 0;
       const char *msg = s_gz_msg(gz, path, &zerr);
-      s_err(err, errlen, "%s: read error: %s " FFS_IDX_EXPECTED, path, msg);
+      ffs_errf(err, errlen, "%s: read error: %s " FFS_IDX_EXPECTED, path, msg);
       goto fail;
     }
     if (got == 0) break;
@@ -96,19 +87,19 @@ static int s_read_all(const char *path, uint8_t **buf_p, size_t *len_p, char *er
   int zerr = 0;
   const char *msg = s_gz_msg(gz, path, &zerr);
   if (zerr != Z_OK) {
-    s_err(err, errlen, "%s: corrupt or truncated gzip data: %s " FFS_IDX_EXPECTED, path,
+    ffs_errf(err, errlen, "%s: corrupt or truncated gzip data: %s " FFS_IDX_EXPECTED, path,
           msg);
     goto fail;
   }
   int rc = gzclose(gz);
   gz = NULL;
   if (rc != Z_OK) {
-    s_err(err, errlen, "%s: corrupt or truncated gzip data (zlib error %d) " FFS_IDX_EXPECTED,
+    ffs_errf(err, errlen, "%s: corrupt or truncated gzip data (zlib error %d) " FFS_IDX_EXPECTED,
           path, rc);
     goto fail;
   }
   if (len > FFS_IDX_MAX_BYTES) {
-    s_err(err, errlen,
+    ffs_errf(err, errlen,
           "%s: too large: more than %zu bytes (after decompression) "
           "(expected an IDX file of at most 1 GiB)",
           path, FFS_IDX_MAX_BYTES);
@@ -148,32 +139,32 @@ static ffs_idx_t *s_parse(const char *path, uint8_t *buf, size_t len, int want_n
                          : want_ndims == 3 ? "3 (images)"
                                            : "1 (labels) or 3 (images)";
   if (len < 4) {
-    s_err(err, errlen,
+    ffs_errf(err, errlen,
           "%s: too short: %zu bytes, an IDX header needs at least 4 " FFS_IDX_EXPECTED, path,
           len);
     goto fail;
   }
   if (buf[0] != 0 || buf[1] != 0) {
-    s_err(err, errlen,
+    ffs_errf(err, errlen,
           "%s: bad magic: first bytes are 0x%02x 0x%02x, not 0x00 0x00 " FFS_IDX_EXPECTED, path,
           buf[0], buf[1]);
     goto fail;
   }
   if (buf[2] != 0x08) {
-    s_err(err, errlen,
+    ffs_errf(err, errlen,
           "%s: unsupported element type 0x%02x (%s), expected 0x08 (unsigned byte)", path,
           buf[2], s_type_name(buf[2]));
     goto fail;
   }
   int ndims = buf[3];
   if ((want_ndims && ndims != want_ndims) || (!want_ndims && ndims != 1 && ndims != 3)) {
-    s_err(err, errlen, "%s: has %d dimension%s, expected %s " FFS_IDX_EXPECTED, path, ndims,
+    ffs_errf(err, errlen, "%s: has %d dimension%s, expected %s " FFS_IDX_EXPECTED, path, ndims,
           ndims == 1 ? "" : "s", want_str);
     goto fail;
   }
   size_t hdr = 4 + 4 * (size_t)ndims;
   if (len < hdr) {
-    s_err(err, errlen,
+    ffs_errf(err, errlen,
           "%s: truncated header: %zu bytes, %d dimensions need %zu " FFS_IDX_EXPECTED, path,
           len, ndims, hdr);
     goto fail;
@@ -188,7 +179,7 @@ static ffs_idx_t *s_parse(const char *path, uint8_t *buf, size_t len, int want_n
     at += snprintf(shape + at, sizeof shape - (size_t)at, "%s%" PRIu32, i ? "x" : "",
                    dims[i]);
     if (dims[i] == 0) {
-      s_err(err, errlen, "%s: dimension %d is 0 (expected every size to be at least 1)",
+      ffs_errf(err, errlen, "%s: dimension %d is 0 (expected every size to be at least 1)",
             path, i);
       goto fail;
     }
@@ -198,21 +189,21 @@ static ffs_idx_t *s_parse(const char *path, uint8_t *buf, size_t len, int want_n
   const char *what = ndims == 1 ? "labels" : "pixels";
   size_t present = len - hdr;
   if (overflow) {
-    s_err(err, errlen,
+    ffs_errf(err, errlen,
           "%s: truncated: header declares %s bytes of %s (more than 2^64), file holds %zu "
           FFS_IDX_EXPECTED,
           path, shape, what, present);
     goto fail;
   }
   if (total > present) {
-    s_err(err, errlen,
+    ffs_errf(err, errlen,
           "%s: truncated: header declares %s = %" PRIu64 " bytes of %s, file holds %zu "
           FFS_IDX_EXPECTED,
           path, shape, total, what, present);
     goto fail;
   }
   if (total < present) {
-    s_err(err, errlen,
+    ffs_errf(err, errlen,
           "%s: %zu bytes of trailing data: header declares %s = %" PRIu64
           " bytes of %s, file holds %zu " FFS_IDX_EXPECTED,
           path, present - (size_t)total, shape, total, what, present);
@@ -221,7 +212,7 @@ static ffs_idx_t *s_parse(const char *path, uint8_t *buf, size_t len, int want_n
   // total == present <= 1 GiB, so every count below fits in an int
   self = calloc(1, sizeof *self);
   if (!self) {
-    s_err(err, errlen, "%s: out of memory", path);
+    ffs_errf(err, errlen, "%s: out of memory", path);
     goto fail;
   }
   self->n = (int)dims[0];
@@ -269,7 +260,7 @@ static int s_find(const char *dir, const char *name, char *out, size_t outlen, c
   int n1 = snprintf(raw, sizeof raw, "%s/%s", dir, name);
   int n2 = snprintf(gz, sizeof gz, "%s/%s.gz", dir, name);
   if (n1 < 0 || n2 < 0 || (size_t)n2 >= sizeof gz || (size_t)n2 >= outlen) {
-    s_err(err, errlen, "%s: data directory path is too long (expected under %zu bytes)", dir,
+    ffs_errf(err, errlen, "%s: data directory path is too long (expected under %zu bytes)", dir,
           sizeof gz - 32);
     return -1;
   }
@@ -284,7 +275,7 @@ static int s_find(const char *dir, const char *name, char *out, size_t outlen, c
     snprintf(out, outlen, "%s", gz);
     return 0;
   }
-  s_err(err, errlen,
+  ffs_errf(err, errlen,
         "%s: not found, nor %s (expected MNIST-style IDX files there; run `make data`)", raw,
         gz);
   return -1;
@@ -298,12 +289,12 @@ ffs_dataset_t *ffs_dataset_load(const char *dir, const char *split, int limit, c
   char img_path[4096], lbl_path[4096], name[256];
 
   if (limit < 0) {
-    s_err(err, errlen, "%s: sample limit %d is negative (expected 0 for all, or a count)",
+    ffs_errf(err, errlen, "%s: sample limit %d is negative (expected 0 for all, or a count)",
           dir, limit);
     goto fail;
   }
   if (strlen(split) > 64 || strchr(split, '/')) {
-    s_err(err, errlen, "%s: bad split name \"%.64s\" (expected \"train\" or \"t10k\")", dir,
+    ffs_errf(err, errlen, "%s: bad split name \"%.64s\" (expected \"train\" or \"t10k\")", dir,
           split);
     goto fail;
   }
@@ -317,13 +308,13 @@ ffs_dataset_t *ffs_dataset_load(const char *dir, const char *split, int limit, c
   lbl = s_load(lbl_path, 1, err, errlen);
   if (!lbl) goto fail;
   if (img->n != lbl->n) {
-    s_err(err, errlen, "%s: holds %d images but %s holds %d labels (expected the same count)",
+    ffs_errf(err, errlen, "%s: holds %d images but %s holds %d labels (expected the same count)",
           img_path, img->n, lbl_path, lbl->n);
     goto fail;
   }
   for (int i = 0; i < lbl->n; i++) {
     if (lbl->data[i] >= 10) {
-      s_err(err, errlen, "%s: label %d at index %d is out of range (expected 0..9)", lbl_path,
+      ffs_errf(err, errlen, "%s: label %d at index %d is out of range (expected 0..9)", lbl_path,
             lbl->data[i], i);
       goto fail;
     }
@@ -345,7 +336,7 @@ ffs_dataset_t *ffs_dataset_load(const char *dir, const char *split, int limit, c
   return self;
 
 oom:
-  s_err(err, errlen, "%s: out of memory for %d samples", img_path, img ? img->n : 0);
+  ffs_errf(err, errlen, "%s: out of memory for %d samples", img_path, img ? img->n : 0);
 fail:
   ffs_idx_destroy(&img);
   ffs_idx_destroy(&lbl);

@@ -20,6 +20,14 @@ static int s_level_from_env(void) {
   return FFS_LOG_INFO;
 }
 
+void ffs_errf(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || errlen == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
 void ffs_log_set_name(const char *name) {
   snprintf(s_name, sizeof s_name, "%s", name ? name : "ffstream");
 }

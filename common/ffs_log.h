@@ -5,6 +5,8 @@
 #ifndef FFS_LOG_H
 #define FFS_LOG_H
 
+#include <stddef.h>
+
 enum ffs_log_level { FFS_LOG_ERROR = 0, FFS_LOG_WARN, FFS_LOG_INFO, FFS_LOG_DEBUG };
 
 // Sets this process's (or thread's) log prefix, e.g. the stage name.
@@ -14,6 +16,11 @@ void ffs_log_set_level(enum ffs_log_level level);
 int ffs_log_enabled(enum ffs_log_level level);
 void ffs_log_write(enum ffs_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+// Formats a one-line error message into a caller's buffer (the convention of
+// every fallible function that takes `char *err, size_t errlen`); a NULL
+// buffer or errlen 0 means the caller does not want it.
+void ffs_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #define ffs_log(level, ...)                                                    \
   do {                                                                         \

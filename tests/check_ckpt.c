@@ -4,7 +4,7 @@
 // which must be refused with a message naming the file (and the tensor).
 #include "ffs_ckpt.h"
 
-#include <check.h>
+#include "ffs_check.h"
 #include <dirent.h>
 #include <float.h>
 #include <stdint.h>
@@ -19,23 +19,10 @@
 static char s_dir[64];
 
 static void s_setup(void) {
-  snprintf(s_dir, sizeof s_dir, "/tmp/check_ckpt.XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(s_dir));
+  ffs_check_mkdtemp(s_dir, sizeof s_dir, "check_ckpt");
 }
 
-static void s_teardown(void) {
-  DIR *d = opendir(s_dir);
-  if (!d) return;
-  struct dirent *e;
-  char path[512];
-  while ((e = readdir(d))) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    snprintf(path, sizeof path, "%s/%s", s_dir, e->d_name);
-    unlink(path);
-  }
-  closedir(d);
-  rmdir(s_dir);
-}
+static void s_teardown(void) { ffs_check_rmtree(s_dir); }
 
 // ---- helpers ----
 

@@ -3,7 +3,7 @@
 // and must beat a stated error bound; a malformed topology starts nothing;
 // garbage bytes sent into a running stage are counted and dropped while it
 // keeps learning; a feedback vector travels back from l2 to l1.
-#include <check.h>
+#include "ffs_check.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -48,15 +48,10 @@ static const char *s_exe(void) {
 }
 
 static void s_setup(void) {
-  snprintf(s_tmp, sizeof s_tmp, "/tmp/ffs_e2e.XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(s_tmp));
+  ffs_check_mkdtemp(s_tmp, sizeof s_tmp, "ffs_e2e");
 }
 
-static void s_teardown(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", s_tmp);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", s_tmp);
-}
+static void s_teardown(void) { ffs_check_rmtree(s_tmp); }
 
 // Starts ffstream with argv (NULL-terminated, argv[0] ignored) in the source
 // dir, stdout+stderr to log. Returns the pid.
@@ -527,10 +522,4 @@ static Suite *s_suite(void) {
   return s;
 }
 
-int main(void) {
-  SRunner *sr = srunner_create(s_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return ffs_check_run(s_suite()); }

@@ -1,7 +1,7 @@
 // check_ff_layer: one ff_layer's local update against finite differences of
 // its own loss, the update rule itself, and that repeated local steps raise
 // positive goodness above negative goodness (the layer learns).
-#include <check.h>
+#include "ffs_check.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,10 +162,4 @@ static Suite *s_suite(void) {
   return s;
 }
 
-int main(void) {
-  SRunner *sr = srunner_create(s_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return ffs_check_run(s_suite()); }

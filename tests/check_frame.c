@@ -6,7 +6,7 @@
 // so that AddressSanitizer / valgrind see any read past the end.
 #include "ffs_frame.h"
 
-#include <check.h>
+#include "ffs_check.h"
 #include <float.h>
 #include <math.h>
 #include <msgpack.h>
@@ -897,10 +897,4 @@ static Suite *frame_suite(void) {
   return s;
 }
 
-int main(void) {
-  SRunner *sr = srunner_create(frame_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return ffs_check_run(frame_suite()); }

@@ -4,7 +4,7 @@
 // MNIST split is checked only when $FFS_SOURCE_DIR/data holds it.
 #include "ffs_idx.h"
 
-#include <check.h>
+#include "ffs_check.h"
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,23 +20,10 @@
 static char s_dir[64];
 
 static void s_setup(void) {
-  snprintf(s_dir, sizeof s_dir, "/tmp/check_idx.XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(s_dir));
+  ffs_check_mkdtemp(s_dir, sizeof s_dir, "check_idx");
 }
 
-static void s_teardown(void) {
-  DIR *d = opendir(s_dir);
-  if (!d) return;
-  struct dirent *e;
-  char path[512];
-  while ((e = readdir(d))) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    snprintf(path, sizeof path, "%s/%s", s_dir, e->d_name);
-    unlink(path);
-  }
-  closedir(d);
-  rmdir(s_dir);
-}
+static void s_teardown(void) { ffs_check_rmtree(s_dir); }
 
 // ---- helpers ----
 

@@ -1,7 +1,7 @@
 // check_math: the kernels of common/ against hand-worked values and naive
 // loops: RMS normalization, goodness, the logistic FF loss and its
 // derivative, softmax, linear maps, the optimizers, the RNG.
-#include <check.h>
+#include "ffs_check.h"
 #include <math.h>
 #include <stdlib.h>
 
@@ -193,10 +193,4 @@ static Suite *s_suite(void) {
   return s;
 }
 
-int main(void) {
-  SRunner *sr = srunner_create(s_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return ffs_check_run(s_suite()); }

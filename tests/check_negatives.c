@@ -1,7 +1,7 @@
 // check_negatives: the source's wrong-label sampling. A negative never
 // carries the true label, whether uniform or drawn from a prediction, and a
 // hard negative follows the predicted probabilities of the wrong classes.
-#include <check.h>
+#include "ffs_check.h"
 #include <stdlib.h>
 
 #include "negatives.h"
@@ -104,10 +104,4 @@ static Suite *s_suite(void) {
   return s;
 }
 
-int main(void) {
-  SRunner *sr = srunner_create(s_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return ffs_check_run(s_suite()); }

@@ -4,7 +4,7 @@
 // Each test writes its YAML into a fresh temp folder under /tmp.
 #include "ffs_topo.h"
 
-#include <check.h>
+#include "ffs_check.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,16 +18,11 @@ static char s_path[128]; // the last file written by s_write
 static char s_err[1024];
 
 static void s_setup(void) {
-  snprintf(s_dir, sizeof s_dir, "/tmp/check_topo.XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(s_dir));
+  ffs_check_mkdtemp(s_dir, sizeof s_dir, "check_topo");
   s_err[0] = 0;
 }
 
-static void s_teardown(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-  if (system(cmd) != 0) fprintf(stderr, "check_topo: could not remove %s\n", s_dir);
-}
+static void s_teardown(void) { ffs_check_rmtree(s_dir); }
 
 // Writes len bytes of text to DIR/name and returns its path.
 static const char *s_write_n(const char *name, const char *text, size_t len) {
@@ -863,10 +858,4 @@ static Suite *s_suite(void) {
   return s;
 }
 
-int main(void) {
-  SRunner *sr = srunner_create(s_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return ffs_check_run(s_suite()); }
