@@ -243,8 +243,10 @@ static int s_load_progress(s_run_t *r) {
   if (!f) return 0;
   int epoch, n = 0;
   while (fscanf(f, "%15s %d", what, &epoch) == 2) {
-    int k = s_cmd_index(r, epoch, strcmp(what, "evaluated") == 0);
+    int eval = strcmp(what, "evaluated") == 0;
+    int k = s_cmd_index(r, epoch, eval);
     if (k >= 0 && !r->done[k]) r->done[k] = 1, n++;
+    if (eval && epoch > r->last_epoch_done) r->last_epoch_done = epoch;
   }
   fclose(f);
   while (r->next_cmd < r->n_cmds && r->done[r->next_cmd]) r->next_cmd++;
@@ -477,11 +479,12 @@ static void s_write_summary(s_run_t *r, int rc) {
     fprintf(f,
             "    {\"name\": \"%s\", \"kind\": \"%s\", \"pid\": %d, \"core\": %d, \"frames\": %.0f, "
             "\"bad_frames\": %.0f, \"utilization\": %.4f, \"feedback_received\": %.0f, "
-            "\"feedback_sent\": %.0f, \"feedback_dropped\": %.0f}%s\n",
+            "\"feedback_sent\": %.0f, \"feedback_dropped\": %.0f, \"restarts\": %d}%s\n",
             r->t->stages[i].name, ffs_stage_kind_str(r->t->stages[i].kind), pid, s->core,
             s->frames < 0 ? 0 : s->frames, s->bad < 0 ? 0 : s->bad,
             s_utilization(s), s->fbr < 0 ? 0 : s->fbr,
-            s->fbs < 0 ? 0 : s->fbs, s->fbd < 0 ? 0 : s->fbd, i + 1 < r->t->n_stages ? "," : "");
+            s->fbs < 0 ? 0 : s->fbs, s->fbd < 0 ? 0 : s->fbd, s->restarts,
+            i + 1 < r->t->n_stages ? "," : "");
   }
   fputs("  ]\n}\n", f);
   fclose(f);
