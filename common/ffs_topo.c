@@ -1279,3 +1279,8 @@ void ffs_topo_endpoint(const ffs_topo_t *t, const char *run_dir, int stage, ffs_
     break;
   }
 }
+
+int ffs_topo_feedback_cols(const ffs_topo_t *t, int from) {
+  assert(t && from >= 0 && from < t->n_stages);
+  return t->stages[from].kind == FFS_STAGE_READOUT ? 10 : t->stages[from].out_dim;
+}

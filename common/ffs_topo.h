@@ -120,4 +120,8 @@ void ffs_topo_endpoint(const ffs_topo_t *t, const char *run_dir, int stage,
 
 const char *ffs_stage_kind_str(ffs_stage_kind_t k);
 
+// Width of the vectors stage `from` sends on a feedback edge: its units, or
+// 10 class probabilities for the readout.
+int ffs_topo_feedback_cols(const ffs_topo_t *t, int from);
+
 #endif

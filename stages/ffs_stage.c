@@ -152,7 +152,7 @@ static int s_open_sockets(ffs_io_t *io, char *err, size_t errlen) {
   uint32_t fb_cols = 0; // widest vector any edge into this stage carries
   for (int k = 0; k < t->n_feedback; k++) {
     const ffs_feedback_cfg_t *e = &t->feedback[k];
-    uint32_t c = (uint32_t)(t->stages[e->from].out_dim > 0 ? t->stages[e->from].out_dim : 10);
+    uint32_t c = (uint32_t)ffs_topo_feedback_cols(t, e->from);
     if (e->to == env->index && c > fb_cols) fb_cols = c;
   }
   if (fb_cols > 0) {

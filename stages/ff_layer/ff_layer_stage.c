@@ -156,8 +156,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   for (int k = 0; k < ro->n_softmax; k++) s->report_activity |= ro->softmax[k] == env->index;
   for (int k = 0; k < t->n_feedback; k++)
     if (t->feedback[k].to == env->index) {
-      int c = t->stages[t->feedback[k].from].out_dim; // the readout sends 10 class probabilities
-      if (c <= 0) c = 10;
+      int c = ffs_topo_feedback_cols(t, t->feedback[k].from);
       s->fb_cols = (uint32_t)(c > (int)s->fb_cols ? c : (int)s->fb_cols);
     }
   s->layer = ffs_ff_layer_new(s->in_dim, s->units, s->max_rows, &me->layer, t->seed,
