@@ -3,3 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash bench/accuracy.sh configs/mnist-ff.yaml configs/fashion-ff.yaml
+bash bench/throughput.sh
