@@ -207,6 +207,12 @@ static int s_seen_mark(s_readout_t *s, const ffs_frame_hdr_t *h) {
 
 static void s_on_mark(s_readout_t *s, ffs_io_t *io, const ffs_frame_hdr_t *h) {
   if (s_seen_mark(s, h)) return;
+  if (s->join_missed) { // frames lost with a restarted stage left groups incomplete
+    ffs_warn("epoch %u %s: %llu report groups could not be joined and were dropped", h->epoch + 1,
+             h->mode == FFS_MODE_TRAIN ? "training" : "evaluation",
+             (unsigned long long)s->join_missed);
+    s->join_missed = 0;
+  }
   if (h->mode == FFS_MODE_TRAIN) {
     ffs_io_checkpoint(io);
     ffs_io_send_ctl(io, "TRAINED epoch=%u", h->epoch);
