@@ -210,8 +210,6 @@ static int s_send_blocking(ffs_io_t *io, void *sock, const void *buf, size_t len
   return rc;
 }
 
-int ffs_io_has_forward(const ffs_io_t *io) { return io->fwd != NULL; }
-int ffs_io_has_report(const ffs_io_t *io) { return io->rep != NULL; }
 int ffs_io_n_feedback_out(const ffs_io_t *io) { return io->n_fb_out; }
 
 int ffs_io_send_forward(ffs_io_t *io, const void *buf, size_t len) {

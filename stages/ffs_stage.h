@@ -73,10 +73,8 @@ int ffs_stage_run(const ffs_stage_env_t *env);
 // Sends a frame down the forward path (blocks for backpressure; returns -1
 // only when the stage is stopping). No-op returning 0 if there is no next stage.
 int ffs_io_send_forward(ffs_io_t *io, const void *buf, size_t len);
-int ffs_io_has_forward(const ffs_io_t *io);
 // Sends a report frame to the readout (blocking, bounded HWM).
 int ffs_io_send_report(ffs_io_t *io, const void *buf, size_t len);
-int ffs_io_has_report(const ffs_io_t *io);
 // Sends a feedback frame on this stage's k-th outgoing feedback edge without
 // ever blocking: when the receiver is full the frame is dropped and counted.
 int ffs_io_send_feedback(ffs_io_t *io, int k, const void *buf, size_t len);

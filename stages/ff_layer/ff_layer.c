@@ -95,7 +95,6 @@ void ffs_ff_layer_forward(ffs_ff_layer_t *l, const float *x, int rows) {
 
 const float *ffs_ff_layer_goodness(const ffs_ff_layer_t *l) { return l->g; }
 const float *ffs_ff_layer_output(const ffs_ff_layer_t *l) { return l->yn; }
-const float *ffs_ff_layer_activity(const ffs_ff_layer_t *l) { return l->y; }
 
 float ffs_ff_layer_loss(const ffs_ff_layer_t *l, int rows, int positive) {
   double sum = 0.0;
@@ -154,5 +153,3 @@ float *ffs_ff_layer_weights(ffs_ff_layer_t *l) { return l->w; }
 float *ffs_ff_layer_bias(ffs_ff_layer_t *l) { return l->b; }
 float *ffs_ff_layer_peer_mean(ffs_ff_layer_t *l) { return l->peer; }
 float ffs_ff_layer_theta(const ffs_ff_layer_t *l) { return l->theta; }
-int ffs_ff_layer_units(const ffs_ff_layer_t *l) { return l->units; }
-int ffs_ff_layer_in_dim(const ffs_ff_layer_t *l) { return l->in_dim; }

@@ -25,7 +25,6 @@ void ffs_ff_layer_forward(ffs_ff_layer_t *l, const float *x, int rows);
 // Results of the last forward (borrowed; valid until the next forward).
 const float *ffs_ff_layer_goodness(const ffs_ff_layer_t *l); // (rows)
 const float *ffs_ff_layer_output(const ffs_ff_layer_t *l);   // (rows, units) normalized
-const float *ffs_ff_layer_activity(const ffs_ff_layer_t *l); // (rows, units) raw relu
 
 // Mean FF loss of the last forward's rows, all positive or all negative.
 float ffs_ff_layer_loss(const ffs_ff_layer_t *l, int rows, int positive);
@@ -44,7 +43,5 @@ float *ffs_ff_layer_weights(ffs_ff_layer_t *l);   // (units, in_dim)
 float *ffs_ff_layer_bias(ffs_ff_layer_t *l);      // (units)
 float *ffs_ff_layer_peer_mean(ffs_ff_layer_t *l); // (units)
 float ffs_ff_layer_theta(const ffs_ff_layer_t *l);
-int ffs_ff_layer_units(const ffs_ff_layer_t *l);
-int ffs_ff_layer_in_dim(const ffs_ff_layer_t *l);
 
 #endif
