@@ -99,6 +99,19 @@ static double s_json(const char *json, const char *after, const char *key) {
   return p ? strtod(p + strlen(pat), NULL) : -1;
 }
 
+// Reads OUT/summary.json, asserts the run's test error is under the bound
+// (what names the situation in a failure message) and returns the JSON.
+static const char *s_summary_learned(const char *out, const char *what) {
+  char path[400];
+  snprintf(path, sizeof path, "%s/summary.json", out);
+  const char *json = s_slurp(path);
+  ck_assert_msg(json != NULL, "no %s", path);
+  double err = s_json(json, NULL, "test_error");
+  ck_assert_msg(err >= 0 && err < S_ERROR_BOUND, "test error %g %s (bound %g)\n%s", err, what,
+                S_ERROR_BOUND, json);
+  return json;
+}
+
 static const char *s_run_small(const char *mode_flag, const char *out) {
   char log[300];
   snprintf(log, sizeof log, "%s.log", out);
@@ -107,19 +120,13 @@ static const char *s_run_small(const char *mode_flag, const char *out) {
   if (!mode_flag[0]) argv[sizeof argv / sizeof argv[0] - 2] = NULL;
   int rc = s_wait(s_start(argv, log), 300);
   ck_assert_msg(rc == 0, "ffstream run exited %d; log %s:\n%s", rc, log, s_slurp(log));
-  char path[300];
-  snprintf(path, sizeof path, "%s/summary.json", out);
-  const char *json = s_slurp(path);
-  ck_assert_msg(json != NULL, "no %s", path);
-  return json;
+  return s_summary_learned(out, mode_flag[0] ? "with --threads" : "with processes");
 }
 
 START_TEST(test_process_mode_learns_and_feedback_travels) {
   char out[300];
   snprintf(out, sizeof out, "%s/proc", s_tmp);
   const char *json = s_run_small("", out);
-  double err = s_json(json, NULL, "test_error");
-  ck_assert_msg(err >= 0 && err < S_ERROR_BOUND, "test error %g, bound %g\n%s", err, S_ERROR_BOUND, json);
   ck_assert(strstr(json, "\"mode\": \"processes\""));
   // one process per stage: five distinct pids, none of them ours
   double pids[5];
@@ -146,8 +153,6 @@ START_TEST(test_thread_mode_learns) {
   char out[300];
   snprintf(out, sizeof out, "%s/thr", s_tmp);
   const char *json = s_run_small("--threads", out);
-  double err = s_json(json, NULL, "test_error");
-  ck_assert_msg(err >= 0 && err < S_ERROR_BOUND, "test error %g, bound %g\n%s", err, S_ERROR_BOUND, json);
   ck_assert(strstr(json, "\"mode\": \"threads\""));
 }
 END_TEST
@@ -220,14 +225,10 @@ START_TEST(test_garbage_frames_are_counted_and_dropped) {
   zmq_close(push);
   zmq_ctx_term(ctx);
   ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, s_slurp(log));
-  snprintf(path, sizeof path, "%s/summary.json", out);
-  const char *json = s_slurp(path);
-  ck_assert_ptr_nonnull(json);
+  const char *json = s_summary_learned(out, "with garbage on l1's input");
   double bad = s_json(json, "\"name\": \"l1\"", "bad_frames");
   ck_assert_msg(bad == 12, "l1 counted %g bad frames, expected 12\n%s\nlog:\n%s", bad, json,
                 s_slurp(log));
-  double err = s_json(json, NULL, "test_error");
-  ck_assert_msg(err >= 0 && err < S_ERROR_BOUND, "test error %g\n%s", err, json);
   ck_assert_msg(strstr(s_slurp(log), "dropped a bad frame") != NULL, "%s", s_slurp(log));
 }
 END_TEST
@@ -390,12 +391,7 @@ START_TEST(test_stalled_consumer_backpressure) {
   for (int i = 0; i < 3; i++)
     ck_assert_msg(peak[i] - before[i] < 32 * 1024, "%s grew from %ld to %ld kB during the stall",
                   up[i], before[i], peak[i]);
-  char path[400];
-  snprintf(path, sizeof path, "%s/summary.json", out);
-  const char *json = s_slurp(path);
-  ck_assert_ptr_nonnull(json);
-  double err = s_json(json, NULL, "test_error");
-  ck_assert_msg(err >= 0 && err < S_ERROR_BOUND, "test error %g after the stall\n%s", err, json);
+  s_summary_learned(out, "after the stall");
 }
 END_TEST
 
@@ -418,13 +414,8 @@ START_TEST(test_kill9_layer_is_restarted) {
   ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, text);
   ck_assert_msg(strstr(text, "stage 'l2'") && strstr(text, "restarting it from its last checkpoint"),
                 "%s", text);
-  char path[400];
-  snprintf(path, sizeof path, "%s/summary.json", out);
-  const char *json = s_slurp(path);
-  ck_assert_ptr_nonnull(json);
+  const char *json = s_summary_learned(out, "after the restart");
   ck_assert(strstr(json, "\"status\": \"ok\""));
-  double err = s_json(json, NULL, "test_error");
-  ck_assert_msg(err >= 0 && err < S_ERROR_BOUND, "test error %g after the restart\n%s", err, json);
 }
 END_TEST
 
@@ -455,12 +446,9 @@ START_TEST(test_resume_continues_a_stopped_run) {
   ck_assert_msg(rc == 0, "resume exited %d:\n%s", rc, s_slurp(log));
   ck_assert(strstr(s_slurp(log), "resuming"));
   ck_assert(strstr(s_slurp(progress), "evaluated 2"));
+  ck_assert(strstr(s_summary_learned(out, "after resuming"), "\"epochs_completed\": 3"));
   char path[400];
   snprintf(path, sizeof path, "%s/summary.json", out);
-  const char *json = s_slurp(path);
-  ck_assert(json && strstr(json, "\"epochs_completed\": 3"));
-  double err = s_json(json, NULL, "test_error");
-  ck_assert_msg(err >= 0 && err < S_ERROR_BOUND, "test error %g after resuming\n%s", err, json);
   ck_assert_int_eq(s_wait(s_start(again, log), 60), 0);
   ck_assert(strstr(s_slurp(log), "nothing to resume"));
   ck_assert(strstr(s_slurp(path), "\"epochs_completed\": 3"));
