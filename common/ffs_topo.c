@@ -30,7 +30,9 @@ static const char *const s_block_keys[] = {"tcp", "data", "train", "layer", NULL
 static const char *const s_tcp_keys[] = {"host", "port", NULL};
 static const char *const s_data_keys[] = {"set", "dir", "dim", "train_limit", "test_limit", NULL};
 static const char *const s_train_keys[] = {"epochs",    "batch",      "eval_batch", "eval_every",
-                                           "negatives", "hwm_frames", "ckpt_every_s", NULL};
+                                           "negatives", "hwm_frames", "ckpt_every_s", "labels",
+                                           "ticks",     "timing",     "damping",    "score_ticks",
+                                           NULL};
 static const char *const s_layer_keys[] = {
     "goodness",     "theta",    "temp",        "optimizer",  "lr", "momentum",
     "weight_decay", "cooldown", "peer_lambda", "peer_decay", NULL};
@@ -39,7 +41,7 @@ static const char *const s_source_keys[] = {"name", "kind", "core", NULL};
 static const char *const s_ff_layer_keys[] = {
     "name",         "kind",     "units",       "core",       "goodness",
     "theta",        "temp",     "optimizer",   "lr",         "momentum",
-    "weight_decay", "cooldown", "peer_lambda", "peer_decay", NULL};
+    "weight_decay", "cooldown", "peer_lambda", "peer_decay", "delay_ms",   NULL};
 static const char *const s_readout_keys[] = {"name",    "kind",       "core",    "energy",
                                              "softmax", "softmax_lr", "primary", NULL};
 static const char *const *const s_stage_keys[] = {s_source_keys, s_ff_layer_keys, s_readout_keys};
@@ -51,6 +53,8 @@ static const char *const s_goodness_names[] = {"ssq", "msq", "min_ssq", NULL};
 static const char *const s_opt_names[] = {"sgd", "adam", NULL};
 static const char *const s_negatives_names[] = {"random", "hard", "hybrid", NULL};
 static const char *const s_infer_names[] = {"energy", "softmax", NULL};
+static const char *const s_labels_names[] = {"overlay", "separate", NULL};
+static const char *const s_timing_names[] = {"lockstep", "free-running", NULL};
 static const char *const s_set_names[] = {"mnist", "fashion", NULL};
 
 // ---- node tree ----
@@ -767,6 +771,45 @@ static void s_default_name(const char *path, char *dst) {
 }
 
 // name, seed, transport, tcp, data, train, layer. *dim gets data.dim.
+// train.labels and the recurrent keys: ticks, timing, damping, score_ticks.
+static int s_recurrent(s_ctx_t *c, const s_node_t *m, ffs_topo_t *t) {
+  const s_node_t *v;
+  char got[80];
+  int e;
+  t->labels = FFS_LABELS_OVERLAY;
+  t->ticks = 1;
+  t->timing = FFS_TIMING_LOCKSTEP;
+  t->damping = 0.7f;
+  if ((v = s_map_get(m, "labels"))) {
+    if (s_enum(c, v, "train.labels", s_labels_names, &e) < 0) return -1;
+    t->labels = (ffs_labels_t)e;
+  }
+  if ((v = s_map_get(m, "ticks")) && s_int(c, v, "train.ticks", 1, 64, &t->ticks) < 0) return -1;
+  if ((v = s_map_get(m, "timing"))) {
+    if (s_enum(c, v, "train.timing", s_timing_names, &e) < 0) return -1;
+    t->timing = (ffs_timing_t)e;
+  }
+  if ((v = s_map_get(m, "damping"))) {
+    if (s_num(c, v, "train.damping", S_POSITIVE, &t->damping) < 0) return -1;
+    if (t->damping > 1.0f)
+      return s_fail(c, v, "train.damping: %g is above 1 (expected the weight of the newly "
+                    "computed state, in (0, 1])", (double)t->damping);
+  }
+  // Hinton scores ticks 3..5 of 8: the middle of the run, after the top-down
+  // signal has settled in
+  t->score_from = (3 * t->ticks) / 8, t->score_to = (5 * t->ticks) / 8;
+  if ((v = s_map_get(m, "score_ticks"))) {
+    if (v->type != S_SEQ || v->n != 2)
+      return s_fail(c, v, "train.score_ticks: expected [first, last], two tick numbers, got %s",
+                    s_got(v, got, sizeof got));
+    if (s_int(c, v->kids[0], "train.score_ticks[0]", 0, t->ticks - 1, &t->score_from) < 0 ||
+        s_int(c, v->kids[1], "train.score_ticks[1]", t->score_from, t->ticks - 1,
+              &t->score_to) < 0)
+      return -1;
+  }
+  return 0;
+}
+
 static int s_top(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t, int *dim) {
   const s_node_t *m, *v;
   int e;
@@ -830,6 +873,7 @@ static int s_top(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t, int *dim) {
   if ((v = s_map_get(m, "ckpt_every_s")) &&
       s_int(c, v, "train.ckpt_every_s", 0, 86400, &t->ckpt_every_s) < 0)
     return -1;
+  if (s_recurrent(c, m, t) < 0) return -1;
 
   if (s_block(c, root, "layer", s_layer_keys, &m) < 0) return -1;
   t->layer = (ffs_layer_cfg_t){.goodness = FFS_GOODNESS_SSQ,
@@ -876,6 +920,7 @@ static int s_stage(s_ctx_t *c, const s_node_t *stages, ffs_topo_t *t, int i) {
   int e;
   st->line = item->line;
   st->core = -1;
+  st->td_from = -1;
   st->layer = t->layer;
   s_who(t, i, who, sizeof who);
   if (item->type != S_MAP)
@@ -932,6 +977,9 @@ static int s_stage(s_ctx_t *c, const s_node_t *stages, ffs_topo_t *t, int i) {
     if (s_int(c, v, label, 1, 65536, &st->units) < 0) return -1;
     snprintf(label, sizeof label, "%s: ", who);
     if (s_layer(c, item, label, &st->layer) < 0) return -1;
+    snprintf(label, sizeof label, "%s: delay_ms", who);
+    if ((v = s_map_get(item, "delay_ms")) && s_int(c, v, label, 0, 10000, &st->delay_ms) < 0)
+      return -1;
   }
   if (st->kind == FFS_STAGE_READOUT) {
     st->softmax_lr = 0.01f;
@@ -1143,6 +1191,51 @@ static int s_feedback(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t) {
   return 0;
 }
 
+// ---- validation: labels and recurrent loops ----
+
+// FFCL label weights and the recurrent form: what each needs, and the
+// top-down input every ff_layer gets in the recurrent form (one edge from
+// an ff_layer above it at most).
+static int s_validate_loops(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t) {
+  const s_node_t *train = s_map_get(root, "train");
+  if (t->labels == FFS_LABELS_SEPARATE && t->negatives == FFS_NEG_HYBRID)
+    return s_fail(c, s_map_get(train, "labels"),
+                  "train.labels: separate gives each layer the label, but hybrid negatives are "
+                  "unsupervised and carry none (expected labels: overlay, or negatives: random "
+                  "| hard)");
+  if (t->ticks == 1) return 0;
+  if (t->labels == FFS_LABELS_SEPARATE)
+    return s_fail(c, s_map_get(train, "ticks"),
+                  "train.ticks: the recurrent form (ticks > 1) is not implemented together with "
+                  "labels: separate (expected ticks: 1, or labels: overlay)");
+  int loops = 0;
+  for (int k = 0; k < t->n_feedback; k++) {
+    const ffs_feedback_cfg_t *e = &t->feedback[k];
+    ffs_stage_cfg_t *to = &t->stages[e->to], *from = &t->stages[e->from];
+    if (to->kind != FFS_STAGE_FF_LAYER) continue;
+    if (from->kind != FFS_STAGE_FF_LAYER)
+      return s_failf(c, NULL, e->line,
+                     "feedback %s -> %s: with train.ticks > 1 an ff_layer's feedback is its "
+                     "top-down input, so it must come from an ff_layer (expected from: one of "
+                     "the ff_layers after %s)",
+                     from->name, to->name, to->name);
+    if (to->td_from >= 0)
+      return s_failf(c, NULL, e->line,
+                     "feedback %s -> %s: %s already takes top-down input from %s; the recurrent "
+                     "form allows one edge into each ff_layer",
+                     from->name, to->name, to->name, t->stages[to->td_from].name);
+    to->td_from = e->from;
+    to->td_dim = from->units;
+    loops++;
+  }
+  if (!loops)
+    return s_fail(c, s_map_get(train, "ticks"),
+                  "train.ticks: %d ticks need at least one top-down feedback edge between "
+                  "ff_layers (expected e.g. feedback: - {from: l2, to: l1})",
+                  t->ticks);
+  return 0;
+}
+
 // ---- validation: whole file ----
 
 static int s_validate(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t) {
@@ -1164,6 +1257,7 @@ static int s_validate(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t) {
                     "(expected feedback: - {from: %s, to: %s})",
                     t->stages[readout].name, t->stages[0].name);
   }
+  if (s_validate_loops(c, root, t) < 0) return -1;
   const ffs_stage_cfg_t *ro = &t->stages[t->n_stages - 1];
   const s_node_t *ro_node = s_map_get(root, "stages")->kids[t->n_stages - 1];
   if (ro->primary == FFS_INFER_ENERGY && ro->n_energy == 0)

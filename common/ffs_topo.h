@@ -25,6 +25,14 @@ typedef enum {
                       // images mixed through a blurred random mask
 } ffs_negatives_t;
 typedef enum { FFS_INFER_ENERGY = 0, FFS_INFER_SOFTMAX } ffs_infer_t;
+typedef enum {
+  FFS_LABELS_OVERLAY = 0, // Hinton: the label is painted into the first 10 pixels
+  FFS_LABELS_SEPARATE,    // FFCL: pixels only; each layer adds its own label weights
+} ffs_labels_t;
+typedef enum {
+  FFS_TIMING_LOCKSTEP = 0, // tick t waits for exactly tick t-1's top-down vector
+  FFS_TIMING_FREE,         // free-running: the latest top-down vector wins
+} ffs_timing_t;
 
 // Learning hyper-parameters of one ff_layer (top-level `layer:` block gives
 // the defaults; a stage may override any key).
@@ -51,6 +59,10 @@ typedef struct {
   // ff_layer
   int units;
   ffs_layer_cfg_t layer;
+  int td_from;       // derived, recurrent only: ff_layer whose activity comes
+                     // back as this layer's top-down input; -1 = none
+  int td_dim;        // derived: floats of top-down input per row (0 = none)
+  int delay_ms;      // testing: sleep this long per data frame (a slow stage)
   // readout: indices into topo.stages of the layers it uses
   int n_energy;
   int energy[FFS_MAX_STAGES];
@@ -85,6 +97,11 @@ typedef struct {
   ffs_negatives_t negatives;
   int hwm_frames;     // forward high-water mark, in frames
   int ckpt_every_s;   // checkpoint every N seconds as well as at epoch ends (0 = only there)
+  ffs_labels_t labels; // overlay (FF) | separate (FFCL label weights)
+  int ticks;          // recurrent form when > 1: each image is shown for ticks frames
+  ffs_timing_t timing; // recurrent: lockstep | free-running
+  float damping;      // recurrent: state = (1 - damping) old + damping computed
+  int score_from, score_to; // recurrent: ticks whose goodness is averaged to classify
   ffs_layer_cfg_t layer; // defaults for every ff_layer
   // graph: stages in forward order; the source is first, the readout last
   int n_stages;

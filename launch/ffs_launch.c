@@ -48,7 +48,7 @@ typedef struct {
   int restarts;     // times the supervisor restarted it from its checkpoint
   int await_ready;  // restarted: re-drive the stream once it is READY again
   // latest STATS
-  double frames, bad, busy, blocked, wall, samples, gpos, gneg, fbr, fbs, fbd;
+  double frames, bad, busy, blocked, wall, samples, gpos, gneg, fbr, fbs, fbd, tds, tdk;
 } s_stage_t;
 
 typedef struct {
@@ -348,6 +348,7 @@ static void s_on_message(s_run_t *r, int i, char *line) {
     s->wall = s_kv(l, "wall"), s->samples = s_kv(l, "samples");
     s->gpos = s_kv(l, "gpos"), s->gneg = s_kv(l, "gneg");
     s->fbr = s_kv(l, "fbr"), s->fbs = s_kv(l, "fbs"), s->fbd = s_kv(l, "fbd");
+    s->tds = s_kv(l, "tds"), s->tdk = s_kv(l, "tdk");
   } else if (!strncmp(line, "SENT", 4)) {
     if (strstr(line, " train ")) r->train_n_sent = (long)s_kv(line, "n");
     if (r->n_sent < r->next_cmd) r->n_sent++;
@@ -479,11 +480,13 @@ static void s_write_summary(s_run_t *r, int rc) {
     fprintf(f,
             "    {\"name\": \"%s\", \"kind\": \"%s\", \"pid\": %d, \"core\": %d, \"frames\": %.0f, "
             "\"bad_frames\": %.0f, \"utilization\": %.4f, \"feedback_received\": %.0f, "
-            "\"feedback_sent\": %.0f, \"feedback_dropped\": %.0f, \"restarts\": %d}%s\n",
+            "\"feedback_sent\": %.0f, \"feedback_dropped\": %.0f, \"topdown_stale\": %.0f, "
+            "\"topdown_stale_ticks\": %.0f, \"restarts\": %d}%s\n",
             r->t->stages[i].name, ffs_stage_kind_str(r->t->stages[i].kind), pid, s->core,
             s->frames < 0 ? 0 : s->frames, s->bad < 0 ? 0 : s->bad,
             s_utilization(s), s->fbr < 0 ? 0 : s->fbr,
-            s->fbs < 0 ? 0 : s->fbs, s->fbd < 0 ? 0 : s->fbd, s->restarts,
+            s->fbs < 0 ? 0 : s->fbs, s->fbd < 0 ? 0 : s->fbd, s->tds < 0 ? 0 : s->tds,
+            s->tdk < 0 ? 0 : s->tdk, s->restarts,
             i + 1 < r->t->n_stages ? "," : "");
   }
   fputs("  ]\n}\n", f);

@@ -38,7 +38,11 @@ struct ffs_io {
   void *rep_in[FFS_MAX_STAGES];       // PULL: readout's report inputs, by stage
   int rep_paused[FFS_MAX_STAGES];
   void *fb_out[FFS_MAX_FEEDBACK];     // PUSH: outgoing feedback edges
+  int fb_reliable[FFS_MAX_FEEDBACK];  // 1 = lockstep top-down edge: never drop
   int n_fb_out;
+  zmq_msg_t held;                     // an input frame the stage deferred
+  ffs_frame_t held_f;                 // ... decoded (borrows from held)
+  int holding;
   ffs_frame_limits_t lim_in, lim_fb, lim_rep[FFS_MAX_STAGES];
   ffs_stage_stats_t stats;
   int bad_logged;
@@ -155,9 +159,13 @@ static int s_open_sockets(ffs_io_t *io, char *err, size_t errlen) {
     uint32_t c = (uint32_t)ffs_topo_feedback_cols(t, e->from);
     if (e->to == env->index && c > fb_cols) fb_cols = c;
   }
+  // lockstep top-down edges carry at most one vector per sample group in
+  // flight (a few); their queue is sized so that a send never waits on it
+  int lockstep = t->ticks > 1 && t->timing == FFS_TIMING_LOCKSTEP;
+  int fb_hwm = lockstep && me->kind == FFS_STAGE_FF_LAYER ? 64 : 2;
   if (fb_cols > 0) {
     io->lim_fb = (ffs_frame_limits_t){max_rows, 0, fb_cols};
-    io->fb_in = s_socket(io, ZMQ_PULL, 2, ffs_frame_encoded_max(max_rows, fb_cols));
+    io->fb_in = s_socket(io, ZMQ_PULL, fb_hwm, ffs_frame_encoded_max(max_rows, fb_cols));
     if (!io->fb_in) goto zfail;
     ffs_topo_endpoint(t, env->run_dir, env->index, FFS_CHAN_FB, 0, ep, sizeof ep);
     if (s_bind(io->fb_in, ep, err, errlen)) return -1;
@@ -165,8 +173,11 @@ static int s_open_sockets(ffs_io_t *io, char *err, size_t errlen) {
   for (int k = 0; k < t->n_feedback; k++) {
     const ffs_feedback_cfg_t *e = &t->feedback[k];
     if (e->from != env->index) continue;
-    void *s = s_socket(io, ZMQ_PUSH, 2, 0);
+    int reliable = lockstep && t->stages[e->to].kind == FFS_STAGE_FF_LAYER &&
+                   me->kind == FFS_STAGE_FF_LAYER;
+    void *s = s_socket(io, ZMQ_PUSH, reliable ? 64 : 2, 0);
     if (!s) goto zfail;
+    io->fb_reliable[io->n_fb_out] = reliable;
     io->fb_out[io->n_fb_out++] = s;
     ffs_topo_endpoint(t, env->run_dir, e->to, FFS_CHAN_FB, 0, ep, sizeof ep);
     if (s_connect(s, ep, err, errlen)) return -1;
@@ -222,6 +233,11 @@ int ffs_io_send_report(ffs_io_t *io, const void *buf, size_t len) {
 
 int ffs_io_send_feedback(ffs_io_t *io, int k, const void *buf, size_t len) {
   assert(k >= 0 && k < io->n_fb_out);
+  if (io->fb_reliable[k]) {
+    if (s_send_blocking(io, io->fb_out[k], buf, len) < 0) return -1;
+    io->stats.fb_sent++;
+    return 0;
+  }
   if (zmq_send(io->fb_out[k], buf, len, ZMQ_DONTWAIT) < 0) {
     io->stats.fb_dropped++; // latest wins: the receiver still has an older one
     return 0;
@@ -269,7 +285,22 @@ static void s_bad_frame(ffs_io_t *io, const char *chan, const char *why) {
   }
 }
 
+// Offers decoded frame f to the stage. Returns what on_frame returned.
+static int s_dispatch(ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub,
+                      const char *chan_name) {
+  double t0 = ffs_now();
+  int rc = io->ops->on_frame(io->self, io, f, chan, sub);
+  if (rc == FFS_FRAME_DEFER && chan != FFS_CHAN_IN) rc = -1; // only input frames may wait
+  if (rc < 0)
+    s_bad_frame(io, chan_name, "rejected by the stage (wrong shape, kind or non-finite values)");
+  else if (rc == 0)
+    io->stats.frames++;
+  io->stats.busy_s += ffs_now() - t0;
+  return rc;
+}
+
 // Receives one message from sock (non-blocking), decodes and dispatches it.
+// An input frame the stage defers is kept in io->held.
 static void s_recv_one(ffs_io_t *io, void *sock, const ffs_frame_limits_t *lim, ffs_chan_t chan,
                        int sub, const char *chan_name) {
   zmq_msg_t msg;
@@ -282,15 +313,23 @@ static void s_recv_one(ffs_io_t *io, void *sock, const ffs_frame_limits_t *lim, 
   char why[256];
   if (ffs_frame_decode(&f, zmq_msg_data(&msg), zmq_msg_size(&msg), lim, why, sizeof why) < 0) {
     s_bad_frame(io, chan_name, why);
-  } else {
-    double t0 = ffs_now();
-    if (io->ops->on_frame(io->self, io, &f, chan, sub) < 0)
-      s_bad_frame(io, chan_name, "rejected by the stage (wrong shape, kind or non-finite values)");
-    else
-      io->stats.frames++;
-    io->stats.busy_s += ffs_now() - t0;
+  } else if (s_dispatch(io, &f, chan, sub, chan_name) == FFS_FRAME_DEFER) {
+    zmq_msg_init(&io->held);
+    zmq_msg_move(&io->held, &msg);
+    // decode again: a very small message lives inside zmq_msg_t and moved
+    io->holding = ffs_frame_decode(&io->held_f, zmq_msg_data(&io->held), zmq_msg_size(&io->held),
+                                   lim, why, sizeof why) == 0;
+    if (!io->holding) zmq_msg_close(&io->held);
   }
   zmq_msg_close(&msg);
+}
+
+// Offers the held input frame again (after feedback arrived, or a timeout).
+static void s_retry_held(ffs_io_t *io) {
+  if (!io->holding || s_dispatch(io, &io->held_f, FFS_CHAN_IN, 0, "input") == FFS_FRAME_DEFER)
+    return;
+  zmq_msg_close(&io->held);
+  io->holding = 0;
 }
 
 // Handles one control line. Returns 1 when the stage must stop.
@@ -314,12 +353,13 @@ static void s_send_stats(ffs_io_t *io, double wall_s) {
   const ffs_stage_stats_t *s = &io->stats;
   ffs_io_send_ctl(io,
                   "STATS frames=%llu bad=%llu busy=%.4f blocked=%.4f wall=%.4f samples=%llu gpos=%.4g gneg=%.4g "
-                  "fbr=%llu fbs=%llu fbd=%llu",
+                  "fbr=%llu fbs=%llu fbd=%llu tds=%llu tdk=%llu",
                   (unsigned long long)s->frames, (unsigned long long)s->bad_frames, s->busy_s,
                   s->blocked_s, wall_s,
                   (unsigned long long)s->samples, s->g_pos, s->g_neg,
                   (unsigned long long)s->fb_frames, (unsigned long long)s->fb_sent,
-                  (unsigned long long)s->fb_dropped);
+                  (unsigned long long)s->fb_dropped, (unsigned long long)s->td_stale,
+                  (unsigned long long)s->td_stale_ticks);
 }
 
 // ---- the loop ----
@@ -359,12 +399,14 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
     zmq_pollitem_t items[4 + FFS_MAX_STAGES];
     int who[4 + FFS_MAX_STAGES], n = 0;
     items[n] = (zmq_pollitem_t){io->ctl, 0, ZMQ_POLLIN, 0}, who[n++] = -1;
-    if (io->in) items[n] = (zmq_pollitem_t){io->in, 0, ZMQ_POLLIN, 0}, who[n++] = -2;
+    if (io->in && !io->holding) items[n] = (zmq_pollitem_t){io->in, 0, ZMQ_POLLIN, 0}, who[n++] = -2;
     if (io->fb_in) items[n] = (zmq_pollitem_t){io->fb_in, 0, ZMQ_POLLIN, 0}, who[n++] = -3;
     for (int i = 0; i < t->n_stages; i++)
       if (io->rep_in[i] && !io->rep_paused[i])
         items[n] = (zmq_pollitem_t){io->rep_in[i], 0, ZMQ_POLLIN, 0}, who[n++] = i;
-    if (zmq_poll(items, n, pumping ? 0 : 100) < 0 && zmq_errno() != EINTR) {
+    // a held frame waits for feedback, but is retried every 10 ms regardless
+    // (the stage decides when waiting longer is pointless)
+    if (zmq_poll(items, n, pumping ? 0 : io->holding ? 10 : 100) < 0 && zmq_errno() != EINTR) {
       snprintf(err, sizeof err, "zmq_poll: %s", zmq_strerror(zmq_errno()));
       goto fail;
     }
@@ -372,10 +414,18 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
       if (!(items[k].revents & ZMQ_POLLIN)) continue;
       if (who[k] == -1) stopping = s_on_control(io);
       else if (who[k] == -2) s_recv_one(io, io->in, &io->lim_in, FFS_CHAN_IN, 0, "input");
-      else if (who[k] == -3) s_recv_one(io, io->fb_in, &io->lim_fb, FFS_CHAN_FB, 0, "feedback");
+      else if (who[k] == -3) {
+        // drain what has arrived, then give a held frame its chance
+        for (int burst = 0; burst < 64 && !ffs_io_stopping(io); burst++) {
+          uint64_t before = io->stats.frames + io->stats.bad_frames;
+          s_recv_one(io, io->fb_in, &io->lim_fb, FFS_CHAN_FB, 0, "feedback");
+          if (io->stats.frames + io->stats.bad_frames == before) break; // queue empty
+        }
+      }
       else if (!io->rep_paused[who[k]])
         s_recv_one(io, io->rep_in[who[k]], &io->lim_rep[who[k]], FFS_CHAN_REP, who[k], "report");
     }
+    if (io->holding) s_retry_held(io);
     if (io->ops->pump && !stopping) {
       double t0 = ffs_now();
       pumping = io->ops->pump(io->self, io);
@@ -404,6 +454,7 @@ fail:
       zmq_send(io->ctl, line, strlen(line), ZMQ_DONTWAIT);
     }
   }
+  if (io->holding) zmq_msg_close(&io->held);
   if (io->self) io->ops->destroy(&io->self);
   s_close_sockets(io);
   free(io);

@@ -40,14 +40,23 @@ typedef struct {
   double blocked_s;    // of which waiting on a full downstream queue
                        // (utilization = (busy - blocked) / wall)
   double g_pos, g_neg; // mean goodness of the latest positive / negative frame
+  uint64_t td_stale;   // recurrent: ticks computed without the previous tick's
+                       // top-down vector (free-running, or a lockstep wait that timed out)
+  uint64_t td_stale_ticks; // summed age of the top-down vectors used, in ticks beyond 1
 } ffs_stage_stats_t;
+
+// on_frame may return this for an input frame it cannot handle yet (lockstep:
+// its top-down vector has not arrived). The runtime keeps the frame, stops
+// reading the input, and offers the frame again after each feedback frame.
+#define FFS_FRAME_DEFER 1
 
 typedef struct {
   const char *kind;
   // Builds the stage; NULL with a message in err on failure (e.g. bad data).
   void *(*create)(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_t errlen);
   // A decoded, shape-checked frame from channel chan (FFS_CHAN_IN / FB /
-  // REP with sub = the reporting stage). Returns 0, or -1 to drop it as bad.
+  // REP with sub = the reporting stage). Returns 0, -1 to drop it as bad, or
+  // FFS_FRAME_DEFER (input channel only) to have it offered again later.
   int (*on_frame)(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub);
   // A control command from the launcher other than STOP / CKPT. May be NULL.
   int (*on_control)(void *self, ffs_io_t *io, const char *cmd);
@@ -77,6 +86,9 @@ int ffs_io_send_forward(ffs_io_t *io, const void *buf, size_t len);
 int ffs_io_send_report(ffs_io_t *io, const void *buf, size_t len);
 // Sends a feedback frame on this stage's k-th outgoing feedback edge without
 // ever blocking: when the receiver is full the frame is dropped and counted.
+// Exception: a lockstep recurrent topology's top-down edges (ff_layer to
+// ff_layer) must not lose a vector, so there the send waits like a forward
+// send (the receiver always drains them; see docs/ARCHITECTURE.md).
 int ffs_io_send_feedback(ffs_io_t *io, int k, const void *buf, size_t len);
 int ffs_io_n_feedback_out(const ffs_io_t *io);
 // Sends a one-line control message to the launcher.

@@ -151,6 +151,84 @@ START_TEST(test_layer_separates_positive_from_negative) {
 }
 END_TEST
 
+// ---- FFCL: label weights ----
+
+static float s_loss_labeled(ffs_ff_layer_t *l, const float *x, const uint8_t *lab, int positive) {
+  ffs_ff_layer_forward_labeled(l, x, ROWS, lab);
+  return ffs_ff_layer_loss(l, ROWS, positive);
+}
+
+START_TEST(test_label_grad_matches_finite_differences) {
+  enum { NL = 3 };
+  ffs_layer_cfg_t cfg = s_cfg(FFS_GOODNESS_SSQ);
+  ffs_ff_layer_t *l = ffs_ff_layer_new_labeled(IN, UNITS, NL, ROWS, &cfg, 4, 1);
+  ck_assert_int_eq(ffs_ff_layer_n_labels(l), NL);
+  float x[ROWS * IN], gw[UNITS * IN], gb[UNITS];
+  const uint8_t lab[ROWS] = {0, 2, 1, 2, 255}; // the last row: no label term
+  s_input(x, ROWS, 21);
+  for (int pos = 0; pos < 2; pos++) {
+    ffs_ff_layer_forward_labeled(l, x, ROWS, lab);
+    ffs_ff_layer_grad(l, ROWS, pos, gw, gb);
+    float gu[NL * UNITS];
+    memcpy(gu, ffs_ff_layer_label_grad(l), sizeof gu);
+    float *u = ffs_ff_layer_label_weights(l), *w = ffs_ff_layer_weights(l);
+    const float h = 2e-3f;
+    for (int i = 0; i < NL * UNITS; i++) {
+      float keep = u[i];
+      u[i] = keep + h;
+      float lp = s_loss_labeled(l, x, lab, pos);
+      u[i] = keep - h;
+      float lm = s_loss_labeled(l, x, lab, pos);
+      u[i] = keep;
+      float fd = (lp - lm) / (2 * h);
+      ck_assert_msg(fabsf(fd - gu[i]) <= 2e-3f + 0.03f * fabsf(fd),
+                    "pos %d u[%d]: analytic %g, finite difference %g", pos, i, (double)gu[i],
+                    (double)fd);
+    }
+    for (int i = 0; i < UNITS * IN; i += 5) {
+      float keep = w[i];
+      w[i] = keep + h;
+      float lp = s_loss_labeled(l, x, lab, pos);
+      w[i] = keep - h;
+      float lm = s_loss_labeled(l, x, lab, pos);
+      w[i] = keep;
+      float fd = (lp - lm) / (2 * h);
+      ck_assert_msg(fabsf(fd - gw[i]) <= 2e-3f + 0.03f * fabsf(fd),
+                    "pos %d w[%d]: analytic %g, finite difference %g", pos, i, (double)gw[i],
+                    (double)fd);
+    }
+  }
+  ffs_ff_layer_destroy(&l);
+}
+END_TEST
+
+START_TEST(test_label_goodness_scores_every_label_from_one_pass) {
+  enum { NL = 4 };
+  ffs_layer_cfg_t cfg = s_cfg(FFS_GOODNESS_SSQ);
+  ffs_ff_layer_t *l = ffs_ff_layer_new_labeled(IN, UNITS, NL, ROWS, &cfg, 6, 2);
+  float x[ROWS * IN], all[ROWS * NL], yn_free[ROWS * UNITS];
+  s_input(x, ROWS, 9);
+  ffs_ff_layer_forward_labeled(l, x, ROWS, NULL);
+  memcpy(yn_free, ffs_ff_layer_output(l), sizeof yn_free);
+  ffs_ff_layer_label_goodness(l, ROWS, all);
+  for (int c = 0; c < NL; c++) {
+    // one forward per label, the slow way, must give the same goodness
+    uint8_t lab[ROWS];
+    memset(lab, c, sizeof lab);
+    ffs_ff_layer_forward_labeled(l, x, ROWS, lab);
+    const float *g = ffs_ff_layer_goodness(l), *yn = ffs_ff_layer_output(l);
+    for (int r = 0; r < ROWS; r++) {
+      ck_assert_float_eq_tol(all[r * NL + c], g[r], 1e-4f * (1.0f + g[r]));
+      // the activity sent on is label-free: the same whatever the label
+      for (int j = 0; j < UNITS; j++) ck_assert_float_eq(yn[r * UNITS + j], yn_free[r * UNITS + j]);
+    }
+  }
+  // and the label term matters: two labels give different goodness
+  ck_assert(fabsf(all[0] - all[1]) > 1e-6f);
+  ffs_ff_layer_destroy(&l);
+}
+END_TEST
+
 static Suite *s_suite(void) {
   Suite *s = suite_create("ff_layer");
   TCase *core = tcase_create("core");
@@ -158,6 +236,8 @@ static Suite *s_suite(void) {
   tcase_add_test(core, test_learn_applies_the_gradient);
   tcase_add_test(core, test_peer_normalization_moves_a_dead_unit);
   tcase_add_test(core, test_layer_separates_positive_from_negative);
+  tcase_add_test(core, test_label_grad_matches_finite_differences);
+  tcase_add_test(core, test_label_goodness_scores_every_label_from_one_pass);
   suite_add_tcase(s, core);
   return s;
 }

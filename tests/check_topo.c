@@ -454,7 +454,7 @@ START_TEST(test_err_unknown_key) {
                    5,
                    "stage 'l2': unknown key 'unit' (expected one of: name, kind, units, core, "
                    "goodness, theta, temp, optimizer, lr, momentum, weight_decay, cooldown, "
-                   "peer_lambda, peer_decay)");
+                   "peer_lambda, peer_decay, delay_ms)");
   s_expect_fail_at("seed: 1\nstage: []\n", 2, "unknown key 'stage' (expected one of: name, seed");
   s_expect_fail_at("train:\n  epochs: 1\n  epoch: 2\n", 3, "train: unknown key 'epoch'");
 }
@@ -674,6 +674,70 @@ START_TEST(test_err_hard_negatives_need_the_edge) {
 }
 END_TEST
 
+START_TEST(test_labels_and_recurrent_keys) {
+  ffs_topo_t t;
+  char text[1024];
+  // defaults: overlay labels, feed-forward
+  ck_assert_msg(s_load(&t, s_min, NULL, 0) == 0, "%s", s_err);
+  ck_assert_int_eq(t.labels, FFS_LABELS_OVERLAY);
+  ck_assert_int_eq(t.ticks, 1);
+  ck_assert_int_eq(t.stages[1].td_dim, 0);
+  // recurrent: l2's activity is l1's top-down input; Hinton's scored ticks 3..5 of 8
+  snprintf(text, sizeof text,
+           "%strain:\n  ticks: 8\n  timing: free-running\nfeedback:\n  - {from: l2, to: l1}\n",
+           s_min);
+  ck_assert_msg(s_load(&t, text, NULL, 0) == 0, "%s", s_err);
+  ck_assert_int_eq(t.ticks, 8);
+  ck_assert_int_eq(t.timing, FFS_TIMING_FREE);
+  ck_assert_float_eq(t.damping, 0.7f);
+  ck_assert_int_eq(t.score_from, 3);
+  ck_assert_int_eq(t.score_to, 5);
+  ck_assert_int_eq(t.stages[1].td_from, 2);
+  ck_assert_int_eq(t.stages[1].td_dim, 10);
+  ck_assert_int_eq(t.stages[1].in_dim, 784); // the input from below is unchanged
+  ck_assert_int_eq(t.stages[2].td_dim, 0);
+  const char *ov[] = {"train.score_ticks=[1, 2]", "train.damping=1", "l1.delay_ms=5"};
+  ck_assert_msg(s_load(&t, text, ov, 3) == 0, "%s", s_err);
+  ck_assert_int_eq(t.score_from, 1);
+  ck_assert_int_eq(t.score_to, 2);
+  ck_assert_float_eq(t.damping, 1.0f);
+  ck_assert_int_eq(t.stages[1].delay_ms, 5);
+  const char *sep = "train.labels=separate";
+  ck_assert_msg(s_load(&t, s_min, &sep, 1) == 0, "%s", s_err);
+  ck_assert_int_eq(t.labels, FFS_LABELS_SEPARATE);
+}
+END_TEST
+
+START_TEST(test_err_labels_and_recurrent) {
+  char text[1024];
+  // s_min has 10 lines; train: starts at line 11
+  snprintf(text, sizeof text, "%strain:\n  ticks: 4\n", s_min);
+  s_expect_fail_at(text, 12, "train.ticks: 4 ticks need at least one top-down feedback edge "
+                             "between ff_layers");
+  snprintf(text, sizeof text, "%strain:\n  ticks: 4\nfeedback:\n  - {from: out, to: l1}\n", s_min);
+  s_expect_fail_at(text, 14, "feedback out -> l1: with train.ticks > 1 an ff_layer's feedback "
+                             "is its top-down input, so it must come from an ff_layer");
+  snprintf(text, sizeof text,
+           "%strain:\n  labels: separate\n  ticks: 4\nfeedback:\n  - {from: l2, to: l1}\n", s_min);
+  s_expect_fail_at(text, 13, "train.ticks: the recurrent form (ticks > 1) is not implemented "
+                             "together with labels: separate");
+  snprintf(text, sizeof text, "%strain:\n  labels: separate\n  negatives: hybrid\n", s_min);
+  s_expect_fail_at(text, 12, "train.labels: separate gives each layer the label, but hybrid "
+                             "negatives are unsupervised");
+  snprintf(text, sizeof text, "%strain:\n  ticks: 4\n  score_ticks: [2, 1]\n", s_min);
+  s_expect_fail_at(text, 13, "train.score_ticks[1]");
+  snprintf(text, sizeof text, "%strain:\n  ticks: 4\n  score_ticks: [0, 4]\n", s_min);
+  s_expect_fail_at(text, 13, "train.score_ticks[1]");
+  snprintf(text, sizeof text, "%strain:\n  score_ticks: 3\n", s_min);
+  s_expect_fail_at(text, 12, "train.score_ticks: expected [first, last]");
+  snprintf(text, sizeof text, "%strain:\n  damping: 1.5\n", s_min);
+  s_expect_fail_at(text, 12, "train.damping: 1.5 is above 1");
+  snprintf(text, sizeof text, "%strain:\n  timing: sometimes\n", s_min);
+  s_expect_fail_at(text, 12, "train.timing");
+  s_expect_set_fail("l1.delay_ms=-1", "l1");
+}
+END_TEST
+
 START_TEST(test_err_tcp_ports) {
   ffs_topo_t t;
   const char *ov[] = {"transport=tcp", "tcp.port=65000"};
@@ -846,6 +910,8 @@ static Suite *s_suite(void) {
   tcase_add_test(errors, test_err_energy_list);
   tcase_add_test(errors, test_err_feedback);
   tcase_add_test(errors, test_err_hard_negatives_need_the_edge);
+  tcase_add_test(errors, test_labels_and_recurrent_keys);
+  tcase_add_test(errors, test_err_labels_and_recurrent);
   tcase_add_test(errors, test_err_tcp_ports);
   tcase_add_test(errors, test_err_yaml_syntax);
   tcase_add_test(errors, test_err_anchor_alias);

@@ -31,11 +31,22 @@ struct ffs_ff_layer {
   float *g;        // (max_rows) goodness
   float *dz;       // (max_rows, units) gradient wrt pre-activation
   float *gw, *gb;  // gradient buffers
+  // FFCL label weights (n_labels > 0 only)
+  int n_labels;
+  float *u, *mu, *vu, *gu; // (n_labels, units) weights, optimizer state, gradient
+  float *s;        // (max_rows, units) features W xn + b of the last forward
+  uint8_t *lab;    // (max_rows) label of each row of the last forward
 };
 
 ffs_ff_layer_t *ffs_ff_layer_new(int in_dim, int units, int max_rows, const ffs_layer_cfg_t *cfg,
                                  uint64_t seed, uint64_t stream) {
-  assert(in_dim > 0 && units > 0 && max_rows > 0 && cfg);
+  return ffs_ff_layer_new_labeled(in_dim, units, 0, max_rows, cfg, seed, stream);
+}
+
+ffs_ff_layer_t *ffs_ff_layer_new_labeled(int in_dim, int units, int n_labels, int max_rows,
+                                         const ffs_layer_cfg_t *cfg, uint64_t seed,
+                                         uint64_t stream) {
+  assert(in_dim > 0 && units > 0 && n_labels >= 0 && n_labels < 255 && max_rows > 0 && cfg);
   ffs_ff_layer_t *l = calloc(1, sizeof *l);
   if (!l) return NULL;
   l->in_dim = in_dim, l->units = units, l->max_rows = max_rows, l->cfg = *cfg;
@@ -58,8 +69,20 @@ ffs_ff_layer_t *ffs_ff_layer_new(int in_dim, int units, int max_rows, const ffs_
   l->dz = malloc(nr * nu * sizeof(float));
   l->gw = malloc(nw * sizeof(float));
   l->gb = malloc(nu * sizeof(float));
+  int adam = cfg->opt == FFS_OPT_ADAM;
+  if (n_labels) {
+    size_t nl = (size_t)n_labels * nu;
+    l->n_labels = n_labels;
+    l->u = malloc(nl * sizeof(float));
+    l->mu = calloc(nl, sizeof(float));
+    l->vu = adam ? calloc(nl, sizeof(float)) : NULL;
+    l->gu = malloc(nl * sizeof(float));
+    l->s = malloc(nr * nu * sizeof(float));
+    l->lab = malloc(nr);
+  }
   if (!l->w || !l->b || !l->peer || !l->mw || !l->mb || !l->xn || !l->y || !l->yn || !l->g ||
-      !l->dz || !l->gw || !l->gb || (cfg->opt == FFS_OPT_ADAM && (!l->vw || !l->vb))) {
+      !l->dz || !l->gw || !l->gb || (adam && (!l->vw || !l->vb)) ||
+      (n_labels && (!l->u || !l->mu || !l->gu || !l->s || !l->lab || (adam && !l->vu)))) {
     ffs_ff_layer_destroy(&l);
     return NULL;
   }
@@ -68,6 +91,8 @@ ffs_ff_layer_t *ffs_ff_layer_new(int in_dim, int units, int max_rows, const ffs_
   float scale = 1.0f / sqrtf((float)in_dim);
   for (size_t i = 0; i < nw; i++) l->w[i] = ffs_rng_normal(&rng) * scale;
   for (size_t j = 0; j < nu; j++) l->peer[j] = 0.5f;
+  float uscale = n_labels ? 1.0f / sqrtf((float)n_labels) : 0.0f;
+  for (size_t i = 0; i < (size_t)n_labels * nu; i++) l->u[i] = ffs_rng_normal(&rng) * uscale;
   return l;
 }
 
@@ -75,8 +100,9 @@ void ffs_ff_layer_destroy(ffs_ff_layer_t **self_p) {
   assert(self_p);
   ffs_ff_layer_t *l = *self_p;
   if (!l) return;
-  float *bufs[] = {l->w, l->b, l->peer, l->mw, l->vw, l->mb, l->vb, l->xn,
-                   l->y, l->yn, l->g,    l->dz, l->gw, l->gb};
+  float *bufs[] = {l->w,  l->b,  l->peer, l->mw, l->vw, l->mb, l->vb, l->xn, l->y, l->yn,
+                   l->g,  l->dz, l->gw,   l->gb, l->u,  l->mu, l->vu, l->gu, l->s};
+  free(l->lab);
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
   free(l);
   *self_p = NULL;
@@ -85,16 +111,59 @@ void ffs_ff_layer_destroy(ffs_ff_layer_t **self_p) {
 // ---- kernels ----
 
 void ffs_ff_layer_forward(ffs_ff_layer_t *l, const float *x, int rows) {
+  ffs_ff_layer_forward_labeled(l, x, rows, NULL);
+}
+
+void ffs_ff_layer_forward_labeled(ffs_ff_layer_t *l, const float *x, int rows,
+                                  const uint8_t *labels) {
   assert(rows > 0 && rows <= l->max_rows);
+  const int u = l->units;
   ffs_rms_normalize(l->xn, x, rows, l->in_dim, 1e-8f);
-  ffs_linear_forward(l->y, l->xn, l->w, l->b, rows, l->in_dim, l->units);
-  ffs_relu(l->y, (long)rows * l->units);
-  ffs_goodness(l->g, l->y, rows, l->units, l->cfg.goodness);
-  ffs_rms_normalize(l->yn, l->y, rows, l->units, 1e-8f);
+  if (!l->n_labels) {
+    ffs_linear_forward(l->y, l->xn, l->w, l->b, rows, l->in_dim, u);
+    ffs_relu(l->y, (long)rows * u);
+    ffs_rms_normalize(l->yn, l->y, rows, u, 1e-8f);
+  } else {
+    // FFCL: features s go on (as relu(s), normalized); y = relu(s + U[label])
+    ffs_linear_forward(l->s, l->xn, l->w, l->b, rows, l->in_dim, u);
+    for (int r = 0; r < rows; r++) {
+      const float *sr = l->s + (long)r * u;
+      float *yr = l->y + (long)r * u, *fr = l->yn + (long)r * u;
+      int c = labels ? labels[r] : 255;
+      l->lab[r] = (uint8_t)c;
+      for (int j = 0; j < u; j++) fr[j] = sr[j] > 0.0f ? sr[j] : 0.0f;
+      if (c < l->n_labels) {
+        const float *uc = l->u + (long)c * u;
+        for (int j = 0; j < u; j++) yr[j] = sr[j] + uc[j] > 0.0f ? sr[j] + uc[j] : 0.0f;
+      } else {
+        memcpy(yr, fr, sizeof(float) * (size_t)u);
+      }
+    }
+    ffs_rms_normalize(l->yn, l->yn, rows, u, 1e-8f);
+  }
+  ffs_goodness(l->g, l->y, rows, u, l->cfg.goodness);
+}
+
+void ffs_ff_layer_label_goodness(const ffs_ff_layer_t *l, int rows, float *out) {
+  assert(l->n_labels > 0 && rows > 0 && rows <= l->max_rows);
+  const int u = l->units;
+  for (int r = 0; r < rows; r++) {
+    const float *sr = l->s + (long)r * u;
+    for (int c = 0; c < l->n_labels; c++) {
+      const float *uc = l->u + (long)c * u;
+      float ssq = 0.0f; // accumulated as ffs_goodness does, so the values match
+      for (int j = 0; j < u; j++) {
+        float z = sr[j] + uc[j];
+        if (z > 0.0f) ssq += z * z;
+      }
+      out[(long)r * l->n_labels + c] = l->cfg.goodness == FFS_GOODNESS_MSQ ? ssq / (float)u : ssq;
+    }
+  }
 }
 
 const float *ffs_ff_layer_goodness(const ffs_ff_layer_t *l) { return l->g; }
 const float *ffs_ff_layer_output(const ffs_ff_layer_t *l) { return l->yn; }
+const float *ffs_ff_layer_activity(const ffs_ff_layer_t *l) { return l->y; }
 
 float ffs_ff_layer_loss(const ffs_ff_layer_t *l, int rows, int positive) {
   double sum = 0.0;
@@ -126,6 +195,15 @@ void ffs_ff_layer_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, flo
       for (int j = 0; j < u; j++) dr[j] -= c->peer_lambda * (peer_avg - l->peer[j]) / (float)rows;
   }
   ffs_linear_backward_w(gw, gb, l->dz, l->xn, rows, l->in_dim, u);
+  if (l->n_labels) { // dL/dU[c] = sum of dz over the rows labeled c
+    memset(l->gu, 0, sizeof(float) * (size_t)l->n_labels * (size_t)u);
+    for (int r = 0; r < rows; r++) {
+      if (l->lab[r] >= l->n_labels) continue;
+      float *gc = l->gu + (long)l->lab[r] * u;
+      const float *dr = l->dz + (long)r * u;
+      for (int j = 0; j < u; j++) gc[j] += dr[j];
+    }
+  }
 }
 
 float ffs_ff_layer_learn(ffs_ff_layer_t *l, int rows, int positive, float lr_factor) {
@@ -144,6 +222,7 @@ float ffs_ff_layer_learn(ffs_ff_layer_t *l, int rows, int positive, float lr_fac
                          .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = c->weight_decay,
                          .step = l->step};
   ffs_optim_apply(l->w, l->gw, l->mw, l->vw, (long)l->units * l->in_dim, &st);
+  if (l->n_labels) ffs_optim_apply(l->u, l->gu, l->mu, l->vu, (long)l->n_labels * l->units, &st);
   st.weight_decay = 0.0f; // no decay on biases
   ffs_optim_apply(l->b, l->gb, l->mb, l->vb, l->units, &st);
   return loss;
@@ -153,3 +232,6 @@ float *ffs_ff_layer_weights(ffs_ff_layer_t *l) { return l->w; }
 float *ffs_ff_layer_bias(ffs_ff_layer_t *l) { return l->b; }
 float *ffs_ff_layer_peer_mean(ffs_ff_layer_t *l) { return l->peer; }
 float ffs_ff_layer_theta(const ffs_ff_layer_t *l) { return l->theta; }
+float *ffs_ff_layer_label_weights(ffs_ff_layer_t *l) { return l->u; }
+const float *ffs_ff_layer_label_grad(const ffs_ff_layer_t *l) { return l->gu; }
+int ffs_ff_layer_n_labels(const ffs_ff_layer_t *l) { return l->n_labels; }

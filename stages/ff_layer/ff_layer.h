@@ -16,21 +16,39 @@ typedef struct ffs_ff_layer ffs_ff_layer_t;
 // W ~ randn / sqrt(in_dim) from (seed, stream); b = 0; peer means start 0.5.
 ffs_ff_layer_t *ffs_ff_layer_new(int in_dim, int units, int max_rows, const ffs_layer_cfg_t *cfg,
                                  uint64_t seed, uint64_t stream);
+// The FFCL form (train.labels: separate): the same layer plus label weights
+// U (n_labels, units). The features s = W x + b do not see the label; the
+// goodness of a row with label c is computed on relu(s + U[c]), and the
+// activity sent on is the label-free relu(s), normalized. U ~ randn/sqrt(n_labels).
+ffs_ff_layer_t *ffs_ff_layer_new_labeled(int in_dim, int units, int n_labels, int max_rows,
+                                         const ffs_layer_cfg_t *cfg, uint64_t seed,
+                                         uint64_t stream);
 void ffs_ff_layer_destroy(ffs_ff_layer_t **self_p);
 
 // Runs x (rows, in_dim) through the layer: normalizes x, computes
 // y = relu(W xn + b), goodness per row and the normalized activity.
 void ffs_ff_layer_forward(ffs_ff_layer_t *l, const float *x, int rows);
+// The same for a labeled layer: labels[r] selects row r's label term (a value
+// >= n_labels, e.g. 255, or labels == NULL: none, goodness of relu(s)).
+void ffs_ff_layer_forward_labeled(ffs_ff_layer_t *l, const float *x, int rows,
+                                  const uint8_t *labels);
+// FFCL inference: after a forward, the goodness of every row under every
+// label, out (rows, n_labels). Costs O(rows * n_labels * units): the feature
+// part W x is shared by all candidates.
+void ffs_ff_layer_label_goodness(const ffs_ff_layer_t *l, int rows, float *out);
 
 // Results of the last forward (borrowed; valid until the next forward).
 const float *ffs_ff_layer_goodness(const ffs_ff_layer_t *l); // (rows)
 const float *ffs_ff_layer_output(const ffs_ff_layer_t *l);   // (rows, units) normalized
+const float *ffs_ff_layer_activity(const ffs_ff_layer_t *l); // (rows, units) relu, the
+                                                             // goodness's (label term included)
 
 // Mean FF loss of the last forward's rows, all positive or all negative.
 float ffs_ff_layer_loss(const ffs_ff_layer_t *l, int rows, int positive);
 
 // Gradient of that mean loss (plus the peer-normalization term when
-// peer_lambda > 0) with respect to W and b, into gw (units, in_dim), gb (units).
+// peer_lambda > 0) with respect to W and b, into gw (units, in_dim), gb (units);
+// for a labeled layer also U's, kept inside (ffs_ff_layer_label_grad).
 void ffs_ff_layer_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, float *gb);
 
 // One local learning step on the last forward's rows: updates the peer
@@ -42,6 +60,9 @@ float ffs_ff_layer_learn(ffs_ff_layer_t *l, int rows, int positive, float lr_fac
 float *ffs_ff_layer_weights(ffs_ff_layer_t *l);   // (units, in_dim)
 float *ffs_ff_layer_bias(ffs_ff_layer_t *l);      // (units)
 float *ffs_ff_layer_peer_mean(ffs_ff_layer_t *l); // (units)
+float *ffs_ff_layer_label_weights(ffs_ff_layer_t *l); // (n_labels, units); NULL if unlabeled
+const float *ffs_ff_layer_label_grad(const ffs_ff_layer_t *l); // U's last gradient
+int ffs_ff_layer_n_labels(const ffs_ff_layer_t *l);
 float ffs_ff_layer_theta(const ffs_ff_layer_t *l);
 
 #endif

@@ -2,101 +2,315 @@
 // frame: forward, send the normalized activity on (first, so the next stage
 // starts at once), report goodness (and activity for neutral rows the
 // readout's softmax uses), then learn from the frame and forget it.
-// Feedback vectors from later stages are kept latest-wins and counted.
+//
+// Three forms, chosen by the topology (docs/ARCHITECTURE.md, "Cortical loops"):
+// - plain FF: the label is painted into the input; feedback vectors from
+//   later stages are kept latest-wins and only counted;
+// - FFCL (train.labels: separate): the label comes in the frame header and
+//   enters through the layer's label weights; a CANDIDATES frame carries one
+//   row per sample and the layer reports the goodness of all 10 labels;
+// - recurrent (train.ticks > 1): a sample group arrives once per tick; the
+//   layer's input is the activity from below (this tick) and its top-down
+//   feedback from above (previous tick); its state is damped across ticks.
+//   This is the only state kept per sample group, and only while it is in
+//   flight; nothing is kept for a backward pass.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ff_layer.h"
 #include "ffs_ckpt.h"
 #include "ffs_log.h"
+#include "ffs_math.h"
 #include "ffs_optim.h"
 #include "ffs_stage.h"
+
+#define S_NCLASSES 10
+#define S_SLOTS 8          // sample groups in flight at once (recurrent form)
+#define S_HOLD_MAX_S 10.0  // lockstep: longest wait for a top-down vector
+
+// One sample group in flight through the ticks of the recurrent form.
+typedef struct {
+  int used;
+  uint64_t seq;    // the group's sequence number (the same on every tick)
+  int tick;        // last tick computed
+  int rows;
+  float *state;    // (max_rows, units) damped relu activity
+  float *gsum;     // (max_rows) goodness summed over the scored ticks
+  float *td;       // (max_rows, td_dim) top-down vector (normalized) ...
+  int td_tick;     // ... of this tick of the layer above; -1 = none yet
+} s_slot_t;
 
 typedef struct {
   const ffs_topo_t *topo;
   int index;
   int in_dim, units, max_rows;
   int report_activity;   // the readout's softmax reads this layer
+  int labeled;           // FFCL: label weights, no painted label
+  int ticks, td_dim;     // recurrent form (ticks > 1) and its top-down width
   ffs_ff_layer_t *layer;
-  float *x;              // (max_rows, in_dim) decoded input
+  float *x;              // (max_rows, in_dim + td_dim) decoded input (| top-down)
   float *rep;            // (max_rows, 1 + units) goodness | activity
+  float *out;            // (max_rows, units) recurrent: normalized damped state
+  float *lg;             // (max_rows, 10) FFCL: goodness per candidate label
   float *fb;             // (max_rows, fb_cols) latest feedback vector(s)
   uint32_t fb_rows, fb_cols;
-  uint32_t *ids;         // (max_rows) sample ids of the current frame
+  uint32_t *ids;         // (max_rows) sample ids of the outgoing frame
+  uint8_t *labels, *cands; // (max_rows) FFCL: expanded candidate rows
   uint8_t *buf;          // encode buffer (forward, report, feedback)
   size_t buf_cap;
+  s_slot_t slots[S_SLOTS];
+  double hold_since;     // lockstep: when the held frame started waiting (0 = not)
 } s_layer_t;
 
-static int s_send(s_layer_t *s, ffs_io_t *io, int which, const ffs_frame_t *in, uint8_t kind,
-                  uint32_t cols, uint32_t aux, const float *payload) {
-  ffs_frame_hdr_t h = in->h;
-  h.kind = kind, h.stage = (uint32_t)s->index, h.cols = cols, h.aux = aux;
-  if (kind == FFS_FRAME_MARK) h.rows = 0, h.cols = 0;
-  const uint32_t *ids = NULL;
-  if (in->ids && h.rows) { // pass sample ids on (hard negatives key on them)
-    for (uint32_t r = 0; r < h.rows; r++) s->ids[r] = ffs_frame_id(in, r);
-    ids = s->ids;
+// The per-row arrays of an outgoing frame.
+typedef struct {
+  const uint8_t *labels, *cands;
+  const uint32_t *ids;
+} s_rows_t;
+
+// The incoming frame's own per-row arrays, for passing on as they are.
+static s_rows_t s_rows_of(s_layer_t *s, const ffs_frame_t *in) {
+  s_rows_t r = {in->labels, in->cands, NULL};
+  if (in->ids && in->h.rows) { // pass sample ids on (hard negatives key on them)
+    for (uint32_t i = 0; i < in->h.rows; i++) s->ids[i] = ffs_frame_id(in, i);
+    r.ids = s->ids;
   }
-  size_t len = ffs_frame_encode(s->buf, s->buf_cap, &h, in->labels, in->cands, ids, payload);
+  return r;
+}
+
+enum { S_FORWARD = 0, S_REPORT, S_FEEDBACK };
+
+static int s_send(s_layer_t *s, ffs_io_t *io, int which, const ffs_frame_hdr_t *in, uint8_t kind,
+                  uint32_t rows, uint32_t cols, uint32_t aux, const s_rows_t *r,
+                  const float *payload) {
+  ffs_frame_hdr_t h = *in;
+  h.kind = kind, h.stage = (uint32_t)s->index, h.rows = rows, h.cols = cols, h.aux = aux;
+  if (kind == FFS_FRAME_MARK) h.rows = 0, h.cols = 0;
+  size_t len = ffs_frame_encode(s->buf, s->buf_cap, &h, h.rows ? r->labels : NULL,
+                                h.rows ? r->cands : NULL, h.rows ? r->ids : NULL, payload);
   if (!len) return -1;
-  if (which == 0) return ffs_io_send_forward(io, s->buf, len);
-  if (which == 1) return ffs_io_send_report(io, s->buf, len);
-  for (int k = 0; k < ffs_io_n_feedback_out(io); k++) ffs_io_send_feedback(io, k, s->buf, len);
+  if (which == S_FORWARD) return ffs_io_send_forward(io, s->buf, len);
+  if (which == S_REPORT) return ffs_io_send_report(io, s->buf, len);
+  for (int k = 0; k < ffs_io_n_feedback_out(io); k++)
+    if (ffs_io_send_feedback(io, k, s->buf, len) < 0) return -1;
   return 0;
 }
 
 static int s_on_mark(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f) {
-  if (s_send(s, io, 0, f, FFS_FRAME_MARK, 0, 0, NULL) < 0) return -1;
-  if (s_send(s, io, 1, f, FFS_FRAME_MARK, 0, 0, NULL) < 0) return -1;
+  s_rows_t none = {0};
+  if (s_send(s, io, S_FORWARD, &f->h, FFS_FRAME_MARK, 0, 0, 0, &none, NULL) < 0) return -1;
+  if (s_send(s, io, S_REPORT, &f->h, FFS_FRAME_MARK, 0, 0, 0, &none, NULL) < 0) return -1;
   if (f->h.mode == FFS_MODE_TRAIN) ffs_io_checkpoint(io); // epoch end
   return 0;
 }
 
+// ---- reports ----
+
+// Neutral rows: goodness and (for a softmax layer) the activity act.
+// Candidate rows: goodness only. g and act are per row of the frame.
+static int s_report(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f, const float *g,
+                    const float *act) {
+  int rows = (int)f->h.rows;
+  s_rows_t r = s_rows_of(s, f);
+  if (s->labeled && f->h.pol == FFS_POL_CANDIDATES) {
+    // FFCL: one row per sample came in; the readout gets the usual groups of
+    // 10 candidate rows, each with that label's goodness
+    ffs_ff_layer_label_goodness(s->layer, rows, s->lg);
+    for (int i = 0; i < rows; i++)
+      for (int c = 0; c < S_NCLASSES; c++) {
+        int k = i * S_NCLASSES + c;
+        s->rep[k] = s->lg[k];
+        s->labels[k] = f->labels ? f->labels[i] : FFS_LABEL_NONE;
+        s->cands[k] = (uint8_t)c;
+        if (r.ids) s->ids[k] = ffs_frame_id(f, (uint32_t)i);
+      }
+    s_rows_t ex = {s->labels, s->cands, r.ids ? s->ids : NULL};
+    return s_send(s, io, S_REPORT, &f->h, FFS_FRAME_REPORT, (uint32_t)(rows * S_NCLASSES), 1, 1,
+                  &ex, s->rep);
+  }
+  int with_act = s->report_activity && f->h.pol == FFS_POL_NEUTRAL;
+  int cols = 1 + (with_act ? s->units : 0);
+  for (int i = 0; i < rows; i++) {
+    float *o = s->rep + (long)i * cols;
+    o[0] = g[i];
+    if (with_act) memcpy(o + 1, act + (long)i * s->units, sizeof(float) * (size_t)s->units);
+  }
+  return s_send(s, io, S_REPORT, &f->h, FFS_FRAME_REPORT, (uint32_t)rows, (uint32_t)cols, 1, &r,
+                s->rep);
+}
+
+// Learns from a training frame's positive or negative rows (the last forward).
+static void s_learn(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f, const float *g) {
+  if (f->h.mode != FFS_MODE_TRAIN ||
+      (f->h.pol != FFS_POL_POSITIVE && f->h.pol != FFS_POL_NEGATIVE))
+    return;
+  int rows = (int)f->h.rows, pos = f->h.pol == FFS_POL_POSITIVE;
+  const ffs_layer_cfg_t *c = &s->topo->stages[s->index].layer;
+  float lr_factor = c->cooldown ? ffs_optim_cooldown((int)f->h.epoch, s->topo->epochs) : 1.0f;
+  double gm = 0.0;
+  for (int r = 0; r < rows; r++) gm += g[r];
+  ffs_stage_stats_t *st = ffs_io_stats(io);
+  *(pos ? &st->g_pos : &st->g_neg) = gm / rows;
+  st->samples += (uint64_t)rows;
+  ffs_ff_layer_learn(s->layer, rows, pos, lr_factor);
+}
+
+static void s_slow_down(const ffs_topo_t *t, int index) {
+  int ms = t->stages[index].delay_ms;
+  if (ms <= 0) return;
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+// ---- plain FF and FFCL: one frame, one pass ----
+
 static int s_on_data(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f) {
   int rows = (int)f->h.rows;
   if (rows < 1 || ffs_frame_copy_payload(s->x, f) < 0) return -1; // empty or NaN/Inf
-  ffs_ff_layer_forward(s->layer, s->x, rows);
+  if (s->labeled) {
+    // the label of a positive / negative row is its overlay label (cands);
+    // neutral and candidate rows have none: features only
+    int with_label = f->h.pol == FFS_POL_POSITIVE || f->h.pol == FFS_POL_NEGATIVE;
+    if (with_label && !f->cands) return -1;
+    ffs_ff_layer_forward_labeled(s->layer, s->x, rows, with_label ? f->cands : NULL);
+  } else {
+    ffs_ff_layer_forward(s->layer, s->x, rows);
+  }
   const float *yn = ffs_ff_layer_output(s->layer);
   const float *g = ffs_ff_layer_goodness(s->layer);
-  if (s_send(s, io, 0, f, FFS_FRAME_DATA, (uint32_t)s->units, 0, yn) < 0) return -1;
-
+  s_rows_t r = s_rows_of(s, f);
+  if (s_send(s, io, S_FORWARD, &f->h, FFS_FRAME_DATA, (uint32_t)rows, (uint32_t)s->units, 0, &r,
+             yn) < 0)
+    return -1;
   // the readout needs neutral rows (softmax) and candidate rows (energy)
-  if (f->h.pol == FFS_POL_NEUTRAL || f->h.pol == FFS_POL_CANDIDATES) {
-    int act = s->report_activity && f->h.pol == FFS_POL_NEUTRAL;
-    int cols = 1 + (act ? s->units : 0);
-    for (int r = 0; r < rows; r++) {
-      float *o = s->rep + (long)r * cols;
-      o[0] = g[r];
-      if (act) memcpy(o + 1, yn + (long)r * s->units, sizeof(float) * (size_t)s->units);
-    }
-    if (s_send(s, io, 1, f, FFS_FRAME_REPORT, (uint32_t)cols, 1, s->rep) < 0) return -1;
-  }
+  if ((f->h.pol == FFS_POL_NEUTRAL || f->h.pol == FFS_POL_CANDIDATES) &&
+      s_report(s, io, f, g, yn) < 0)
+    return -1;
   if (ffs_io_n_feedback_out(io) > 0)
-    s_send(s, io, 2, f, FFS_FRAME_FEEDBACK, (uint32_t)s->units, 0, yn);
+    s_send(s, io, S_FEEDBACK, &f->h, FFS_FRAME_FEEDBACK, (uint32_t)rows, (uint32_t)s->units, 0, &r,
+           yn);
+  s_learn(s, io, f, g);
+  return 0;
+}
 
-  if (f->h.mode == FFS_MODE_TRAIN &&
-      (f->h.pol == FFS_POL_POSITIVE || f->h.pol == FFS_POL_NEGATIVE)) {
-    int pos = f->h.pol == FFS_POL_POSITIVE;
-    const ffs_layer_cfg_t *c = &s->topo->stages[s->index].layer;
-    float lr_factor = c->cooldown ? ffs_optim_cooldown((int)f->h.epoch, s->topo->epochs) : 1.0f;
-    double gm = 0.0;
-    for (int r = 0; r < rows; r++) gm += g[r];
+// ---- recurrent form ----
+
+static s_slot_t *s_slot_find(s_layer_t *s, uint64_t seq) {
+  for (int k = 0; k < S_SLOTS; k++)
+    if (s->slots[k].used && s->slots[k].seq == seq) return &s->slots[k];
+  return NULL;
+}
+
+// A fresh slot for a group's first tick. When all are taken, the oldest
+// group is given up: its frames were lost (a restarted neighbour), since
+// only a few groups (positive, negative, neutral) are ever in flight.
+static s_slot_t *s_slot_new(s_layer_t *s, uint64_t seq, int rows) {
+  s_slot_t *sl = s_slot_find(s, seq);
+  for (int k = 0; !sl && k < S_SLOTS; k++)
+    if (!s->slots[k].used) sl = &s->slots[k];
+  if (!sl) {
+    sl = &s->slots[0];
+    for (int k = 1; k < S_SLOTS; k++)
+      if (s->slots[k].seq < sl->seq) sl = &s->slots[k];
+    ffs_warn("recurrent: gave up sample group %llu (tick %d) to make room",
+             (unsigned long long)sl->seq, sl->tick);
+  }
+  sl->used = 1, sl->seq = seq, sl->tick = -1, sl->rows = rows, sl->td_tick = -1;
+  memset(sl->gsum, 0, sizeof(float) * (size_t)rows);
+  return sl;
+}
+
+static int s_on_data_recurrent(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f) {
+  const ffs_topo_t *t = s->topo;
+  int rows = (int)f->h.rows, tick = (int)f->h.tick, u = s->units;
+  if (rows < 1 || tick >= s->ticks) return -1;
+  s_slot_t *sl = tick == 0 ? s_slot_new(s, f->h.seq, rows) : s_slot_find(s, f->h.seq);
+  if (!sl || sl->rows != rows || sl->tick != tick - 1) return -1; // a tick out of order
+  // top-down input: the layer above's state at tick - 1
+  int have_td = s->td_dim && tick > 0 && sl->td_tick == tick - 1;
+  if (s->td_dim && tick > 0 && !have_td) {
+    if (t->timing == FFS_TIMING_LOCKSTEP) {
+      double now = ffs_now();
+      if (!s->hold_since) s->hold_since = now;
+      if (now - s->hold_since < S_HOLD_MAX_S) return FFS_FRAME_DEFER;
+      ffs_warn("lockstep: no top-down vector for group %llu tick %d after %.0f s; going on "
+               "without it",
+               (unsigned long long)f->h.seq, tick - 1, S_HOLD_MAX_S);
+    }
     ffs_stage_stats_t *st = ffs_io_stats(io);
-    *(pos ? &st->g_pos : &st->g_neg) = gm / rows;
-    st->samples += (uint64_t)rows;
-    ffs_ff_layer_learn(s->layer, rows, pos, lr_factor);
+    st->td_stale++;
+    if (sl->td_tick >= 0) st->td_stale_ticks += (uint64_t)(tick - 1 - sl->td_tick);
+  }
+  s->hold_since = 0;
+  s_slow_down(t, s->index);
+
+  // x = [below (normalized) | top-down (normalized, or zeros before any)]
+  const int in = s->in_dim, w = in + s->td_dim;
+  if (ffs_frame_copy_payload(s->out, f) < 0) return -1; // (rows, in), then widened
+  for (int r = 0; r < rows; r++) {
+    float *xr = s->x + (long)r * w;
+    ffs_rms_normalize(xr, s->out + (long)r * in, 1, in, 1e-8f);
+    if (!s->td_dim) continue;
+    if (sl->td_tick >= 0 && tick > 0)
+      memcpy(xr + in, sl->td + (long)r * s->td_dim, sizeof(float) * (size_t)s->td_dim);
+    else
+      memset(xr + in, 0, sizeof(float) * (size_t)s->td_dim);
+  }
+  ffs_ff_layer_forward(s->layer, s->x, rows);
+  const float *g = ffs_ff_layer_goodness(s->layer);
+
+  // damped state: new = (1 - d) old + d computed; the first tick takes the
+  // computed activity whole. Sent on (normalized) forward and top-down.
+  const float *yc = ffs_ff_layer_activity(s->layer);
+  float d = tick == 0 ? 1.0f : t->damping;
+  for (long i = 0; i < (long)rows * u; i++) sl->state[i] = (1.0f - d) * sl->state[i] + d * yc[i];
+  ffs_rms_normalize(s->out, sl->state, rows, u, 1e-8f);
+  sl->tick = tick;
+  if (tick >= t->score_from && tick <= t->score_to)
+    for (int r = 0; r < rows; r++) sl->gsum[r] += g[r];
+
+  s_rows_t rr = s_rows_of(s, f);
+  if (s_send(s, io, S_FORWARD, &f->h, FFS_FRAME_DATA, (uint32_t)rows, (uint32_t)u, 0, &rr,
+             s->out) < 0)
+    return -1;
+  if (tick + 1 < s->ticks && ffs_io_n_feedback_out(io) > 0 &&
+      s_send(s, io, S_FEEDBACK, &f->h, FFS_FRAME_FEEDBACK, (uint32_t)rows, (uint32_t)u, 0, &rr,
+             s->out) < 0)
+    return -1;
+  s_learn(s, io, f, g);
+  if (tick + 1 == s->ticks) {
+    // the group's last tick: report the goodness averaged over the scored
+    // ticks and the final state, then forget the group
+    if (f->h.pol == FFS_POL_NEUTRAL || f->h.pol == FFS_POL_CANDIDATES) {
+      float n = (float)(t->score_to - t->score_from + 1);
+      for (int r = 0; r < rows; r++) sl->gsum[r] /= n;
+      if (s_report(s, io, f, sl->gsum, s->out) < 0) return -1;
+    }
+    sl->used = 0;
   }
   return 0;
 }
 
+// ---- feedback ----
+
 static int s_on_feedback(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f) {
   if (f->h.kind != FFS_FRAME_FEEDBACK || f->h.rows < 1) return -1;
   if ((uint64_t)f->h.rows * f->h.cols > (uint64_t)s->max_rows * s->fb_cols) return -1;
-  if (ffs_frame_copy_payload(s->fb, f) < 0) return -1;
-  // Latest wins. The cortical-loop stages read s->fb as top-down input.
-  s->fb_rows = f->h.rows;
   ffs_io_stats(io)->fb_frames++;
+  if (s->ticks > 1) {
+    // top-down vector for one sample group at one tick
+    if (f->h.cols != (uint32_t)s->td_dim) return -1;
+    s_slot_t *sl = s_slot_find(s, f->h.seq);
+    if (!sl || sl->rows != (int)f->h.rows || (int)f->h.tick <= sl->td_tick) return 0; // too late
+    if (ffs_frame_copy_payload(sl->td, f) < 0) return -1;
+    sl->td_tick = (int)f->h.tick;
+    return 0;
+  }
+  // latest wins; plain FF only counts what arrives
+  if (ffs_frame_copy_payload(s->fb, f) < 0) return -1;
+  s->fb_rows = f->h.rows;
   return 0;
 }
 
@@ -105,32 +319,38 @@ static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t
   if (chan == FFS_CHAN_FB) return s_on_feedback(s, io, f);
   if (f->h.kind == FFS_FRAME_MARK) return s_on_mark(s, io, f);
   if (f->h.kind != FFS_FRAME_DATA) return -1;
+  if (s->ticks > 1) return s_on_data_recurrent(s, io, f);
+  s_slow_down(s->topo, s->index);
   return s_on_data(s, io, f);
 }
 
 // ---- checkpoints ----
 
-static void s_tensors(s_layer_t *s, ffs_tensor_ref_t t[3]) {
-  t[0] = (ffs_tensor_ref_t){"w", 2, {s->units, s->in_dim}, ffs_ff_layer_weights(s->layer)};
+static int s_tensors(s_layer_t *s, ffs_tensor_ref_t t[4]) {
+  int w = s->in_dim + s->td_dim;
+  t[0] = (ffs_tensor_ref_t){"w", 2, {s->units, w}, ffs_ff_layer_weights(s->layer)};
   t[1] = (ffs_tensor_ref_t){"b", 1, {s->units, 0}, ffs_ff_layer_bias(s->layer)};
   t[2] = (ffs_tensor_ref_t){"peer_mean", 1, {s->units, 0}, ffs_ff_layer_peer_mean(s->layer)};
+  if (!s->labeled) return 3;
+  t[3] = (ffs_tensor_ref_t){"u", 2, {S_NCLASSES, s->units}, ffs_ff_layer_label_weights(s->layer)};
+  return 4;
 }
 
 static int s_save(void *self, const char *path, char *err, size_t errlen) {
   s_layer_t *s = self;
-  ffs_tensor_ref_t t[3];
-  s_tensors(s, t);
+  ffs_tensor_ref_t t[4];
+  int n = s_tensors(s, t);
   char theta[32];
   snprintf(theta, sizeof theta, "%g", (double)ffs_ff_layer_theta(s->layer));
   const char *meta[] = {"stage", s->topo->stages[s->index].name, "kind", "ff_layer", "theta", theta};
-  return ffs_ckpt_save(path, t, 3, meta, 3, err, errlen);
+  return ffs_ckpt_save(path, t, n, meta, 3, err, errlen);
 }
 
 static int s_load(void *self, const char *path, char *err, size_t errlen) {
   s_layer_t *s = self;
-  ffs_tensor_ref_t t[3];
-  s_tensors(s, t);
-  return ffs_ckpt_load(path, t, 3, err, errlen);
+  ffs_tensor_ref_t t[4];
+  int n = s_tensors(s, t);
+  return ffs_ckpt_load(path, t, n, err, errlen);
 }
 
 // ---- lifecycle ----
@@ -139,7 +359,9 @@ static void s_destroy(void **self_p) {
   s_layer_t *s = *self_p;
   if (!s) return;
   ffs_ff_layer_destroy(&s->layer);
-  free(s->x), free(s->rep), free(s->fb), free(s->ids), free(s->buf);
+  free(s->x), free(s->rep), free(s->out), free(s->lg), free(s->fb), free(s->ids);
+  free(s->labels), free(s->cands), free(s->buf);
+  for (int k = 0; k < S_SLOTS; k++) free(s->slots[k].state), free(s->slots[k].gsum), free(s->slots[k].td);
   free(s);
   *self_p = NULL;
 }
@@ -152,6 +374,8 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   if (!s) return NULL;
   s->topo = t, s->index = env->index;
   s->in_dim = me->in_dim, s->units = me->units;
+  s->labeled = t->labels == FFS_LABELS_SEPARATE;
+  s->ticks = t->ticks, s->td_dim = t->ticks > 1 ? me->td_dim : 0;
   s->max_rows = t->batch > t->eval_batch * 10 ? t->batch : t->eval_batch * 10;
   for (int k = 0; k < ro->n_softmax; k++) s->report_activity |= ro->softmax[k] == env->index;
   for (int k = 0; k < t->n_feedback; k++)
@@ -159,17 +383,28 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
       int c = ffs_topo_feedback_cols(t, t->feedback[k].from);
       s->fb_cols = (uint32_t)(c > (int)s->fb_cols ? c : (int)s->fb_cols);
     }
-  s->layer = ffs_ff_layer_new(s->in_dim, s->units, s->max_rows, &me->layer, t->seed,
-                              (uint64_t)env->index + 1000);
-  size_t widest = (size_t)(s->in_dim > s->units + 1 ? s->in_dim : s->units + 1);
-  s->x = malloc(sizeof(float) * (size_t)s->max_rows * (size_t)s->in_dim);
-  s->rep = malloc(sizeof(float) * (size_t)s->max_rows * (size_t)(s->units + 1));
-  s->fb = s->fb_cols ? malloc(sizeof(float) * (size_t)s->max_rows * s->fb_cols) : NULL;
+  int w = s->in_dim + s->td_dim;
+  s->layer = ffs_ff_layer_new_labeled(w, s->units, s->labeled ? S_NCLASSES : 0, s->max_rows,
+                                      &me->layer, t->seed, (uint64_t)env->index + 1000);
+  size_t mr = (size_t)s->max_rows, widest = (size_t)(w > s->units + 1 ? w : s->units + 1);
+  int ok = s->layer != NULL;
+  ok &= (s->x = malloc(sizeof(float) * mr * (size_t)w)) != NULL;
+  ok &= (s->rep = malloc(sizeof(float) * mr * (size_t)(s->units + 1))) != NULL;
+  ok &= (s->out = malloc(sizeof(float) * mr * (size_t)widest)) != NULL;
+  ok &= (s->lg = malloc(sizeof(float) * mr * S_NCLASSES)) != NULL;
+  ok &= !s->fb_cols || (s->fb = malloc(sizeof(float) * mr * s->fb_cols)) != NULL;
+  ok &= (s->ids = malloc(sizeof(uint32_t) * mr)) != NULL;
+  ok &= (s->labels = malloc(mr)) != NULL && (s->cands = malloc(mr)) != NULL;
   s->buf_cap = ffs_frame_encoded_max((uint32_t)s->max_rows, (uint32_t)widest);
-  s->buf = malloc(s->buf_cap);
-  s->ids = malloc(sizeof(uint32_t) * (size_t)s->max_rows);
-  if (!s->layer || !s->x || !s->rep || !s->buf || !s->ids || (s->fb_cols && !s->fb)) {
-    snprintf(err, errlen, "out of memory for a %dx%d layer", s->units, s->in_dim);
+  ok &= (s->buf = malloc(s->buf_cap)) != NULL;
+  for (int k = 0; ok && s->ticks > 1 && k < S_SLOTS; k++) {
+    s_slot_t *sl = &s->slots[k];
+    ok &= (sl->state = malloc(sizeof(float) * mr * (size_t)s->units)) != NULL;
+    ok &= (sl->gsum = malloc(sizeof(float) * mr)) != NULL;
+    ok &= !s->td_dim || (sl->td = malloc(sizeof(float) * mr * (size_t)s->td_dim)) != NULL;
+  }
+  if (!ok) {
+    snprintf(err, errlen, "out of memory for a %dx%d layer", s->units, w);
     void *p = s;
     s_destroy(&p);
     return NULL;

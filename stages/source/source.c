@@ -5,6 +5,11 @@
 // back on a feedback edge), plus neutral rows when the readout
 // trains a softmax; in evaluation, one row per candidate label (energy) and a
 // neutral row (softmax). Each epoch's stream ends with a MARK frame.
+// With train.labels: separate (FFCL) no label is painted: it travels in the
+// frame header (cands), and a candidate frame has one row per sample.
+// With train.ticks > 1 (recurrent) each frame of a batch is sent once per
+// tick, with the same sequence number, the ticks of the batch's polarities
+// interleaved (P0 N0 U0 P1 N1 U1 ...) so that no layer waits idle.
 // All buffers are allocated in create; pump() never allocates.
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +24,7 @@
 #define S_NCLASSES 10
 #define S_QUEUE 64
 #define S_HYBRID_BLURS 6 // Hinton: "repeatedly"; 6 passes give blobs a few pixels wide
+#define S_NPOL 3         // frames per batch: positive, negative, neutral (eval: neutral, candidates)
 
 typedef struct {
   int epoch;
@@ -42,13 +48,15 @@ typedef struct {
   s_phase_t cur;
   int pos;                 // next sample of the current phase
   uint64_t seq;
-  float *x;                // (max_rows, dim) rows being built
-  uint8_t *labels, *cands; // (max_rows)
-  uint32_t *ids;           // (max_rows)
+  float *x[S_NPOL];        // (max_rows, dim) rows being built, one buffer per frame of a batch
+  uint8_t *labels[S_NPOL], *cands[S_NPOL]; // (max_rows)
+  uint32_t *ids[S_NPOL];   // (max_rows)
   uint8_t *buf;            // encode buffer
   size_t buf_cap;
   int hard;                // negatives drawn from predictions (FFS_NEG_HARD)
   int hybrid;              // unsupervised: no label overlay, hybrid negatives
+  int separate;            // FFCL: the label travels in the header, never painted
+  int ticks;               // recurrent: frames per batch polarity
   int img_h, img_w;        // image shape for the hybrid mask (h * w = dim)
   float *mask, *mask_tmp;  // (dim) hybrid mask and blur scratch
   float *pred;             // (train->n, 10) last prediction per sample; row[0] < 0 = none yet
@@ -60,7 +68,7 @@ typedef struct {
 // Writes the label overlay into the first 10 pixels of row: one-hot for a
 // label, 0.1 everywhere for FFS_LABEL_NONE (the neutral label).
 static void s_overlay(const s_source_t *s, float *row, int label) {
-  if (s->hybrid) return; // unsupervised: the input never shows a label
+  if (s->hybrid || s->separate) return; // the input itself never shows a label
   for (int c = 0; c < S_NCLASSES; c++)
     row[c] = label == FFS_LABEL_NONE ? 0.1f : (c == label ? 1.0f : 0.0f);
 }
@@ -69,11 +77,14 @@ static uint8_t s_wrong_label(s_source_t *s, uint32_t k, uint8_t truth) {
   return ffs_negative_label(&s->rng, s->hard ? s->pred + (size_t)k * S_NCLASSES : NULL, truth);
 }
 
-static int s_emit(s_source_t *s, ffs_io_t *io, uint8_t pol, uint8_t mode, uint32_t rows) {
-  ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .pol = pol, .mode = mode, .seq = s->seq++,
-                       .epoch = (uint32_t)s->cur.epoch, .stage = (uint32_t)s->index,
-                       .rows = rows, .cols = (uint32_t)s->dim};
-  size_t len = ffs_frame_encode(s->buf, s->buf_cap, &h, s->labels, s->cands, s->ids, s->x);
+// Sends buffer p as one frame (sequence number seq, recurrent tick tick).
+static int s_emit(s_source_t *s, ffs_io_t *io, int p, uint8_t pol, uint8_t mode, uint32_t rows,
+                  uint64_t seq, int tick) {
+  ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .pol = pol, .mode = mode, .seq = seq,
+                       .epoch = (uint32_t)s->cur.epoch, .tick = (uint32_t)tick,
+                       .stage = (uint32_t)s->index, .rows = rows, .cols = (uint32_t)s->dim};
+  size_t len = ffs_frame_encode(s->buf, s->buf_cap, &h, s->labels[p], s->cands[p], s->ids[p],
+                                s->x[p]);
   if (!len) {
     ffs_error("encode buffer too small for %u rows", rows);
     return -1;
@@ -82,14 +93,26 @@ static int s_emit(s_source_t *s, ffs_io_t *io, uint8_t pol, uint8_t mode, uint32
   return ffs_io_send_forward(io, s->buf, len);
 }
 
-// Fills n rows from set at sample indices idx[] for polarity overlay_mode:
-// the image with its label overlay (true, wrong, or neutral), or, for
-// unsupervised hybrid negatives, the image mixed with another and no label.
-static void s_fill(s_source_t *s, const ffs_dataset_t *set, const uint32_t *idx, int n,
+// Sends the npol frames of a batch (buffers 0..npol-1), each once per tick.
+static int s_emit_batch(s_source_t *s, ffs_io_t *io, int npol, const uint8_t *pols,
+                        const uint32_t *rows, uint8_t mode) {
+  uint64_t seq0 = s->seq;
+  s->seq += (uint64_t)npol;
+  for (int tick = 0; tick < s->ticks; tick++)
+    for (int p = 0; p < npol; p++)
+      if (s_emit(s, io, p, pols[p], mode, rows[p], seq0 + (uint64_t)p, tick) < 0) return -1;
+  return 0;
+}
+
+// Fills n rows of buffer p from set at sample indices idx[] for polarity
+// overlay_mode: the image with its label overlay (true, wrong, or neutral),
+// or, for unsupervised hybrid negatives, the image mixed with another and no
+// label. cands[] holds the label the row stands for (overlaid or not).
+static void s_fill(s_source_t *s, int p, const ffs_dataset_t *set, const uint32_t *idx, int n,
                    int overlay_mode) {
   for (int i = 0; i < n; i++) {
     uint32_t k = idx[i];
-    float *row = s->x + (long)i * s->dim;
+    float *row = s->x[p] + (long)i * s->dim;
     memcpy(row, set->x + (long)k * s->dim, sizeof(float) * (size_t)s->dim);
     uint8_t truth = set->y[k];
     if (s->hybrid && overlay_mode == FFS_POL_NEGATIVE) {
@@ -103,9 +126,9 @@ static void s_fill(s_source_t *s, const ffs_dataset_t *set, const uint32_t *idx,
                   : overlay_mode == FFS_POL_NEGATIVE ? s_wrong_label(s, k, truth)
                                                      : FFS_LABEL_NONE;
     s_overlay(s, row, lab);
-    s->labels[i] = truth;
-    s->cands[i] = lab;
-    s->ids[i] = k;
+    s->labels[p][i] = truth;
+    s->cands[p][i] = lab;
+    s->ids[p][i] = k;
   }
 }
 
@@ -113,38 +136,43 @@ static void s_fill(s_source_t *s, const ffs_dataset_t *set, const uint32_t *idx,
 
 static int s_train_batch(s_source_t *s, ffs_io_t *io, int n) {
   const uint32_t *idx = s->order + s->pos;
-  uint8_t pols[3] = {FFS_POL_POSITIVE, FFS_POL_NEGATIVE, FFS_POL_NEUTRAL};
+  uint8_t pols[S_NPOL] = {FFS_POL_POSITIVE, FFS_POL_NEGATIVE, FFS_POL_NEUTRAL};
+  uint32_t rows[S_NPOL] = {(uint32_t)n, (uint32_t)n, (uint32_t)n};
   int npol = s->want_neutral ? 3 : 2;
-  for (int p = 0; p < npol; p++) {
-    s_fill(s, s->train, idx, n, pols[p]);
-    if (s_emit(s, io, pols[p], FFS_MODE_TRAIN, (uint32_t)n) < 0) return -1;
-  }
+  for (int p = 0; p < npol; p++) s_fill(s, p, s->train, idx, n, pols[p]);
+  if (s_emit_batch(s, io, npol, pols, rows, FFS_MODE_TRAIN) < 0) return -1;
   ffs_io_stats(io)->samples += (uint64_t)n;
   return 0;
 }
 
 static int s_eval_batch(s_source_t *s, ffs_io_t *io, int n) {
   uint32_t idx[1000];
+  uint8_t pols[S_NPOL];
+  uint32_t rows[S_NPOL];
+  int npol = 0;
   for (int i = 0; i < n; i++) idx[i] = (uint32_t)(s->pos + i);
   if (s->want_neutral) {
-    s_fill(s, s->test, idx, n, FFS_POL_NEUTRAL);
-    if (s_emit(s, io, FFS_POL_NEUTRAL, FFS_MODE_EVAL, (uint32_t)n) < 0) return -1;
+    s_fill(s, npol, s->test, idx, n, FFS_POL_NEUTRAL);
+    pols[npol] = FFS_POL_NEUTRAL, rows[npol++] = (uint32_t)n;
   }
-  if (s->want_candidates) {
+  if (s->want_candidates && s->separate) {
+    // FFCL: the layers score every label from one pass over the features
+    s_fill(s, npol, s->test, idx, n, FFS_POL_CANDIDATES);
+    pols[npol] = FFS_POL_CANDIDATES, rows[npol++] = (uint32_t)n;
+  } else if (s->want_candidates) {
     for (int i = 0; i < n; i++)
       for (int c = 0; c < S_NCLASSES; c++) {
         int r = i * S_NCLASSES + c;
-        float *row = s->x + (long)r * s->dim;
+        float *row = s->x[npol] + (long)r * s->dim;
         memcpy(row, s->test->x + (long)idx[i] * s->dim, sizeof(float) * (size_t)s->dim);
         s_overlay(s, row, c);
-        s->labels[r] = s->test->y[idx[i]];
-        s->cands[r] = (uint8_t)c;
-        s->ids[r] = idx[i];
+        s->labels[npol][r] = s->test->y[idx[i]];
+        s->cands[npol][r] = (uint8_t)c;
+        s->ids[npol][r] = idx[i];
       }
-    if (s_emit(s, io, FFS_POL_CANDIDATES, FFS_MODE_EVAL, (uint32_t)(n * S_NCLASSES)) < 0)
-      return -1;
+    pols[npol] = FFS_POL_CANDIDATES, rows[npol++] = (uint32_t)(n * S_NCLASSES);
   }
-  return 0;
+  return npol ? s_emit_batch(s, io, npol, pols, rows, FFS_MODE_EVAL) : 0;
 }
 
 // Sends the MARK that ends phase (epoch, mode) down the pipeline.
@@ -230,7 +258,8 @@ static void s_destroy(void **self_p) {
   if (!s) return;
   ffs_dataset_destroy(&s->train);
   ffs_dataset_destroy(&s->test);
-  free(s->order), free(s->x), free(s->labels), free(s->cands), free(s->ids), free(s->buf);
+  for (int p = 0; p < S_NPOL; p++) free(s->x[p]), free(s->labels[p]), free(s->cands[p]), free(s->ids[p]);
+  free(s->order), free(s->buf);
   free(s->pred), free(s->fb_rows), free(s->mask), free(s->mask_tmp);
   free(s);
   *self_p = NULL;
@@ -265,14 +294,19 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   }
   int max_rows = s->max_rows = s->batch > s->eval_batch * 10 ? s->batch : s->eval_batch * 10;
   s->order = malloc(sizeof(uint32_t) * (size_t)s->train->n);
-  s->x = malloc(sizeof(float) * (size_t)max_rows * (size_t)s->dim);
-  s->labels = malloc((size_t)max_rows);
-  s->cands = malloc((size_t)max_rows);
-  s->ids = malloc(sizeof(uint32_t) * (size_t)max_rows);
+  int ok = 1;
+  for (int p = 0; p < S_NPOL; p++) {
+    ok &= (s->x[p] = malloc(sizeof(float) * (size_t)max_rows * (size_t)s->dim)) != NULL;
+    ok &= (s->labels[p] = malloc((size_t)max_rows)) != NULL;
+    ok &= (s->cands[p] = malloc((size_t)max_rows)) != NULL;
+    ok &= (s->ids[p] = malloc(sizeof(uint32_t) * (size_t)max_rows)) != NULL;
+  }
   s->buf_cap = ffs_frame_encoded_max((uint32_t)max_rows, (uint32_t)s->dim);
   s->buf = malloc(s->buf_cap);
   s->hard = t->negatives == FFS_NEG_HARD;
   s->hybrid = t->negatives == FFS_NEG_HYBRID;
+  s->separate = t->labels == FFS_LABELS_SEPARATE;
+  s->ticks = t->ticks;
   // image shape for the mask: square when dim is a square (28 x 28), else one row
   s->img_h = 1, s->img_w = s->dim;
   for (int side = 1; side * side <= s->dim; side++)
@@ -281,7 +315,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->mask_tmp = malloc(sizeof(float) * (size_t)s->dim);
   s->pred = malloc(sizeof(float) * (size_t)s->train->n * S_NCLASSES);
   s->fb_rows = malloc(sizeof(float) * (size_t)max_rows * S_NCLASSES);
-  if (!s->order || !s->x || !s->labels || !s->cands || !s->ids || !s->buf || !s->pred ||
+  if (!ok || !s->order || !s->buf || !s->pred ||
       !s->fb_rows || !s->mask || !s->mask_tmp) {
     snprintf(err, errlen, "out of memory");
     goto fail;
