@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# bench/loops.sh: the cortical-loop forms against plain FF with the same
+# layer sizes and recipe, in one run (issue 5). Appends to docs/RESULTS.md:
+#   - MNIST:   mnist-ff (plain) and mnist-ffcl (label weights), 14 epochs;
+#   - Fashion: fashion-ff and fashion-ffcl, 10 epochs;
+#   - mnist-recurrent (8 ticks, lockstep) for RECURRENT_EPOCHS epochs
+#     (default 4: each epoch costs about 8 plain epochs);
+#   - FFCL vs FF energy inference time and FLOPs (build/ffcl_infer).
+# Part of `make bench`, never of `make test`.
+#   bash bench/loops.sh            RECURRENT_EPOCHS=14 bash bench/loops.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x build/ffcl_infer ] || { echo "bench: build first (make build)" >&2; exit 2; }
+bash bench/accuracy.sh configs/mnist-ff.yaml configs/mnist-ffcl.yaml \
+  configs/fashion-ff.yaml configs/fashion-ffcl.yaml
+bash bench/accuracy.sh configs/mnist-recurrent.yaml -- --epochs "${RECURRENT_EPOCHS:-4}"
+{
+  echo
+  echo "## FFCL vs FF energy inference ($(date -u +%Y-%m-%d))"
+  echo "- command: \`OPENBLAS_NUM_THREADS=1 build/ffcl_infer 784 500 500 500\`"
+  echo "- machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+  echo '```'
+  OPENBLAS_NUM_THREADS=1 build/ffcl_infer 784 500 500 500
+  echo '```'
+} >> docs/RESULTS.md
+echo "bench: appended to docs/RESULTS.md"
