@@ -1228,6 +1228,14 @@ static int s_validate_loops(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t) {
     to->td_dim = from->units;
     loops++;
   }
+  // a lockstep layer waits on its upper neighbour, which must never be more
+  // than the readout's join window (16 reports) ahead of it
+  if (t->timing == FFS_TIMING_LOCKSTEP && t->hwm_frames > 8)
+    return s_fail(c, s_map_get(train, "hwm_frames"),
+                  "train.hwm_frames: %d is too deep for a lockstep recurrent run (expected at "
+                  "most 8: a layer waiting for its top-down vector must not fall more than the "
+                  "readout's 16-frame join window behind the layer above)",
+                  t->hwm_frames);
   if (!loops)
     return s_fail(c, s_map_get(train, "ticks"),
                   "train.ticks: %d ticks need at least one top-down feedback edge between "

@@ -360,8 +360,13 @@ START_TEST(test_stalled_consumer_backpressure) {
   const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
                         S_SMALL_SETS, NULL};
   pid_t pid = s_start(argv, log);
-  s_wait_bound(pid);
-  usleep(300000);
+  // measure only once frames stream: the source has loaded its data set
+  // (its memory grows until then) when l1 checkpoints the end of epoch 1
+  char first_ckpt[400];
+  snprintf(first_ckpt, sizeof first_ckpt, "%s/ckpt/l1.safetensors", out);
+  for (int i = 0; i < 1200 && access(first_ckpt, F_OK) != 0; i++) usleep(50000);
+  ck_assert_msg(access(first_ckpt, F_OK) == 0, "no epoch-1 checkpoint after 60 s:\n%s",
+                s_slurp(log));
   const char *up[3] = {"src", "l1", "l2"};
   pid_t l3 = s_stage_pid(pid, "l3"), ups[3];
   ck_assert(l3 > 0);

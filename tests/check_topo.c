@@ -732,6 +732,9 @@ START_TEST(test_err_labels_and_recurrent) {
   s_expect_fail_at(text, 12, "train.score_ticks: expected [first, last]");
   snprintf(text, sizeof text, "%strain:\n  damping: 1.5\n", s_min);
   s_expect_fail_at(text, 12, "train.damping: 1.5 is above 1");
+  snprintf(text, sizeof text,
+           "%strain:\n  ticks: 4\n  hwm_frames: 9\nfeedback:\n  - {from: l2, to: l1}\n", s_min);
+  s_expect_fail_at(text, 13, "train.hwm_frames: 9 is too deep for a lockstep recurrent run");
   snprintf(text, sizeof text, "%strain:\n  timing: sometimes\n", s_min);
   s_expect_fail_at(text, 12, "train.timing");
   s_expect_set_fail("l1.delay_ms=-1", "l1");
