@@ -24,9 +24,34 @@ static void s_input(float *x, int rows, uint64_t seed) {
   for (int i = 0; i < rows * IN; i++) x[i] = ffs_rng_normal(&rng);
 }
 
-static float s_loss_at(ffs_ff_layer_t *l, const float *x, int positive) {
-  ffs_ff_layer_forward(l, x, ROWS);
+// Loss of the layer on x (rows labeled lab; NULL = no label term).
+static float s_loss_at(ffs_ff_layer_t *l, const float *x, const uint8_t *lab, int positive) {
+  ffs_ff_layer_forward_labeled(l, x, ROWS, lab);
   return ffs_ff_layer_loss(l, ROWS, positive);
+}
+
+// Checks every stride-th entry of param[0..n) against central finite
+// differences of the loss; analytic is the gradient computed beforehand.
+// Returns the number of entries checked.
+static int s_check_grad(ffs_ff_layer_t *l, const float *x, const uint8_t *lab, int pos,
+                        float *param, const float *analytic, int n, int stride,
+                        const char *what) {
+  const float h = 2e-3f;
+  int checked = 0;
+  for (int i = 0; i < n; i += stride) {
+    float keep = param[i];
+    param[i] = keep + h;
+    float lp = s_loss_at(l, x, lab, pos);
+    param[i] = keep - h;
+    float lm = s_loss_at(l, x, lab, pos);
+    param[i] = keep;
+    float fd = (lp - lm) / (2 * h);
+    ck_assert_msg(fabsf(fd - analytic[i]) <= 2e-3f + 0.03f * fabsf(fd),
+                  "%s pos %d [%d]: analytic %g, finite difference %g", what, pos, i,
+                  (double)analytic[i], (double)fd);
+    checked++;
+  }
+  return checked;
 }
 
 START_TEST(test_grad_matches_finite_differences) {
@@ -40,34 +65,11 @@ START_TEST(test_grad_matches_finite_differences) {
       s_input(x, ROWS, 5 + (uint64_t)k);
       ffs_ff_layer_forward(l, x, ROWS);
       ffs_ff_layer_grad(l, ROWS, pos, gw, gb);
-      float *w = ffs_ff_layer_weights(l), *b = ffs_ff_layer_bias(l);
-      const float h = 2e-3f;
-      int checked = 0;
-      for (int i = 0; i < UNITS * IN; i += 7) {
-        float keep = w[i];
-        w[i] = keep + h;
-        float lp = s_loss_at(l, x, pos);
-        w[i] = keep - h;
-        float lm = s_loss_at(l, x, pos);
-        w[i] = keep;
-        float fd = (lp - lm) / (2 * h);
-        ck_assert_msg(fabsf(fd - gw[i]) <= 2e-3f + 0.03f * fabsf(fd),
-                      "kind %d pos %d w[%d]: analytic %g, finite difference %g", k, pos, i,
-                      (double)gw[i], (double)fd);
-        checked++;
-      }
-      for (int j = 0; j < UNITS; j++) {
-        float keep = b[j];
-        b[j] = keep + h;
-        float lp = s_loss_at(l, x, pos);
-        b[j] = keep - h;
-        float lm = s_loss_at(l, x, pos);
-        b[j] = keep;
-        float fd = (lp - lm) / (2 * h);
-        ck_assert_msg(fabsf(fd - gb[j]) <= 2e-3f + 0.03f * fabsf(fd),
-                      "kind %d pos %d b[%d]: analytic %g, finite difference %g", k, pos, j,
-                      (double)gb[j], (double)fd);
-      }
+      char what[32];
+      snprintf(what, sizeof what, "kind %d w", k);
+      int checked = s_check_grad(l, x, NULL, pos, ffs_ff_layer_weights(l), gw, UNITS * IN, 7, what);
+      snprintf(what, sizeof what, "kind %d b", k);
+      s_check_grad(l, x, NULL, pos, ffs_ff_layer_bias(l), gb, UNITS, 1, what);
       ck_assert_int_gt(checked, 10);
       ffs_ff_layer_destroy(&l);
       ck_assert_ptr_null(l);
@@ -87,7 +89,7 @@ START_TEST(test_learn_applies_the_gradient) {
   const float *w = ffs_ff_layer_weights(l);
   for (int i = 0; i < UNITS * IN; i++) ck_assert_float_eq_tol(w[i], w0[i] - 0.05f * gw[i], 1e-6f);
   // the step lowered the loss on the same rows
-  ck_assert(s_loss_at(l, x, 1) < loss0);
+  ck_assert(s_loss_at(l, x, NULL, 1) < loss0);
   ffs_ff_layer_destroy(&l);
 }
 END_TEST
@@ -153,11 +155,6 @@ END_TEST
 
 // ---- FFCL: label weights ----
 
-static float s_loss_labeled(ffs_ff_layer_t *l, const float *x, const uint8_t *lab, int positive) {
-  ffs_ff_layer_forward_labeled(l, x, ROWS, lab);
-  return ffs_ff_layer_loss(l, ROWS, positive);
-}
-
 START_TEST(test_label_grad_matches_finite_differences) {
   enum { NL = 3 };
   ffs_layer_cfg_t cfg = s_cfg(FFS_GOODNESS_SSQ);
@@ -171,32 +168,8 @@ START_TEST(test_label_grad_matches_finite_differences) {
     ffs_ff_layer_grad(l, ROWS, pos, gw, gb);
     float gu[NL * UNITS];
     memcpy(gu, ffs_ff_layer_label_grad(l), sizeof gu);
-    float *u = ffs_ff_layer_label_weights(l), *w = ffs_ff_layer_weights(l);
-    const float h = 2e-3f;
-    for (int i = 0; i < NL * UNITS; i++) {
-      float keep = u[i];
-      u[i] = keep + h;
-      float lp = s_loss_labeled(l, x, lab, pos);
-      u[i] = keep - h;
-      float lm = s_loss_labeled(l, x, lab, pos);
-      u[i] = keep;
-      float fd = (lp - lm) / (2 * h);
-      ck_assert_msg(fabsf(fd - gu[i]) <= 2e-3f + 0.03f * fabsf(fd),
-                    "pos %d u[%d]: analytic %g, finite difference %g", pos, i, (double)gu[i],
-                    (double)fd);
-    }
-    for (int i = 0; i < UNITS * IN; i += 5) {
-      float keep = w[i];
-      w[i] = keep + h;
-      float lp = s_loss_labeled(l, x, lab, pos);
-      w[i] = keep - h;
-      float lm = s_loss_labeled(l, x, lab, pos);
-      w[i] = keep;
-      float fd = (lp - lm) / (2 * h);
-      ck_assert_msg(fabsf(fd - gw[i]) <= 2e-3f + 0.03f * fabsf(fd),
-                    "pos %d w[%d]: analytic %g, finite difference %g", pos, i, (double)gw[i],
-                    (double)fd);
-    }
+    s_check_grad(l, x, lab, pos, ffs_ff_layer_label_weights(l), gu, NL * UNITS, 1, "u");
+    s_check_grad(l, x, lab, pos, ffs_ff_layer_weights(l), gw, UNITS * IN, 5, "w");
   }
   ffs_ff_layer_destroy(&l);
 }
