@@ -41,7 +41,7 @@ static const char *const s_source_keys[] = {"name", "kind", "core", NULL};
 static const char *const s_ff_layer_keys[] = {
     "name",         "kind",     "units",       "core",       "goodness",
     "theta",        "temp",     "optimizer",   "lr",         "momentum",
-    "weight_decay", "cooldown", "peer_lambda", "peer_decay", "delay_ms",   NULL};
+    "weight_decay", "cooldown", "peer_lambda", "peer_decay", "delay_ms",   "shards", NULL};
 static const char *const s_readout_keys[] = {"name",    "kind",       "core",    "energy",
                                              "softmax", "softmax_lr", "primary", NULL};
 static const char *const *const s_stage_keys[] = {s_source_keys, s_ff_layer_keys, s_readout_keys};
@@ -922,6 +922,7 @@ static int s_stage(s_ctx_t *c, const s_node_t *stages, ffs_topo_t *t, int i) {
   st->core = -1;
   st->td_from = -1;
   st->layer = t->layer;
+  st->n_shards = 1, st->group = i, st->layer_index = i;
   s_who(t, i, who, sizeof who);
   if (item->type != S_MAP)
     return s_fail(c, item, "%s: expected a mapping with at least name and kind, got %s", who,
@@ -941,6 +942,7 @@ static int s_stage(s_ctx_t *c, const s_node_t *stages, ffs_topo_t *t, int i) {
       return s_fail(c, v, "stage '%s': duplicate stage name (first at %s; names must be unique)",
                     st->name, s_where(s_map_get(stages->kids[j], "name"), where, sizeof where));
   s_who(t, i, who, sizeof who);
+  snprintf(st->layer_name, sizeof st->layer_name, "%s", st->name);
 
   if (!(v = s_map_get(item, "kind")))
     return s_fail(c, item,
@@ -980,6 +982,13 @@ static int s_stage(s_ctx_t *c, const s_node_t *stages, ffs_topo_t *t, int i) {
     snprintf(label, sizeof label, "%s: delay_ms", who);
     if ((v = s_map_get(item, "delay_ms")) && s_int(c, v, label, 0, 10000, &st->delay_ms) < 0)
       return -1;
+    snprintf(label, sizeof label, "%s: shards", who);
+    if ((v = s_map_get(item, "shards")) &&
+        s_int(c, v, label, 1, FFS_MAX_SHARDS, &st->n_shards) < 0)
+      return -1;
+    if (st->n_shards > st->units)
+      return s_fail(c, v, "%s: shards: %d shards of %d units leave a shard without units "
+                    "(expected at most %d)", who, st->n_shards, st->units, st->units);
   }
   if (st->kind == FFS_STAGE_READOUT) {
     st->softmax_lr = 0.01f;
@@ -1244,6 +1253,90 @@ static int s_validate_loops(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t) {
   return 0;
 }
 
+// ---- sharded layers ----
+
+// Expands every ff_layer with shards: k > 1 into k consecutive stages named
+// <name>.0 .. <name>.<k-1>, each owning a contiguous slice of the units, and
+// renumbers the readout's lists and the feedback edges. What sharding does
+// not support yet is refused here, by the line of its `shards` key.
+static int s_expand_shards(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t) {
+  const s_node_t *stages = s_map_get(root, "stages");
+  int total = 0, any = 0;
+  for (int i = 0; i < t->n_stages; i++) {
+    const ffs_stage_cfg_t *st = &t->stages[i];
+    total += st->n_shards;
+    if (st->n_shards == 1) continue;
+    any = 1;
+    const s_node_t *at = s_map_get(stages->kids[i], "shards");
+    if (t->ticks > 1 || t->labels == FFS_LABELS_SEPARATE)
+      return s_fail(c, at,
+                    "stage '%s': shards: a layer cannot be sharded in %s yet (expected "
+                    "shards: 1, or train.ticks: 1 and train.labels: overlay)",
+                    st->name,
+                    t->ticks > 1 ? "the recurrent form (train.ticks > 1)"
+                                 : "the FFCL form (train.labels: separate)");
+    for (int k = 0; k < t->n_feedback; k++) {
+      const ffs_feedback_cfg_t *e = &t->feedback[k];
+      if (e->from == i || e->to == i)
+        return s_failf(c, NULL, e->line,
+                       "feedback %s -> %s: '%s' is sharded (shards: %d) and a sharded layer "
+                       "cannot start or end a feedback edge yet (expected shards: 1 on '%s', "
+                       "or no such edge)",
+                       t->stages[e->from].name, t->stages[e->to].name, st->name, st->n_shards,
+                       st->name);
+    }
+    if (strlen(st->name) + (st->n_shards > 10 ? 3 : 2) >= FFS_NAME_MAX)
+      return s_fail(c, at,
+                    "stage '%s': shards: its shards' names (%s.0 ...) would be longer than %d "
+                    "characters (expected a shorter stage name)",
+                    st->name, st->name, FFS_NAME_MAX - 1);
+  }
+  if (!any) return 0;
+  if (total > FFS_MAX_STAGES)
+    return s_fail(c, stages,
+                  "stages: with their shards the stages make %d processes (expected at most %d)",
+                  total, FFS_MAX_STAGES);
+  ffs_stage_cfg_t old[FFS_MAX_STAGES];
+  int first[FFS_MAX_STAGES], n_old = t->n_stages, n = 0;
+  memcpy(old, t->stages, sizeof(ffs_stage_cfg_t) * (size_t)n_old);
+  for (int i = 0; i < n_old; i++) {
+    const ffs_stage_cfg_t *o = &old[i];
+    first[i] = n;
+    for (int k = 0; k < o->n_shards; k++, n++) {
+      ffs_stage_cfg_t *st = &t->stages[n];
+      *st = *o;
+      st->group = first[i], st->shard = k;
+      if (o->n_shards == 1) continue;
+      int base = o->units / o->n_shards, extra = o->units % o->n_shards;
+      size_t len = strlen(o->name); // checked above: the suffix fits
+      snprintf(st->name + len, sizeof st->name - len, ".%d", k);
+      st->units = base + (k < extra);
+      st->unit0 = k * base + (k < extra ? k : extra);
+      if (o->core >= 0) st->core = o->core + k;
+    }
+  }
+  t->n_stages = n;
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < i; j++)
+      if (!strcmp(t->stages[i].name, t->stages[j].name)) {
+        const ffs_stage_cfg_t *a = t->stages[i].n_shards > 1 ? &t->stages[i] : &t->stages[j];
+        return s_failf(c, NULL, a->line,
+                       "stage '%s': shards: the shard name '%s' is already a stage's name "
+                       "(expected distinct names)",
+                       a->layer_name, a->name);
+      }
+  ffs_stage_cfg_t *ro = &t->stages[n - 1];
+  for (int k = 0; k < ro->n_energy; k++) ro->energy[k] = first[ro->energy[k]];
+  for (int k = 0; k < ro->n_softmax; k++) ro->softmax[k] = first[ro->softmax[k]];
+  for (int k = 0; k < t->n_feedback; k++) {
+    t->feedback[k].from = first[t->feedback[k].from];
+    t->feedback[k].to = first[t->feedback[k].to];
+  }
+  for (int i = 0; i < n; i++)
+    if (t->stages[i].td_from >= 0) t->stages[i].td_from = first[t->stages[i].td_from];
+  return 0;
+}
+
 // ---- validation: whole file ----
 
 static int s_validate(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t) {
@@ -1266,6 +1359,7 @@ static int s_validate(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t) {
                     t->stages[readout].name, t->stages[0].name);
   }
   if (s_validate_loops(c, root, t) < 0) return -1;
+  if (s_expand_shards(c, root, t) < 0) return -1;
   const ffs_stage_cfg_t *ro = &t->stages[t->n_stages - 1];
   const s_node_t *ro_node = s_map_get(root, "stages")->kids[t->n_stages - 1];
   if (ro->primary == FFS_INFER_ENERGY && ro->n_energy == 0)
@@ -1277,8 +1371,8 @@ static int s_validate(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t) {
                   "stage '%s': hybrid negatives carry no label, so there is no energy to "
                   "compare across labels (expected energy: [] and primary: softmax)", ro->name);
   if (t->transport == FFS_TRANSPORT_TCP) {
-    // ffs_topo_endpoint gives each stage a block of 2 + FFS_MAX_STAGES ports
-    long last = (long)t->tcp_port + (long)(2 + FFS_MAX_STAGES) * t->n_stages;
+    // ffs_topo_endpoint gives each stage (each shard) a block of ports
+    long last = (long)t->tcp_port + (long)FFS_TCP_PORTS_PER_STAGE * t->n_stages;
     if (last > 65535) {
       const s_node_t *at = s_map_get(s_map_get(root, "tcp"), "port");
       if (!at) at = s_map_get(root, "transport");
@@ -1354,10 +1448,11 @@ void ffs_topo_endpoint(const ffs_topo_t *t, const char *run_dir, int stage, ffs_
   if (t->transport == FFS_TRANSPORT_TCP) {
     int port = t->tcp_port;
     if (chan != FFS_CHAN_CTL)
-      port += 1 + stage * (2 + FFS_MAX_STAGES) +
-              (chan == FFS_CHAN_IN   ? 0
-               : chan == FFS_CHAN_FB ? 1
-                                     : 2 + sub);
+      port += 1 + stage * FFS_TCP_PORTS_PER_STAGE +
+              (chan == FFS_CHAN_IN     ? 0
+               : chan == FFS_CHAN_FB   ? 1
+               : chan == FFS_CHAN_PEER ? 2
+                                       : 3 + sub);
     snprintf(out, outlen, "tcp://%s:%d", t->tcp_host, port);
     return;
   }
@@ -1375,11 +1470,19 @@ void ffs_topo_endpoint(const ffs_topo_t *t, const char *run_dir, int stage, ffs_
   case FFS_CHAN_REP:
     snprintf(out, outlen, "%s://%s/%s.rep%d", scheme, run_dir, t->stages[stage].name, sub);
     break;
+  case FFS_CHAN_PEER:
+    snprintf(out, outlen, "%s://%s/%s.peer", scheme, run_dir, t->stages[stage].name);
+    break;
   case FFS_CHAN_CTL:
   default:
     snprintf(out, outlen, "%s://%s/ctl", scheme, run_dir);
     break;
   }
+}
+
+int ffs_topo_next(const ffs_topo_t *t, int i) {
+  assert(t && i >= 0 && i < t->n_stages);
+  return i + t->stages[i].n_shards - t->stages[i].shard;
 }
 
 int ffs_topo_feedback_cols(const ffs_topo_t *t, int from) {

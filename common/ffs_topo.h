@@ -12,6 +12,7 @@
 #define FFS_MAX_FEEDBACK 32
 #define FFS_NAME_MAX 32
 #define FFS_PATH_MAX 512
+#define FFS_MAX_SHARDS 16 // processes one ff_layer may be split into
 
 typedef enum { FFS_STAGE_SOURCE = 0, FFS_STAGE_FF_LAYER, FFS_STAGE_READOUT } ffs_stage_kind_t;
 typedef enum { FFS_TRANSPORT_IPC = 0, FFS_TRANSPORT_INPROC, FFS_TRANSPORT_TCP } ffs_transport_t;
@@ -55,14 +56,25 @@ typedef struct {
   int line;          // line of the stage's entry in the topology file
   int core;          // core to pin to; -1 = automatic (index mod cores)
   int in_dim;        // derived: floats per input row (0 for the source)
-  int out_dim;       // derived: floats per output row (units for a layer)
+  int out_dim;       // derived: floats per output row (the whole layer's units,
+                     // also for a shard)
   // ff_layer
-  int units;
+  int units;         // units this process computes (a shard's slice)
   ffs_layer_cfg_t layer;
   int td_from;       // derived, recurrent only: ff_layer whose activity comes
                      // back as this layer's top-down input; -1 = none
   int td_dim;        // derived: floats of top-down input per row (0 = none)
   int delay_ms;      // testing: sleep this long per data frame (a slow stage)
+  // sharding: an ff_layer with `shards: k` is expanded at load time into k
+  // consecutive stages named <layer>.0 .. <layer>.<k-1>, one process each,
+  // each owning units [unit0, unit0 + units) of the layer's out_dim units
+  char layer_name[FFS_NAME_MAX]; // the logical layer's name (= name unless sharded)
+  int layer_index;   // the logical layer's index in the file (seeds its weights)
+  int shard;         // 0..n_shards-1
+  int n_shards;      // 1 = not sharded
+  int group;         // index of shard 0 of this stage's group (= the stage itself
+                     // unless sharded); reports and forward frames name the group
+  int unit0;         // first unit this shard owns
   // readout: indices into topo.stages of the layers it uses
   int n_energy;
   int energy[FFS_MAX_STAGES];
@@ -125,17 +137,23 @@ typedef enum {
   FFS_CHAN_FB,     // a stage's feedback input (PULL, bound by the receiver)
   FFS_CHAN_REP,    // the readout's report input from stage `sub` (PULL)
   FFS_CHAN_CTL,    // the launcher's control socket (ROUTER); stage ignored
+  FFS_CHAN_PEER,   // a shard's input for its siblings' partial sums (PULL)
 } ffs_chan_t;
 
 // Writes the endpoint of one channel into out (never longer than outlen-1):
-//   ipc:    ipc://<run_dir>/<stage name>.in | .fb | .rep<sub> ; <run_dir>/ctl
+//   ipc:    ipc://<run_dir>/<stage name>.in | .fb | .peer | .rep<sub> ; <run_dir>/ctl
 //   inproc: inproc://<run_dir>/<same names>
 //   tcp:    tcp://<host>:<port>, port = tcp_port for ctl, else
-//           tcp_port + 1 + stage*(2+FFS_MAX_STAGES) + {in:0, fb:1, rep:2+sub}
+//           tcp_port + 1 + stage*FFS_TCP_PORTS_PER_STAGE + {in:0, fb:1, peer:2, rep:3+sub}
+#define FFS_TCP_PORTS_PER_STAGE (3 + FFS_MAX_STAGES)
 void ffs_topo_endpoint(const ffs_topo_t *t, const char *run_dir, int stage,
                        ffs_chan_t chan, int sub, char *out, size_t outlen);
 
 const char *ffs_stage_kind_str(ffs_stage_kind_t k);
+
+// Index of the first stage after stage i's shard group (the next stage of the
+// chain; for an unsharded stage simply i + 1).
+int ffs_topo_next(const ffs_topo_t *t, int i);
 
 // Width of the vectors stage `from` sends on a feedback edge: its units, or
 // 10 class probabilities for the readout.

@@ -535,6 +535,7 @@ static void s_remove_run_dir(s_run_t *r) {
     const char *nm = r->t->stages[i].name;
     snprintf(p, sizeof p, "%s/%s.in", r->run_dir, nm), unlink(p);
     snprintf(p, sizeof p, "%s/%s.fb", r->run_dir, nm), unlink(p);
+    snprintf(p, sizeof p, "%s/%s.peer", r->run_dir, nm), unlink(p);
     for (int k = 0; k < r->t->n_stages; k++) snprintf(p, sizeof p, "%s/%s.rep%d", r->run_dir, nm, k), unlink(p);
   }
   snprintf(p, sizeof p, "%s/ctl", r->run_dir), unlink(p);

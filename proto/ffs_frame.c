@@ -24,8 +24,9 @@ _Static_assert(sizeof(float) == 4, "ffs_frame needs 4-byte IEEE 754 floats");
 #endif
 
 // Worst-case size of an encoded header with every key and all three arrays:
-// fixmap (1) + 14 key strings (68) + v,kind,pol,mode as uint8 (8) + seq as
-// uint64 (9) + six uint32 values (30) + three bin32 lengths (15) = 131 bytes.
+// fixmap (1) + 17 key strings (87) + v,kind,pol,mode,shard,nshards as uint8
+// (12) + seq as uint64 (9) + seven uint32 values (35) + three bin32 lengths
+// (15) = 159 bytes.
 #define S_HDR_MAX 160
 
 #define S_MAX_ENTRIES 32 // entries allowed in the header map
@@ -102,13 +103,17 @@ size_t ffs_frame_encode(uint8_t *buf, size_t cap, const ffs_frame_hdr_t *hdr,
 
   // Keys in a fixed order, "v" first so that a receiver of another version
   // can say so before it reads anything else; absent arrays are omitted.
-  size_t n_keys = 11 + (labels != NULL) + (cands != NULL) + (ids != NULL);
+  int sliced = hdr->nshards > 1;
+  size_t n_keys = 11 + 3 * sliced + (labels != NULL) + (cands != NULL) + (ids != NULL);
   if (msgpack_pack_map(&pk, n_keys) || s_pack_uint(&pk, "v", FFS_PROTO_VERSION) ||
       s_pack_uint(&pk, "kind", hdr->kind) || s_pack_uint(&pk, "pol", hdr->pol) ||
       s_pack_uint(&pk, "mode", hdr->mode) || s_pack_uint(&pk, "seq", hdr->seq) ||
       s_pack_uint(&pk, "epoch", hdr->epoch) || s_pack_uint(&pk, "tick", hdr->tick) ||
       s_pack_uint(&pk, "stage", hdr->stage) || s_pack_uint(&pk, "rows", hdr->rows) ||
       s_pack_uint(&pk, "cols", hdr->cols) || s_pack_uint(&pk, "aux", hdr->aux))
+    return 0;
+  if (sliced && (s_pack_uint(&pk, "shard", hdr->shard) || s_pack_uint(&pk, "nshards", hdr->nshards) ||
+                 s_pack_uint(&pk, "col0", hdr->col0)))
     return 0;
   if (labels && s_pack_bytes(&pk, "labels", labels, hdr->rows)) return 0;
   if (cands && s_pack_bytes(&pk, "cands", cands, hdr->rows)) return 0;
@@ -322,11 +327,12 @@ static int s_read_bin(s_reader_t *r, const uint8_t **v, uint64_t *n, const char 
 // The keys of protocol version 1, in the order the encoder writes them.
 enum {
   S_V, S_KIND, S_POL, S_MODE, S_SEQ, S_EPOCH, S_TICK, S_STAGE, S_ROWS, S_COLS, S_AUX,
-  S_LABELS, S_CANDS, S_IDS, S_NKEYS
+  S_SHARD, S_NSHARDS, S_COL0, S_LABELS, S_CANDS, S_IDS, S_NKEYS
 };
-static const char *const s_keys[S_NKEYS] = {"v",    "kind", "pol",  "mode",   "seq",
-                                            "epoch", "tick", "stage", "rows", "cols",
-                                            "aux",  "labels", "cands", "ids"};
+static const char *const s_keys[S_NKEYS] = {"v",     "kind",   "pol",     "mode",  "seq",
+                                            "epoch", "tick",   "stage",   "rows",  "cols",
+                                            "aux",   "shard",  "nshards", "col0",  "labels",
+                                            "cands", "ids"};
 
 static int s_key_index(const char *key) {
   for (int i = 0; i < S_NKEYS; i++)
@@ -338,7 +344,8 @@ static int s_key_index(const char *key) {
 static uint64_t s_key_max(int k) {
   switch (k) {
   case S_SEQ: return UINT64_MAX;
-  case S_KIND: case S_POL: case S_MODE: return UINT8_MAX; // ranges checked later
+  case S_KIND: case S_POL: case S_MODE: case S_SHARD: case S_NSHARDS:
+    return UINT8_MAX; // ranges checked later
   default: return UINT32_MAX;
   }
 }
@@ -402,9 +409,18 @@ int ffs_frame_decode(ffs_frame_t *out, const uint8_t *buf, size_t len,
     if (!(seen & (1u << required[i])))
       return s_fail(&r, "header lacks required key \"%s\"", s_keys[required[i]]);
   uint64_t kind = val[S_KIND], rows = val[S_ROWS], cols = val[S_COLS];
-  if (kind < FFS_FRAME_DATA || kind > FFS_FRAME_MARK)
-    return s_fail(&r, "kind %llu, expected 1..4 (data, report, feedback, mark)",
+  if (kind < FFS_FRAME_DATA || kind > FFS_FRAME_PARTIAL)
+    return s_fail(&r, "kind %llu, expected 1..5 (data, report, feedback, mark, partial)",
                   (unsigned long long)kind);
+  uint64_t nshards = val[S_NSHARDS], col0 = val[S_COL0];
+  int sliced = nshards > 1;
+  if (nshards > FFS_FRAME_MAX_SHARDS)
+    return s_fail(&r, "nshards %llu, expected at most %d", (unsigned long long)nshards,
+                  FFS_FRAME_MAX_SHARDS);
+  if (sliced ? val[S_SHARD] >= nshards : val[S_SHARD] != 0 || col0 != 0)
+    return s_fail(&r, "shard %llu, col0 %llu with nshards %llu (expected shard < nshards, or "
+                  "shard 0 and col0 0 for a whole frame)", (unsigned long long)val[S_SHARD],
+                  (unsigned long long)col0, (unsigned long long)nshards);
   if (val[S_POL] > FFS_POL_CANDIDATES)
     return s_fail(&r, "pol %llu, expected 0..3", (unsigned long long)val[S_POL]);
   if (val[S_MODE] > FFS_MODE_EVAL)
@@ -415,17 +431,20 @@ int ffs_frame_decode(ffs_frame_t *out, const uint8_t *buf, size_t len,
     return s_fail(&r, "aux %llu exceeds cols %llu", (unsigned long long)val[S_AUX],
                   (unsigned long long)cols);
 
-  // the receiver's limits
+  // the receiver's limits (a slice's: its end column col0 + cols)
+  uint64_t end = col0 + cols; // both < 2^32
   if (lim && lim->max_rows && rows > lim->max_rows)
     return s_fail(&r, "%s frame with %llu rows, at most %u accepted", ffs_frame_kind_str((int)kind),
                   (unsigned long long)rows, lim->max_rows);
-  if (lim && lim->max_cols && cols > lim->max_cols)
-    return s_fail(&r, "%s frame with %llu cols, at most %u accepted", ffs_frame_kind_str((int)kind),
-                  (unsigned long long)cols, lim->max_cols);
-  if (lim && lim->cols && cols != lim->cols &&
-      (kind == FFS_FRAME_DATA || kind == FFS_FRAME_FEEDBACK))
-    return s_fail(&r, "%s frame with %llu cols, expected %u", ffs_frame_kind_str((int)kind),
-                  (unsigned long long)cols, lim->cols);
+  if (lim && lim->max_cols && end > lim->max_cols)
+    return s_fail(&r, "%s frame with %llu cols%s, at most %u accepted",
+                  ffs_frame_kind_str((int)kind), (unsigned long long)end,
+                  sliced ? " (slice end)" : "", lim->max_cols);
+  if (lim && lim->cols && (kind == FFS_FRAME_DATA || kind == FFS_FRAME_FEEDBACK) &&
+      (sliced ? end > lim->cols : cols != lim->cols))
+    return s_fail(&r, "%s frame with %llu cols%s, expected %s%u", ffs_frame_kind_str((int)kind),
+                  (unsigned long long)end, sliced ? " (slice end)" : "", sliced ? "at most " : "",
+                  lim->cols);
 
   // per-row arrays
   if (arr[S_LABELS] && arr_len[S_LABELS] != rows)
@@ -459,6 +478,9 @@ int ffs_frame_decode(ffs_frame_t *out, const uint8_t *buf, size_t len,
   out->h.rows = (uint32_t)rows;
   out->h.cols = (uint32_t)cols;
   out->h.aux = (uint32_t)val[S_AUX];
+  out->h.shard = (uint8_t)val[S_SHARD];
+  out->h.nshards = (uint8_t)(sliced ? nshards : 0);
+  out->h.col0 = (uint32_t)col0;
   out->labels = arr[S_LABELS];
   out->cands = arr[S_CANDS];
   out->ids = arr[S_IDS];
@@ -506,6 +528,7 @@ const char *ffs_frame_kind_str(int kind) {
   case FFS_FRAME_REPORT: return "report";
   case FFS_FRAME_FEEDBACK: return "feedback";
   case FFS_FRAME_MARK: return "mark";
+  case FFS_FRAME_PARTIAL: return "partial";
   default: return "?";
   }
 }

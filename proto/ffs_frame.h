@@ -17,7 +17,10 @@ typedef enum {
   FFS_FRAME_REPORT = 2,   // a layer's per-row goodness (+ activity) to the readout
   FFS_FRAME_FEEDBACK = 3, // a vector flowing backward (later stage -> earlier)
   FFS_FRAME_MARK = 4,     // end of an epoch's stream (rows = 0), flows forward
+  FFS_FRAME_PARTIAL = 5,  // a shard's partial sums (1 row) to its sibling shards
 } ffs_frame_kind_t;
+
+#define FFS_FRAME_MAX_SHARDS 16 // slices one frame may be cut into
 
 typedef enum {
   FFS_POL_NEUTRAL = 0,    // neutral label (0.1 in every label pixel)
@@ -40,6 +43,12 @@ typedef struct {
   uint32_t rows;   // rows in the payload (samples in the micro-batch)
   uint32_t cols;   // floats per row
   uint32_t aux;    // REPORT: number of leading goodness columns; else 0
+  // A slice of a frame, sent by one shard of a sharded layer (nshards > 1):
+  // its columns are [col0, col0 + cols) of the whole frame. The receiver
+  // gathers the nshards slices with the same seq (stages/ffs_stage.c).
+  uint8_t shard;   // 0..nshards-1
+  uint8_t nshards; // 0 or 1 = a whole frame (the keys are then not sent)
+  uint32_t col0;   // first column of this slice
 } ffs_frame_hdr_t;
 
 // A decoded frame. All pointers borrow from the message buffer and may be
@@ -55,8 +64,9 @@ typedef struct {
 // What the receiver will accept. A zero field means "no constraint".
 typedef struct {
   uint32_t max_rows; // reject frames with more rows
-  uint32_t cols;     // exact cols required for DATA/FEEDBACK frames (0 = any)
-  uint32_t max_cols; // reject frames with more cols
+  uint32_t cols;     // exact cols required for DATA/FEEDBACK frames (0 = any);
+                     // a slice must end at or before it
+  uint32_t max_cols; // reject frames (slices: col0 + cols) with more cols
 } ffs_frame_limits_t;
 
 // Encodes hdr (+ optional per-row arrays + payload) into buf[0..cap).

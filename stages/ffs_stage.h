@@ -91,6 +91,12 @@ int ffs_io_send_report(ffs_io_t *io, const void *buf, size_t len);
 // send (the receiver always drains them; see docs/ARCHITECTURE.md).
 int ffs_io_send_feedback(ffs_io_t *io, int k, const void *buf, size_t len);
 int ffs_io_n_feedback_out(const ffs_io_t *io);
+// A shard of a sharded layer: sums v (n floats) over all shards of its layer
+// for frame seq (an allreduce over the peer channels: v goes to every
+// sibling, theirs come back). Every shard gets bit-identical sums. Returns 0,
+// or -1 when the stage is stopping or a sibling lost this frame (then drop
+// it). A no-op for an unsharded stage.
+int ffs_io_allreduce(ffs_io_t *io, uint64_t seq, float *v, int n);
 // Sends a one-line control message to the launcher.
 int ffs_io_send_ctl(ffs_io_t *io, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // Pauses (1) or resumes (0) reading the report channel of stage sub.

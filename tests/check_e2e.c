@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -580,6 +581,58 @@ START_TEST(test_slow_stage_never_deadlocks) {
 }
 END_TEST
 
+// ---- sharded layers ----
+
+// Runs configs/mnist-ff.yaml small, with random negatives (no feedback, so
+// the run is deterministic) and shard overrides; returns a copy of its
+// summary.json (the caller frees it).
+static char *s_run_sharded(const char *name, const char *set1, const char *set2) {
+  char out[300], log[300], path[400];
+  snprintf(out, sizeof out, "%s/%s", s_tmp, name);
+  snprintf(log, sizeof log, "%s/%s.log", s_tmp, name);
+  const char *argv[32] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
+                          "--set", "train.epochs=1", "--set", "data.train_limit=1000",
+                          "--set", "data.test_limit=1000", "--set", "train.negatives=random",
+                          "--set", "feedback=[]", "--set", "train.ckpt_every_s=0"};
+  int n = 0;
+  while (argv[n]) n++;
+  const char *sets[] = {set1, set2};
+  for (int k = 0; k < 2; k++)
+    if (sets[k]) argv[n++] = "--set", argv[n++] = sets[k];
+  argv[n] = NULL;
+  int rc = s_wait(s_start(argv, log), 120);
+  ck_assert_msg(rc == 0, "run %s exited %d; log:\n%s", name, rc, s_slurp(log));
+  snprintf(path, sizeof path, "%s/summary.json", out);
+  const char *json = s_slurp(path);
+  ck_assert_msg(json != NULL, "no %s", path);
+  return strdup(json);
+}
+
+START_TEST(test_sharding_changes_nothing_but_speed) {
+  char *whole = s_run_sharded("whole", NULL, NULL);
+  char *sharded = s_run_sharded("sharded", "l1.shards=2", "l2.shards=3");
+  // the shards ran as processes of their own and lost nothing
+  const char *names[] = {"l1.0", "l1.1", "l2.0", "l2.1", "l2.2", "l3", "out"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char at[64];
+    snprintf(at, sizeof at, "\"name\": \"%s\"", names[i]);
+    ck_assert_msg(s_json(sharded, at, "frames") > 0, "%s did not run:\n%s", names[i], sharded);
+    ck_assert_msg(s_json(sharded, at, "bad_frames") == 0, "%s dropped frames:\n%s", names[i],
+                  sharded);
+  }
+  // and reached the unsharded run's test error, overall and per layer
+  const char *keys[][2] = {{NULL, "test_error"}, {"\"l1\"", "energy"}, {"\"l2\"", "energy"},
+                           {"\"l2\"", "softmax"}, {"\"l3\"", "energy"}};
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    double a = s_json(whole, keys[i][0], keys[i][1]), b = s_json(sharded, keys[i][0], keys[i][1]);
+    ck_assert_msg(a >= 0 && a < 0.9 && fabs(a - b) <= 0.001 + 1e-9,
+                  "%s %s: unsharded %g, sharded %g (expected within 0.1 pp)", keys[i][0] ? keys[i][0] : "",
+                  keys[i][1], a, b);
+  }
+  free(whole), free(sharded);
+}
+END_TEST
+
 static Suite *s_suite(void) {
   Suite *s = suite_create("e2e");
   TCase *cli = tcase_create("cli");
@@ -609,6 +662,11 @@ static Suite *s_suite(void) {
   tcase_add_test(loops, test_lockstep_is_bit_identical);
   tcase_add_test(loops, test_slow_stage_never_deadlocks);
   suite_add_tcase(s, loops);
+  TCase *shards = tcase_create("shards");
+  tcase_add_checked_fixture(shards, s_setup, s_teardown);
+  tcase_set_timeout(shards, 300);
+  tcase_add_test(shards, test_sharding_changes_nothing_but_speed);
+  suite_add_tcase(s, shards);
   return s;
 }
 

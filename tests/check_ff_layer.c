@@ -202,6 +202,60 @@ START_TEST(test_label_goodness_scores_every_label_from_one_pass) {
 }
 END_TEST
 
+START_TEST(test_shards_compute_the_whole_layer) {
+  // a layer cut into shards of 3, 3 and 2 units, with the partial sums
+  // added up between them, must follow the whole layer step for step:
+  // same goodness, same normalized output, same weights after each update
+  static const ffs_goodness_t kinds[] = {FFS_GOODNESS_SSQ, FFS_GOODNESS_MSQ,
+                                         FFS_GOODNESS_MIN_SSQ};
+  enum { K = 3 };
+  const int units[K] = {3, 3, 2}, unit0[K] = {0, 3, 6};
+  for (int g = 0; g < 3; g++) {
+    ffs_layer_cfg_t cfg = s_cfg(kinds[g]);
+    cfg.theta = 0.0f, cfg.momentum = 0.9f, cfg.weight_decay = 0.01f, cfg.peer_lambda = 0.03f;
+    ffs_ff_layer_t *whole = ffs_ff_layer_new(IN, UNITS, ROWS, &cfg, 7, 1001), *sh[K];
+    for (int k = 0; k < K; k++)
+      sh[k] = ffs_ff_layer_new_shard(IN, units[k], unit0[k], UNITS, ROWS, &cfg, 7, 1001);
+    ck_assert_float_eq(ffs_ff_layer_theta(sh[1]), ffs_ff_layer_theta(whole));
+    float x[ROWS * IN], part[K][ROWS + 2], tot[ROWS + 2];
+    for (int step = 0; step < 6; step++) {
+      int pos = step % 2 == 0;
+      s_input(x, ROWS, 100 + (uint64_t)step);
+      ffs_ff_layer_forward(whole, x, ROWS);
+      for (int k = 0; k < K; k++) {
+        ffs_ff_layer_forward(sh[k], x, ROWS);
+        ck_assert_int_eq(ffs_ff_layer_partials(sh[k], ROWS, part[k]), ROWS + 2);
+      }
+      for (int i = 0; i < ROWS + 2; i++) tot[i] = part[0][i] + part[1][i] + part[2][i];
+      for (int k = 0; k < K; k++) ffs_ff_layer_set_totals(sh[k], ROWS, tot);
+      for (int k = 0; k < K; k++) {
+        const float *gw = ffs_ff_layer_goodness(whole), *gs = ffs_ff_layer_goodness(sh[k]);
+        for (int r = 0; r < ROWS; r++) ck_assert_float_eq_tol(gs[r], gw[r], 1e-4f * (1 + gw[r]));
+        const float *yw = ffs_ff_layer_output(whole), *ys = ffs_ff_layer_output(sh[k]);
+        for (int r = 0; r < ROWS; r++)
+          for (int j = 0; j < units[k]; j++)
+            ck_assert_float_eq_tol(ys[r * units[k] + j], yw[r * UNITS + unit0[k] + j], 1e-5f);
+      }
+      ffs_ff_layer_learn(whole, ROWS, pos, 1.0f);
+      for (int k = 0; k < K; k++) ffs_ff_layer_learn(sh[k], ROWS, pos, 1.0f);
+      for (int k = 0; k < K; k++) {
+        const float *ww = ffs_ff_layer_weights(whole), *ws = ffs_ff_layer_weights(sh[k]);
+        for (int i = 0; i < units[k] * IN; i++)
+          ck_assert_float_eq_tol(ws[i], ww[unit0[k] * IN + i], 1e-5f);
+        for (int j = 0; j < units[k]; j++) {
+          ck_assert_float_eq_tol(ffs_ff_layer_bias(sh[k])[j], ffs_ff_layer_bias(whole)[unit0[k] + j],
+                                 1e-5f);
+          ck_assert_float_eq_tol(ffs_ff_layer_peer_mean(sh[k])[j],
+                                 ffs_ff_layer_peer_mean(whole)[unit0[k] + j], 1e-6f);
+        }
+      }
+    }
+    ffs_ff_layer_destroy(&whole);
+    for (int k = 0; k < K; k++) ffs_ff_layer_destroy(&sh[k]);
+  }
+}
+END_TEST
+
 static Suite *s_suite(void) {
   Suite *s = suite_create("ff_layer");
   TCase *core = tcase_create("core");
@@ -211,6 +265,7 @@ static Suite *s_suite(void) {
   tcase_add_test(core, test_layer_separates_positive_from_negative);
   tcase_add_test(core, test_label_grad_matches_finite_differences);
   tcase_add_test(core, test_label_goodness_scores_every_label_from_one_pass);
+  tcase_add_test(core, test_shards_compute_the_whole_layer);
   suite_add_tcase(s, core);
   return s;
 }

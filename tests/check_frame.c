@@ -266,8 +266,9 @@ START_TEST(test_kind_str) {
   ck_assert_str_eq(ffs_frame_kind_str(FFS_FRAME_REPORT), "report");
   ck_assert_str_eq(ffs_frame_kind_str(FFS_FRAME_FEEDBACK), "feedback");
   ck_assert_str_eq(ffs_frame_kind_str(FFS_FRAME_MARK), "mark");
+  ck_assert_str_eq(ffs_frame_kind_str(FFS_FRAME_PARTIAL), "partial");
   ck_assert_str_eq(ffs_frame_kind_str(0), "?");
-  ck_assert_str_eq(ffs_frame_kind_str(5), "?");
+  ck_assert_str_eq(ffs_frame_kind_str(6), "?");
   ck_assert_str_eq(ffs_frame_kind_str(-1), "?");
 }
 END_TEST
@@ -546,10 +547,10 @@ END_TEST
 START_TEST(test_bad_values) {
   t_msg_t m;
   t_hdr(&m, 0, 1, 0, 0, 0);
-  t_expect_fail(&m, NULL, "kind 0, expected 1..4");
+  t_expect_fail(&m, NULL, "kind 0, expected 1..5");
   t_end(&m);
-  t_hdr(&m, 0, 1, 5, 0, 0);
-  t_expect_fail(&m, NULL, "kind 5, expected 1..4");
+  t_hdr(&m, 0, 1, 6, 0, 0);
+  t_expect_fail(&m, NULL, "kind 6, expected 1..5");
   t_end(&m);
   t_hdr(&m, 0, 1, 300, 0, 0);
   t_expect_fail(&m, NULL, "\"kind\" = 300");
@@ -687,6 +688,50 @@ START_TEST(test_cols_exact) {
   t_end(&m);
   t_hdr(&m, 0, 1, FFS_FRAME_MARK, 0, 0);
   t_expect_ok(&m, &lim);
+  t_end(&m);
+}
+END_TEST
+
+START_TEST(test_slices) {
+  // a shard's slice: shard, nshards and col0 travel, and limits apply to
+  // the slice's end column
+  uint8_t buf[256];
+  const float v[2 * 3] = {1, 2, 3, 4, 5, 6};
+  ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .seq = 9, .rows = 2, .cols = 3,
+                       .shard = 2, .nshards = 3, .col0 = 5};
+  size_t n = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, v);
+  ck_assert_uint_gt(n, 0);
+  ffs_frame_t f;
+  char err[256];
+  ffs_frame_limits_t fits = {.cols = 8, .max_cols = 8}, over = {.cols = 7};
+  ck_assert_msg(t_decode_bytes(&f, buf, n, &fits, err, sizeof err) == 0, "%s", err);
+  ck_assert_uint_eq(f.h.shard, 2);
+  ck_assert_uint_eq(f.h.nshards, 3);
+  ck_assert_uint_eq(f.h.col0, 5);
+  ck_assert_int_eq(t_decode_bytes(&f, buf, n, &over, err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "data frame with 8 cols (slice end), expected at most 7"), "%s", err);
+  // a whole frame sends no slice keys and decodes with nshards 0
+  h.nshards = 0, h.shard = 0, h.col0 = 0;
+  n = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, v);
+  ck_assert_int_eq(t_decode_bytes(&f, buf, n, NULL, err, sizeof err), 0);
+  ck_assert_uint_eq(f.h.nshards, 0);
+  // inconsistent slice keys are refused
+  t_msg_t m;
+  t_hdr(&m, 2, 1, FFS_FRAME_DATA, 1, 1);
+  t_kv(&m, "shard", 3);
+  t_kv(&m, "nshards", 3);
+  t_floats(&m, 1);
+  t_expect_fail(&m, NULL, "shard 3, col0 0 with nshards 3");
+  t_end(&m);
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 1, 1);
+  t_kv(&m, "nshards", 17);
+  t_floats(&m, 1);
+  t_expect_fail(&m, NULL, "nshards 17, expected at most 16");
+  t_end(&m);
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 1, 1);
+  t_kv(&m, "col0", 4); // a whole frame starts at column 0
+  t_floats(&m, 1);
+  t_expect_fail(&m, NULL, "shard 0, col0 4 with nshards 0");
   t_end(&m);
 }
 END_TEST
@@ -842,7 +887,9 @@ START_TEST(test_fuzz) {
       size_t floats = (size_t)f.h.rows * f.h.cols;
       const uint8_t *end = f.payload ? f.payload + floats * 4 : buf + len;
       ck_assert_ptr_eq(end, buf + len);
-      ck_assert(f.h.kind >= 1 && f.h.kind <= 4 && f.h.pol <= 3 && f.h.mode <= 1);
+      ck_assert(f.h.kind >= 1 && f.h.kind <= FFS_FRAME_PARTIAL && f.h.pol <= 3 && f.h.mode <= 1);
+      ck_assert(f.h.nshards <= FFS_FRAME_MAX_SHARDS);
+      ck_assert(f.h.nshards > 1 ? f.h.shard < f.h.nshards : f.h.shard == 0 && f.h.col0 == 0);
       ck_assert_uint_le(f.h.aux, f.h.cols);
       float dst[CAP / 4];
       ffs_frame_copy_payload(dst, &f);
@@ -864,6 +911,7 @@ static Suite *frame_suite(void) {
   Suite *s = suite_create("frame");
   TCase *core = tcase_create("core");
   tcase_add_test(core, test_round_trip);
+  tcase_add_test(core, test_slices);
   tcase_add_test(core, test_round_trip_unaligned);
   tcase_add_test(core, test_round_trip_no_arrays);
   tcase_add_test(core, test_defaults);

@@ -435,10 +435,12 @@ START_TEST(test_endpoints) {
   ck_assert_str_eq(ep, "tcp://10.1.2.3:6000");
   ffs_topo_endpoint(&t, NULL, 0, FFS_CHAN_IN, 0, ep, sizeof ep);
   ck_assert_str_eq(ep, "tcp://10.1.2.3:6001");
-  ffs_topo_endpoint(&t, NULL, 1, FFS_CHAN_FB, 0, ep, sizeof ep); // 6000 + 1 + 34 + 1
-  ck_assert_str_eq(ep, "tcp://10.1.2.3:6036");
-  ffs_topo_endpoint(&t, NULL, 3, FFS_CHAN_REP, 2, ep, sizeof ep); // 6000 + 1 + 102 + 4
-  ck_assert_str_eq(ep, "tcp://10.1.2.3:6107");
+  ffs_topo_endpoint(&t, NULL, 1, FFS_CHAN_FB, 0, ep, sizeof ep); // 6000 + 1 + 35 + 1
+  ck_assert_str_eq(ep, "tcp://10.1.2.3:6037");
+  ffs_topo_endpoint(&t, NULL, 2, FFS_CHAN_PEER, 0, ep, sizeof ep); // 6000 + 1 + 70 + 2
+  ck_assert_str_eq(ep, "tcp://10.1.2.3:6073");
+  ffs_topo_endpoint(&t, NULL, 3, FFS_CHAN_REP, 2, ep, sizeof ep); // 6000 + 1 + 105 + 5
+  ck_assert_str_eq(ep, "tcp://10.1.2.3:6111");
 }
 END_TEST
 
@@ -454,7 +456,7 @@ START_TEST(test_err_unknown_key) {
                    5,
                    "stage 'l2': unknown key 'unit' (expected one of: name, kind, units, core, "
                    "goodness, theta, temp, optimizer, lr, momentum, weight_decay, cooldown, "
-                   "peer_lambda, peer_decay, delay_ms)");
+                   "peer_lambda, peer_decay, delay_ms, shards)");
   s_expect_fail_at("seed: 1\nstage: []\n", 2, "unknown key 'stage' (expected one of: name, seed");
   s_expect_fail_at("train:\n  epochs: 1\n  epoch: 2\n", 3, "train: unknown key 'epoch'");
 }
@@ -708,6 +710,59 @@ START_TEST(test_labels_and_recurrent_keys) {
 }
 END_TEST
 
+START_TEST(test_shards_expand) {
+  ffs_topo_t t;
+  const char *ov = "l1.shards=3";
+  ck_assert_msg(s_load(&t, s_min, &ov, 1) == 0, "%s", s_err);
+  // l1 (20 units) becomes three processes of 7, 7 and 6 units
+  ck_assert_int_eq(t.n_stages, 6);
+  const char *names[] = {"src", "l1.0", "l1.1", "l1.2", "l2", "out"};
+  for (int i = 0; i < 6; i++) ck_assert_str_eq(t.stages[i].name, names[i]);
+  const int units[] = {7, 7, 6}, unit0[] = {0, 7, 14};
+  for (int k = 0; k < 3; k++) {
+    const ffs_stage_cfg_t *st = &t.stages[1 + k];
+    ck_assert_int_eq(st->units, units[k]);
+    ck_assert_int_eq(st->unit0, unit0[k]);
+    ck_assert_int_eq(st->shard, k);
+    ck_assert_int_eq(st->n_shards, 3);
+    ck_assert_int_eq(st->group, 1);
+    ck_assert_int_eq(st->out_dim, 20);
+    ck_assert_int_eq(st->in_dim, 784);
+    ck_assert_int_eq(st->layer_index, 1);
+    ck_assert_str_eq(st->layer_name, "l1");
+    ck_assert_int_eq(ffs_topo_next(&t, 1 + k), 4);
+  }
+  // the next layer sees the whole layer; the readout's list follows l2
+  ck_assert_int_eq(t.stages[4].in_dim, 20);
+  ck_assert_int_eq(t.stages[4].layer_index, 2);
+  ck_assert_int_eq(t.stages[4].group, 4);
+  ck_assert_int_eq(t.stages[5].n_energy, 1);
+  ck_assert_int_eq(t.stages[5].energy[0], 4);
+  ck_assert_int_eq(ffs_topo_find(&t, "l1.2"), 3);
+}
+END_TEST
+
+START_TEST(test_err_shards) {
+  char text[1024];
+  s_expect_set_fail("l2.shards=11", "stage 'l2': shards: 11 shards of 10 units leave a shard "
+                                    "without units (expected at most 10)");
+  s_expect_set_fail("l2.shards=17", "stage 'l2': shards");
+  // s_min has 10 lines; feedback: starts at line 11
+  snprintf(text, sizeof text, "%sfeedback:\n  - {from: l2, to: l1}\n", s_min);
+  ffs_topo_t t;
+  const char *ov = "l1.shards=2";
+  ck_assert_int_eq(s_load(&t, text, &ov, 1), -1);
+  char prefix[256];
+  snprintf(prefix, sizeof prefix, "%s/t.yaml:12: ", s_dir);
+  s_expect_err(prefix, "feedback l2 -> l1: 'l1' is sharded (shards: 2) and a sharded layer "
+                       "cannot start or end a feedback edge yet");
+  snprintf(text, sizeof text, "%strain:\n  labels: separate\n", s_min);
+  ck_assert_int_eq(s_load(&t, text, &ov, 1), -1);
+  s_expect_err("--set l1.shards=2: ", "stage 'l1': shards: a layer cannot be sharded in the "
+                                      "FFCL form");
+}
+END_TEST
+
 START_TEST(test_err_labels_and_recurrent) {
   char text[1024];
   // s_min has 10 lines; train: starts at line 11
@@ -915,6 +970,8 @@ static Suite *s_suite(void) {
   tcase_add_test(errors, test_err_hard_negatives_need_the_edge);
   tcase_add_test(errors, test_labels_and_recurrent_keys);
   tcase_add_test(errors, test_err_labels_and_recurrent);
+  tcase_add_test(errors, test_shards_expand);
+  tcase_add_test(errors, test_err_shards);
   tcase_add_test(errors, test_err_tcp_ports);
   tcase_add_test(errors, test_err_yaml_syntax);
   tcase_add_test(errors, test_err_anchor_alias);

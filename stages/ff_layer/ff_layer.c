@@ -17,6 +17,9 @@
 
 struct ffs_ff_layer {
   int in_dim, units, max_rows;
+  int unit0, total_units; // a shard owns units [unit0, unit0 + units) of total_units
+  float peer_avg;  // shard: mean peer mean over the whole layer (set from totals)
+  float act_sum;   // shard: whole layer's sum of mean activities in the last forward
   ffs_layer_cfg_t cfg;
   float theta;     // resolved threshold
   float *w;        // (units, in_dim)
@@ -38,6 +41,10 @@ struct ffs_ff_layer {
   uint8_t *lab;    // (max_rows) label of each row of the last forward
 };
 
+static ffs_ff_layer_t *s_new(int in_dim, int units, int unit0, int total_units, int n_labels,
+                             int max_rows, const ffs_layer_cfg_t *cfg, uint64_t seed,
+                             uint64_t stream);
+
 ffs_ff_layer_t *ffs_ff_layer_new(int in_dim, int units, int max_rows, const ffs_layer_cfg_t *cfg,
                                  uint64_t seed, uint64_t stream) {
   return ffs_ff_layer_new_labeled(in_dim, units, 0, max_rows, cfg, seed, stream);
@@ -46,13 +53,27 @@ ffs_ff_layer_t *ffs_ff_layer_new(int in_dim, int units, int max_rows, const ffs_
 ffs_ff_layer_t *ffs_ff_layer_new_labeled(int in_dim, int units, int n_labels, int max_rows,
                                          const ffs_layer_cfg_t *cfg, uint64_t seed,
                                          uint64_t stream) {
+  return s_new(in_dim, units, 0, units, n_labels, max_rows, cfg, seed, stream);
+}
+
+ffs_ff_layer_t *ffs_ff_layer_new_shard(int in_dim, int units, int unit0, int total_units,
+                                       int max_rows, const ffs_layer_cfg_t *cfg, uint64_t seed,
+                                       uint64_t stream) {
+  return s_new(in_dim, units, unit0, total_units, 0, max_rows, cfg, seed, stream);
+}
+
+static ffs_ff_layer_t *s_new(int in_dim, int units, int unit0, int total_units, int n_labels,
+                             int max_rows, const ffs_layer_cfg_t *cfg, uint64_t seed,
+                             uint64_t stream) {
   assert(in_dim > 0 && units > 0 && n_labels >= 0 && n_labels < 255 && max_rows > 0 && cfg);
+  assert(unit0 >= 0 && unit0 + units <= total_units && (total_units == units || !n_labels));
   ffs_ff_layer_t *l = calloc(1, sizeof *l);
   if (!l) return NULL;
   l->in_dim = in_dim, l->units = units, l->max_rows = max_rows, l->cfg = *cfg;
+  l->unit0 = unit0, l->total_units = total_units;
   l->theta = cfg->theta > 0 ? cfg->theta
              : cfg->goodness == FFS_GOODNESS_MSQ ? 1.0f
-                                                 : (float)units;
+                                                 : (float)total_units;
   size_t nw = (size_t)units * (size_t)in_dim, nu = (size_t)units;
   size_t nr = (size_t)max_rows;
   l->w = malloc(nw * sizeof(float));
@@ -89,6 +110,8 @@ ffs_ff_layer_t *ffs_ff_layer_new_labeled(int in_dim, int units, int n_labels, in
   ffs_rng_t rng;
   ffs_rng_seed(&rng, seed, stream);
   float scale = 1.0f / sqrtf((float)in_dim);
+  // a shard draws the whole layer's weights in order and keeps its rows
+  for (size_t i = 0; i < (size_t)unit0 * (size_t)in_dim; i++) (void)ffs_rng_normal(&rng);
   for (size_t i = 0; i < nw; i++) l->w[i] = ffs_rng_normal(&rng) * scale;
   for (size_t j = 0; j < nu; j++) l->peer[j] = 0.5f;
   float uscale = n_labels ? 1.0f / sqrtf((float)n_labels) : 0.0f;
@@ -119,6 +142,12 @@ void ffs_ff_layer_forward_labeled(ffs_ff_layer_t *l, const float *x, int rows,
   assert(rows > 0 && rows <= l->max_rows);
   const int u = l->units;
   ffs_rms_normalize(l->xn, x, rows, l->in_dim, 1e-8f);
+  if (l->total_units != u) { // a shard: partial goodness; yn waits for the totals
+    ffs_linear_forward(l->y, l->xn, l->w, l->b, rows, l->in_dim, u);
+    ffs_relu(l->y, (long)rows * u);
+    ffs_goodness(l->g, l->y, rows, u, FFS_GOODNESS_SSQ);
+    return;
+  }
   if (!l->n_labels) {
     ffs_linear_forward(l->y, l->xn, l->w, l->b, rows, l->in_dim, u);
     ffs_relu(l->y, (long)rows * u);
@@ -161,6 +190,34 @@ void ffs_ff_layer_label_goodness(const ffs_ff_layer_t *l, int rows, float *out) 
   }
 }
 
+int ffs_ff_layer_partials(const ffs_ff_layer_t *l, int rows, float *out) {
+  assert(rows > 0 && rows <= l->max_rows);
+  const int u = l->units;
+  memcpy(out, l->g, sizeof(float) * (size_t)rows); // the forward's partial sums of squares
+  double peer = 0.0, act = 0.0;
+  for (int j = 0; j < u; j++) peer += l->peer[j];
+  for (int r = 0; r < rows; r++)
+    for (int j = 0; j < u; j++) act += l->y[(long)r * u + j];
+  out[rows] = (float)peer;
+  out[rows + 1] = (float)(act / rows);
+  return rows + 2;
+}
+
+void ffs_ff_layer_set_totals(ffs_ff_layer_t *l, int rows, const float *tot) {
+  assert(rows > 0 && rows <= l->max_rows);
+  const int u = l->units;
+  const float n = (float)l->total_units;
+  for (int r = 0; r < rows; r++) {
+    l->g[r] = l->cfg.goodness == FFS_GOODNESS_MSQ ? tot[r] / n : tot[r];
+    float inv = 1.0f / (sqrtf(tot[r] / n) + 1e-8f); // the whole row's RMS norm
+    const float *yr = l->y + (long)r * u;
+    float *o = l->yn + (long)r * u;
+    for (int j = 0; j < u; j++) o[j] = yr[j] * inv;
+  }
+  l->peer_avg = tot[rows] / n;
+  l->act_sum = tot[rows + 1];
+}
+
 const float *ffs_ff_layer_goodness(const ffs_ff_layer_t *l) { return l->g; }
 const float *ffs_ff_layer_output(const ffs_ff_layer_t *l) { return l->yn; }
 const float *ffs_ff_layer_activity(const ffs_ff_layer_t *l) { return l->y; }
@@ -177,11 +234,13 @@ void ffs_ff_layer_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, flo
   const ffs_layer_cfg_t *c = &l->cfg;
   // dG/dy = 2y (ssq, min_ssq) or 2y/units (msq); the relu gate is implicit:
   // y = 0 wherever the unit is off.
-  float dgdy = c->goodness == FFS_GOODNESS_MSQ ? 2.0f / (float)u : 2.0f;
+  float dgdy = c->goodness == FFS_GOODNESS_MSQ ? 2.0f / (float)l->total_units : 2.0f;
   // Peer normalization: push each unit's running mean toward the layer's
   // mean, applied to every row and NOT gated by the relu so dead units revive.
   float peer_avg = 0.0f;
-  if (c->peer_lambda > 0.0f) {
+  if (c->peer_lambda > 0.0f && l->total_units != u) {
+    peer_avg = l->peer_avg; // a shard: the whole layer's, from the totals
+  } else if (c->peer_lambda > 0.0f) {
     for (int j = 0; j < u; j++) peer_avg += l->peer[j];
     peer_avg /= (float)u;
   }
@@ -215,6 +274,10 @@ float ffs_ff_layer_learn(ffs_ff_layer_t *l, int rows, int positive, float lr_fac
       for (int r = 0; r < rows; r++) mean += l->y[(long)r * l->units + j];
       l->peer[j] = c->peer_decay * l->peer[j] + (1.0f - c->peer_decay) * mean / (float)rows;
     }
+    // a shard: the same update of the whole layer's mean, from the totals
+    if (l->total_units != l->units)
+      l->peer_avg = c->peer_decay * l->peer_avg +
+                    (1.0f - c->peer_decay) * l->act_sum / (float)l->total_units;
   }
   ffs_ff_layer_grad(l, rows, positive, l->gw, l->gb);
   l->step++;

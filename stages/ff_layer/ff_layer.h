@@ -23,6 +23,16 @@ ffs_ff_layer_t *ffs_ff_layer_new(int in_dim, int units, int max_rows, const ffs_
 ffs_ff_layer_t *ffs_ff_layer_new_labeled(int in_dim, int units, int n_labels, int max_rows,
                                          const ffs_layer_cfg_t *cfg, uint64_t seed,
                                          uint64_t stream);
+// One shard of a sharded layer (topology key `shards`): the units
+// [unit0, unit0 + units) of a layer of total_units units. Its weights are
+// exactly those rows of the whole layer's (same seed and stream), and its
+// threshold is the whole layer's. After each forward, the caller sums the
+// shards' partials (ffs_ff_layer_partials) over all shards and hands the
+// totals back (ffs_ff_layer_set_totals) before reading the goodness or the
+// output, or learning. Not for the FFCL form.
+ffs_ff_layer_t *ffs_ff_layer_new_shard(int in_dim, int units, int unit0, int total_units,
+                                       int max_rows, const ffs_layer_cfg_t *cfg, uint64_t seed,
+                                       uint64_t stream);
 void ffs_ff_layer_destroy(ffs_ff_layer_t **self_p);
 
 // Runs x (rows, in_dim) through the layer: normalizes x, computes
@@ -36,6 +46,15 @@ void ffs_ff_layer_forward_labeled(ffs_ff_layer_t *l, const float *x, int rows,
 // label, out (rows, n_labels). Costs O(rows * n_labels * units): the feature
 // part W x is shared by all candidates.
 void ffs_ff_layer_label_goodness(const ffs_ff_layer_t *l, int rows, float *out);
+
+// A shard, after a forward: writes rows + 2 partial sums into out: each row's
+// sum of squared activities over this shard's units, then the sum of its
+// units' peer means, then the sum over its units of their mean activity in
+// this forward. Returns rows + 2.
+int ffs_ff_layer_partials(const ffs_ff_layer_t *l, int rows, float *out);
+// A shard: the same sums over all shards (in the same layout). Completes the
+// forward: goodness and normalized output now cover the whole layer.
+void ffs_ff_layer_set_totals(ffs_ff_layer_t *l, int rows, const float *totals);
 
 // Results of the last forward (borrowed; valid until the next forward).
 const float *ffs_ff_layer_goodness(const ffs_ff_layer_t *l); // (rows)

@@ -46,6 +46,8 @@ typedef struct {
   const ffs_topo_t *topo;
   int index;
   int in_dim, units, max_rows;
+  int shard, n_shards, group, unit0; // a shard owns units [unit0, unit0 + units)
+  float *part;           // (max_rows + 2) a shard's partial sums, then the totals
   int report_activity;   // the readout's softmax reads this layer
   int labeled;           // FFCL: label weights, no painted label
   int ticks, td_dim;     // recurrent form (ticks > 1) and its top-down width
@@ -86,8 +88,14 @@ static int s_send(s_layer_t *s, ffs_io_t *io, int which, const ffs_frame_hdr_t *
                   uint32_t rows, uint32_t cols, uint32_t aux, const s_rows_t *r,
                   const float *payload) {
   ffs_frame_hdr_t h = *in;
-  h.kind = kind, h.stage = (uint32_t)s->index, h.rows = rows, h.cols = cols, h.aux = aux;
+  h.kind = kind, h.stage = (uint32_t)s->group, h.rows = rows, h.cols = cols, h.aux = aux;
   if (kind == FFS_FRAME_MARK) h.rows = 0, h.cols = 0;
+  // a shard sends its slice of the layer's frame: forward, its units; in a
+  // report, shard 0 also carries the goodness column in front
+  h.nshards = (uint8_t)(s->n_shards > 1 ? s->n_shards : 0), h.shard = (uint8_t)s->shard;
+  h.col0 = s->n_shards < 2 || kind == FFS_FRAME_MARK || s->shard == 0 ? 0
+           : which == S_FORWARD                                       ? (uint32_t)s->unit0
+                                                                      : 1u + (h.cols ? (uint32_t)s->unit0 : 0u);
   size_t len = ffs_frame_encode(s->buf, s->buf_cap, &h, h.rows ? r->labels : NULL,
                                 h.rows ? r->cands : NULL, h.rows ? r->ids : NULL, payload);
   if (!len) return -1;
@@ -131,14 +139,15 @@ static int s_report(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f, const floa
                   &ex, s->rep);
   }
   int with_act = s->report_activity && f->h.pol == FFS_POL_NEUTRAL;
-  int cols = 1 + (with_act ? s->units : 0);
+  int lead = s->shard == 0; // the goodness column (a layer's shard 0 carries it)
+  int cols = lead + (with_act ? s->units : 0);
   for (int i = 0; i < rows; i++) {
     float *o = s->rep + (long)i * cols;
-    o[0] = g[i];
-    if (with_act) memcpy(o + 1, act + (long)i * s->units, sizeof(float) * (size_t)s->units);
+    if (lead) o[0] = g[i];
+    if (with_act) memcpy(o + lead, act + (long)i * s->units, sizeof(float) * (size_t)s->units);
   }
-  return s_send(s, io, S_REPORT, &f->h, FFS_FRAME_REPORT, (uint32_t)rows, (uint32_t)cols, 1, &r,
-                s->rep);
+  return s_send(s, io, S_REPORT, &f->h, FFS_FRAME_REPORT, (uint32_t)rows, (uint32_t)cols,
+                (uint32_t)lead, &r, s->rep);
 }
 
 // Learns from a training frame's positive or negative rows (the last forward).
@@ -177,6 +186,11 @@ static int s_on_data(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f) {
     ffs_ff_layer_forward_labeled(s->layer, s->x, rows, with_label ? f->cands : NULL);
   } else {
     ffs_ff_layer_forward(s->layer, s->x, rows);
+  }
+  if (s->n_shards > 1) { // goodness and norm are sums over all the layer's units
+    int n = ffs_ff_layer_partials(s->layer, rows, s->part);
+    if (ffs_io_allreduce(io, f->h.seq, s->part, n) < 0) return 0; // dropped, logged
+    ffs_ff_layer_set_totals(s->layer, rows, s->part);
   }
   const float *yn = ffs_ff_layer_output(s->layer);
   const float *g = ffs_ff_layer_goodness(s->layer);
@@ -342,8 +356,12 @@ static int s_save(void *self, const char *path, char *err, size_t errlen) {
   int n = s_tensors(s, t);
   char theta[32];
   snprintf(theta, sizeof theta, "%g", (double)ffs_ff_layer_theta(s->layer));
-  const char *meta[] = {"stage", s->topo->stages[s->index].name, "kind", "ff_layer", "theta", theta};
-  return ffs_ckpt_save(path, t, n, meta, 3, err, errlen);
+  char unit0[16];
+  snprintf(unit0, sizeof unit0, "%d", s->unit0);
+  const ffs_stage_cfg_t *me = &s->topo->stages[s->index];
+  const char *meta[] = {"stage", me->name, "kind",  "ff_layer", "theta",
+                        theta,   "layer", me->layer_name, "unit0", unit0};
+  return ffs_ckpt_save(path, t, n, meta, 5, err, errlen);
 }
 
 static int s_load(void *self, const char *path, char *err, size_t errlen) {
@@ -360,7 +378,7 @@ static void s_destroy(void **self_p) {
   if (!s) return;
   ffs_ff_layer_destroy(&s->layer);
   free(s->x), free(s->rep), free(s->out), free(s->lg), free(s->fb), free(s->ids);
-  free(s->labels), free(s->cands), free(s->buf);
+  free(s->labels), free(s->cands), free(s->buf), free(s->part);
   for (int k = 0; k < S_SLOTS; k++) free(s->slots[k].state), free(s->slots[k].gsum), free(s->slots[k].td);
   free(s);
   *self_p = NULL;
@@ -374,18 +392,25 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   if (!s) return NULL;
   s->topo = t, s->index = env->index;
   s->in_dim = me->in_dim, s->units = me->units;
+  s->shard = me->shard, s->n_shards = me->n_shards, s->group = me->group, s->unit0 = me->unit0;
   s->labeled = t->labels == FFS_LABELS_SEPARATE;
   s->ticks = t->ticks, s->td_dim = t->ticks > 1 ? me->td_dim : 0;
   s->max_rows = t->batch > t->eval_batch * 10 ? t->batch : t->eval_batch * 10;
-  for (int k = 0; k < ro->n_softmax; k++) s->report_activity |= ro->softmax[k] == env->index;
+  for (int k = 0; k < ro->n_softmax; k++) s->report_activity |= ro->softmax[k] == me->group;
   for (int k = 0; k < t->n_feedback; k++)
     if (t->feedback[k].to == env->index) {
       int c = ffs_topo_feedback_cols(t, t->feedback[k].from);
       s->fb_cols = (uint32_t)(c > (int)s->fb_cols ? c : (int)s->fb_cols);
     }
   int w = s->in_dim + s->td_dim;
-  s->layer = ffs_ff_layer_new_labeled(w, s->units, s->labeled ? S_NCLASSES : 0, s->max_rows,
-                                      &me->layer, t->seed, (uint64_t)env->index + 1000);
+  // the stream is the layer's index in the file, so a sharded layer's shards
+  // draw exactly the unsharded layer's weights
+  uint64_t stream = (uint64_t)me->layer_index + 1000;
+  s->layer = s->n_shards > 1
+                 ? ffs_ff_layer_new_shard(w, s->units, s->unit0, me->out_dim, s->max_rows,
+                                          &me->layer, t->seed, stream)
+                 : ffs_ff_layer_new_labeled(w, s->units, s->labeled ? S_NCLASSES : 0,
+                                            s->max_rows, &me->layer, t->seed, stream);
   size_t mr = (size_t)s->max_rows, widest = (size_t)(w > s->units + 1 ? w : s->units + 1);
   int ok = s->layer != NULL;
   ok &= (s->x = malloc(sizeof(float) * mr * (size_t)w)) != NULL;
@@ -394,6 +419,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   ok &= (s->lg = malloc(sizeof(float) * mr * S_NCLASSES)) != NULL;
   ok &= !s->fb_cols || (s->fb = malloc(sizeof(float) * mr * s->fb_cols)) != NULL;
   ok &= (s->ids = malloc(sizeof(uint32_t) * mr)) != NULL;
+  ok &= (s->part = malloc(sizeof(float) * (mr + 2))) != NULL;
   ok &= (s->labels = malloc(mr)) != NULL && (s->cands = malloc(mr)) != NULL;
   s->buf_cap = ffs_frame_encoded_max((uint32_t)s->max_rows, (uint32_t)widest);
   ok &= (s->buf = malloc(s->buf_cap)) != NULL;

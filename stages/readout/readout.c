@@ -229,7 +229,7 @@ static void s_on_mark(s_readout_t *s, ffs_io_t *io, const ffs_frame_hdr_t *h) {
     double ee = s->n_energy ? (double)L->err_energy / (double)s->n_energy : -1.0;
     double es = L->softmax && s->n_softmax ? (double)L->err_softmax / (double)s->n_softmax : -1.0;
     n += snprintf(line + n, sizeof line - (size_t)n, " layer=%s:%.6f:%.6f",
-                  s->topo->stages[L->stage].name, ee, es);
+                  s->topo->stages[L->stage].layer_name, ee, es);
     L->err_energy = L->err_softmax = 0;
   }
   ffs_io_send_ctl(io, "%s", line);
@@ -304,7 +304,7 @@ static int s_tensors(s_readout_t *s, ffs_tensor_ref_t *t, char names[][48]) {
   for (int i = 0; i < s->n_layers && n + 3 <= FFS_CKPT_MAX_TENSORS; i++) {
     s_layer_t *L = &s->layers[i];
     if (!L->softmax) continue;
-    const char *nm = s->topo->stages[L->stage].name;
+    const char *nm = s->topo->stages[L->stage].layer_name;
     snprintf(names[n], 48, "w_all.%s", nm);
     t[n] = (ffs_tensor_ref_t){names[n], 2, {S_NCLASSES, L->units}, L->w_all}, n++;
     snprintf(names[n], 48, "w.%s", nm);
@@ -359,10 +359,11 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   for (int i = 0; i < FFS_MAX_STAGES; i++) s->by_stage[i] = -1;
   for (int k = 0; k < S_MARKS_KEPT; k++) s->marks[k] = -1;
   for (int i = 0; i < t->n_stages; i++) {
-    if (t->stages[i].kind != FFS_STAGE_FF_LAYER) continue;
+    // a sharded layer reports once, gathered, on its shard 0's channel
+    if (t->stages[i].kind != FFS_STAGE_FF_LAYER || t->stages[i].shard != 0) continue;
     s_layer_t *L = &s->layers[s->n_layers];
     s->by_stage[i] = s->n_layers++;
-    L->stage = i, L->units = t->stages[i].units;
+    L->stage = i, L->units = t->stages[i].out_dim;
     L->sign = t->stages[i].layer.goodness == FFS_GOODNESS_MIN_SSQ ? -1.0f : 1.0f;
     for (int k = 0; k < me->n_energy; k++) L->energy |= me->energy[k] == i;
     for (int k = 0; k < me->n_softmax; k++) L->softmax |= me->softmax[k] == i;
