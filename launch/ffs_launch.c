@@ -49,6 +49,7 @@ typedef struct {
   int await_ready;  // restarted: re-drive the stream once it is READY again
   // latest STATS
   double frames, bad, busy, blocked, wall, samples, gpos, gneg, fbr, fbs, fbd, tds, tdk;
+  double l50, l99, ln; // readout: end-to-end frame latency (us) over ln frames
 } s_stage_t;
 
 typedef struct {
@@ -349,6 +350,7 @@ static void s_on_message(s_run_t *r, int i, char *line) {
     s->gpos = s_kv(l, "gpos"), s->gneg = s_kv(l, "gneg");
     s->fbr = s_kv(l, "fbr"), s->fbs = s_kv(l, "fbs"), s->fbd = s_kv(l, "fbd");
     s->tds = s_kv(l, "tds"), s->tdk = s_kv(l, "tdk");
+    s->l50 = s_kv(l, "l50"), s->l99 = s_kv(l, "l99"), s->ln = s_kv(l, "ln");
   } else if (!strncmp(line, "SENT", 4)) {
     if (strstr(line, " train ")) r->train_n_sent = (long)s_kv(line, "n");
     if (r->n_sent < r->next_cmd) r->n_sent++;
@@ -473,6 +475,10 @@ static void s_write_summary(s_run_t *r, int rc) {
   fprintf(f, "},\n  \"train_samples_per_s\": %.1f,\n", x ? x->samples_per_s : 0.0);
   fprintf(f, "  \"epochs\": %d,\n  \"epochs_completed\": %d,\n  \"wall_s\": %.3f,\n", r->t->epochs,
           x ? x->epoch + 1 : 0, ffs_now() - r->t0);
+  const s_stage_t *ro = &r->st[r->t->n_stages - 1];
+  fputs("  \"latency_p50_us\": ", f), s_json_num(f, ro->ln > 0 ? ro->l50 : -1);
+  fputs(",\n  \"latency_p99_us\": ", f), s_json_num(f, ro->ln > 0 ? ro->l99 : -1);
+  fprintf(f, ",\n  \"latency_frames\": %.0f,\n", ro->ln > 0 ? ro->ln : 0.0);
   fputs("  \"stages\": [\n", f);
   for (int i = 0; i < r->t->n_stages; i++) {
     const s_stage_t *s = &r->st[i];

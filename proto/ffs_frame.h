@@ -49,6 +49,8 @@ typedef struct {
   uint8_t shard;   // 0..nshards-1
   uint8_t nshards; // 0 or 1 = a whole frame (the keys are then not sent)
   uint32_t col0;   // first column of this slice
+  uint64_t ts;     // when the source emitted the frame (ns, CLOCK_MONOTONIC of
+                   // its host; 0 = not stamped); copied on, for latency
 } ffs_frame_hdr_t;
 
 // A decoded frame. All pointers borrow from the message buffer and may be

@@ -17,6 +17,7 @@
 #define S_NCLASSES 10
 #define S_WINDOW 16 // frames held per layer while the others catch up
 #define S_MARKS_KEPT 8 // recent phase ends remembered to ignore a re-sent MARK
+#define S_LAT_N 65536 // latest end-to-end latencies kept for the percentiles
 
 typedef struct {
   ffs_frame_hdr_t h;
@@ -56,6 +57,9 @@ typedef struct {
   uint64_t n_energy, err_energy, n_softmax, err_softmax, join_missed;
   long marks[S_MARKS_KEPT]; // phases (2 epoch + mode) whose MARK was handled
   int n_marks;
+  float *lat;            // (S_LAT_N) latest end-to-end latencies (us), a ring
+  float *lat_sorted;     // (S_LAT_N) scratch for the percentiles
+  uint64_t n_lat;
 } s_readout_t;
 
 // ---- softmax heads ----
@@ -205,8 +209,26 @@ static int s_seen_mark(s_readout_t *s, const ffs_frame_hdr_t *h) {
   return 0;
 }
 
+static int s_cmp_float(const void *a, const void *b) {
+  float x = *(const float *)a, y = *(const float *)b;
+  return x < y ? -1 : x > y;
+}
+
+// Percentiles of the latencies kept, into the stats the launcher reads.
+static void s_latency_stats(s_readout_t *s, ffs_io_t *io) {
+  size_t n = s->n_lat < S_LAT_N ? (size_t)s->n_lat : S_LAT_N;
+  if (!n) return;
+  memcpy(s->lat_sorted, s->lat, n * sizeof(float));
+  qsort(s->lat_sorted, n, sizeof(float), s_cmp_float);
+  ffs_stage_stats_t *st = ffs_io_stats(io);
+  st->lat_p50_us = s->lat_sorted[n / 2];
+  st->lat_p99_us = s->lat_sorted[(n * 99) / 100];
+  st->lat_n = n;
+}
+
 static void s_on_mark(s_readout_t *s, ffs_io_t *io, const ffs_frame_hdr_t *h) {
   if (s_seen_mark(s, h)) return;
+  s_latency_stats(s, io);
   if (s->join_missed) { // frames lost with a restarted stage left groups incomplete
     ffs_warn("epoch %u %s: %llu report groups could not be joined and were dropped", h->epoch + 1,
              h->mode == FFS_MODE_TRAIN ? "training" : "evaluation",
@@ -262,6 +284,8 @@ static void s_try_join(s_readout_t *s, ffs_io_t *io) {
     int rows_agree = 1;
     for (int i = 1; i < s->n_layers; i++)
       rows_agree &= s->layers[i].fifo[s->layers[i].head].h.rows == h->rows;
+    if (h->ts && h->kind != FFS_FRAME_MARK) // every layer's report is in: end to end
+      s->lat[s->n_lat++ % S_LAT_N] = (float)((ffs_now() * 1e9 - (double)h->ts) / 1e3);
     if (!rows_agree) s->join_missed++;
     else if (h->kind == FFS_FRAME_MARK) s_on_mark(s, io, h);
     else if (h->pol == FFS_POL_NEUTRAL) s_on_neutral(s, io, h->mode == FFS_MODE_TRAIN);
@@ -343,6 +367,7 @@ static void s_destroy(void **self_p) {
       free(L->fifo[k].labels), free(L->fifo[k].cands), free(L->fifo[k].ids), free(L->fifo[k].data);
     free(L->w_own), free(L->b_own), free(L->w_all);
   }
+  free(s->lat), free(s->lat_sorted);
   free(s->b_all), free(s->logits), free(s->dlog), free(s->probs), free(s->fb_buf);
   free(s);
   *self_p = NULL;
@@ -383,6 +408,9 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
     }
   }
   s->b_all = calloc(S_NCLASSES, sizeof(float));
+  s->lat = malloc(sizeof(float) * S_LAT_N);
+  s->lat_sorted = malloc(sizeof(float) * S_LAT_N);
+  ok &= s->lat && s->lat_sorted;
   s->logits = malloc(sizeof(float) * (size_t)s->max_rows * S_NCLASSES);
   s->dlog = malloc(sizeof(float) * (size_t)s->max_rows * S_NCLASSES);
   s->probs = malloc(sizeof(float) * (size_t)s->max_rows * S_NCLASSES);

@@ -82,7 +82,8 @@ static int s_emit(s_source_t *s, ffs_io_t *io, int p, uint8_t pol, uint8_t mode,
                   uint64_t seq, int tick) {
   ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .pol = pol, .mode = mode, .seq = seq,
                        .epoch = (uint32_t)s->cur.epoch, .tick = (uint32_t)tick,
-                       .stage = (uint32_t)s->index, .rows = rows, .cols = (uint32_t)s->dim};
+                       .stage = (uint32_t)s->index, .rows = rows, .cols = (uint32_t)s->dim,
+                       .ts = (uint64_t)(ffs_now() * 1e9)}; // for the readout's latency
   size_t len = ffs_frame_encode(s->buf, s->buf_cap, &h, s->labels[p], s->cands[p], s->ids[p],
                                 s->x[p]);
   if (!len) {
