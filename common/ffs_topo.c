@@ -32,7 +32,7 @@ static const char *const s_data_keys[] = {"set", "dir", "dim", "train_limit", "t
 static const char *const s_train_keys[] = {"epochs",    "batch",      "eval_batch", "eval_every",
                                            "negatives", "hwm_frames", "ckpt_every_s", "labels",
                                            "ticks",     "timing",     "damping",    "score_ticks",
-                                           NULL};
+                                           "pace_us",   NULL};
 static const char *const s_layer_keys[] = {
     "goodness",     "theta",    "temp",        "optimizer",  "lr", "momentum",
     "weight_decay", "cooldown", "peer_lambda", "peer_decay", NULL};
@@ -872,6 +872,8 @@ static int s_top(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t, int *dim) {
     return -1;
   if ((v = s_map_get(m, "ckpt_every_s")) &&
       s_int(c, v, "train.ckpt_every_s", 0, 86400, &t->ckpt_every_s) < 0)
+    return -1;
+  if ((v = s_map_get(m, "pace_us")) && s_int(c, v, "train.pace_us", 0, 1000000, &t->pace_us) < 0)
     return -1;
   if (s_recurrent(c, m, t) < 0) return -1;
 

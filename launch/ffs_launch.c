@@ -49,7 +49,8 @@ typedef struct {
   int await_ready;  // restarted: re-drive the stream once it is READY again
   // latest STATS
   double frames, bad, busy, blocked, wall, samples, gpos, gneg, fbr, fbs, fbd, tds, tdk;
-  double l50, l99, ln; // readout: end-to-end frame latency (us) over ln frames
+  double lat[2][4]; // readout, per phase mode (train, eval): end-to-end frame
+                    // latency p50, p99, transport per hop p50 (us), frames
 } s_stage_t;
 
 typedef struct {
@@ -350,7 +351,9 @@ static void s_on_message(s_run_t *r, int i, char *line) {
     s->gpos = s_kv(l, "gpos"), s->gneg = s_kv(l, "gneg");
     s->fbr = s_kv(l, "fbr"), s->fbs = s_kv(l, "fbs"), s->fbd = s_kv(l, "fbd");
     s->tds = s_kv(l, "tds"), s->tdk = s_kv(l, "tdk");
-    s->l50 = s_kv(l, "l50"), s->l99 = s_kv(l, "l99"), s->ln = s_kv(l, "ln");
+    const char *lk[2][4] = {{"l50", "l99", "h50", "ln"}, {"e50", "e99", "eh50", "en"}};
+    for (int m = 0; m < 2; m++)
+      for (int k = 0; k < 4; k++) s->lat[m][k] = s_kv(l, lk[m][k]);
   } else if (!strncmp(line, "SENT", 4)) {
     if (strstr(line, " train ")) r->train_n_sent = (long)s_kv(line, "n");
     if (r->n_sent < r->next_cmd) r->n_sent++;
@@ -476,9 +479,18 @@ static void s_write_summary(s_run_t *r, int rc) {
   fprintf(f, "  \"epochs\": %d,\n  \"epochs_completed\": %d,\n  \"wall_s\": %.3f,\n", r->t->epochs,
           x ? x->epoch + 1 : 0, ffs_now() - r->t0);
   const s_stage_t *ro = &r->st[r->t->n_stages - 1];
-  fputs("  \"latency_p50_us\": ", f), s_json_num(f, ro->ln > 0 ? ro->l50 : -1);
-  fputs(",\n  \"latency_p99_us\": ", f), s_json_num(f, ro->ln > 0 ? ro->l99 : -1);
-  fprintf(f, ",\n  \"latency_frames\": %.0f,\n", ro->ln > 0 ? ro->ln : 0.0);
+  const char *phase[2] = {"train", "eval"}, *what[3] = {"p50_us", "p99_us", "hop_p50_us"};
+  fputs("  \"latency\": {", f); // per phase: the readout's latest figures (null: none)
+  for (int m = 0; m < 2; m++) {
+    int have = ro->lat[m][3] > 0;
+    fprintf(f, "%s\"%s\": {", m ? ", " : "", phase[m]);
+    for (int k = 0; k < 3; k++) {
+      fprintf(f, "%s\"%s\": ", k ? ", " : "", what[k]);
+      s_json_num(f, have ? ro->lat[m][k] : -1);
+    }
+    fprintf(f, ", \"frames\": %.0f}", have ? ro->lat[m][3] : 0.0);
+  }
+  fputs("},\n", f);
   fputs("  \"stages\": [\n", f);
   for (int i = 0; i < r->t->n_stages; i++) {
     const s_stage_t *s = &r->st[i];

@@ -24,9 +24,9 @@ _Static_assert(sizeof(float) == 4, "ffs_frame needs 4-byte IEEE 754 floats");
 #endif
 
 // Worst-case size of an encoded header with every key and all three arrays:
-// fixmap (1) + 18 key strings (90) + v,kind,pol,mode,shard,nshards as uint8
-// (12) + seq, ts as uint64 (18) + seven uint32 values (35) + three bin32
-// lengths (15) = 171 bytes.
+// fixmap (1) + 19 key strings (95) + v,kind,pol,mode,shard,nshards as uint8
+// (12) + seq, ts, work as uint64 (27) + seven uint32 values (35) + three
+// bin32 lengths (15) = 185 bytes.
 #define S_HDR_MAX 192
 
 #define S_MAX_ENTRIES 32 // entries allowed in the header map
@@ -104,8 +104,8 @@ size_t ffs_frame_encode(uint8_t *buf, size_t cap, const ffs_frame_hdr_t *hdr,
   // Keys in a fixed order, "v" first so that a receiver of another version
   // can say so before it reads anything else; absent arrays are omitted.
   int sliced = hdr->nshards > 1;
-  size_t n_keys = 11 + 3 * sliced + (hdr->ts != 0) + (labels != NULL) + (cands != NULL) +
-                  (ids != NULL);
+  size_t n_keys = 11 + 3 * sliced + (hdr->ts != 0) + (hdr->work_ns != 0) + (labels != NULL) +
+                  (cands != NULL) + (ids != NULL);
   if (msgpack_pack_map(&pk, n_keys) || s_pack_uint(&pk, "v", FFS_PROTO_VERSION) ||
       s_pack_uint(&pk, "kind", hdr->kind) || s_pack_uint(&pk, "pol", hdr->pol) ||
       s_pack_uint(&pk, "mode", hdr->mode) || s_pack_uint(&pk, "seq", hdr->seq) ||
@@ -117,6 +117,7 @@ size_t ffs_frame_encode(uint8_t *buf, size_t cap, const ffs_frame_hdr_t *hdr,
                  s_pack_uint(&pk, "col0", hdr->col0)))
     return 0;
   if (hdr->ts && s_pack_uint(&pk, "ts", hdr->ts)) return 0;
+  if (hdr->work_ns && s_pack_uint(&pk, "work", hdr->work_ns)) return 0;
   if (labels && s_pack_bytes(&pk, "labels", labels, hdr->rows)) return 0;
   if (cands && s_pack_bytes(&pk, "cands", cands, hdr->rows)) return 0;
   if (ids && s_pack_ids(&pk, ids, hdr->rows)) return 0;
@@ -329,12 +330,12 @@ static int s_read_bin(s_reader_t *r, const uint8_t **v, uint64_t *n, const char 
 // The keys of protocol version 1, in the order the encoder writes them.
 enum {
   S_V, S_KIND, S_POL, S_MODE, S_SEQ, S_EPOCH, S_TICK, S_STAGE, S_ROWS, S_COLS, S_AUX,
-  S_SHARD, S_NSHARDS, S_COL0, S_TS, S_LABELS, S_CANDS, S_IDS, S_NKEYS
+  S_SHARD, S_NSHARDS, S_COL0, S_TS, S_WORK, S_LABELS, S_CANDS, S_IDS, S_NKEYS
 };
 static const char *const s_keys[S_NKEYS] = {"v",     "kind",   "pol",     "mode",  "seq",
                                             "epoch", "tick",   "stage",   "rows",  "cols",
                                             "aux",   "shard",  "nshards", "col0",  "ts",
-                                            "labels", "cands", "ids"};
+                                            "work",  "labels", "cands", "ids"};
 
 static int s_key_index(const char *key) {
   for (int i = 0; i < S_NKEYS; i++)
@@ -345,7 +346,7 @@ static int s_key_index(const char *key) {
 // Largest value each scalar key may carry before the semantic checks.
 static uint64_t s_key_max(int k) {
   switch (k) {
-  case S_SEQ: case S_TS: return UINT64_MAX;
+  case S_SEQ: case S_TS: case S_WORK: return UINT64_MAX;
   case S_KIND: case S_POL: case S_MODE: case S_SHARD: case S_NSHARDS:
     return UINT8_MAX; // ranges checked later
   default: return UINT32_MAX;
@@ -484,6 +485,7 @@ int ffs_frame_decode(ffs_frame_t *out, const uint8_t *buf, size_t len,
   out->h.nshards = (uint8_t)(sliced ? nshards : 0);
   out->h.col0 = (uint32_t)col0;
   out->h.ts = val[S_TS];
+  out->h.work_ns = val[S_WORK];
   out->labels = arr[S_LABELS];
   out->cands = arr[S_CANDS];
   out->ids = arr[S_IDS];

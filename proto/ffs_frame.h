@@ -51,6 +51,8 @@ typedef struct {
   uint32_t col0;   // first column of this slice
   uint64_t ts;     // when the source emitted the frame (ns, CLOCK_MONOTONIC of
                    // its host; 0 = not stamped); copied on, for latency
+  uint64_t work_ns; // compute spent on the frame along its path so far (ns):
+                    // each stage adds its own, so latency - work = transport
 } ffs_frame_hdr_t;
 
 // A decoded frame. All pointers borrow from the message buffer and may be

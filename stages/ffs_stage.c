@@ -636,14 +636,16 @@ static void s_send_stats(ffs_io_t *io, double wall_s) {
   const ffs_stage_stats_t *s = &io->stats;
   ffs_io_send_ctl(io,
                   "STATS frames=%llu bad=%llu busy=%.4f blocked=%.4f wall=%.4f samples=%llu gpos=%.4g gneg=%.4g "
-                  "fbr=%llu fbs=%llu fbd=%llu tds=%llu tdk=%llu l50=%.1f l99=%.1f ln=%llu",
+                  "fbr=%llu fbs=%llu fbd=%llu tds=%llu tdk=%llu l50=%.1f l99=%.1f h50=%.1f ln=%llu "
+                  "e50=%.1f e99=%.1f eh50=%.1f en=%llu",
                   (unsigned long long)s->frames, (unsigned long long)s->bad_frames, s->busy_s,
                   s->blocked_s, wall_s,
                   (unsigned long long)s->samples, s->g_pos, s->g_neg,
                   (unsigned long long)s->fb_frames, (unsigned long long)s->fb_sent,
                   (unsigned long long)s->fb_dropped, (unsigned long long)s->td_stale,
-                  (unsigned long long)s->td_stale_ticks, s->lat_p50_us, s->lat_p99_us,
-                  (unsigned long long)s->lat_n);
+                  (unsigned long long)s->td_stale_ticks, s->lat_p50_us[0], s->lat_p99_us[0],
+                  s->hop_p50_us[0], (unsigned long long)s->lat_n[0], s->lat_p50_us[1],
+                  s->lat_p99_us[1], s->hop_p50_us[1], (unsigned long long)s->lat_n[1]);
 }
 
 // ---- the loop ----

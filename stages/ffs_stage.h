@@ -43,11 +43,12 @@ typedef struct {
   uint64_t td_stale;   // recurrent: ticks computed without the previous tick's
                        // top-down vector (free-running, or a lockstep wait that timed out)
   uint64_t td_stale_ticks; // summed age of the top-down vectors used, in ticks beyond 1
-  // readout: end-to-end latency of a frame, from the source's emitting it to
-  // its last layer's report joining here (over the latest frames, at the
-  // latest phase end)
-  double lat_p50_us, lat_p99_us;
-  uint64_t lat_n;
+  // readout, per phase mode (0 train, 1 eval), over the latest such phase:
+  // end-to-end latency of a frame, from the source's emitting it to its last
+  // layer's report joining here, and the transport's share of it per hop
+  // ((latency - the compute the frame carries in `work`) / hops)
+  double lat_p50_us[2], lat_p99_us[2], hop_p50_us[2];
+  uint64_t lat_n[2];
 } ffs_stage_stats_t;
 
 // on_frame may return this for an input frame it cannot handle yet (lockstep:

@@ -139,7 +139,8 @@ static const ffs_frame_hdr_t t_full_hdr = {.kind = FFS_FRAME_REPORT,
                                            .rows = T_ROWS,
                                            .cols = T_COLS,
                                            .aux = 1,
-                                           .ts = 0x1122334455667788ull};
+                                           .ts = 0x1122334455667788ull,
+                                           .work_ns = 123456789};
 static const uint8_t t_labels[T_ROWS] = {3, FFS_LABEL_NONE, 0};
 static const uint8_t t_cands[T_ROWS] = {9, 1, 2};
 static const uint32_t t_ids[T_ROWS] = {0, 59999, 0xfffffffeu};
@@ -174,6 +175,7 @@ START_TEST(test_round_trip) {
   ck_assert_uint_eq(f.h.cols, T_COLS);
   ck_assert_uint_eq(f.h.aux, 1);
   ck_assert(f.h.ts == 0x1122334455667788ull);
+  ck_assert(f.h.work_ns == 123456789);
   ck_assert_mem_eq(f.labels, t_labels, T_ROWS);
   ck_assert_mem_eq(f.cands, t_cands, T_ROWS);
   for (uint32_t i = 0; i < T_ROWS; i++) ck_assert_uint_eq(ffs_frame_id(&f, i), t_ids[i]);

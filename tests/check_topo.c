@@ -710,6 +710,18 @@ START_TEST(test_labels_and_recurrent_keys) {
 }
 END_TEST
 
+START_TEST(test_pace) {
+  ffs_topo_t t;
+  ck_assert_msg(s_load(&t, s_min, NULL, 0) == 0, "%s", s_err);
+  ck_assert_int_eq(t.pace_us, 0); // as fast as the pipeline takes frames
+  const char *ov = "train.pace_us=2000";
+  ck_assert_msg(s_load(&t, s_min, &ov, 1) == 0, "%s", s_err);
+  ck_assert_int_eq(t.pace_us, 2000);
+  s_expect_set_fail("train.pace_us=-5", "train.pace_us");
+  s_expect_set_fail("train.pace_us=2000000", "train.pace_us");
+}
+END_TEST
+
 START_TEST(test_shards_expand) {
   ffs_topo_t t;
   const char *ov = "l1.shards=3";
@@ -971,6 +983,7 @@ static Suite *s_suite(void) {
   tcase_add_test(errors, test_labels_and_recurrent_keys);
   tcase_add_test(errors, test_err_labels_and_recurrent);
   tcase_add_test(errors, test_shards_expand);
+  tcase_add_test(errors, test_pace);
   tcase_add_test(errors, test_err_shards);
   tcase_add_test(errors, test_err_tcp_ports);
   tcase_add_test(errors, test_err_yaml_syntax);

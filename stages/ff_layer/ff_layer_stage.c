@@ -64,6 +64,7 @@ typedef struct {
   size_t buf_cap;
   s_slot_t slots[S_SLOTS];
   double hold_since;     // lockstep: when the held frame started waiting (0 = not)
+  double t_frame;        // when the frame being handled arrived (for `work`)
 } s_layer_t;
 
 // The per-row arrays of an outgoing frame.
@@ -90,6 +91,7 @@ static int s_send(s_layer_t *s, ffs_io_t *io, int which, const ffs_frame_hdr_t *
   ffs_frame_hdr_t h = *in;
   h.kind = kind, h.stage = (uint32_t)s->group, h.rows = rows, h.cols = cols, h.aux = aux;
   if (kind == FFS_FRAME_MARK) h.rows = 0, h.cols = 0;
+  if (h.ts) h.work_ns = in->work_ns + (uint64_t)((ffs_now() - s->t_frame) * 1e9);
   // a shard sends its slice of the layer's frame: forward, its units; in a
   // report, shard 0 also carries the goodness column in front
   h.nshards = (uint8_t)(s->n_shards > 1 ? s->n_shards : 0), h.shard = (uint8_t)s->shard;
@@ -330,6 +332,7 @@ static int s_on_feedback(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f) {
 
 static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub) {
   s_layer_t *s = self;
+  s->t_frame = ffs_now();
   if (chan == FFS_CHAN_FB) return s_on_feedback(s, io, f);
   if (f->h.kind == FFS_FRAME_MARK) return s_on_mark(s, io, f);
   if (f->h.kind != FFS_FRAME_DATA) return -1;

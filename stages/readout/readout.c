@@ -57,9 +57,11 @@ typedef struct {
   uint64_t n_energy, err_energy, n_softmax, err_softmax, join_missed;
   long marks[S_MARKS_KEPT]; // phases (2 epoch + mode) whose MARK was handled
   int n_marks;
-  float *lat;            // (S_LAT_N) latest end-to-end latencies (us), a ring
-  float *lat_sorted;     // (S_LAT_N) scratch for the percentiles
+  float *lat, *hop;      // (S_LAT_N) this phase's end-to-end latencies and
+                         // transport per hop (us); the latest S_LAT_N kept
+  float *sorted;         // (S_LAT_N) scratch for the percentiles
   uint64_t n_lat;
+  int hops;              // from the source to here through every layer
 } s_readout_t;
 
 // ---- softmax heads ----
@@ -214,21 +216,28 @@ static int s_cmp_float(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-// Percentiles of the latencies kept, into the stats the launcher reads.
-static void s_latency_stats(s_readout_t *s, ffs_io_t *io) {
+// The q-quantile of v[0..n) (sorted into s->sorted).
+static float s_quantile(s_readout_t *s, const float *v, size_t n, double q) {
+  memcpy(s->sorted, v, n * sizeof(float));
+  qsort(s->sorted, n, sizeof(float), s_cmp_float);
+  return s->sorted[(size_t)(q * (double)n)];
+}
+
+// A phase ended: its latency figures go to the stats the launcher reads.
+static void s_latency_stats(s_readout_t *s, ffs_io_t *io, int mode) {
   size_t n = s->n_lat < S_LAT_N ? (size_t)s->n_lat : S_LAT_N;
+  s->n_lat = 0;
   if (!n) return;
-  memcpy(s->lat_sorted, s->lat, n * sizeof(float));
-  qsort(s->lat_sorted, n, sizeof(float), s_cmp_float);
   ffs_stage_stats_t *st = ffs_io_stats(io);
-  st->lat_p50_us = s->lat_sorted[n / 2];
-  st->lat_p99_us = s->lat_sorted[(n * 99) / 100];
-  st->lat_n = n;
+  st->lat_p50_us[mode] = s_quantile(s, s->lat, n, 0.5);
+  st->lat_p99_us[mode] = s_quantile(s, s->lat, n, 0.99);
+  st->hop_p50_us[mode] = s_quantile(s, s->hop, n, 0.5);
+  st->lat_n[mode] = n;
 }
 
 static void s_on_mark(s_readout_t *s, ffs_io_t *io, const ffs_frame_hdr_t *h) {
   if (s_seen_mark(s, h)) return;
-  s_latency_stats(s, io);
+  s_latency_stats(s, io, h->mode == FFS_MODE_EVAL);
   if (s->join_missed) { // frames lost with a restarted stage left groups incomplete
     ffs_warn("epoch %u %s: %llu report groups could not be joined and were dropped", h->epoch + 1,
              h->mode == FFS_MODE_TRAIN ? "training" : "evaluation",
@@ -284,8 +293,16 @@ static void s_try_join(s_readout_t *s, ffs_io_t *io) {
     int rows_agree = 1;
     for (int i = 1; i < s->n_layers; i++)
       rows_agree &= s->layers[i].fifo[s->layers[i].head].h.rows == h->rows;
-    if (h->ts && h->kind != FFS_FRAME_MARK) // every layer's report is in: end to end
-      s->lat[s->n_lat++ % S_LAT_N] = (float)((ffs_now() * 1e9 - (double)h->ts) / 1e3);
+    if (h->ts && h->kind != FFS_FRAME_MARK) { // every layer's report is in: end to end
+      uint64_t work = 0; // the compute on the longest path: the deepest layer's
+      for (int i = 0; i < s->n_layers; i++) {
+        uint64_t w = s->layers[i].fifo[s->layers[i].head].h.work_ns;
+        work = w > work ? w : work;
+      }
+      double lat = (ffs_now() * 1e9 - (double)h->ts) / 1e3;
+      s->lat[s->n_lat % S_LAT_N] = (float)lat;
+      s->hop[s->n_lat++ % S_LAT_N] = (float)((lat - (double)work / 1e3) / s->hops);
+    }
     if (!rows_agree) s->join_missed++;
     else if (h->kind == FFS_FRAME_MARK) s_on_mark(s, io, h);
     else if (h->pol == FFS_POL_NEUTRAL) s_on_neutral(s, io, h->mode == FFS_MODE_TRAIN);
@@ -367,7 +384,7 @@ static void s_destroy(void **self_p) {
       free(L->fifo[k].labels), free(L->fifo[k].cands), free(L->fifo[k].ids), free(L->fifo[k].data);
     free(L->w_own), free(L->b_own), free(L->w_all);
   }
-  free(s->lat), free(s->lat_sorted);
+  free(s->lat), free(s->hop), free(s->sorted);
   free(s->b_all), free(s->logits), free(s->dlog), free(s->probs), free(s->fb_buf);
   free(s);
   *self_p = NULL;
@@ -409,8 +426,11 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   }
   s->b_all = calloc(S_NCLASSES, sizeof(float));
   s->lat = malloc(sizeof(float) * S_LAT_N);
-  s->lat_sorted = malloc(sizeof(float) * S_LAT_N);
-  ok &= s->lat && s->lat_sorted;
+  s->hop = malloc(sizeof(float) * S_LAT_N);
+  s->sorted = malloc(sizeof(float) * S_LAT_N);
+  ok &= s->lat && s->hop && s->sorted;
+  for (int i = 1; i < t->n_stages - 1; i = ffs_topo_next(t, i)) s->hops++; // layers
+  s->hops++; // and the last one's report
   s->logits = malloc(sizeof(float) * (size_t)s->max_rows * S_NCLASSES);
   s->dlog = malloc(sizeof(float) * (size_t)s->max_rows * S_NCLASSES);
   s->probs = malloc(sizeof(float) * (size_t)s->max_rows * S_NCLASSES);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ffs_idx.h"
 #include "ffs_log.h"
@@ -35,6 +36,7 @@ typedef struct {
   const ffs_topo_t *topo;
   int index;
   int dim;                 // pixels per row
+  double next_emit;        // train.pace_us: when the next batch may go out
   int batch, eval_batch;   // samples per frame
   int max_rows;            // rows in the largest frame
   int want_neutral;        // the readout trains / evaluates a softmax
@@ -202,6 +204,14 @@ static int s_pump(void *self, ffs_io_t *io) {
     s->pos = 0;
     if (s->cur.mode == FFS_MODE_TRAIN)
       ffs_rng_shuffle(&s->rng, s->order, (uint32_t)s->train->n);
+  }
+  if (s->topo->pace_us > 0) { // a paced stream: wait for the next batch's time
+    double wait = s->next_emit - ffs_now();
+    if (wait > 0) {
+      struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+      nanosleep(&ts, NULL);
+    }
+    s->next_emit = ffs_now() + 1e-6 * s->topo->pace_us;
   }
   const ffs_dataset_t *set = s->cur.mode == FFS_MODE_TRAIN ? s->train : s->test;
   int per = s->cur.mode == FFS_MODE_TRAIN ? s->batch : s->eval_batch;
