@@ -2,5 +2,7 @@
 # bench/run_all.sh: every benchmark `make bench` runs (each also runs alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install_deps.sh --bench # PyTorch for the peer, matplotlib for the plot
 bash bench/loops.sh # mnist-ff and fashion-ff, beside their FFCL and recurrent forms
 bash bench/throughput.sh
+bash bench/streaming.sh

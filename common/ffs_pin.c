@@ -10,6 +10,10 @@
 static hwloc_topology_t s_load(void) {
   hwloc_topology_t topo;
   if (hwloc_topology_init(&topo) < 0) return NULL;
+  // only the cores this process may run on: `taskset -c 0 ffstream run ...`
+  // runs the whole pipeline on core 0 (and a CPU quota set so is honoured)
+  hwloc_topology_set_flags(topo, HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM |
+                                     HWLOC_TOPOLOGY_FLAG_RESTRICT_TO_CPUBINDING);
   if (hwloc_topology_load(topo) < 0) {
     hwloc_topology_destroy(topo);
     return NULL;
