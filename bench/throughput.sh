@@ -3,10 +3,13 @@
 #   - the physical limit: cores x single-core sgemm peak (the BLAS in use,
 #     measured now) / FLOPs per training sample;
 #   - ffstream on configs/mnist-ff-hinton.yaml (784-1000x3, batch 100),
-#     one epoch through the pipeline of pinned processes;
+#     one epoch through the pipeline of pinned processes: 5 processes, and
+#     every layer in 2 shards (8 processes); on all cores and on one; with
+#     the FLOP/s inside each ff_layer stage against the sgemm peak;
 #   - the PyTorch peer (bench/peer_torch.py, same recipe and arithmetic) in
 #     several thread / BLAS configurations, and its out-of-the-box default.
-# Appends the table, the machine and the commands to docs/PERFORMANCE.md.
+# Appends the table, the machine and the commands to docs/PERFORMANCE.md;
+# writes docs/scaling.csv and plots it (docs/scaling.png, bench/plot_scaling.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exe=build/ffstream
@@ -23,16 +26,62 @@ peak=$(echo "$peak_out" | awk '/^peak/{print $2}')
 flops=$(python3 -c "print(5 * 2 * (784 * 1000 + 1000 * 1000 * 2))") # 5 products per layer
 limit=$(python3 -c "print(round($cores * $peak * 1e9 / $flops))")
 
-echo "bench: ffstream, one epoch of configs/mnist-ff-hinton.yaml"
-rm -rf runs/perf-ffstream
-ffs_cmd="$exe run configs/mnist-ff-hinton.yaml --epochs 1 --set data.test_limit=1000 --quiet --out runs/perf-ffstream"
-$ffs_cmd > runs/perf-ffstream.log 2>&1
-ffs=$(python3 -c "import json; print(round(json.load(open('runs/perf-ffstream/summary.json'))['train_samples_per_s']))")
-util=$(python3 -c "import json; s=json.load(open('runs/perf-ffstream/summary.json')); print(', '.join('%s %.0f %%' % (x['name'], 100 * x['utilization']) for x in s['stages']))")
+# ffstream: one epoch of configs/mnist-ff-hinton.yaml, as 5 processes and with
+# every layer cut into 2 shards (8 processes, so the 2 cores share the work
+# evenly), on all cores and on one (taskset: the launcher pins within it)
+ffs_rows=""
+eff_lines=""
+run_ffs() { # label key cores_prefix [--set ...]; sets ffs_<key> to its samples/s
+  local label=$1 key=$2 out=runs/perf-$2 prefix=$3; shift 3
+  local cmd="$exe run configs/mnist-ff-hinton.yaml --epochs 1 --set data.test_limit=1000 --quiet --out $out $*"
+  rm -rf "$out"
+  echo "bench: $prefix $cmd"
+  $prefix $cmd > "$out.log" 2>&1
+  local line
+  line=$(python3 - "$out" "$peak" <<'PY2'
+import json, sys
+out, peak = sys.argv[1], float(sys.argv[2])
+s = json.load(open(out + "/summary.json"))
+dims = {"l1": (784, 1000), "l2": (1000, 1000), "l3": (1000, 1000)}
+count = {}
+for x in s["stages"]:
+    base = x["name"].split(".")[0]
+    if x["kind"] == "ff_layer": count[base] = count.get(base, 0) + 1
+eff = []
+for x in s["stages"]:
+    if x["kind"] != "ff_layer": continue
+    base = x["name"].split(".")[0]
+    fin, units = dims[base]
+    units /= count[base]
+    # per training sample 3 forward + 2 gradient products, per evaluated
+    # sample 11 forward rows (10 candidates + 1 neutral)
+    flops = (60000 * 10 + 1000 * 22) * fin * units
+    busy = x["utilization"] * s["wall_s"]
+    gf = flops / busy / 1e9 if busy > 0 else 0
+    eff.append("%s %.1f GFLOP/s = %.0f %%" % (x["name"], gf, 100 * gf / peak))
+util = ", ".join("%s %.0f %%" % (x["name"], 100 * x["utilization"]) for x in s["stages"])
+print("%d\t%s\t%s" % (round(s["train_samples_per_s"]), util, "; ".join(eff)))
+PY2
+)
+  local sps util eff
+  IFS=$'\t' read -r sps util eff <<< "$line"
+  echo "bench: ffstream $label: $sps samples/s"
+  ffs_rows+="| ffstream, $label | $sps | \`$prefix $cmd\` |"$'\n'
+  eff_lines+="- $label: utilization $util; inside each ff_layer (FLOPs / compute time, vs the $peak GFLOP/s peak): $eff"$'\n'
+  printf -v "ffs_$key" '%s' "$sps"
+}
+run_ffs "5 processes on $cores cores" ffstream ""
+run_ffs "3 layers x 2 shards, 8 processes on $cores cores" sharded "" \
+  --set l1.shards=2 --set l2.shards=2 --set l3.shards=2
+run_ffs "5 processes on 1 core" ffstream_1core "taskset -c 0"
+run_ffs "3 layers x 2 shards, 8 processes on 1 core" sharded_1core "taskset -c 0" \
+  --set l1.shards=2 --set l2.shards=2 --set l3.shards=2
+ffs=$(( ffs_ffstream > ffs_sharded ? ffs_ffstream : ffs_sharded ))
 
 torch_rows=""
 best=0
 best_cfg=""
+torch_1core=0
 run_torch() { # label torch_threads [VAR=value ...]; torch_threads 0 = torch's default
   local label=$1 threads=$2; shift 2
   local out sps cmd="/usr/bin/python3 bench/peer_torch.py --threads $threads"
@@ -43,6 +92,9 @@ run_torch() { # label torch_threads [VAR=value ...]; torch_threads 0 = torch's d
   if [ -n "$sps" ] && [ "$sps" -gt "$best" ]; then # the default counts too
     best=$sps best_cfg=$label
   fi
+  [ "$threads" = 1 ] && [ "$*" = "OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=$coretype" ] &&
+    torch_1core=${sps:-0}
+  return 0
 }
 if /usr/bin/python3 -c "import torch" 2>/dev/null; then
   for t in 1 2; do
@@ -67,12 +119,13 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
   echo "| what | training samples/s | command |"
   echo "|---|---|---|"
   echo "| physical limit: $cores cores x $peak GFLOP/s / $(python3 -c "print($flops / 1e6)") MFLOP per sample | $limit | \`build/sgemm_peak 1\` (OPENBLAS_CORETYPE=${coretype:-auto}) |"
-  echo "| ffstream, 5 pinned processes | $ffs | \`$ffs_cmd\` |"
+  printf '%s' "$ffs_rows"
   printf '%s' "$torch_rows"
   echo
-  echo "- ffstream / limit: $(python3 -c "print('%.0f %%' % (100 * $ffs / $limit))")"
+  echo "- ffstream (its faster form on $cores cores, $ffs samples/s) / limit: $(python3 -c "print('%.0f %%' % (100 * $ffs / $limit))")"
   [ "$best" -gt 0 ] && echo "- ffstream / best PyTorch configuration ($best_cfg): $(python3 -c "print('%.2fx' % ($ffs / $best))")"
-  echo "- ffstream stage utilization (compute / wall): $util"
+  echo "- scaling, 1 -> $cores cores: 5 processes $(python3 -c "print('%.2fx' % ($ffs_ffstream / max($ffs_ffstream_1core, 1)))"), sharded $(python3 -c "print('%.2fx' % ($ffs_sharded / max($ffs_sharded_1core, 1)))") (plot: docs/scaling.png)"
+  printf '%s' "$eff_lines"
   echo
   echo "sgemm shapes (1 thread):"
   echo
@@ -80,4 +133,15 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
   echo "$peak_out"
   echo '```'
 } >> docs/PERFORMANCE.md
+# the scaling plot: throughput against cores, with the limit line
+{
+  echo "cores,limit,ffstream,ffstream_sharded,pytorch"
+  echo "1,$(python3 -c "print(round($peak * 1e9 / $flops))"),$ffs_ffstream_1core,$ffs_sharded_1core,$torch_1core"
+  echo "$cores,$limit,$ffs_ffstream,$ffs_sharded,$best"
+} > docs/scaling.csv
+if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
+  /usr/bin/python3 bench/plot_scaling.py docs/scaling.csv docs/scaling.png
+else
+  echo "bench: no matplotlib (apt-get install python3-matplotlib); docs/scaling.png not drawn"
+fi
 echo "bench: appended to docs/PERFORMANCE.md"
