@@ -35,13 +35,14 @@ static const char *const s_train_keys[] = {"epochs",    "batch",      "eval_batc
                                            "pace_us",   NULL};
 static const char *const s_layer_keys[] = {
     "goodness",     "theta",    "temp",        "optimizer",  "lr", "momentum",
-    "weight_decay", "cooldown", "peer_lambda", "peer_decay", NULL};
+    "weight_decay", "cooldown", "peer_lambda", "peer_decay", "update", NULL};
 // keys a stage may carry, per kind (indexed by ffs_stage_kind_t)
 static const char *const s_source_keys[] = {"name", "kind", "core", NULL};
 static const char *const s_ff_layer_keys[] = {
     "name",         "kind",     "units",       "core",       "goodness",
     "theta",        "temp",     "optimizer",   "lr",         "momentum",
-    "weight_decay", "cooldown", "peer_lambda", "peer_decay", "delay_ms",   "shards", NULL};
+    "weight_decay", "cooldown", "peer_lambda", "peer_decay", "update",     "delay_ms",
+    "shards",       NULL};
 static const char *const s_readout_keys[] = {"name",    "kind",       "core",    "energy",
                                              "softmax", "softmax_lr", "primary", NULL};
 static const char *const *const s_stage_keys[] = {s_source_keys, s_ff_layer_keys, s_readout_keys};
@@ -51,6 +52,7 @@ static const char *const s_kind_names[] = {"source", "ff_layer", "readout", NULL
 static const char *const s_transport_names[] = {"ipc", "inproc", "tcp", NULL};
 static const char *const s_goodness_names[] = {"ssq", "msq", "min_ssq", NULL};
 static const char *const s_opt_names[] = {"sgd", "adam", NULL};
+static const char *const s_update_names[] = {"frame", "pair", NULL};
 static const char *const s_negatives_names[] = {"random", "hard", "hybrid", NULL};
 static const char *const s_infer_names[] = {"energy", "softmax", NULL};
 static const char *const s_labels_names[] = {"overlay", "separate", NULL};
@@ -746,6 +748,11 @@ static int s_layer(s_ctx_t *c, const s_node_t *m, const char *prefix, ffs_layer_
   if ((v = s_map_get(m, "cooldown")) &&
       s_bool(c, v, s_label(label, sizeof label, prefix, "cooldown"), &l->cooldown) < 0)
     return -1;
+  if ((v = s_map_get(m, "update"))) {
+    if (s_enum(c, v, s_label(label, sizeof label, prefix, "update"), s_update_names, &e) < 0)
+      return -1;
+    l->update = (ffs_update_t)e;
+  }
   for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
     if (!(v = s_map_get(m, nums[i].key))) continue;
     s_label(label, sizeof label, prefix, nums[i].key);

@@ -18,6 +18,7 @@ typedef enum { FFS_STAGE_SOURCE = 0, FFS_STAGE_FF_LAYER, FFS_STAGE_READOUT } ffs
 typedef enum { FFS_TRANSPORT_IPC = 0, FFS_TRANSPORT_INPROC, FFS_TRANSPORT_TCP } ffs_transport_t;
 typedef enum { FFS_GOODNESS_SSQ = 0, FFS_GOODNESS_MSQ, FFS_GOODNESS_MIN_SSQ } ffs_goodness_t;
 typedef enum { FFS_OPT_SGD = 0, FFS_OPT_ADAM } ffs_opt_kind_t;
+typedef enum { FFS_UPDATE_FRAME = 0, FFS_UPDATE_PAIR } ffs_update_t;
 typedef enum {
   FFS_NEG_RANDOM = 0, // a uniformly random wrong label
   FFS_NEG_HARD,       // a wrong label drawn from the readout's last softmax
@@ -46,6 +47,9 @@ typedef struct {
   float momentum;          // gradient smoothing (sgd) / beta1 (adam)
   float weight_decay;      // L2 on weights (not biases)
   int cooldown;            // 1 = lr decays linearly to 0 over the 2nd half
+  ffs_update_t update;     // frame: one optimizer step per training frame;
+                           // pair: one per positive + negative pair of frames,
+                           // their gradients summed
   float peer_lambda;       // peer normalization strength (0 = off)
   float peer_decay;        // running-mean decay of mean activity (0.9)
 } ffs_layer_cfg_t;

@@ -202,6 +202,39 @@ START_TEST(test_label_goodness_scores_every_label_from_one_pass) {
 }
 END_TEST
 
+START_TEST(test_pair_update_steps_once_on_both_gradients) {
+  ffs_layer_cfg_t cfg = s_cfg(FFS_GOODNESS_SSQ);
+  cfg.momentum = 0.9f, cfg.weight_decay = 0.01f, cfg.update = FFS_UPDATE_PAIR;
+  ffs_ff_layer_t *pair = ffs_ff_layer_new(IN, UNITS, ROWS, &cfg, 3, 1);
+  cfg.update = FFS_UPDATE_FRAME;
+  ffs_ff_layer_t *ref = ffs_ff_layer_new(IN, UNITS, ROWS, &cfg, 3, 1);
+  float xp[ROWS * IN], xn[ROWS * IN], w0[UNITS * IN];
+  float gp[UNITS * IN], bp[UNITS], gn[UNITS * IN], bn[UNITS];
+  s_input(xp, ROWS, 11), s_input(xn, ROWS, 12);
+  memcpy(w0, ffs_ff_layer_weights(pair), sizeof w0);
+  // the positive frame alone changes nothing yet
+  ffs_ff_layer_forward(pair, xp, ROWS);
+  ffs_ff_layer_learn(pair, ROWS, 1, 1.0f);
+  ck_assert_mem_eq(ffs_ff_layer_weights(pair), w0, sizeof w0);
+  ffs_ff_layer_forward(pair, xn, ROWS);
+  ffs_ff_layer_learn(pair, ROWS, 0, 1.0f);
+  // the negative one steps once on the sum: m = 0.1 (gp + gn), w -= lr (m + wd w)
+  ffs_ff_layer_forward(ref, xp, ROWS);
+  ffs_ff_layer_grad(ref, ROWS, 1, gp, bp);
+  ffs_ff_layer_forward(ref, xn, ROWS);
+  ffs_ff_layer_grad(ref, ROWS, 0, gn, bn);
+  const float *w = ffs_ff_layer_weights(pair);
+  for (int i = 0; i < UNITS * IN; i++) {
+    float m = 0.1f * (gp[i] + gn[i]);
+    ck_assert_float_eq_tol(w[i], w0[i] - cfg.lr * (m + cfg.weight_decay * w0[i]), 1e-6f);
+  }
+  for (int j = 0; j < UNITS; j++)
+    ck_assert_float_eq_tol(ffs_ff_layer_bias(pair)[j], -cfg.lr * 0.1f * (bp[j] + bn[j]), 1e-6f);
+  ffs_ff_layer_destroy(&pair);
+  ffs_ff_layer_destroy(&ref);
+}
+END_TEST
+
 START_TEST(test_shards_compute_the_whole_layer) {
   // a layer cut into shards of 3, 3 and 2 units, with the partial sums
   // added up between them, must follow the whole layer step for step:
@@ -266,6 +299,7 @@ static Suite *s_suite(void) {
   tcase_add_test(core, test_label_grad_matches_finite_differences);
   tcase_add_test(core, test_label_goodness_scores_every_label_from_one_pass);
   tcase_add_test(core, test_shards_compute_the_whole_layer);
+  tcase_add_test(core, test_pair_update_steps_once_on_both_gradients);
   suite_add_tcase(s, core);
   return s;
 }

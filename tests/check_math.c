@@ -80,7 +80,7 @@ START_TEST(test_linear_against_naive) {
   for (int i = 0; i < O; i++) b[i] = ffs_rng_normal(&rng);
   for (int i = 0; i < B * O; i++) dout[i] = ffs_rng_normal(&rng);
   ffs_linear_forward(out, x, w, b, B, I, O);
-  ffs_linear_backward_w(dw, db, dout, x, B, I, O);
+  ffs_linear_backward_w(dw, db, dout, x, B, I, O, 0);
   for (int r = 0; r < B; r++)
     for (int o = 0; o < O; o++) {
       double s = b[o];
@@ -96,6 +96,14 @@ START_TEST(test_linear_against_naive) {
       for (int r = 0; r < B; r++) s += (double)dout[r * O + o] * x[r * I + i];
       ck_assert_float_eq_tol(dw[o * I + i], (float)s, 1e-5f);
     }
+  }
+  // accumulate: a second call adds the same gradient again
+  float dw1[O * I], db1[O];
+  memcpy(dw1, dw, sizeof dw), memcpy(db1, db, sizeof db);
+  ffs_linear_backward_w(dw, db, dout, x, B, I, O, 1);
+  for (int o = 0; o < O; o++) {
+    ck_assert_float_eq_tol(db[o], 2 * db1[o], 1e-5f);
+    for (int i = 0; i < I; i++) ck_assert_float_eq_tol(dw[o * I + i], 2 * dw1[o * I + i], 1e-5f);
   }
 }
 END_TEST

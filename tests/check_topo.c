@@ -456,7 +456,7 @@ START_TEST(test_err_unknown_key) {
                    5,
                    "stage 'l2': unknown key 'unit' (expected one of: name, kind, units, core, "
                    "goodness, theta, temp, optimizer, lr, momentum, weight_decay, cooldown, "
-                   "peer_lambda, peer_decay, delay_ms, shards)");
+                   "peer_lambda, peer_decay, update, delay_ms, shards)");
   s_expect_fail_at("seed: 1\nstage: []\n", 2, "unknown key 'stage' (expected one of: name, seed");
   s_expect_fail_at("train:\n  epochs: 1\n  epoch: 2\n", 3, "train: unknown key 'epoch'");
 }
@@ -710,7 +710,7 @@ START_TEST(test_labels_and_recurrent_keys) {
 }
 END_TEST
 
-START_TEST(test_pace) {
+START_TEST(test_pace_and_update) {
   ffs_topo_t t;
   ck_assert_msg(s_load(&t, s_min, NULL, 0) == 0, "%s", s_err);
   ck_assert_int_eq(t.pace_us, 0); // as fast as the pipeline takes frames
@@ -719,6 +719,12 @@ START_TEST(test_pace) {
   ck_assert_int_eq(t.pace_us, 2000);
   s_expect_set_fail("train.pace_us=-5", "train.pace_us");
   s_expect_set_fail("train.pace_us=2000000", "train.pace_us");
+  // layer.update: one optimizer step per frame (default) or per pos+neg pair
+  ck_assert_int_eq(t.stages[1].layer.update, FFS_UPDATE_FRAME);
+  ov = "layer.update=pair";
+  ck_assert_msg(s_load(&t, s_min, &ov, 1) == 0, "%s", s_err);
+  ck_assert_int_eq(t.stages[2].layer.update, FFS_UPDATE_PAIR);
+  s_expect_set_fail("layer.update=batch", "layer.update");
 }
 END_TEST
 
@@ -983,7 +989,7 @@ static Suite *s_suite(void) {
   tcase_add_test(errors, test_labels_and_recurrent_keys);
   tcase_add_test(errors, test_err_labels_and_recurrent);
   tcase_add_test(errors, test_shards_expand);
-  tcase_add_test(errors, test_pace);
+  tcase_add_test(errors, test_pace_and_update);
   tcase_add_test(errors, test_err_shards);
   tcase_add_test(errors, test_err_tcp_ports);
   tcase_add_test(errors, test_err_yaml_syntax);

@@ -28,6 +28,8 @@ struct ffs_ff_layer {
   float *mw, *vw;  // (units, in_dim) optimizer state for w (vw: adam only)
   float *mb, *vb;  // (units)
   long step;       // updates applied
+  int pending;     // update: pair: a positive frame's gradient waits in gw, gb
+                   // (gu) for its negative frame's
   float *xn;       // (max_rows, in_dim) normalized input of the last forward
   float *y;        // (max_rows, units) relu activity
   float *yn;       // (max_rows, units) normalized activity
@@ -229,7 +231,16 @@ float ffs_ff_layer_loss(const ffs_ff_layer_t *l, int rows, int positive) {
   return (float)(sum / rows);
 }
 
+static void s_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, float *gb,
+                   int accumulate);
+
 void ffs_ff_layer_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, float *gb) {
+  s_grad(l, rows, positive, gw, gb, 0);
+}
+
+// The gradient into gw, gb (and gu), or added to what they hold.
+static void s_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, float *gb,
+                   int accumulate) {
   const int u = l->units;
   const ffs_layer_cfg_t *c = &l->cfg;
   // dG/dy = 2y (ssq, min_ssq) or 2y/units (msq); the relu gate is implicit:
@@ -253,9 +264,9 @@ void ffs_ff_layer_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, flo
     if (c->peer_lambda > 0.0f)
       for (int j = 0; j < u; j++) dr[j] -= c->peer_lambda * (peer_avg - l->peer[j]) / (float)rows;
   }
-  ffs_linear_backward_w(gw, gb, l->dz, l->xn, rows, l->in_dim, u);
+  ffs_linear_backward_w(gw, gb, l->dz, l->xn, rows, l->in_dim, u, accumulate);
   if (l->n_labels) { // dL/dU[c] = sum of dz over the rows labeled c
-    memset(l->gu, 0, sizeof(float) * (size_t)l->n_labels * (size_t)u);
+    if (!accumulate) memset(l->gu, 0, sizeof(float) * (size_t)l->n_labels * (size_t)u);
     for (int r = 0; r < rows; r++) {
       if (l->lab[r] >= l->n_labels) continue;
       float *gc = l->gu + (long)l->lab[r] * u;
@@ -264,6 +275,8 @@ void ffs_ff_layer_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, flo
     }
   }
 }
+
+static void s_step(ffs_ff_layer_t *l, float lr_factor);
 
 float ffs_ff_layer_learn(ffs_ff_layer_t *l, int rows, int positive, float lr_factor) {
   const ffs_layer_cfg_t *c = &l->cfg;
@@ -279,7 +292,19 @@ float ffs_ff_layer_learn(ffs_ff_layer_t *l, int rows, int positive, float lr_fac
       l->peer_avg = c->peer_decay * l->peer_avg +
                     (1.0f - c->peer_decay) * l->act_sum / (float)l->total_units;
   }
-  ffs_ff_layer_grad(l, rows, positive, l->gw, l->gb);
+  // update: pair sums a positive frame's gradient with the next negative
+  // frame's and steps once (a positive without its negative steps alone)
+  int pair = c->update == FFS_UPDATE_PAIR;
+  if (pair && positive && l->pending) s_step(l, lr_factor);
+  s_grad(l, rows, positive, l->gw, l->gb, pair && !positive && l->pending);
+  l->pending = pair && positive;
+  if (!l->pending) s_step(l, lr_factor);
+  return loss;
+}
+
+// One optimizer step on the gradient in gw, gb (and gu).
+static void s_step(ffs_ff_layer_t *l, float lr_factor) {
+  const ffs_layer_cfg_t *c = &l->cfg;
   l->step++;
   ffs_optim_step_t st = {.kind = c->opt, .lr = c->lr * lr_factor, .momentum = c->momentum,
                          .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = c->weight_decay,
@@ -288,7 +313,6 @@ float ffs_ff_layer_learn(ffs_ff_layer_t *l, int rows, int positive, float lr_fac
   if (l->n_labels) ffs_optim_apply(l->u, l->gu, l->mu, l->vu, (long)l->n_labels * l->units, &st);
   st.weight_decay = 0.0f; // no decay on biases
   ffs_optim_apply(l->b, l->gb, l->mb, l->vb, l->units, &st);
-  return loss;
 }
 
 float *ffs_ff_layer_weights(ffs_ff_layer_t *l) { return l->w; }

@@ -72,7 +72,9 @@ void ffs_ff_layer_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, flo
 
 // One local learning step on the last forward's rows: updates the peer
 // means (positive rows), computes the gradient, applies the optimizer with
-// lr * lr_factor. Returns the mean loss before the step.
+// lr * lr_factor. With update: pair, a positive frame's gradient is kept and
+// the step comes with the next negative frame, on both gradients summed.
+// Returns the mean loss before the step.
 float ffs_ff_layer_learn(ffs_ff_layer_t *l, int rows, int positive, float lr_factor);
 
 // Parameters (borrowed, writable for checkpoint loading).
