@@ -73,9 +73,13 @@ PY2
 run_ffs "5 processes on $cores cores" ffstream ""
 run_ffs "3 layers x 2 shards, 8 processes on $cores cores" sharded "" \
   --set l1.shards=2 --set l2.shards=2 --set l3.shards=2
+run_ffs "3 layers x 2 shards, update: pair, 8 processes on $cores cores" sharded_pair "" \
+  --set l1.shards=2 --set l2.shards=2 --set l3.shards=2 --set layer.update=pair
 run_ffs "5 processes on 1 core" ffstream_1core "taskset -c 0"
 run_ffs "3 layers x 2 shards, 8 processes on 1 core" sharded_1core "taskset -c 0" \
   --set l1.shards=2 --set l2.shards=2 --set l3.shards=2
+# the config's own form (update: frame) is the headline; update: pair (one
+# step per pos + neg pair, as the PyTorch peer does) is shown apart
 ffs=$(( ffs_ffstream > ffs_sharded ? ffs_ffstream : ffs_sharded ))
 
 torch_rows=""
@@ -124,6 +128,7 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
   echo
   echo "- ffstream (its faster form on $cores cores, $ffs samples/s) / limit: $(python3 -c "print('%.0f %%' % (100 * $ffs / $limit))")"
   [ "$best" -gt 0 ] && echo "- ffstream / best PyTorch configuration ($best_cfg): $(python3 -c "print('%.2fx' % ($ffs / $best))")"
+  echo "- with update: pair (one optimizer step per positive + negative pair, as the PyTorch peer takes; configs/mnist-ff-hinton.yaml steps per frame): $ffs_sharded_pair samples/s = $(python3 -c "print('%.0f %%' % (100 * $ffs_sharded_pair / $limit))") of the limit, $( [ "$best" -gt 0 ] && python3 -c "print('%.2fx' % ($ffs_sharded_pair / $best))" || echo n/a) the best PyTorch configuration"
   echo "- scaling, 1 -> $cores cores: 5 processes $(python3 -c "print('%.2fx' % ($ffs_ffstream / max($ffs_ffstream_1core, 1)))"), sharded $(python3 -c "print('%.2fx' % ($ffs_sharded / max($ffs_sharded_1core, 1)))") (plot: docs/scaling.png)"
   printf '%s' "$eff_lines"
   echo
