@@ -31,18 +31,30 @@ void ffs_linear_backward_w(float *dw, float *db, const float *dout, const float 
   }
 }
 
-void ffs_relu(float *y, long n) {
+FFS_VECTOR_LOOP void ffs_relu(float *y, long n) {
   for (long i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
 }
 
 // ---- normalization and goodness ----
 
-void ffs_rms_normalize(float *out, const float *x, int rows, int cols, float eps) {
+// A row's sum of squares: 16 float partial sums (a vector's worth, summed
+// lane by lane, so no reassociation is needed to vectorize), then in double.
+FFS_VECTOR_LOOP static double s_sumsq(const float *x, int n) {
+  float acc[16] = {0};
+  int j = 0;
+  for (; j + 16 <= n; j += 16)
+    for (int k = 0; k < 16; k++) acc[k] += x[j + k] * x[j + k];
+  double ss = 0.0;
+  for (int k = 0; k < 16; k++) ss += acc[k];
+  for (; j < n; j++) ss += (double)x[j] * x[j];
+  return ss;
+}
+
+FFS_VECTOR_LOOP void ffs_rms_normalize(float *out, const float *x, int rows, int cols, float eps) {
   for (int r = 0; r < rows; r++) {
     const float *xr = x + (long)r * cols;
     float *o = out + (long)r * cols;
-    double ss = 0.0;
-    for (int j = 0; j < cols; j++) ss += (double)xr[j] * xr[j];
+    double ss = s_sumsq(xr, cols);
     float inv = 1.0f / (sqrtf((float)(ss / cols)) + eps);
     for (int j = 0; j < cols; j++) o[j] = xr[j] * inv;
   }
@@ -50,9 +62,7 @@ void ffs_rms_normalize(float *out, const float *x, int rows, int cols, float eps
 
 void ffs_goodness(float *g, const float *y, int rows, int cols, ffs_goodness_t kind) {
   for (int r = 0; r < rows; r++) {
-    const float *yr = y + (long)r * cols;
-    float ss = 0.0f;
-    for (int j = 0; j < cols; j++) ss += yr[j] * yr[j];
+    float ss = (float)s_sumsq(y + (long)r * cols, cols);
     g[r] = kind == FFS_GOODNESS_MSQ ? ss / (float)cols : ss;
   }
 }

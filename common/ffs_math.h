@@ -7,6 +7,15 @@
 
 #include "ffs_topo.h"
 
+// The element-wise loops are compiled for AVX-512, AVX2 and plain x86-64 and
+// the CPU picks at load time (gcc's function multiversioning), so one binary
+// runs everywhere and vectorizes as wide as the machine allows.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(FFS_NO_CLONES)
+#define FFS_VECTOR_LOOP __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FFS_VECTOR_LOOP
+#endif
+
 // out (batch, out_dim) = in (batch, in_dim) @ w^T (w: (out_dim, in_dim)) + b (out_dim).
 // b may be NULL.
 void ffs_linear_forward(float *out, const float *in, const float *w, const float *b,

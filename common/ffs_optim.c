@@ -4,7 +4,9 @@
 
 #include <math.h>
 
-void ffs_optim_apply(float *p, const float *grad, float *m, float *v, long n,
+#include "ffs_math.h"
+
+FFS_VECTOR_LOOP void ffs_optim_apply(float *p, const float *grad, float *m, float *v, long n,
                      const ffs_optim_step_t *st) {
   const float mom = st->momentum, wd = st->weight_decay, lr = st->lr;
   if (st->kind == FFS_OPT_SGD) {

@@ -48,7 +48,7 @@ typedef struct {
   int restarts;     // times the supervisor restarted it from its checkpoint
   int await_ready;  // restarted: re-drive the stream once it is READY again
   // latest STATS
-  double frames, bad, busy, blocked, wall, samples, gpos, gneg, fbr, fbs, fbd, tds, tdk;
+  double frames, bad, busy, blocked, cpu, wall, samples, gpos, gneg, fbr, fbs, fbd, tds, tdk;
   double lat[2][4]; // readout, per phase mode (train, eval): end-to-end frame
                     // latency p50, p99, transport per hop p50 (us), frames
 } s_stage_t;
@@ -346,7 +346,7 @@ static void s_on_message(s_run_t *r, int i, char *line) {
   } else if (!strncmp(line, "STATS ", 6)) {
     char *l = line + 5; // keys are matched as " key="
     s->frames = s_kv(l, "frames"), s->bad = s_kv(l, "bad"), s->busy = s_kv(l, "busy");
-    s->blocked = s_kv(l, "blocked");
+    s->blocked = s_kv(l, "blocked"), s->cpu = s_kv(l, "cpu");
     s->wall = s_kv(l, "wall"), s->samples = s_kv(l, "samples");
     s->gpos = s_kv(l, "gpos"), s->gneg = s_kv(l, "gneg");
     s->fbr = s_kv(l, "fbr"), s->fbs = s_kv(l, "fbs"), s->fbd = s_kv(l, "fbd");
@@ -497,12 +497,12 @@ static void s_write_summary(s_run_t *r, int rc) {
     int pid = s->pid < 0 ? -s->pid : s->pid;
     fprintf(f,
             "    {\"name\": \"%s\", \"kind\": \"%s\", \"pid\": %d, \"core\": %d, \"frames\": %.0f, "
-            "\"bad_frames\": %.0f, \"utilization\": %.4f, \"feedback_received\": %.0f, "
+            "\"bad_frames\": %.0f, \"utilization\": %.4f, \"cpu_s\": %.3f, \"feedback_received\": %.0f, "
             "\"feedback_sent\": %.0f, \"feedback_dropped\": %.0f, \"topdown_stale\": %.0f, "
             "\"topdown_stale_ticks\": %.0f, \"restarts\": %d}%s\n",
             r->t->stages[i].name, ffs_stage_kind_str(r->t->stages[i].kind), pid, s->core,
             s->frames < 0 ? 0 : s->frames, s->bad < 0 ? 0 : s->bad,
-            s_utilization(s), s->fbr < 0 ? 0 : s->fbr,
+            s_utilization(s), s->cpu < 0 ? 0 : s->cpu, s->fbr < 0 ? 0 : s->fbr,
             s->fbs < 0 ? 0 : s->fbs, s->fbd < 0 ? 0 : s->fbd, s->tds < 0 ? 0 : s->tds,
             s->tdk < 0 ? 0 : s->tdk, s->restarts,
             i + 1 < r->t->n_stages ? "," : "");
@@ -606,8 +606,19 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
 
   // children: one BLAS thread per pinned stage, and the fastest kernels
   setenv("OPENBLAS_NUM_THREADS", "1", 0);
+  // OpenBLAS 0.3.21 runs its AVX2 kernels on AVX-512 CPUs it does not know,
+  // and a machine-wide OPENBLAS_CORETYPE (this workplace sets Haswell) pins
+  // them too: the stages get SkylakeX kernels wherever AVX-512 is there.
+  // FFS_BLAS_CORETYPE, when set, is what they get instead.
+  const char *coretype = getenv("FFS_BLAS_CORETYPE"), *had = getenv("OPENBLAS_CORETYPE");
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
+  if (!coretype && __builtin_cpu_supports("avx512f")) coretype = "SkylakeX";
+  if (coretype && coretype[0]) {
+    if (had && strcmp(had, coretype))
+      ffs_info("blas: the stages use OpenBLAS's %s kernels, not OPENBLAS_CORETYPE=%s from the "
+               "environment (FFS_BLAS_CORETYPE chooses)", coretype, had);
+    setenv("OPENBLAS_CORETYPE", coretype, 1);
+  }
 
   int ncores = ffs_pin_ncores();
   int shared = ffs_pin_plan(t, ncores, r->cores);

@@ -93,6 +93,12 @@ const ffs_stage_ops_t *ffs_stage_ops(ffs_stage_kind_t kind) {
   return NULL;
 }
 
+double ffs_thread_cpu(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 double ffs_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -360,7 +366,7 @@ static void s_bad_frame(ffs_io_t *io, const char *chan, const char *why) {
 // Offers decoded frame f to the stage. Returns what on_frame returned.
 static int s_dispatch(ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub,
                       const char *chan_name) {
-  double t0 = ffs_now();
+  double t0 = ffs_now(), c0 = ffs_thread_cpu();
   int rc = io->ops->on_frame(io->self, io, f, chan, sub);
   if (rc == FFS_FRAME_DEFER && chan != FFS_CHAN_IN) rc = -1; // only input frames may wait
   if (rc < 0)
@@ -368,6 +374,7 @@ static int s_dispatch(ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int s
   else if (rc == 0)
     io->stats.frames++;
   io->stats.busy_s += ffs_now() - t0;
+  io->stats.cpu_s += ffs_thread_cpu() - c0;
   return rc;
 }
 
@@ -635,11 +642,12 @@ int ffs_io_allreduce(ffs_io_t *io, uint64_t seq, float *v, int n) {
 static void s_send_stats(ffs_io_t *io, double wall_s) {
   const ffs_stage_stats_t *s = &io->stats;
   ffs_io_send_ctl(io,
-                  "STATS frames=%llu bad=%llu busy=%.4f blocked=%.4f wall=%.4f samples=%llu gpos=%.4g gneg=%.4g "
+                  "STATS frames=%llu bad=%llu busy=%.4f blocked=%.4f cpu=%.4f wall=%.4f samples=%llu "
+                  "gpos=%.4g gneg=%.4g "
                   "fbr=%llu fbs=%llu fbd=%llu tds=%llu tdk=%llu l50=%.1f l99=%.1f h50=%.1f ln=%llu "
                   "e50=%.1f e99=%.1f eh50=%.1f en=%llu",
                   (unsigned long long)s->frames, (unsigned long long)s->bad_frames, s->busy_s,
-                  s->blocked_s, wall_s,
+                  s->blocked_s, s->cpu_s, wall_s,
                   (unsigned long long)s->samples, s->g_pos, s->g_neg,
                   (unsigned long long)s->fb_frames, (unsigned long long)s->fb_sent,
                   (unsigned long long)s->fb_dropped, (unsigned long long)s->td_stale,
@@ -713,9 +721,9 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
     }
     if (io->holding) s_retry_held(io);
     if (io->ops->pump && !stopping) {
-      double t0 = ffs_now();
+      double t0 = ffs_now(), c0 = ffs_thread_cpu();
       pumping = io->ops->pump(io->self, io);
-      if (pumping) io->stats.busy_s += ffs_now() - t0;
+      if (pumping) io->stats.busy_s += ffs_now() - t0, io->stats.cpu_s += ffs_thread_cpu() - c0;
     }
     double now = ffs_now();
     if (t->ckpt_every_s > 0 && now - t_ckpt >= t->ckpt_every_s) {

@@ -39,6 +39,8 @@ typedef struct {
   double busy_s;       // seconds inside frame handlers and pump
   double blocked_s;    // of which waiting on a full downstream queue
                        // (utilization = (busy - blocked) / wall)
+  double cpu_s;        // CPU time of the stage's thread inside the same
+                       // handlers (busy_s minus the time the OS ran others)
   double g_pos, g_neg; // mean goodness of the latest positive / negative frame
   uint64_t td_stale;   // recurrent: ticks computed without the previous tick's
                        // top-down vector (free-running, or a lockstep wait that timed out)
@@ -114,5 +116,7 @@ int ffs_io_stopping(const ffs_io_t *io);
 
 // Monotonic clock in seconds.
 double ffs_now(void);
+// CPU time of the calling thread in seconds.
+double ffs_thread_cpu(void);
 
 #endif

@@ -19,6 +19,7 @@
 #include <zmq.h>
 
 #include "ffs_frame.h"
+#include "ffs_topo.h"
 
 // 10000 samples, 3 epochs, 3x256 units: a 4-second run. Measured: 13.0 %
 // (processes) and 14.4 % (threads) energy error; the same run with learning
@@ -474,10 +475,10 @@ START_TEST(test_endpoint_in_use_is_reported) {
   char out[300], log[300];
   snprintf(out, sizeof out, "%s/inuse", s_tmp);
   snprintf(log, sizeof log, "%s/inuse.log", s_tmp);
-  // l1 (stage 1) binds its input at port + 1 + 1 * 34 (ffs_topo_endpoint)
+  // l1 (stage 1) binds its input at port + 1 + 1 * ports per stage (ffs_topo_endpoint)
   const int port = 21000 + (int)(getpid() % 2000) * 2;
   char ep[64], port_set[64];
-  snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port + 1 + 34);
+  snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port + 1 + FFS_TCP_PORTS_PER_STAGE);
   snprintf(port_set, sizeof port_set, "tcp.port=%d", port);
   void *ctx = zmq_ctx_new();
   void *squatter = zmq_socket(ctx, ZMQ_PULL);

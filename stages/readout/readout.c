@@ -5,6 +5,7 @@
 // a one-pass softmax readout trained online on neutral rows' normalized
 // activity. Test error overall and per layer goes to the launcher per epoch.
 #include <math.h>
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,16 +70,8 @@ typedef struct {
 // logits (rows, 10) = h (rows, units) @ w^T (+=) ; h rows are strided
 static void s_head_forward(float *logits, const float *h, int ld, const float *w, int rows,
                            int units, int accumulate) {
-  for (int r = 0; r < rows; r++) {
-    const float *hr = h + (long)r * ld;
-    float *lr_ = logits + r * S_NCLASSES;
-    for (int c = 0; c < S_NCLASSES; c++) {
-      const float *wc = w + (long)c * units;
-      float acc = 0.0f;
-      for (int j = 0; j < units; j++) acc += wc[j] * hr[j];
-      lr_[c] = accumulate ? lr_[c] + acc : acc;
-    }
-  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, S_NCLASSES, units, 1.0f, h, ld, w,
+              units, accumulate ? 1.0f : 0.0f, logits, S_NCLASSES);
 }
 
 // dlog = (softmax(logits) - onehot(labels)) / rows ; returns errors counted
@@ -96,17 +89,12 @@ static int s_softmax_grad(float *dlog, const float *logits, const uint8_t *label
   return errors;
 }
 
+// w (10, units) -= lr dlog^T (10, rows) @ h (rows, units) ; b (10) -= lr column sums
 static void s_head_update(float *w, float *b, const float *dlog, const float *h, int ld,
                           int rows, int units, float lr) {
-  for (int r = 0; r < rows; r++) {
-    const float *hr = h + (long)r * ld;
-    const float *d = dlog + r * S_NCLASSES;
-    for (int c = 0; c < S_NCLASSES; c++) {
-      float *wc = w + (long)c * units;
-      float s = lr * d[c];
-      for (int j = 0; j < units; j++) wc[j] -= s * hr[j];
-    }
-  }
+  if (w)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S_NCLASSES, units, rows, -lr, dlog,
+                S_NCLASSES, h, ld, 1.0f, w, units);
   if (b)
     for (int r = 0; r < rows; r++)
       for (int c = 0; c < S_NCLASSES; c++) b[c] -= lr * dlog[r * S_NCLASSES + c];
