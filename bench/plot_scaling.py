@@ -26,7 +26,7 @@ def main():
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     series = [("limit", "physical limit (cores x sgemm peak / FLOPs)", "k--"),
               ("ffstream", "ffstream, 5 processes", "o-"),
-              ("ffstream_sharded", "ffstream, 3 layers x 2 shards", "s-"),
+              ("ffstream_sharded", "ffstream, l2 in 2 shards", "s-"),
               ("pytorch", "PyTorch peer, best setting", "^-")]
     for key, label, style in series:
         pts = [(c, float(r[key])) for c, r in zip(cores, rows) if float(r[key]) > 0]

@@ -7,7 +7,7 @@
 #       as fast as it goes: training samples/s and the end-to-end latency
 #       per frame under that load (source emits -> readout has every
 #       layer's report);
-#       paced (train.pace_us, the pipeline idle between samples): the
+#       paced (train.pace_us, the pipeline idle when a frame arrives): the
 #       latency of evaluation frames (no learning) and the transport's share
 #       per hop, (latency - the compute the frame carries) / hops;
 #   - the PyTorch peer (bench/peer_torch.py) at batch 1 on the same networks.
@@ -38,10 +38,10 @@ run_ffs() { # label config samples test_samples [--set ...]
   rm -rf "$out" "$out-paced"
   echo "bench: $base --out $out"
   $base --out "$out" > "$out.log" 2>&1
-  # paced: one sample every 4x the time a sample took above, so that the
-  # queues are empty when it arrives
+  # paced: one frame every 2x the time a whole sample (3 frames) took above,
+  # so that each frame finds the pipeline idle
   local pace
-  pace=$(python3 -c "import json; s=json.load(open('$out/summary.json')); print(int(4e6 / max(s['train_samples_per_s'], 1)))")
+  pace=$(python3 -c "import json; s=json.load(open('$out/summary.json')); print(int(2e6 / max(s['train_samples_per_s'], 1)))")
   echo "bench: $base --set train.pace_us=$pace --out $out-paced"
   $base --set train.pace_us="$pace" --out "$out-paced" > "$out-paced.log" 2>&1
   rows+=$(python3 - "$out" "$out-paced" "$label" "$zow50" "$base" "$pace" <<'PY'
@@ -72,10 +72,14 @@ run_torch() { # label units layers batches torch_threads [VAR=value ...]
   torch_rows+="| PyTorch peer, $label | ${sps:-failed} | \`$* $cmd\` |"$'\n'
 }
 if /usr/bin/python3 -c "import torch" 2>/dev/null; then
-  for net in "500 2 $n" "2000 4 $((n / 10))"; do
+  for net in "500 2 $((n / 3))" "2000 4 $((n / 30))"; do
     set -- $net
     run_torch "784-$1x$2, torch 1 thread, OpenBLAS 1 thread" "$1" "$2" "$3" 1 \
       OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=$coretype
+    # glibc otherwise unmaps and remaps every large tensor each step
+    run_torch "784-$1x$2, torch 1 thread, OpenBLAS 1 thread, malloc keeps memory" "$1" "$2" "$3" 1 \
+      OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=$coretype MALLOC_MMAP_THRESHOLD_=4294967296 \
+      MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=268435456
     run_torch "784-$1x$2, out of the box" "$1" "$2" "$3" 0
   done
 else

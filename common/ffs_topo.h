@@ -113,7 +113,7 @@ typedef struct {
   ffs_negatives_t negatives;
   int hwm_frames;     // forward high-water mark, in frames
   int ckpt_every_s;   // checkpoint every N seconds as well as at epoch ends (0 = only there)
-  int pace_us;        // the source emits a batch at most every pace_us (0 = as fast
+  int pace_us;        // the source emits a frame at most every pace_us (0 = as fast
                       // as the pipeline takes them): a stream's frame rate
   ffs_labels_t labels; // overlay (FF) | separate (FFCL label weights)
   int ticks;          // recurrent form when > 1: each image is shown for ticks frames

@@ -36,7 +36,7 @@ typedef struct {
   const ffs_topo_t *topo;
   int index;
   int dim;                 // pixels per row
-  double next_emit;        // train.pace_us: when the next batch may go out
+  double next_emit;        // train.pace_us: when the next frame may go out
   int batch, eval_batch;   // samples per frame
   int max_rows;            // rows in the largest frame
   int want_neutral;        // the readout trains / evaluates a softmax
@@ -82,6 +82,14 @@ static uint8_t s_wrong_label(s_source_t *s, uint32_t k, uint8_t truth) {
 // Sends buffer p as one frame (sequence number seq, recurrent tick tick).
 static int s_emit(s_source_t *s, ffs_io_t *io, int p, uint8_t pol, uint8_t mode, uint32_t rows,
                   uint64_t seq, int tick) {
+  if (s->topo->pace_us > 0) { // a paced stream: wait for the next frame's time
+    double wait = s->next_emit - ffs_now();
+    if (wait > 0) {
+      struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+      nanosleep(&ts, NULL);
+    }
+    s->next_emit = ffs_now() + 1e-6 * s->topo->pace_us;
+  }
   ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .pol = pol, .mode = mode, .seq = seq,
                        .epoch = (uint32_t)s->cur.epoch, .tick = (uint32_t)tick,
                        .stage = (uint32_t)s->index, .rows = rows, .cols = (uint32_t)s->dim,
@@ -204,14 +212,6 @@ static int s_pump(void *self, ffs_io_t *io) {
     s->pos = 0;
     if (s->cur.mode == FFS_MODE_TRAIN)
       ffs_rng_shuffle(&s->rng, s->order, (uint32_t)s->train->n);
-  }
-  if (s->topo->pace_us > 0) { // a paced stream: wait for the next batch's time
-    double wait = s->next_emit - ffs_now();
-    if (wait > 0) {
-      struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
-      nanosleep(&ts, NULL);
-    }
-    s->next_emit = ffs_now() + 1e-6 * s->topo->pace_us;
   }
   const ffs_dataset_t *set = s->cur.mode == FFS_MODE_TRAIN ? s->train : s->test;
   int per = s->cur.mode == FFS_MODE_TRAIN ? s->batch : s->eval_batch;
