@@ -3,17 +3,17 @@
 # layer sizes and recipe, in one run (issue 5). Appends to docs/RESULTS.md:
 #   - MNIST:   mnist-ff (plain) and mnist-ffcl (label weights), 14 epochs;
 #   - Fashion: fashion-ff and fashion-ffcl, 10 epochs;
-#   - mnist-recurrent (8 ticks, lockstep) for RECURRENT_EPOCHS epochs
-#     (default 4: each epoch costs about 8 plain epochs);
+#   - mnist-recurrent and fashion-recurrent (8 ticks, lockstep), the same
+#     epochs (each costs about 8 plain epochs: 30 + 20 minutes on 2 cores);
 #   - FFCL vs FF energy inference time and FLOPs (build/ffcl_infer).
 # Part of `make bench`, never of `make test`.
-#   bash bench/loops.sh            RECURRENT_EPOCHS=14 bash bench/loops.sh
+#   bash bench/loops.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x build/ffcl_infer ] || { echo "bench: build first (make build)" >&2; exit 2; }
 bash bench/accuracy.sh configs/mnist-ff.yaml configs/mnist-ffcl.yaml \
   configs/fashion-ff.yaml configs/fashion-ffcl.yaml
-bash bench/accuracy.sh configs/mnist-recurrent.yaml -- --epochs "${RECURRENT_EPOCHS:-4}"
+bash bench/accuracy.sh configs/mnist-recurrent.yaml configs/fashion-recurrent.yaml
 {
   echo
   echo "## FFCL vs FF energy inference ($(date -u +%Y-%m-%d))"
