@@ -425,11 +425,12 @@ static void s_gather(ffs_io_t *io, const ffs_frame_t *f, const ffs_frame_limits_
   uint32_t rows = f->h.rows, sh = f->h.shard, stride = lim->max_cols;
   if (!a->used) {
     size_t need = (size_t)lim->max_rows * stride * 4, mr = lim->max_rows;
-    if (!a->data) { // once per slot: the largest frame this channel accepts
+    if (!a->data || a->stride < stride) { // the largest frame this channel accepts
+      free(a->data), free(a->labels), free(a->cands), free(a->ids);
       a->data = malloc(need > 0 ? need : 1), a->stride = stride;
       a->labels = malloc(mr), a->cands = malloc(mr), a->ids = malloc(4 * mr);
     }
-    if (!a->data || !a->labels || !a->cands || !a->ids || a->stride < stride) {
+    if (!a->data || !a->labels || !a->cands || !a->ids) {
       s_bad_frame(io, chan_name, "out of memory gathering a sharded frame");
       return;
     }
