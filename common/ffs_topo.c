@@ -1324,16 +1324,7 @@ static int s_expand_shards(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t) {
       if (o->core >= 0) st->core = o->core + k;
     }
   }
-  t->n_stages = n;
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < i; j++)
-      if (!strcmp(t->stages[i].name, t->stages[j].name)) {
-        const ffs_stage_cfg_t *a = t->stages[i].n_shards > 1 ? &t->stages[i] : &t->stages[j];
-        return s_failf(c, NULL, a->line,
-                       "stage '%s': shards: the shard name '%s' is already a stage's name "
-                       "(expected distinct names)",
-                       a->layer_name, a->name);
-      }
+  t->n_stages = n; // stage names hold no '.', so shard names are new ones
   ffs_stage_cfg_t *ro = &t->stages[n - 1];
   for (int k = 0; k < ro->n_energy; k++) ro->energy[k] = first[ro->energy[k]];
   for (int k = 0; k < ro->n_softmax; k++) ro->softmax[k] = first[ro->softmax[k]];
