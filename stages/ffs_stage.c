@@ -628,6 +628,13 @@ int ffs_io_allreduce(ffs_io_t *io, uint64_t seq, float *v, int n) {
     if (it[0].revents & ZMQ_POLLIN) s_peer_drain(io, seq);
   }
   io->stats.blocked_s += ffs_now() - t0; // waiting on siblings is not work
+  for (int s = 0; s < k; s++)
+    if (got[s] && got[s]->n != (uint32_t)n) { // same frame, so the same rows
+      ffs_warn("frame %llu: a sibling shard sent %u partial sums, expected %d; the frame is "
+               "dropped", (unsigned long long)seq, got[s]->n, n);
+      got[s]->valid = 0;
+      return -1;
+    }
   // summed in shard order, so every shard gets bit-identical totals
   for (int i = 0; i < n; i++) {
     float acc = 0.0f;
