@@ -202,7 +202,8 @@ START_TEST(test_garbage_frames_are_counted_and_dropped) {
   zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
   ck_assert_int_eq(zmq_connect(push, ep), 0);
   // 1: random bytes; 2: a valid header with a short payload; 3: wrong width;
-  // 4: NaN in the payload
+  // 4: NaN in the payload; 5: a shard's slice where the source sends whole
+  // frames
   unsigned char junk[256];
   srand(5);
   for (size_t i = 0; i < sizeof junk; i++) junk[i] = (unsigned char)rand();
@@ -223,13 +224,17 @@ START_TEST(test_garbage_frames_are_counted_and_dropped) {
   row[3] = 0.0f / 0.0f;
   size_t nan = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, row);
   zmq_send(push, buf, nan, 0);
+  row[3] = 0.5f;
+  h.cols = 392, h.nshards = 2, h.shard = 1, h.col0 = 392;
+  size_t slice = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, row);
+  zmq_send(push, buf, slice, 0);
   int rc = s_wait(pid, 300); // the socket stays open until the run is over
   zmq_close(push);
   zmq_ctx_term(ctx);
   ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, s_slurp(log));
   const char *json = s_summary_learned(out, "with garbage on l1's input");
   double bad = s_json(json, "\"name\": \"l1\"", "bad_frames");
-  ck_assert_msg(bad == 12, "l1 counted %g bad frames, expected 12\n%s\nlog:\n%s", bad, json,
+  ck_assert_msg(bad == 13, "l1 counted %g bad frames, expected 13\n%s\nlog:\n%s", bad, json,
                 s_slurp(log));
   ck_assert_msg(strstr(s_slurp(log), "dropped a bad frame") != NULL, "%s", s_slurp(log));
 }
