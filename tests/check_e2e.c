@@ -512,31 +512,38 @@ END_TEST
       "train.ckpt_every_s=0", "--set", "l1.units=64", "--set", "l2.units=64", "--set",          \
       "l3.units=64"
 
-// Runs configs/mnist-recurrent.yaml into s_tmp/name with S_LOOP_SETS and up
-// to four more --set overrides; asserts it finished. Returns summary.json.
-static const char *s_run_loops(const char *name, const char *set1, const char *set2,
-                               const char *set3, const char *set4) {
+// Runs `ffstream run CONFIG --quiet --out s_tmp/NAME` with the arguments in
+// base (NULL-terminated) and up to four more --set overrides (NULL = none);
+// asserts it finished within 120 s (-1: still running, e.g. a deadlock).
+// Returns its summary.json, in s_slurp's buffer (valid until the next read).
+static const char *s_run_named(const char *name, const char *config, const char *const *base,
+                               const char *set1, const char *set2, const char *set3,
+                               const char *set4) {
   char out[300], log[300], path[400];
   snprintf(out, sizeof out, "%s/%s", s_tmp, name);
   snprintf(log, sizeof log, "%s/%s.log", s_tmp, name);
-  const char *argv[32] = {"", "run", "configs/mnist-recurrent.yaml", "--quiet", "--out", out,
-                          S_LOOP_SETS};
-  int n = 0;
-  while (argv[n]) n++;
+  const char *argv[48] = {"", "run", config, "--quiet", "--out", out};
+  int n = 6;
+  while (*base && n < 38) argv[n++] = *base++;
   const char *sets[] = {set1, set2, set3, set4};
   for (int k = 0; k < 4; k++)
-    if (sets[k]) {
-      argv[n++] = "--set";
-      argv[n++] = sets[k];
-    }
+    if (sets[k]) argv[n++] = "--set", argv[n++] = sets[k];
   argv[n] = NULL;
   int rc = s_wait(s_start(argv, log), 120);
-  ck_assert_msg(rc == 0, "recurrent run %s exited %d (-1: still running after 120 s, a "
-                "deadlock); log:\n%s", name, rc, s_slurp(log));
+  ck_assert_msg(rc == 0, "run %s exited %d (-1: still running after 120 s); log:\n%s", name, rc,
+                s_slurp(log));
   snprintf(path, sizeof path, "%s/summary.json", out);
   const char *json = s_slurp(path);
   ck_assert_msg(json != NULL, "no %s", path);
   return json;
+}
+
+static const char *const s_loop_sets[] = {S_LOOP_SETS, NULL};
+
+// A small configs/mnist-recurrent.yaml run (S_LOOP_SETS) with more overrides.
+static const char *s_run_loops(const char *name, const char *set1, const char *set2,
+                               const char *set3, const char *set4) {
+  return s_run_named(name, "configs/mnist-recurrent.yaml", s_loop_sets, set1, set2, set3, set4);
 }
 
 // 1 when the two files hold the same bytes.
@@ -589,34 +596,18 @@ END_TEST
 
 // ---- sharded layers ----
 
-// Runs configs/mnist-ff.yaml small, with random negatives (no feedback, so
-// the run is deterministic) and shard overrides; returns a copy of its
-// summary.json (the caller frees it).
-static char *s_run_sharded(const char *name, const char *set1, const char *set2) {
-  char out[300], log[300], path[400];
-  snprintf(out, sizeof out, "%s/%s", s_tmp, name);
-  snprintf(log, sizeof log, "%s/%s.log", s_tmp, name);
-  const char *argv[32] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
-                          "--set", "train.epochs=1", "--set", "data.train_limit=1000",
-                          "--set", "data.test_limit=1000", "--set", "train.negatives=random",
-                          "--set", "feedback=[]", "--set", "train.ckpt_every_s=0"};
-  int n = 0;
-  while (argv[n]) n++;
-  const char *sets[] = {set1, set2};
-  for (int k = 0; k < 2; k++)
-    if (sets[k]) argv[n++] = "--set", argv[n++] = sets[k];
-  argv[n] = NULL;
-  int rc = s_wait(s_start(argv, log), 120);
-  ck_assert_msg(rc == 0, "run %s exited %d; log:\n%s", name, rc, s_slurp(log));
-  snprintf(path, sizeof path, "%s/summary.json", out);
-  const char *json = s_slurp(path);
-  ck_assert_msg(json != NULL, "no %s", path);
-  return strdup(json);
-}
+// configs/mnist-ff.yaml small, with random negatives and no feedback, so
+// that the run is deterministic.
+static const char *const s_shard_sets[] = {
+    "--set", "train.epochs=1", "--set", "data.train_limit=1000", "--set", "data.test_limit=1000",
+    "--set", "train.negatives=random", "--set", "feedback=[]", "--set", "train.ckpt_every_s=0",
+    NULL};
 
 START_TEST(test_sharding_changes_nothing_but_speed) {
-  char *whole = s_run_sharded("whole", NULL, NULL);
-  char *sharded = s_run_sharded("sharded", "l1.shards=2", "l2.shards=3");
+  const char *cfg = "configs/mnist-ff.yaml";
+  char *whole = strdup(s_run_named("whole", cfg, s_shard_sets, NULL, NULL, NULL, NULL));
+  char *sharded =
+      strdup(s_run_named("sharded", cfg, s_shard_sets, "l1.shards=2", "l2.shards=3", NULL, NULL));
   // the shards ran as processes of their own and lost nothing
   const char *names[] = {"l1.0", "l1.1", "l2.0", "l2.1", "l2.2", "l3", "out"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -639,40 +630,35 @@ START_TEST(test_sharding_changes_nothing_but_speed) {
 }
 END_TEST
 
+// A test case with the temporary-folder fixture and a time limit, in s.
+static TCase *s_tcase(Suite *s, const char *name, int timeout_s) {
+  TCase *tc = tcase_create(name);
+  tcase_add_checked_fixture(tc, s_setup, s_teardown);
+  if (timeout_s > 0) tcase_set_timeout(tc, timeout_s);
+  suite_add_tcase(s, tc);
+  return tc;
+}
+
 static Suite *s_suite(void) {
   Suite *s = suite_create("e2e");
-  TCase *cli = tcase_create("cli");
-  tcase_add_checked_fixture(cli, s_setup, s_teardown);
+  TCase *cli = s_tcase(s, "cli", 0);
   tcase_add_test(cli, test_help_and_check);
   tcase_add_test(cli, test_bad_topology_starts_nothing);
-  suite_add_tcase(s, cli);
-  TCase *run = tcase_create("run");
-  tcase_add_checked_fixture(run, s_setup, s_teardown);
-  tcase_set_timeout(run, 400);
+  TCase *run = s_tcase(s, "run", 400);
   tcase_add_test(run, test_process_mode_learns_and_feedback_travels);
   tcase_add_test(run, test_thread_mode_learns);
   tcase_add_test(run, test_garbage_frames_are_counted_and_dropped);
-  suite_add_tcase(s, run);
-  TCase *faults = tcase_create("faults");
-  tcase_add_checked_fixture(faults, s_setup, s_teardown);
-  tcase_set_timeout(faults, 400);
+  TCase *faults = s_tcase(s, "faults", 400);
   tcase_add_test(faults, test_sigterm_shuts_down_cleanly);
   tcase_add_test(faults, test_stalled_consumer_backpressure);
   tcase_add_test(faults, test_kill9_layer_is_restarted);
   tcase_add_test(faults, test_resume_continues_a_stopped_run);
   tcase_add_test(faults, test_endpoint_in_use_is_reported);
-  suite_add_tcase(s, faults);
-  TCase *loops = tcase_create("loops");
-  tcase_add_checked_fixture(loops, s_setup, s_teardown);
-  tcase_set_timeout(loops, 400);
+  TCase *loops = s_tcase(s, "loops", 400);
   tcase_add_test(loops, test_lockstep_is_bit_identical);
   tcase_add_test(loops, test_slow_stage_never_deadlocks);
-  suite_add_tcase(s, loops);
-  TCase *shards = tcase_create("shards");
-  tcase_add_checked_fixture(shards, s_setup, s_teardown);
-  tcase_set_timeout(shards, 300);
+  TCase *shards = s_tcase(s, "shards", 300);
   tcase_add_test(shards, test_sharding_changes_nothing_but_speed);
-  suite_add_tcase(s, shards);
   return s;
 }
 

@@ -967,6 +967,9 @@ static Suite *s_suite(void) {
   tcase_add_test(core, test_set_into_non_mapping_block);
   tcase_add_test(core, test_find_and_kind_str);
   tcase_add_test(core, test_endpoints);
+  tcase_add_test(core, test_labels_and_recurrent_keys);
+  tcase_add_test(core, test_shards_expand);
+  tcase_add_test(core, test_pace_and_update);
   suite_add_tcase(s, core);
 
   TCase *errors = tcase_create("errors");
@@ -986,10 +989,7 @@ static Suite *s_suite(void) {
   tcase_add_test(errors, test_err_energy_list);
   tcase_add_test(errors, test_err_feedback);
   tcase_add_test(errors, test_err_hard_negatives_need_the_edge);
-  tcase_add_test(errors, test_labels_and_recurrent_keys);
   tcase_add_test(errors, test_err_labels_and_recurrent);
-  tcase_add_test(errors, test_shards_expand);
-  tcase_add_test(errors, test_pace_and_update);
   tcase_add_test(errors, test_err_shards);
   tcase_add_test(errors, test_err_tcp_ports);
   tcase_add_test(errors, test_err_yaml_syntax);

@@ -182,7 +182,7 @@ void ffs_ff_layer_label_goodness(const ffs_ff_layer_t *l, int rows, float *out) 
     const float *sr = l->s + (long)r * u;
     for (int c = 0; c < l->n_labels; c++) {
       const float *uc = l->u + (long)c * u;
-      float ssq = 0.0f; // accumulated as ffs_goodness does, so the values match
+      float ssq = 0.0f; // ffs_goodness sums in another order: equal up to rounding
       for (int j = 0; j < u; j++) {
         float z = sr[j] + uc[j];
         if (z > 0.0f) ssq += z * z;
