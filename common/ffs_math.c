@@ -21,8 +21,9 @@ void ffs_linear_forward(float *out, const float *in, const float *w, const float
 
 void ffs_linear_backward_w(float *dw, float *db, const float *dout, const float *in,
                            int batch, int in_dim, int out_dim, int accumulate) {
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out_dim, in_dim, batch, 1.0f, dout,
-              out_dim, in, in_dim, accumulate ? 1.0f : 0.0f, dw, in_dim);
+  if (dw)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out_dim, in_dim, batch, 1.0f, dout,
+                out_dim, in, in_dim, accumulate ? 1.0f : 0.0f, dw, in_dim);
   if (!db) return;
   for (int j = 0; j < out_dim && !accumulate; j++) db[j] = 0.0f;
   for (int r = 0; r < batch; r++) {

@@ -22,7 +22,7 @@ void ffs_linear_forward(float *out, const float *in, const float *w, const float
                         int batch, int in_dim, int out_dim);
 
 // dw (out_dim, in_dim) = dout^T (batch, out_dim) @ in (batch, in_dim);
-// db (out_dim) = column sums of dout (skipped when db is NULL). Both
+// db (out_dim) = column sums of dout (each skipped when NULL). Both
 // overwrite, or with accumulate = 1 add to what dw and db hold.
 void ffs_linear_backward_w(float *dw, float *db, const float *dout, const float *in,
                            int batch, int in_dim, int out_dim, int accumulate);

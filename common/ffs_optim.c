@@ -27,6 +27,29 @@ FFS_VECTOR_LOOP void ffs_optim_apply(float *p, const float *grad, float *m, floa
   }
 }
 
+FFS_VECTOR_LOOP void ffs_optim_sgd_outer(float *w, float *m, const float *a, const float *x,
+                                         int rows, int n_out, int n_in, float keep, int step,
+                                         float lr, float wd) {
+  for (int j = 0; j < n_out; j++) {
+    float *mj = m + (long)j * n_in, *wj = w + (long)j * n_in;
+    // each row of m and w is read and written once from memory; the passes
+    // below it run in L1
+    for (int i = 0; i < n_in; i++) mj[i] *= keep;
+    for (int r = 0; r < rows; r++) {
+      const float arj = a[(long)r * n_out + j];
+      const float *xr = x + (long)r * n_in;
+      if (arj != 0.0f)
+        for (int i = 0; i < n_in; i++) mj[i] += arj * xr[i];
+    }
+    if (step)
+      for (int i = 0; i < n_in; i++) wj[i] -= lr * (mj[i] + wd * wj[i]);
+  }
+}
+
+FFS_VECTOR_LOOP void ffs_optim_sgd_step(float *w, const float *m, long n, float lr, float wd) {
+  for (long i = 0; i < n; i++) w[i] -= lr * (m[i] + wd * w[i]);
+}
+
 float ffs_optim_cooldown(int epoch, int epochs) {
   if (epochs <= 1) return 1.0f;
   float f = 2.0f * (float)(epochs - epoch) / (float)epochs;

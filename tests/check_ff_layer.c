@@ -289,6 +289,56 @@ START_TEST(test_shards_compute_the_whole_layer) {
 }
 END_TEST
 
+START_TEST(test_sgd_steps_follow_the_rule_for_small_and_large_frames) {
+  // Smoothed-gradient descent, m = 0.9 m + 0.1 g, w -= lr (m + wd w), over
+  // several frames: frames of 1 row keep the gradient as factors until the
+  // step, frames of 12 rows go through sgemm into m. Both, stepping per
+  // frame and per pair, must follow the rule computed the long way.
+  enum { BIG = 12 };
+  const int rows_of[2] = {1, BIG};
+  for (int ri = 0; ri < 2; ri++)
+    for (int up = 0; up < 2; up++) {
+      const int rows = rows_of[ri];
+      ffs_layer_cfg_t cfg = s_cfg(FFS_GOODNESS_SSQ);
+      cfg.momentum = 0.9f, cfg.weight_decay = 0.01f;
+      cfg.update = up ? FFS_UPDATE_PAIR : FFS_UPDATE_FRAME;
+      ffs_ff_layer_t *l = ffs_ff_layer_new(IN, UNITS, BIG, &cfg, 5, 1);
+      ffs_ff_layer_t *ref = ffs_ff_layer_new(IN, UNITS, BIG, &cfg, 5, 1);
+      float x[BIG * IN], g[UNITS * IN], gsum[UNITS * IN], gb[UNITS];
+      float m[UNITS * IN] = {0}, w0[UNITS * IN];
+      memset(gsum, 0, sizeof gsum);
+      for (int f = 0; f < 6; f++) {
+        int pos = f % 2 == 0;
+        s_input(x, rows, 300 + (uint64_t)f);
+        // the gradient at the layer's current weights, from a copy
+        memcpy(w0, ffs_ff_layer_weights(l), sizeof w0);
+        memcpy(ffs_ff_layer_weights(ref), w0, sizeof w0);
+        memcpy(ffs_ff_layer_bias(ref), ffs_ff_layer_bias(l), sizeof(float) * UNITS);
+        ffs_ff_layer_forward(ref, x, rows);
+        ffs_ff_layer_grad(ref, rows, pos, g, gb);
+        for (int i = 0; i < UNITS * IN; i++) gsum[i] += g[i];
+        ffs_ff_layer_forward(l, x, rows);
+        ffs_ff_layer_learn(l, rows, pos, 1.0f);
+        const float *w = ffs_ff_layer_weights(l);
+        if (up && pos) { // pair: nothing moves until the negative frame
+          ck_assert_mem_eq(w, w0, sizeof w0);
+          continue;
+        }
+        for (int i = 0; i < UNITS * IN; i++) {
+          m[i] = 0.9f * m[i] + 0.1f * gsum[i];
+          float want = w0[i] - cfg.lr * (m[i] + cfg.weight_decay * w0[i]);
+          ck_assert_msg(fabsf(w[i] - want) <= 1e-6f + 1e-5f * fabsf(want),
+                        "rows %d, update %s, frame %d, w[%d] %g, want %g", rows,
+                        up ? "pair" : "frame", f, i, (double)w[i], (double)want);
+        }
+        memset(gsum, 0, sizeof gsum);
+      }
+      ffs_ff_layer_destroy(&l);
+      ffs_ff_layer_destroy(&ref);
+    }
+}
+END_TEST
+
 static Suite *s_suite(void) {
   Suite *s = suite_create("ff_layer");
   TCase *core = tcase_create("core");
@@ -300,6 +350,7 @@ static Suite *s_suite(void) {
   tcase_add_test(core, test_label_goodness_scores_every_label_from_one_pass);
   tcase_add_test(core, test_shards_compute_the_whole_layer);
   tcase_add_test(core, test_pair_update_steps_once_on_both_gradients);
+  tcase_add_test(core, test_sgd_steps_follow_the_rule_for_small_and_large_frames);
   suite_add_tcase(s, core);
   return s;
 }

@@ -5,6 +5,7 @@
 #include "ff_layer.h"
 
 #include <assert.h>
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,12 @@
 #include "ffs_rng.h"
 
 // ---- state ----
+
+// sgd: frames of at most this many rows (the streaming case) keep their
+// weight gradient as factors (rows of dz and xn) until the step, which then
+// reads and writes w and its smoothed gradient once. Larger frames go
+// through sgemm straight into the smoothed gradient.
+enum { S_FACTOR_ROWS = 8 };
 
 struct ffs_ff_layer {
   int in_dim, units, max_rows;
@@ -35,7 +42,10 @@ struct ffs_ff_layer {
   float *yn;       // (max_rows, units) normalized activity
   float *g;        // (max_rows) goodness
   float *dz;       // (max_rows, units) gradient wrt pre-activation
-  float *gw, *gb;  // gradient buffers
+  float *gw, *gb;  // gradient buffers (gw: adam only; sgd adds into mw)
+  int m_open;      // sgd: mw already holds this step's decay and some gradient
+  int n_factor;    // sgd: rows of factors waiting for the step
+  float *fa, *fx;  // (S_FACTOR_ROWS, units) (1 - momentum) dz, (.., in_dim) xn
   // FFCL label weights (n_labels > 0 only)
   int n_labels;
   float *u, *mu, *vu, *gu; // (n_labels, units) weights, optimizer state, gradient
@@ -90,9 +100,11 @@ static ffs_ff_layer_t *s_new(int in_dim, int units, int unit0, int total_units, 
   l->yn = malloc(nr * nu * sizeof(float));
   l->g = malloc(nr * sizeof(float));
   l->dz = malloc(nr * nu * sizeof(float));
-  l->gw = malloc(nw * sizeof(float));
-  l->gb = malloc(nu * sizeof(float));
   int adam = cfg->opt == FFS_OPT_ADAM;
+  l->gw = adam ? malloc(nw * sizeof(float)) : NULL;
+  l->gb = malloc(nu * sizeof(float));
+  l->fa = adam ? NULL : malloc(S_FACTOR_ROWS * nu * sizeof(float));
+  l->fx = adam ? NULL : malloc(S_FACTOR_ROWS * (size_t)in_dim * sizeof(float));
   if (n_labels) {
     size_t nl = (size_t)n_labels * nu;
     l->n_labels = n_labels;
@@ -104,7 +116,7 @@ static ffs_ff_layer_t *s_new(int in_dim, int units, int unit0, int total_units, 
     l->lab = malloc(nr);
   }
   if (!l->w || !l->b || !l->peer || !l->mw || !l->mb || !l->xn || !l->y || !l->yn || !l->g ||
-      !l->dz || !l->gw || !l->gb || (adam && (!l->vw || !l->vb)) ||
+      !l->dz || !l->gb || (adam && (!l->gw || !l->vw || !l->vb)) || (!adam && (!l->fa || !l->fx)) ||
       (n_labels && (!l->u || !l->mu || !l->gu || !l->s || !l->lab || (adam && !l->vu)))) {
     ffs_ff_layer_destroy(&l);
     return NULL;
@@ -126,7 +138,8 @@ void ffs_ff_layer_destroy(ffs_ff_layer_t **self_p) {
   ffs_ff_layer_t *l = *self_p;
   if (!l) return;
   float *bufs[] = {l->w,  l->b,  l->peer, l->mw, l->vw, l->mb, l->vb, l->xn, l->y, l->yn,
-                   l->g,  l->dz, l->gw,   l->gb, l->u,  l->mu, l->vu, l->gu, l->s};
+                   l->g,  l->dz, l->gw,   l->gb, l->u,  l->mu, l->vu, l->gu, l->s,
+                   l->fa, l->fx};
   free(l->lab);
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
   free(l);
@@ -233,12 +246,14 @@ float ffs_ff_layer_loss(const ffs_ff_layer_t *l, int rows, int positive) {
 
 static void s_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, float *gb,
                    int accumulate);
+static void s_w_add(ffs_ff_layer_t *l, int rows);
 
 void ffs_ff_layer_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, float *gb) {
   s_grad(l, rows, positive, gw, gb, 0);
 }
 
-// The gradient into gw, gb (and gu), or added to what they hold.
+// The gradient into gw, gb (and gu), or added to what they hold. gw NULL:
+// only dz, gb (and gu); the caller takes the weight gradient from dz.
 static void s_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, float *gb,
                    int accumulate) {
   const int u = l->units;
@@ -281,6 +296,7 @@ static void s_step(ffs_ff_layer_t *l, float lr_factor);
 float ffs_ff_layer_learn(ffs_ff_layer_t *l, int rows, int positive, float lr_factor) {
   const ffs_layer_cfg_t *c = &l->cfg;
   float loss = ffs_ff_layer_loss(l, rows, positive);
+  const int sgd = c->opt == FFS_OPT_SGD;
   if (positive && c->peer_lambda > 0.0f) {
     for (int j = 0; j < l->units; j++) {
       float mean = 0.0f;
@@ -296,20 +312,57 @@ float ffs_ff_layer_learn(ffs_ff_layer_t *l, int rows, int positive, float lr_fac
   // frame's and steps once (a positive without its negative steps alone)
   int pair = c->update == FFS_UPDATE_PAIR;
   if (pair && positive && l->pending) s_step(l, lr_factor);
-  s_grad(l, rows, positive, l->gw, l->gb, pair && !positive && l->pending);
+  s_grad(l, rows, positive, sgd ? NULL : l->gw, l->gb, pair && !positive && l->pending);
+  if (sgd) s_w_add(l, rows);
   l->pending = pair && positive;
   if (!l->pending) s_step(l, lr_factor);
   return loss;
 }
 
-// One optimizer step on the gradient in gw, gb (and gu).
+// sgd: the factors waiting go into mw (w's smoothed gradient); with step,
+// w steps on it as well. One pass over w and mw either way.
+static void s_w_flush(ffs_ff_layer_t *l, int step, float lr) {
+  if (!step && !l->n_factor) return;
+  const ffs_layer_cfg_t *c = &l->cfg;
+  if (l->n_factor || !l->m_open)
+    ffs_optim_sgd_outer(l->w, l->mw, l->fa, l->fx, l->n_factor, l->units, l->in_dim,
+                        l->m_open ? 1.0f : c->momentum, step, lr, c->weight_decay);
+  else
+    ffs_optim_sgd_step(l->w, l->mw, (long)l->units * l->in_dim, lr, c->weight_decay);
+  l->n_factor = 0;
+  l->m_open = !step;
+}
+
+// sgd: adds the last frame's weight gradient, (1 - momentum) dz^T xn, to the
+// step in progress: as factors while they are few, else by sgemm into mw.
+static void s_w_add(ffs_ff_layer_t *l, int rows) {
+  const int u = l->units, in = l->in_dim;
+  const float a = 1.0f - l->cfg.momentum;
+  if (l->n_factor + rows <= S_FACTOR_ROWS) {
+    float *fa = l->fa + (long)l->n_factor * u;
+    for (long i = 0; i < (long)rows * u; i++) fa[i] = a * l->dz[i];
+    memcpy(l->fx + (long)l->n_factor * in, l->xn, sizeof(float) * (size_t)rows * (size_t)in);
+    l->n_factor += rows;
+    return;
+  }
+  s_w_flush(l, 0, 0.0f);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, u, in, rows, a, l->dz, u, l->xn, in,
+              l->m_open ? 1.0f : l->cfg.momentum, l->mw, in);
+  l->m_open = 1;
+}
+
+// One optimizer step on the gradient in gw (sgd: mw and the factors), gb
+// (and gu).
 static void s_step(ffs_ff_layer_t *l, float lr_factor) {
   const ffs_layer_cfg_t *c = &l->cfg;
   l->step++;
   ffs_optim_step_t st = {.kind = c->opt, .lr = c->lr * lr_factor, .momentum = c->momentum,
                          .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = c->weight_decay,
                          .step = l->step};
-  ffs_optim_apply(l->w, l->gw, l->mw, l->vw, (long)l->units * l->in_dim, &st);
+  if (c->opt == FFS_OPT_SGD)
+    s_w_flush(l, 1, st.lr);
+  else
+    ffs_optim_apply(l->w, l->gw, l->mw, l->vw, (long)l->units * l->in_dim, &st);
   if (l->n_labels) ffs_optim_apply(l->u, l->gu, l->mu, l->vu, (long)l->n_labels * l->units, &st);
   st.weight_decay = 0.0f; // no decay on biases
   ffs_optim_apply(l->b, l->gb, l->mb, l->vb, l->units, &st);
