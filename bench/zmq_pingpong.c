@@ -5,9 +5,11 @@
 // halves it. This is the baseline the streaming bench compares its per-hop
 // overhead against: what a hop costs beyond this is the stage's, not ZeroMQ's.
 //   zmq_pingpong [--transport ipc|tcp] [--bytes N] [--iters N] [--warmup N]
-//                [--core-a C] [--core-b C]
+//                [--core-a C] [--core-b C] [--gap-us N]
+// --gap-us sleeps between round trips, so both sides go idle as the stages
+// of a paced stream do; waking an idle core costs more than a busy one.
 // Prints one line for scripts to grep:
-//   zmq_pingpong transport=ipc bytes=3200 iters=20000 rtt_p50_us=... rtt_p99_us=...
+//   zmq_pingpong transport=ipc bytes=3200 iters=20000 gap_us=0 rtt_p50_us=... rtt_p99_us=...
 //     oneway_p50_us=... oneway_p99_us=... msgs_per_s=...
 // No ZeroMQ context crosses the fork: each side makes its own after pinning
 // (so its I/O thread starts on the same core), the parent binds and hands the
@@ -29,11 +31,12 @@
 #define MAX_BYTES (64L << 20)
 #define MAX_ITERS 10000000L
 #define MAX_CORE 65535L
+#define MAX_GAP_US 1000000L
 #define IO_TIMEOUT_MS 10000 // a side that hears nothing this long gives up instead of hanging
 
 typedef struct {
   const char *transport; // "ipc" or "tcp"
-  long bytes, iters, warmup, core_a, core_b;
+  long bytes, iters, warmup, core_a, core_b, gap_us;
 } options;
 
 // What the parent bound, as the child must connect to it.
@@ -45,14 +48,15 @@ typedef struct {
 static void s_usage(FILE *f) {
   fprintf(f,
           "usage: zmq_pingpong [--transport ipc|tcp] [--bytes N] [--iters N] [--warmup N]\n"
-          "                    [--core-a C] [--core-b C]\n"
+          "                    [--core-a C] [--core-b C] [--gap-us N]\n"
           "  --transport  ipc (endpoints in a fresh /tmp folder) or tcp (127.0.0.1); default ipc\n"
           "  --bytes      message size, 1..%ld; default 3200\n"
           "  --iters      timed round trips, 1..%ld; default 20000\n"
           "  --warmup     untimed round trips before them, 0..%ld; default 2000\n"
           "  --core-a     CPU of the timing side, wrapped onto the online CPUs; default 0\n"
-          "  --core-b     CPU of the echo side, wrapped likewise; default 1\n",
-          MAX_BYTES, MAX_ITERS, MAX_ITERS);
+          "  --core-b     CPU of the echo side, wrapped likewise; default 1\n"
+          "  --gap-us     sleep between round trips, 0..%ld us (a paced stream); default 0\n",
+          MAX_BYTES, MAX_ITERS, MAX_ITERS, MAX_GAP_US);
 }
 
 // Decimal integer in [lo, hi] into *out; 0 on success.
@@ -76,7 +80,7 @@ static int s_parse(int argc, char **argv, options *o) {
   const struct { const char *name; long *dst; long lo, hi; } nums[] = {
       {"--bytes", &o->bytes, 1, MAX_BYTES},      {"--iters", &o->iters, 1, MAX_ITERS},
       {"--warmup", &o->warmup, 0, MAX_ITERS},    {"--core-a", &o->core_a, 0, MAX_CORE},
-      {"--core-b", &o->core_b, 0, MAX_CORE},
+      {"--core-b", &o->core_b, 0, MAX_CORE},     {"--gap-us", &o->gap_us, 0, MAX_GAP_US},
   };
   for (int i = 1; i < argc; i++) {
     const char *flag = argv[i];
@@ -272,6 +276,11 @@ static int s_measure(void *out, void *in, const options *o, double *rtt_us) {
   memset(buf, 0xa5, (size_t)o->bytes);
   int rc = 0;
   for (long i = 0; !rc && i < o->warmup + o->iters; i++) {
+    if (o->gap_us > 0) {
+      struct timespec gap = {o->gap_us / 1000000, (o->gap_us % 1000000) * 1000};
+      while (nanosleep(&gap, &gap) && errno == EINTR) {
+      }
+    }
     uint64_t t0 = s_now_ns();
     rc = s_roundtrip(out, in, buf, (size_t)o->bytes);
     uint64_t t1 = s_now_ns();
@@ -317,9 +326,9 @@ static void s_report(const options *o, double *rtt_us) {
   qsort(rtt_us, (size_t)n, sizeof *rtt_us, s_cmp_double);
   double p50 = s_percentile(rtt_us, n, 50), p99 = s_percentile(rtt_us, n, 99);
   double mean_oneway = sum / (double)n / 2;
-  printf("zmq_pingpong transport=%s bytes=%ld iters=%ld rtt_p50_us=%.1f rtt_p99_us=%.1f "
-         "oneway_p50_us=%.1f oneway_p99_us=%.1f msgs_per_s=%.0f\n",
-         o->transport, o->bytes, n, p50, p99, p50 / 2, p99 / 2, 1e6 / mean_oneway);
+  printf("zmq_pingpong transport=%s bytes=%ld iters=%ld gap_us=%ld rtt_p50_us=%.1f "
+         "rtt_p99_us=%.1f oneway_p50_us=%.1f oneway_p99_us=%.1f msgs_per_s=%.0f\n",
+         o->transport, o->bytes, n, o->gap_us, p50, p99, p50 / 2, p99 / 2, 1e6 / mean_oneway);
 }
 
 // Parent: binds, tells the child where, measures, stops and reaps the child
