@@ -7,6 +7,7 @@
 #include <assert.h>
 #include <cblas.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -666,6 +667,16 @@ static void s_send_stats(ffs_io_t *io, double wall_s) {
 
 // ---- the loop ----
 
+// Frames of batch 100 are 300-400 KB, over glibc's threshold for serving an
+// allocation with its own mmap: every frame ZeroMQ received or sent would be
+// mapped, zeroed page by page by the kernel and unmapped again (perf showed
+// clear_page_erms in every stage and I/O thread). Keep freed memory instead.
+static void s_keep_freed_memory(void) {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20); // glibc's largest; bigger blocks still map
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_TOP_PAD, 16 << 20);
+}
+
 int ffs_stage_run(const ffs_stage_env_t *env) {
   const ffs_topo_t *t = env->topo;
   const ffs_stage_cfg_t *me = &t->stages[env->index];
@@ -677,6 +688,7 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
   char err[1024] = "";
   int rc = -1;
 
+  s_keep_freed_memory();
   if (env->core >= 0) ffs_pin_to_core(env->core, env->thread_mode);
   openblas_set_num_threads(1); // one pinned stage, one BLAS thread
   if (env->out_dir && env->out_dir[0]) {
