@@ -9,7 +9,9 @@
 #       layer's report);
 #       paced (train.pace_us, the pipeline idle when a frame arrives): the
 #       latency of evaluation frames (no learning) and the transport's share
-#       per hop, (latency - the compute the frame carries) / hops;
+#       per hop, (latency - the compute the frame carries) / hops, against
+#       ZeroMQ's one-way latency both back to back and at the same pace
+#       (zmq_pingpong --gap-us: waking an idle core costs more than a busy one);
 #   - the PyTorch peer (bench/peer_torch.py) at batch 1 on the same networks.
 # Appends the figures, the machine and the commands to docs/PERFORMANCE.md.
 #   bash bench/streaming.sh        (STREAM_SAMPLES=N: training samples, 3000)
@@ -31,6 +33,7 @@ zow50=$(echo "$zline" | sed -n 's/.*oneway_p50_us=\([0-9.]*\).*/\1/p')
 zow99=$(echo "$zline" | sed -n 's/.*oneway_p99_us=\([0-9.]*\).*/\1/p')
 
 rows=""
+zpaced=""
 run_ffs() { # label config samples test_samples [--set ...]
   local label=$1 cfg=$2 ns=$3 nt=$4; shift 4
   local out=runs/stream-$label
@@ -44,22 +47,31 @@ run_ffs() { # label config samples test_samples [--set ...]
   pace=$(python3 -c "import json; s=json.load(open('$out/summary.json')); print(int(2e6 / max(s['train_samples_per_s'], 1)))")
   echo "bench: $base --set train.pace_us=$pace --out $out-paced"
   $base --set train.pace_us="$pace" --out "$out-paced" > "$out-paced.log" 2>&1
-  rows+=$(python3 - "$out" "$out-paced" "$label" "$zow50" "$base" "$pace" <<'PY'
+  # ZeroMQ alone at that pace: about 10 s of round trips, at least 200
+  local zpcmd zpline
+  zpcmd="$zpp --transport ipc --bytes 3300 --warmup 20 --iters $(( pace > 50000 ? 200 : 10000000 / pace )) --gap-us $pace"
+  echo "bench: $zpcmd"
+  zpline=$($zpcmd | tail -1)
+  echo "$zpline"
+  local zpow50
+  zpow50=$(echo "$zpline" | sed -n 's/.*oneway_p50_us=\([0-9.]*\).*/\1/p')
+  zpaced+="- at the pace of the $label run: one-way p50 $zpow50 us (\`$zpcmd\`)"$'\n'
+  rows+=$(python3 - "$out" "$out-paced" "$label" "$zow50" "$base" "$pace" "$zpow50" <<'PY'
 import json, sys
-out, paced, label, zow, cmd, pace = sys.argv[1:7]
+out, paced, label, zow, cmd, pace, zpow = sys.argv[1:8]
 s = json.load(open(out + "/summary.json"))
 p = json.load(open(paced + "/summary.json"))
 lt, le = s["latency"]["train"], p["latency"]["eval"]
 hop = le["hop_p50_us"]
 print(f"| {label} | {s['train_samples_per_s']:.0f} | {lt['p50_us'] / 1e3:.1f} / {lt['p99_us'] / 1e3:.1f} ms "
-      f"| {le['p50_us']:.0f} / {le['p99_us']:.0f} us | {hop:.0f} us = {hop / float(zow):.1f}x "
+      f"| {le['p50_us']:.0f} / {le['p99_us']:.0f} us | {hop:.0f} us = {hop / float(zow):.1f}x / {hop / float(zpow):.1f}x "
       f"| `{cmd}` (paced: `--set train.pace_us={pace}`) |")
 PY
 )$'\n'
 }
 run_ffs 784-500-500 configs/stream-784-500-500.yaml "$n" 300
 run_ffs 784-2000x4 configs/mnist-ff-2000x4.yaml $((n / 10)) 100 \
-  --set layer.lr=0.0001 --set train.negatives=random --set feedback=[]
+  --set layer.lr=0.0001 --set layer.update=pair --set train.negatives=random --set feedback=[]
 
 torch_rows=""
 run_torch() { # label units layers batches torch_threads [VAR=value ...]
@@ -94,9 +106,11 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
   echo "Machine: $(nproc) cores, ${cpu:-unknown CPU}, $(. /etc/os-release && echo "$PRETTY_NAME")."
   echo "Command: \`bash bench/streaming.sh\` (everything below from that one run)."
   echo
-  echo "ZeroMQ alone, ipc, 3300-byte messages: one-way p50 $zow50 us, p99 $zow99 us (\`$zcmd\`)."
+  echo "ZeroMQ alone, ipc, 3300-byte messages:"
+  echo "- back to back: one-way p50 $zow50 us, p99 $zow99 us (\`$zcmd\`)"
+  printf '%s' "$zpaced"
   echo
-  echo "| network | training samples/s | latency under load, p50 / p99 | paced eval latency, p50 / p99 | transport per hop, p50 (vs ZeroMQ one-way) | command |"
+  echo "| network | training samples/s | latency under load, p50 / p99 | paced eval latency, p50 / p99 | transport per hop, p50 (vs ZeroMQ one-way back to back / at the same pace) | command |"
   echo "|---|---|---|---|---|---|"
   printf '%s' "$rows"
   echo
