@@ -298,6 +298,64 @@ static int s_send_blocking(ffs_io_t *io, void *sock, const void *buf, size_t len
   return rc;
 }
 
+// zmq_msg_send's form of s_send_blocking; on success msg is left empty.
+static int s_send_msg_blocking(ffs_io_t *io, void *sock, zmq_msg_t *msg) {
+  if (zmq_msg_send(msg, sock, ZMQ_DONTWAIT) >= 0) return 0;
+  double t0 = ffs_now();
+  int rc = 0;
+  while (zmq_msg_send(msg, sock, 0) < 0) {
+    if ((zmq_errno() != EAGAIN && zmq_errno() != EINTR) || ffs_io_stopping(io)) {
+      rc = -1;
+      break;
+    }
+  }
+  io->stats.blocked_s += ffs_now() - t0;
+  return rc;
+}
+
+static void s_free_sent(void *data, void *hint) {
+  (void)hint;
+  free(data); // called by ZeroMQ (often from its I/O thread) once the frame is out
+}
+
+// Frames from this size on are handed to ZeroMQ instead of copied into it
+// (a batch-100 frame is 300-400 KB; a batch-1 frame, 2-3 KB, is cheaper to copy).
+#define S_ZERO_COPY_MIN (64 << 10)
+
+// Sends *buf (len bytes) on each of n sockets; see ffs_io_send_forward_owned.
+static int s_send_owned(ffs_io_t *io, void *const *socks, int n, uint8_t **buf, size_t cap,
+                        size_t len) {
+  uint8_t *fresh = n > 0 && len >= S_ZERO_COPY_MIN ? malloc(cap) : NULL;
+  if (!fresh) { // small, or no memory for a fresh buffer: copy as usual
+    for (int k = 0; k < n; k++)
+      if (s_send_blocking(io, socks[k], *buf, len) < 0) return -1;
+    return 0;
+  }
+  zmq_msg_t msg;
+  if (zmq_msg_init_data(&msg, *buf, len, s_free_sent, NULL) < 0) {
+    free(fresh);
+    return -1;
+  }
+  *buf = fresh; // ZeroMQ owns the old one now
+  int rc = 0;
+  for (int k = 0; k < n && rc == 0; k++) {
+    zmq_msg_t one; // each socket gets a reference to the same bytes
+    zmq_msg_init(&one);
+    if (zmq_msg_copy(&one, &msg) < 0 || s_send_msg_blocking(io, socks[k], &one) < 0) rc = -1;
+    zmq_msg_close(&one);
+  }
+  zmq_msg_close(&msg);
+  return rc;
+}
+
+int ffs_io_send_forward_owned(ffs_io_t *io, uint8_t **buf, size_t cap, size_t len) {
+  return s_send_owned(io, io->fwd, io->n_fwd, buf, cap, len);
+}
+
+int ffs_io_send_report_owned(ffs_io_t *io, uint8_t **buf, size_t cap, size_t len) {
+  return s_send_owned(io, &io->rep, io->rep ? 1 : 0, buf, cap, len);
+}
+
 int ffs_io_n_feedback_out(const ffs_io_t *io) { return io->n_fb_out; }
 
 int ffs_io_send_forward(ffs_io_t *io, const void *buf, size_t len) {

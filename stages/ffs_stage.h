@@ -92,6 +92,11 @@ int ffs_stage_run(const ffs_stage_env_t *env);
 int ffs_io_send_forward(ffs_io_t *io, const void *buf, size_t len);
 // Sends a report frame to the readout (blocking, bounded HWM).
 int ffs_io_send_report(ffs_io_t *io, const void *buf, size_t len);
+// The same two, without a copy: *buf (cap bytes, from malloc, len of them
+// encoded) goes to ZeroMQ as it is and *buf becomes a fresh buffer of cap
+// bytes for the next frame. Small frames are copied as above (not worth it).
+int ffs_io_send_forward_owned(ffs_io_t *io, uint8_t **buf, size_t cap, size_t len);
+int ffs_io_send_report_owned(ffs_io_t *io, uint8_t **buf, size_t cap, size_t len);
 // Sends a feedback frame on this stage's k-th outgoing feedback edge without
 // ever blocking: when the receiver is full the frame is dropped and counted.
 // Exception: a lockstep recurrent topology's top-down edges (ff_layer to

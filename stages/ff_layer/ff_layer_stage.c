@@ -101,8 +101,8 @@ static int s_send(s_layer_t *s, ffs_io_t *io, int which, const ffs_frame_hdr_t *
   size_t len = ffs_frame_encode(s->buf, s->buf_cap, &h, h.rows ? r->labels : NULL,
                                 h.rows ? r->cands : NULL, h.rows ? r->ids : NULL, payload);
   if (!len) return -1;
-  if (which == S_FORWARD) return ffs_io_send_forward(io, s->buf, len);
-  if (which == S_REPORT) return ffs_io_send_report(io, s->buf, len);
+  if (which == S_FORWARD) return ffs_io_send_forward_owned(io, &s->buf, s->buf_cap, len);
+  if (which == S_REPORT) return ffs_io_send_report_owned(io, &s->buf, s->buf_cap, len);
   for (int k = 0; k < ffs_io_n_feedback_out(io); k++)
     if (ffs_io_send_feedback(io, k, s->buf, len) < 0) return -1;
   return 0;

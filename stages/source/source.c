@@ -101,7 +101,7 @@ static int s_emit(s_source_t *s, ffs_io_t *io, int p, uint8_t pol, uint8_t mode,
     return -1;
   }
   ffs_io_stats(io)->frames++; // a source's frames are the ones it emits
-  return ffs_io_send_forward(io, s->buf, len);
+  return ffs_io_send_forward_owned(io, &s->buf, s->buf_cap, len);
 }
 
 // Sends the npol frames of a batch (buffers 0..npol-1), each once per tick.
