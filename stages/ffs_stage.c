@@ -2,6 +2,7 @@
 // sockets, create the stage, READY, poll loop (control, data, feedback,
 // reports, pump), final checkpoint, BYE. Bad frames are counted, logged a
 // few times, and dropped; the loop never exits because of a peer's bytes.
+// Sharded layers' gathering and partial sums are in ffs_shards.c.
 #include "ffs_stage.h"
 
 #include <assert.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "ffs_io_impl.h"
 #include "ffs_log.h"
 #include "ffs_pin.h"
 
@@ -26,64 +28,6 @@ extern const ffs_stage_ops_t ffs_readout_ops;
 
 #define S_STATS_EVERY_S 0.5
 #define S_BAD_LOG_MAX 5 // log the first few bad frames, then only count
-#define S_ASM_SLOTS 4   // sharded frames being gathered at once (shards stay
-                        // within one frame of each other: see ffs_io_allreduce)
-#define S_PEER_WAIT_S 10.0 // longest wait for a sibling shard's partial sums
-
-// A frame being gathered from the slices of a sharded layer.
-typedef struct {
-  int used;
-  ffs_chan_t chan;
-  int sub;
-  ffs_frame_hdr_t h;     // of the first slice
-  uint32_t mask;         // shards seen
-  uint32_t col0[FFS_FRAME_MAX_SHARDS], cols[FFS_FRAME_MAX_SHARDS];
-  uint32_t aux;          // leading goodness columns (from the slice at col0 0)
-  int has_labels, has_cands, has_ids;
-  uint8_t *labels, *cands, *ids; // (max_rows), (max_rows), (4 * max_rows)
-  uint8_t *data;         // (max_rows, stride) float32 LE, slices at their col0
-  uint32_t stride;       // columns per row in data (the channel's max)
-} s_asm_t;
-
-// Partial sums a sibling shard sent (ffs_io_allreduce); two per sibling,
-// since a sibling may already be one frame ahead.
-typedef struct {
-  int valid;
-  uint64_t seq;
-  uint32_t n;
-  float *v;
-} s_pend_t;
-
-struct ffs_io {
-  const ffs_stage_env_t *env;
-  const ffs_stage_ops_t *ops;
-  void *self;
-  void *ctl;                          // DEALER to the launcher
-  void *in;                           // PULL: forward input (NULL for source/readout)
-  void *fb_in;                        // PULL: feedback input (NULL when none)
-  void *fwd[FFS_MAX_SHARDS];          // PUSH: the next stage's input (each shard's)
-  int n_fwd;                          // 0 at the end of the chain
-  void *rep;                          // PUSH: the readout's report input (layers)
-  void *rep_in[FFS_MAX_STAGES];       // PULL: readout's report inputs, by stage
-  int rep_paused[FFS_MAX_STAGES];
-  void *fb_out[FFS_MAX_FEEDBACK];     // PUSH: outgoing feedback edges
-  int fb_reliable[FFS_MAX_FEEDBACK];  // 1 = lockstep top-down edge: never drop
-  int n_fb_out;
-  void *peer_in;                      // PULL: a shard's siblings' partial sums
-  void *peer_out[FFS_MAX_SHARDS];     // PUSH: to each sibling (NULL for itself)
-  s_pend_t pend[FFS_MAX_SHARDS][2];
-  float *peer_sum;                    // allreduce scratch
-  uint8_t *peer_buf;                  // allreduce encode buffer
-  int stop_req;                       // STOP arrived while waiting for siblings
-  s_asm_t asm_[S_ASM_SLOTS];
-  zmq_msg_t held;                     // an input frame the stage deferred
-  ffs_frame_t held_f;                 // ... decoded (borrows from held)
-  int holding;
-  ffs_frame_limits_t lim_in, lim_fb, lim_rep[FFS_MAX_STAGES];
-  ffs_stage_stats_t stats;
-  int bad_logged;
-  char ckpt_path[FFS_PATH_MAX + 64];
-};
 
 const ffs_stage_ops_t *ffs_stage_ops(ffs_stage_kind_t kind) {
   switch (kind) {
@@ -109,7 +53,7 @@ double ffs_now(void) {
 // ---- sockets ----
 
 // Rows a frame may carry anywhere in this topology.
-static uint32_t s_max_rows(const ffs_topo_t *t) {
+uint32_t ffs_io_max_rows(const ffs_topo_t *t) {
   uint32_t a = (uint32_t)t->batch, b = (uint32_t)t->eval_batch * 10u;
   return a > b ? a : b;
 }
@@ -149,7 +93,7 @@ static int s_open_sockets(ffs_io_t *io, char *err, size_t errlen) {
   const ffs_topo_t *t = env->topo;
   const ffs_stage_cfg_t *me = &t->stages[env->index];
   char ep[FFS_PATH_MAX + 64];
-  uint32_t max_rows = s_max_rows(t);
+  uint32_t max_rows = ffs_io_max_rows(t);
   int hwm = t->hwm_frames;
 
   io->ctl = s_socket(io, ZMQ_DEALER, 0, 1 << 16);
@@ -284,7 +228,7 @@ int ffs_io_stopping(const ffs_io_t *io) { return *io->env->stop != 0; }
 
 // Blocks until sent (backpressure); the time spent waiting is not work, so
 // it is counted apart and left out of the stage's utilization.
-static int s_send_blocking(ffs_io_t *io, void *sock, const void *buf, size_t len) {
+int ffs_io_send_blocking(ffs_io_t *io, void *sock, const void *buf, size_t len) {
   if (zmq_send(sock, buf, len, ZMQ_DONTWAIT) >= 0) return 0;
   double t0 = ffs_now();
   int rc = 0;
@@ -298,7 +242,7 @@ static int s_send_blocking(ffs_io_t *io, void *sock, const void *buf, size_t len
   return rc;
 }
 
-// zmq_msg_send's form of s_send_blocking; on success msg is left empty.
+// zmq_msg_send's form of ffs_io_send_blocking; on success msg is left empty.
 static int s_send_msg_blocking(ffs_io_t *io, void *sock, zmq_msg_t *msg) {
   if (zmq_msg_send(msg, sock, ZMQ_DONTWAIT) >= 0) return 0;
   double t0 = ffs_now();
@@ -328,7 +272,7 @@ static int s_send_owned(ffs_io_t *io, void *const *socks, int n, uint8_t **buf, 
   uint8_t *fresh = n > 0 && len >= S_ZERO_COPY_MIN ? malloc(cap) : NULL;
   if (!fresh) { // small, or no memory for a fresh buffer: copy as usual
     for (int k = 0; k < n; k++)
-      if (s_send_blocking(io, socks[k], *buf, len) < 0) return -1;
+      if (ffs_io_send_blocking(io, socks[k], *buf, len) < 0) return -1;
     return 0;
   }
   zmq_msg_t msg;
@@ -360,18 +304,18 @@ int ffs_io_n_feedback_out(const ffs_io_t *io) { return io->n_fb_out; }
 
 int ffs_io_send_forward(ffs_io_t *io, const void *buf, size_t len) {
   for (int k = 0; k < io->n_fwd; k++)
-    if (s_send_blocking(io, io->fwd[k], buf, len) < 0) return -1;
+    if (ffs_io_send_blocking(io, io->fwd[k], buf, len) < 0) return -1;
   return 0;
 }
 
 int ffs_io_send_report(ffs_io_t *io, const void *buf, size_t len) {
-  return io->rep ? s_send_blocking(io, io->rep, buf, len) : 0;
+  return io->rep ? ffs_io_send_blocking(io, io->rep, buf, len) : 0;
 }
 
 int ffs_io_send_feedback(ffs_io_t *io, int k, const void *buf, size_t len) {
   assert(k >= 0 && k < io->n_fb_out);
   if (io->fb_reliable[k]) {
-    if (s_send_blocking(io, io->fb_out[k], buf, len) < 0) return -1;
+    if (ffs_io_send_blocking(io, io->fb_out[k], buf, len) < 0) return -1;
     io->stats.fb_sent++;
     return 0;
   }
@@ -391,7 +335,7 @@ int ffs_io_send_ctl(ffs_io_t *io, const char *fmt, ...) {
   va_end(ap);
   if (n < 0) return -1;
   size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-  return s_send_blocking(io, io->ctl, line, len);
+  return ffs_io_send_blocking(io, io->ctl, line, len);
 }
 
 void ffs_io_pause_report(ffs_io_t *io, int sub, int paused) {
@@ -413,7 +357,7 @@ int ffs_io_checkpoint(ffs_io_t *io) {
 
 // ---- receiving ----
 
-static void s_bad_frame(ffs_io_t *io, const char *chan, const char *why) {
+void ffs_io_bad_frame(ffs_io_t *io, const char *chan, const char *why) {
   io->stats.bad_frames++;
   if (io->bad_logged < S_BAD_LOG_MAX) {
     io->bad_logged++;
@@ -423,131 +367,18 @@ static void s_bad_frame(ffs_io_t *io, const char *chan, const char *why) {
 }
 
 // Offers decoded frame f to the stage. Returns what on_frame returned.
-static int s_dispatch(ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub,
+int ffs_io_dispatch(ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub,
                       const char *chan_name) {
   double t0 = ffs_now(), c0 = ffs_thread_cpu();
   int rc = io->ops->on_frame(io->self, io, f, chan, sub);
   if (rc == FFS_FRAME_DEFER && chan != FFS_CHAN_IN) rc = -1; // only input frames may wait
   if (rc < 0)
-    s_bad_frame(io, chan_name, "rejected by the stage (wrong shape, kind or non-finite values)");
+    ffs_io_bad_frame(io, chan_name, "rejected by the stage (wrong shape, kind or non-finite values)");
   else if (rc == 0)
     io->stats.frames++;
   io->stats.busy_s += ffs_now() - t0;
   io->stats.cpu_s += ffs_thread_cpu() - c0;
   return rc;
-}
-
-// ---- gathering the slices of a sharded layer ----
-
-// Shards of the layer that sends on chan/sub: 1 = whole frames only.
-static int s_expected_shards(const ffs_io_t *io, ffs_chan_t chan, int sub) {
-  const ffs_topo_t *t = io->env->topo;
-  const ffs_stage_cfg_t *me = &t->stages[io->env->index];
-  if (chan == FFS_CHAN_IN) return me->group > 0 ? t->stages[me->group - 1].n_shards : 1;
-  if (chan == FFS_CHAN_REP) return t->stages[sub].n_shards;
-  return 1;
-}
-
-// The slot gathering frame seq on chan/sub, or a fresh one. When all are
-// busy, the oldest is given up: one of its slices was lost (its shard was
-// restarted, or its siblings gave up on that frame) and will never come.
-static s_asm_t *s_asm_slot(ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub,
-                           const char *chan_name) {
-  s_asm_t *fresh = NULL, *oldest = NULL;
-  for (int k = 0; k < S_ASM_SLOTS; k++) {
-    s_asm_t *a = &io->asm_[k];
-    if (a->used && a->chan == chan && a->sub == sub && a->h.seq == f->h.seq) return a;
-    if (!a->used && !fresh) fresh = a;
-    if (a->used && (!oldest || a->h.seq < oldest->h.seq)) oldest = a;
-  }
-  if (!fresh) {
-    s_bad_frame(io, chan_name, "a sharded frame never got all its slices (dropped)");
-    oldest->used = 0;
-    fresh = oldest;
-  }
-  return fresh;
-}
-
-// Adds slice f to its frame; dispatches the frame once every shard's slice
-// is in and they tile its columns exactly.
-static void s_gather(ffs_io_t *io, const ffs_frame_t *f, const ffs_frame_limits_t *lim,
-                     ffs_chan_t chan, int sub, const char *chan_name) {
-  char why[160];
-  int want = s_expected_shards(io, chan, sub), got = f->h.nshards > 1 ? f->h.nshards : 1;
-  if (got != want) {
-    snprintf(why, sizeof why, "%s of %d shard(s), expected %s of %d", got > 1 ? "a slice" : "a frame",
-             got, want > 1 ? "slices" : "whole frames", want);
-    s_bad_frame(io, chan_name, why);
-    return;
-  }
-  s_asm_t *a = s_asm_slot(io, f, chan, sub, chan_name);
-  uint32_t rows = f->h.rows, sh = f->h.shard, stride = lim->max_cols;
-  if (!a->used) {
-    size_t need = (size_t)lim->max_rows * stride * 4, mr = lim->max_rows;
-    if (!a->data || a->stride < stride) { // the largest frame this channel accepts
-      free(a->data), free(a->labels), free(a->cands), free(a->ids);
-      a->data = malloc(need > 0 ? need : 1), a->stride = stride;
-      a->labels = malloc(mr), a->cands = malloc(mr), a->ids = malloc(4 * mr);
-    }
-    if (!a->data || !a->labels || !a->cands || !a->ids) {
-      s_bad_frame(io, chan_name, "out of memory gathering a sharded frame");
-      return;
-    }
-    a->used = 1, a->chan = chan, a->sub = sub, a->h = f->h, a->mask = 0, a->aux = 0;
-    a->has_labels = f->labels != NULL, a->has_cands = f->cands != NULL, a->has_ids = f->ids != NULL;
-    if (f->labels) memcpy(a->labels, f->labels, rows);
-    if (f->cands) memcpy(a->cands, f->cands, rows);
-    if (f->ids) memcpy(a->ids, f->ids, 4 * (size_t)rows);
-  } else if (rows != a->h.rows || f->h.kind != a->h.kind || f->h.pol != a->h.pol ||
-             f->h.mode != a->h.mode || f->h.epoch != a->h.epoch) {
-    snprintf(why, sizeof why, "slices of frame %llu disagree on rows, kind, polarity or epoch",
-             (unsigned long long)f->h.seq);
-    s_bad_frame(io, chan_name, why);
-    return;
-  }
-  if (a->mask & (1u << sh)) {
-    snprintf(why, sizeof why, "shard %u sent frame %llu twice", sh, (unsigned long long)f->h.seq);
-    s_bad_frame(io, chan_name, why);
-    return;
-  }
-  for (uint32_t r = 0; r < rows && f->h.cols; r++)
-    memcpy(a->data + ((size_t)r * a->stride + f->h.col0) * 4,
-           f->payload + (size_t)r * f->h.cols * 4, (size_t)f->h.cols * 4);
-  if (sh == 0) a->aux = f->h.aux;
-  a->col0[sh] = f->h.col0, a->cols[sh] = f->h.cols;
-  a->mask |= 1u << sh;
-  if (a->mask != (1u << want) - 1u) return;
-
-  // complete: in col0 order, the slices must tile [0, total) without gaps
-  a->used = 0;
-  int order[FFS_FRAME_MAX_SHARDS];
-  for (int k = 0; k < want; k++) {
-    int j = k;
-    for (; j > 0 && a->col0[order[j - 1]] > a->col0[k]; j--) order[j] = order[j - 1];
-    order[j] = k;
-  }
-  uint32_t total = 0;
-  for (int k = 0; k < want; k++) {
-    if (a->col0[order[k]] != total) {
-      snprintf(why, sizeof why, "the slices of frame %llu leave a gap or overlap at column %u",
-               (unsigned long long)a->h.seq, total);
-      s_bad_frame(io, chan_name, why);
-      return;
-    }
-    total += a->cols[order[k]];
-  }
-  for (uint32_t r = 1; r < rows && total; r++) // close up the rows
-    memmove(a->data + (size_t)r * total * 4, a->data + (size_t)r * a->stride * 4,
-            (size_t)total * 4);
-  ffs_frame_t whole = {.h = a->h};
-  whole.h.cols = total, whole.h.aux = a->aux;
-  whole.h.shard = 0, whole.h.nshards = 0, whole.h.col0 = 0;
-  whole.labels = a->has_labels ? a->labels : NULL;
-  whole.cands = a->has_cands ? a->cands : NULL;
-  whole.ids = a->has_ids ? a->ids : NULL;
-  whole.payload = rows && total ? a->data : NULL;
-  if (s_dispatch(io, &whole, chan, sub, chan_name) == FFS_FRAME_DEFER)
-    s_bad_frame(io, chan_name, "a gathered frame cannot be deferred");
 }
 
 // Receives one message from sock (non-blocking), decodes and dispatches it.
@@ -563,12 +394,12 @@ static void s_recv_one(ffs_io_t *io, void *sock, const ffs_frame_limits_t *lim, 
   ffs_frame_t f;
   char why[256];
   if (ffs_frame_decode(&f, zmq_msg_data(&msg), zmq_msg_size(&msg), lim, why, sizeof why) < 0) {
-    s_bad_frame(io, chan_name, why);
+    ffs_io_bad_frame(io, chan_name, why);
   } else if (f.h.kind == FFS_FRAME_PARTIAL) {
-    s_bad_frame(io, chan_name, "partial sums belong on a shard's peer channel");
-  } else if (f.h.nshards > 1 || s_expected_shards(io, chan, sub) > 1) {
-    s_gather(io, &f, lim, chan, sub, chan_name);
-  } else if (s_dispatch(io, &f, chan, sub, chan_name) == FFS_FRAME_DEFER) {
+    ffs_io_bad_frame(io, chan_name, "partial sums belong on a shard's peer channel");
+  } else if (f.h.nshards > 1 || ffs_io_expected_shards(io, chan, sub) > 1) {
+    ffs_io_gather(io, &f, lim, chan, sub, chan_name);
+  } else if (ffs_io_dispatch(io, &f, chan, sub, chan_name) == FFS_FRAME_DEFER) {
     zmq_msg_init(&io->held);
     zmq_msg_move(&io->held, &msg);
     // decode again: a very small message lives inside zmq_msg_t and moved
@@ -581,14 +412,14 @@ static void s_recv_one(ffs_io_t *io, void *sock, const ffs_frame_limits_t *lim, 
 
 // Offers the held input frame again (after feedback arrived, or a timeout).
 static void s_retry_held(ffs_io_t *io) {
-  if (!io->holding || s_dispatch(io, &io->held_f, FFS_CHAN_IN, 0, "input") == FFS_FRAME_DEFER)
+  if (!io->holding || ffs_io_dispatch(io, &io->held_f, FFS_CHAN_IN, 0, "input") == FFS_FRAME_DEFER)
     return;
   zmq_msg_close(&io->held);
   io->holding = 0;
 }
 
 // Handles one control line. Returns 1 when the stage must stop.
-static int s_on_control(ffs_io_t *io) {
+int ffs_io_on_control(ffs_io_t *io) {
   char cmd[512];
   int n = zmq_recv(io->ctl, cmd, sizeof cmd - 1, ZMQ_DONTWAIT);
   if (n < 0) return 0;
@@ -601,108 +432,6 @@ static int s_on_control(ffs_io_t *io) {
   }
   if (io->ops->on_control && io->ops->on_control(io->self, io, cmd) < 0)
     ffs_warn("control command not understood: '%s'", cmd);
-  return 0;
-}
-
-// ---- the partial sums of a sharded layer ----
-
-// Sibling s's partial sums for seq, or NULL. *ahead is set when s has
-// already sent a later frame's: it lost this one, which then never comes.
-static s_pend_t *s_pend_find(ffs_io_t *io, int s, uint64_t seq, int *ahead) {
-  s_pend_t *hit = NULL;
-  int later = 0;
-  for (int j = 0; j < 2; j++) {
-    s_pend_t *p = &io->pend[s][j];
-    if (!p->valid) continue;
-    if (p->seq == seq) hit = p;
-    else if (p->seq > seq) later = 1;
-  }
-  if (!hit && later) *ahead = 1;
-  return hit;
-}
-
-// Reads the partial sums waiting on the peer channel into io->pend.
-static void s_peer_drain(ffs_io_t *io, uint64_t seq) {
-  const ffs_stage_cfg_t *me = &io->env->topo->stages[io->env->index];
-  ffs_frame_limits_t lim = {1, 0, (uint32_t)s_max_rows(io->env->topo) + 2};
-  for (;;) {
-    zmq_msg_t msg;
-    zmq_msg_init(&msg);
-    if (zmq_msg_recv(&msg, io->peer_in, ZMQ_DONTWAIT) < 0) {
-      zmq_msg_close(&msg);
-      return;
-    }
-    ffs_frame_t f;
-    char why[256];
-    if (ffs_frame_decode(&f, zmq_msg_data(&msg), zmq_msg_size(&msg), &lim, why, sizeof why) < 0) {
-      s_bad_frame(io, "peer", why);
-    } else if (f.h.kind != FFS_FRAME_PARTIAL || f.h.rows != 1 || f.h.nshards != me->n_shards ||
-               f.h.shard == me->shard || f.h.stage != (uint32_t)(me->group + f.h.shard)) {
-      s_bad_frame(io, "peer", "not a partial-sums frame from a sibling shard");
-    } else if (f.h.seq >= seq) { // older ones are leftovers of a frame given up on
-      s_pend_t *p = &io->pend[f.h.shard][0], *q = &io->pend[f.h.shard][1];
-      if (p->valid && (!q->valid || q->seq < p->seq)) p = q; // replace the older
-      if (ffs_frame_copy_payload(p->v, &f) < 0) s_bad_frame(io, "peer", "non-finite partial sums");
-      else p->valid = 1, p->seq = f.h.seq, p->n = f.h.cols;
-    }
-    zmq_msg_close(&msg);
-  }
-}
-
-static int s_on_control(ffs_io_t *io);
-
-int ffs_io_allreduce(ffs_io_t *io, uint64_t seq, float *v, int n) {
-  const ffs_stage_cfg_t *me = &io->env->topo->stages[io->env->index];
-  int k = me->n_shards;
-  if (k <= 1) return 0;
-  assert(n > 0 && n <= (int)s_max_rows(io->env->topo) + 2);
-  ffs_frame_hdr_t h = {.kind = FFS_FRAME_PARTIAL, .seq = seq, .stage = (uint32_t)io->env->index,
-                       .rows = 1, .cols = (uint32_t)n, .shard = (uint8_t)me->shard,
-                       .nshards = (uint8_t)k};
-  size_t len = ffs_frame_encode(io->peer_buf, ffs_frame_encoded_max(1, (uint32_t)n), &h, NULL,
-                                NULL, NULL, v);
-  for (int s = 0; s < k; s++)
-    if (s != me->shard && (!len || s_send_blocking(io, io->peer_out[s], io->peer_buf, len) < 0))
-      return -1;
-  double t0 = ffs_now();
-  s_pend_t *got[FFS_MAX_SHARDS] = {0};
-  for (;;) {
-    int missing = 0, lost = 0;
-    for (int s = 0; s < k; s++)
-      if (s != me->shard && !(got[s] = s_pend_find(io, s, seq, &lost))) missing++;
-    if (!missing) break;
-    if (lost || ffs_io_stopping(io) || ffs_now() - t0 > S_PEER_WAIT_S) {
-      ffs_warn("frame %llu: %s; the frame is dropped", (unsigned long long)seq,
-               lost ? "a sibling shard lost it" : "no partial sums from a sibling shard");
-      io->stats.blocked_s += ffs_now() - t0;
-      return -1;
-    }
-    zmq_pollitem_t it[2] = {{io->peer_in, 0, ZMQ_POLLIN, 0}, {io->ctl, 0, ZMQ_POLLIN, 0}};
-    zmq_poll(it, 2, 100);
-    if ((it[1].revents & ZMQ_POLLIN) && s_on_control(io)) {
-      io->stop_req = 1;
-      io->stats.blocked_s += ffs_now() - t0;
-      return -1;
-    }
-    if (it[0].revents & ZMQ_POLLIN) s_peer_drain(io, seq);
-  }
-  io->stats.blocked_s += ffs_now() - t0; // waiting on siblings is not work
-  for (int s = 0; s < k; s++)
-    if (got[s] && got[s]->n != (uint32_t)n) { // same frame, so the same rows
-      ffs_warn("frame %llu: a sibling shard sent %u partial sums, expected %d; the frame is "
-               "dropped", (unsigned long long)seq, got[s]->n, n);
-      got[s]->valid = 0;
-      return -1;
-    }
-  // summed in shard order, so every shard gets bit-identical totals
-  for (int i = 0; i < n; i++) {
-    float acc = 0.0f;
-    for (int s = 0; s < k; s++) acc += s == me->shard ? v[i] : got[s]->v[i];
-    io->peer_sum[i] = acc;
-  }
-  memcpy(v, io->peer_sum, sizeof(float) * (size_t)n);
-  for (int s = 0; s < k; s++)
-    if (got[s]) got[s]->valid = 0;
   return 0;
 }
 
@@ -784,7 +513,7 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
     }
     for (int k = 0; k < n; k++) {
       if (!(items[k].revents & ZMQ_POLLIN)) continue;
-      if (who[k] == -1) stopping = s_on_control(io);
+      if (who[k] == -1) stopping = ffs_io_on_control(io);
       else if (who[k] == -2) s_recv_one(io, io->in, &io->lim_in, FFS_CHAN_IN, 0, "input");
       else if (who[k] == -3) {
         // drain what has arrived, then give a held frame its chance

@@ -1,0 +1,95 @@
+// ffs_io_impl: the inside of ffs_io_t, shared by the stage runtime's two
+// files: ffs_stage.c (sockets, sending, receiving, the loop) and
+// ffs_shards.c (gathering a sharded layer's slices, its partial sums).
+// Stage kinds never include this; they see ffs_stage.h only.
+#ifndef FFS_IO_IMPL_H
+#define FFS_IO_IMPL_H
+
+#include <zmq.h>
+
+#include "ffs_stage.h"
+
+#define S_ASM_SLOTS 4   // sharded frames being gathered at once (shards stay
+                        // within one frame of each other: see ffs_io_allreduce)
+#define S_PEER_WAIT_S 10.0 // longest wait for a sibling shard's partial sums
+
+// A frame being gathered from the slices of a sharded layer.
+typedef struct {
+  int used;
+  ffs_chan_t chan;
+  int sub;
+  ffs_frame_hdr_t h;     // of the first slice
+  uint32_t mask;         // shards seen
+  uint32_t col0[FFS_FRAME_MAX_SHARDS], cols[FFS_FRAME_MAX_SHARDS];
+  uint32_t aux;          // leading goodness columns (from the slice at col0 0)
+  int has_labels, has_cands, has_ids;
+  uint8_t *labels, *cands, *ids; // (max_rows), (max_rows), (4 * max_rows)
+  uint8_t *data;         // (max_rows, stride) float32 LE, slices at their col0
+  uint32_t stride;       // columns per row in data (the channel's max)
+} s_asm_t;
+
+// Partial sums a sibling shard sent (ffs_io_allreduce); two per sibling,
+// since a sibling may already be one frame ahead.
+typedef struct {
+  int valid;
+  uint64_t seq;
+  uint32_t n;
+  float *v;
+} s_pend_t;
+
+struct ffs_io {
+  const ffs_stage_env_t *env;
+  const ffs_stage_ops_t *ops;
+  void *self;
+  void *ctl;                          // DEALER to the launcher
+  void *in;                           // PULL: forward input (NULL for source/readout)
+  void *fb_in;                        // PULL: feedback input (NULL when none)
+  void *fwd[FFS_MAX_SHARDS];          // PUSH: the next stage's input (each shard's)
+  int n_fwd;                          // 0 at the end of the chain
+  void *rep;                          // PUSH: the readout's report input (layers)
+  void *rep_in[FFS_MAX_STAGES];       // PULL: readout's report inputs, by stage
+  int rep_paused[FFS_MAX_STAGES];
+  void *fb_out[FFS_MAX_FEEDBACK];     // PUSH: outgoing feedback edges
+  int fb_reliable[FFS_MAX_FEEDBACK];  // 1 = lockstep top-down edge: never drop
+  int n_fb_out;
+  void *peer_in;                      // PULL: a shard's siblings' partial sums
+  void *peer_out[FFS_MAX_SHARDS];     // PUSH: to each sibling (NULL for itself)
+  s_pend_t pend[FFS_MAX_SHARDS][2];
+  float *peer_sum;                    // allreduce scratch
+  uint8_t *peer_buf;                  // allreduce encode buffer
+  int stop_req;                       // STOP arrived while waiting for siblings
+  s_asm_t asm_[S_ASM_SLOTS];
+  zmq_msg_t held;                     // an input frame the stage deferred
+  ffs_frame_t held_f;                 // ... decoded (borrows from held)
+  int holding;
+  ffs_frame_limits_t lim_in, lim_fb, lim_rep[FFS_MAX_STAGES];
+  ffs_stage_stats_t stats;
+  int bad_logged;
+  char ckpt_path[FFS_PATH_MAX + 64];
+};
+
+// ---- ffs_stage.c ----
+
+// The most rows any frame of this topology has (a training batch, or 10
+// candidate rows per evaluated sample).
+uint32_t ffs_io_max_rows(const ffs_topo_t *t);
+// Counts a bad frame on chan, and logs the first few with why.
+void ffs_io_bad_frame(ffs_io_t *io, const char *chan, const char *why);
+// Offers decoded frame f to the stage. Returns what on_frame returned.
+int ffs_io_dispatch(ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub,
+                    const char *chan_name);
+// Blocks until sent (backpressure); 0, or -1 when stopping or on error.
+int ffs_io_send_blocking(ffs_io_t *io, void *sock, const void *buf, size_t len);
+// Handles one control line. Returns 1 when the stage must stop.
+int ffs_io_on_control(ffs_io_t *io);
+
+// ---- ffs_shards.c ----
+
+// Shards of the layer that sends on chan/sub: 1 = whole frames only.
+int ffs_io_expected_shards(const ffs_io_t *io, ffs_chan_t chan, int sub);
+// Adds slice f to its frame; dispatches the frame once every shard's slice
+// is in and they tile its columns exactly.
+void ffs_io_gather(ffs_io_t *io, const ffs_frame_t *f, const ffs_frame_limits_t *lim,
+                   ffs_chan_t chan, int sub, const char *chan_name);
+
+#endif
