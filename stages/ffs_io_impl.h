@@ -5,6 +5,7 @@
 #ifndef FFS_IO_IMPL_H
 #define FFS_IO_IMPL_H
 
+#include <stdatomic.h>
 #include <zmq.h>
 
 #include "ffs_stage.h"
@@ -12,6 +13,19 @@
 #define S_ASM_SLOTS 4   // sharded frames being gathered at once (shards stay
                         // within one frame of each other: see ffs_io_allreduce)
 #define S_PEER_WAIT_S 10.0 // longest wait for a sibling shard's partial sums
+
+#define S_SEND_BUFS 16 // encode buffers ZeroMQ may hold at once (>= the
+                       // frames queued on a stage's outgoing sockets)
+
+// An encode buffer lent to ZeroMQ (ffs_io_frame_buf). state: S_BUF_FREE,
+// S_BUF_SENT (ZeroMQ holds it; its free callback sets it free again), or
+// S_BUF_ORPHAN (the io closed while ZeroMQ held it: the callback frees it).
+enum { S_BUF_FREE = 0, S_BUF_SENT, S_BUF_ORPHAN };
+typedef struct {
+  atomic_int state;
+  size_t cap;
+  uint8_t data[];
+} s_send_buf_t;
 
 // A frame being gathered from the slices of a sharded layer.
 typedef struct {
@@ -58,6 +72,8 @@ struct ffs_io {
   float *peer_sum;                    // allreduce scratch
   uint8_t *peer_buf;                  // allreduce encode buffer
   int stop_req;                       // STOP arrived while waiting for siblings
+  s_send_buf_t *send_buf[S_SEND_BUFS]; // encode buffers for zero-copy sends
+  int lent;                           // the one ffs_io_frame_buf handed out, or -1
   s_asm_t asm_[S_ASM_SLOTS];
   zmq_msg_t held;                     // an input frame the stage deferred
   ffs_frame_t held_f;                 // ... decoded (borrows from held)

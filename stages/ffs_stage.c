@@ -198,6 +198,8 @@ zfail:
   return -1;
 }
 
+static void s_send_bufs_close(ffs_io_t *io);
+
 static void s_close_sockets(ffs_io_t *io) {
   void **all[] = {&io->ctl, &io->in, &io->fb_in, &io->rep, &io->peer_in};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -216,6 +218,7 @@ static void s_close_sockets(ffs_io_t *io) {
     free(io->pend[k][0].v), free(io->pend[k][1].v);
   }
   free(io->peer_sum), free(io->peer_buf);
+  s_send_bufs_close(io);
   for (int k = 0; k < S_ASM_SLOTS; k++) {
     s_asm_t *a = &io->asm_[k];
     free(a->labels), free(a->cands), free(a->ids), free(a->data);
@@ -257,30 +260,52 @@ static int s_send_msg_blocking(ffs_io_t *io, void *sock, zmq_msg_t *msg) {
   return rc;
 }
 
-static void s_free_sent(void *data, void *hint) {
-  (void)hint;
-  free(data); // called by ZeroMQ (often from its I/O thread) once the frame is out
-}
-
-// Frames from this size on are handed to ZeroMQ instead of copied into it
-// (a batch-100 frame is 300-400 KB; a batch-1 frame, 2-3 KB, is cheaper to copy).
+// Frames from this size on go to ZeroMQ without a copy (a batch-100 frame
+// is 300-400 KB; a batch-1 frame, 2-3 KB, is cheaper to copy).
 #define S_ZERO_COPY_MIN (64 << 10)
 
-// Sends *buf (len bytes) on each of n sockets; see ffs_io_send_forward_owned.
-static int s_send_owned(ffs_io_t *io, void *const *socks, int n, uint8_t **buf, size_t cap,
-                        size_t len) {
-  uint8_t *fresh = n > 0 && len >= S_ZERO_COPY_MIN ? malloc(cap) : NULL;
-  if (!fresh) { // small, or no memory for a fresh buffer: copy as usual
+// ZeroMQ's free callback (often on its I/O thread): the buffer is free
+// again, or freed if its io has closed meanwhile.
+static void s_send_buf_release(void *data, void *hint) {
+  (void)data;
+  s_send_buf_t *b = hint;
+  if (atomic_exchange(&b->state, S_BUF_FREE) == S_BUF_ORPHAN) free(b);
+}
+
+uint8_t *ffs_io_frame_buf(ffs_io_t *io, size_t cap) {
+  io->lent = -1;
+  for (int k = 0; k < S_SEND_BUFS; k++) {
+    s_send_buf_t *b = io->send_buf[k];
+    if (!b) { // first use of this slot: the only allocation
+      if (!(b = malloc(sizeof *b + cap))) return NULL;
+      atomic_init(&b->state, S_BUF_FREE);
+      b->cap = cap;
+      io->send_buf[k] = b;
+    }
+    if (b->cap >= cap && atomic_load(&b->state) == S_BUF_FREE) {
+      io->lent = k;
+      return b->data;
+    }
+  }
+  return NULL;
+}
+
+// Sends buf (len bytes) on each of n sockets: without a copy when it is the
+// buffer ffs_io_frame_buf lent and large, else copied.
+static int s_send_frame(ffs_io_t *io, void *const *socks, int n, const void *buf, size_t len) {
+  s_send_buf_t *b = io->lent >= 0 ? io->send_buf[io->lent] : NULL;
+  if (!b || buf != b->data || len < S_ZERO_COPY_MIN || n == 0) {
     for (int k = 0; k < n; k++)
-      if (ffs_io_send_blocking(io, socks[k], *buf, len) < 0) return -1;
+      if (ffs_io_send_blocking(io, socks[k], buf, len) < 0) return -1;
     return 0;
   }
+  io->lent = -1;
+  atomic_store(&b->state, S_BUF_SENT);
   zmq_msg_t msg;
-  if (zmq_msg_init_data(&msg, *buf, len, s_free_sent, NULL) < 0) {
-    free(fresh);
+  if (zmq_msg_init_data(&msg, b->data, len, s_send_buf_release, b) < 0) {
+    atomic_store(&b->state, S_BUF_FREE);
     return -1;
   }
-  *buf = fresh; // ZeroMQ owns the old one now
   int rc = 0;
   for (int k = 0; k < n && rc == 0; k++) {
     zmq_msg_t one; // each socket gets a reference to the same bytes
@@ -288,28 +313,28 @@ static int s_send_owned(ffs_io_t *io, void *const *socks, int n, uint8_t **buf, 
     if (zmq_msg_copy(&one, &msg) < 0 || s_send_msg_blocking(io, socks[k], &one) < 0) rc = -1;
     zmq_msg_close(&one);
   }
-  zmq_msg_close(&msg);
+  zmq_msg_close(&msg); // the callback runs once the last reference is sent
   return rc;
 }
 
-int ffs_io_send_forward_owned(ffs_io_t *io, uint8_t **buf, size_t cap, size_t len) {
-  return s_send_owned(io, io->fwd, io->n_fwd, buf, cap, len);
-}
-
-int ffs_io_send_report_owned(ffs_io_t *io, uint8_t **buf, size_t cap, size_t len) {
-  return s_send_owned(io, &io->rep, io->rep ? 1 : 0, buf, cap, len);
+// At close: free the buffers ZeroMQ no longer holds; those it still holds
+// are freed by their callback.
+static void s_send_bufs_close(ffs_io_t *io) {
+  for (int k = 0; k < S_SEND_BUFS; k++) {
+    s_send_buf_t *b = io->send_buf[k];
+    if (b && atomic_exchange(&b->state, S_BUF_ORPHAN) == S_BUF_FREE) free(b);
+    io->send_buf[k] = NULL;
+  }
 }
 
 int ffs_io_n_feedback_out(const ffs_io_t *io) { return io->n_fb_out; }
 
 int ffs_io_send_forward(ffs_io_t *io, const void *buf, size_t len) {
-  for (int k = 0; k < io->n_fwd; k++)
-    if (ffs_io_send_blocking(io, io->fwd[k], buf, len) < 0) return -1;
-  return 0;
+  return s_send_frame(io, io->fwd, io->n_fwd, buf, len);
 }
 
 int ffs_io_send_report(ffs_io_t *io, const void *buf, size_t len) {
-  return io->rep ? ffs_io_send_blocking(io, io->rep, buf, len) : 0;
+  return s_send_frame(io, &io->rep, io->rep ? 1 : 0, buf, len);
 }
 
 int ffs_io_send_feedback(ffs_io_t *io, int k, const void *buf, size_t len) {
@@ -471,6 +496,7 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
   ffs_io_t *io = calloc(1, sizeof *io);
   if (!io) return -1;
   io->env = env;
+  io->lent = -1;
   io->ops = ffs_stage_ops(me->kind);
   char err[1024] = "";
   int rc = -1;

@@ -92,11 +92,14 @@ int ffs_stage_run(const ffs_stage_env_t *env);
 int ffs_io_send_forward(ffs_io_t *io, const void *buf, size_t len);
 // Sends a report frame to the readout (blocking, bounded HWM).
 int ffs_io_send_report(ffs_io_t *io, const void *buf, size_t len);
-// The same two, without a copy: *buf (cap bytes, from malloc, len of them
-// encoded) goes to ZeroMQ as it is and *buf becomes a fresh buffer of cap
-// bytes for the next frame. Small frames are copied as above (not worth it).
-int ffs_io_send_forward_owned(ffs_io_t *io, uint8_t **buf, size_t cap, size_t len);
-int ffs_io_send_report_owned(ffs_io_t *io, uint8_t **buf, size_t cap, size_t len);
+// An encode buffer of at least cap bytes for the next outgoing frame, or
+// NULL when none is free (encode into your own buffer then). When the frame
+// encoded into it goes out with ffs_io_send_forward or ffs_io_send_report,
+// ZeroMQ takes the bytes without a copy (frames of 64 KB and more) and the
+// buffer must not be touched again; ask for a new one per frame. The io
+// keeps a few such buffers, allocated on first use and reused after ZeroMQ
+// has sent them.
+uint8_t *ffs_io_frame_buf(ffs_io_t *io, size_t cap);
 // Sends a feedback frame on this stage's k-th outgoing feedback edge without
 // ever blocking: when the receiver is full the frame is dropped and counted.
 // Exception: a lockstep recurrent topology's top-down edges (ff_layer to

@@ -98,13 +98,15 @@ static int s_send(s_layer_t *s, ffs_io_t *io, int which, const ffs_frame_hdr_t *
   h.col0 = s->n_shards < 2 || kind == FFS_FRAME_MARK || s->shard == 0 ? 0
            : which == S_FORWARD                                       ? (uint32_t)s->unit0
                                                                       : 1u + (h.cols ? (uint32_t)s->unit0 : 0u);
-  size_t len = ffs_frame_encode(s->buf, s->buf_cap, &h, h.rows ? r->labels : NULL,
+  uint8_t *buf = which == S_FEEDBACK ? NULL : ffs_io_frame_buf(io, s->buf_cap);
+  if (!buf) buf = s->buf; // none free (or feedback, which may be dropped): copied
+  size_t len = ffs_frame_encode(buf, s->buf_cap, &h, h.rows ? r->labels : NULL,
                                 h.rows ? r->cands : NULL, h.rows ? r->ids : NULL, payload);
   if (!len) return -1;
-  if (which == S_FORWARD) return ffs_io_send_forward_owned(io, &s->buf, s->buf_cap, len);
-  if (which == S_REPORT) return ffs_io_send_report_owned(io, &s->buf, s->buf_cap, len);
+  if (which == S_FORWARD) return ffs_io_send_forward(io, buf, len);
+  if (which == S_REPORT) return ffs_io_send_report(io, buf, len);
   for (int k = 0; k < ffs_io_n_feedback_out(io); k++)
-    if (ffs_io_send_feedback(io, k, s->buf, len) < 0) return -1;
+    if (ffs_io_send_feedback(io, k, buf, len) < 0) return -1;
   return 0;
 }
 

@@ -94,14 +94,16 @@ static int s_emit(s_source_t *s, ffs_io_t *io, int p, uint8_t pol, uint8_t mode,
                        .epoch = (uint32_t)s->cur.epoch, .tick = (uint32_t)tick,
                        .stage = (uint32_t)s->index, .rows = rows, .cols = (uint32_t)s->dim,
                        .ts = (uint64_t)(ffs_now() * 1e9)}; // for the readout's latency
-  size_t len = ffs_frame_encode(s->buf, s->buf_cap, &h, s->labels[p], s->cands[p], s->ids[p],
+  uint8_t *buf = ffs_io_frame_buf(io, s->buf_cap);
+  if (!buf) buf = s->buf; // none free: encoded here, copied by ZeroMQ
+  size_t len = ffs_frame_encode(buf, s->buf_cap, &h, s->labels[p], s->cands[p], s->ids[p],
                                 s->x[p]);
   if (!len) {
     ffs_error("encode buffer too small for %u rows", rows);
     return -1;
   }
   ffs_io_stats(io)->frames++; // a source's frames are the ones it emits
-  return ffs_io_send_forward_owned(io, &s->buf, s->buf_cap, len);
+  return ffs_io_send_forward(io, buf, len);
 }
 
 // Sends the npol frames of a batch (buffers 0..npol-1), each once per tick.
