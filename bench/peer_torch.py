@@ -8,7 +8,8 @@ training throughput side by side with ffstream (bench/throughput.sh).
 
 Per training sample it does the same arithmetic as an ffstream pipeline: a
 neutral pass, a positive and a negative pass through every layer, and two
-weight-gradient products per layer (27.8 MFLOP for 784-1000x3).
+weight-gradient products per layer (27.8 MFLOP for 784-1000x3; here the
+positive and negative frames share one matmul each way, the same FLOPs).
 
   OPENBLAS_NUM_THREADS=B /usr/bin/python3 bench/peer_torch.py --threads T
 prints one line: "peer_torch threads=T blas=B samples/s=..."
@@ -50,6 +51,11 @@ def overlay(x, labels):
 
 
 class Layer:
+    """One FF layer. Written for speed as a PyTorch user would: the positive
+    and negative frames go through one matmul of 2 x batch rows, the weight
+    gradient of both is one matmul added straight into the smoothed gradient
+    (addmm_ with beta = momentum), and every update is in place."""
+
     def __init__(self, n_in, units, gen):
         self.w = torch.randn(units, n_in, generator=gen) / n_in ** 0.5
         self.b = torch.zeros(units)
@@ -60,22 +66,23 @@ class Layer:
 
     def forward(self, x):
         xn = rms_norm(x)
-        y = torch.relu(xn @ self.w.t() + self.b)
+        y = torch.addmm(self.b, xn, self.w.t()).clamp_(min=0.0)
         return xn, y
 
-    def grads(self, xn, y, positive, lam=0.03):
-        rows = y.shape[0]
+    def learn(self, xn, y, rows, lr=0.01, mom=0.9, wd=0.001, lam=0.03):
+        """xn, y: the positive frame's rows, then the negative frame's (rows
+        each). One step on the sum of both frames' gradients, each frame's
+        loss a mean over its rows; peer normalization in both, as ffstream."""
+        self.peer.mul_(0.9).add_(y[:rows].mean(0), alpha=0.1)
         g = y.pow(2).sum(1)
-        p = torch.sigmoid(g - self.theta)  # temp 1
-        dldg = (p - 1.0 if positive else p) / rows
-        dz = dldg[:, None] * 2.0 * y - lam * (self.peer.mean() - self.peer) / rows
-        return dz.t() @ xn, dz.sum(0)
-
-    def update(self, gw, gb, lr=0.01, mom=0.9, wd=0.001):
-        self.mw.mul_(mom).add_(gw, alpha=1 - mom)
-        self.mb.mul_(mom).add_(gb, alpha=1 - mom)
-        self.w.sub_(lr * (self.mw + wd * self.w))
-        self.b.sub_(lr * self.mb)
+        dldg = torch.sigmoid(g - self.theta)  # temp 1
+        dldg[:rows] -= 1.0
+        dz = y.mul_((2.0 / rows) * dldg[:, None])  # y is not needed after this
+        dz.sub_(lam * (self.peer.mean() - self.peer) / rows)
+        self.mw.addmm_(dz.t(), xn, beta=mom, alpha=1 - mom)
+        self.mb.mul_(mom).add_(dz.sum(0), alpha=1 - mom)
+        self.w.mul_(1.0 - lr * wd).sub_(self.mw, alpha=lr)
+        self.b.sub_(self.mb, alpha=lr)
 
 
 def main():
@@ -120,15 +127,12 @@ def main():
         wrong += 1e-6
         wrong[torch.arange(len(y)), y] = 0.0
         neg_labels = torch.multinomial(wrong, 1, generator=gen).squeeze(1)
-        hp, hn = overlay(x, y), overlay(x, neg_labels)
+        h = torch.cat([overlay(x, y), overlay(x, neg_labels)])  # positive | negative
+        rows = len(y)
         for l in layers:  # each layer learns from its own input: no backprop
-            xp, yp = l.forward(hp)
-            xn_, yn = l.forward(hn)
-            l.peer.mul_(0.9).add_(yp.mean(0), alpha=0.1)
-            gwp, gbp = l.grads(xp, yp, True)
-            gwn, gbn = l.grads(xn_, yn, False)
-            l.update(gwp + gwn, gbp + gbn)
-            hp, hn = rms_norm(yp), rms_norm(yn)
+            xn, out = l.forward(h)
+            h = rms_norm(out)  # what goes on, taken before learn() reuses out
+            l.learn(xn, out, rows)
 
     order = torch.randperm(x_all.shape[0], generator=gen)
     for b in range(a.warmup):
