@@ -34,7 +34,8 @@ FFS_VECTOR_LOOP void ffs_optim_sgd_outer(float *w, float *m, const float *a, con
     float *mj = m + (long)j * n_in, *wj = w + (long)j * n_in;
     // each row of m and w is read and written once from memory; the passes
     // below it run in L1
-    for (int i = 0; i < n_in; i++) mj[i] *= keep;
+    if (keep != 1.0f) // 1: m already holds this step's decay; leave it clean
+      for (int i = 0; i < n_in; i++) mj[i] *= keep;
     for (int r = 0; r < rows; r++) {
       const float arj = a[(long)r * n_out + j];
       const float *xr = x + (long)r * n_in;
@@ -44,10 +45,6 @@ FFS_VECTOR_LOOP void ffs_optim_sgd_outer(float *w, float *m, const float *a, con
     if (step)
       for (int i = 0; i < n_in; i++) wj[i] -= lr * (mj[i] + wd * wj[i]);
   }
-}
-
-FFS_VECTOR_LOOP void ffs_optim_sgd_step(float *w, const float *m, long n, float lr, float wd) {
-  for (long i = 0; i < n; i++) w[i] -= lr * (m[i] + wd * w[i]);
 }
 
 float ffs_optim_cooldown(int epoch, int epochs) {

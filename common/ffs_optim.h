@@ -27,12 +27,10 @@ void ffs_optim_apply(float *p, const float *grad, float *m, float *v, long n,
 //   m = keep * m + sum_r a[r]^T x[r]     (a: (rows, n_out), x: (rows, n_in))
 //   w -= lr * (m + wd * w)               (only with step = 1)
 // keep is the momentum for a step's first gradient, 1 for one more added to
-// it; a holds (1 - momentum) * the gradient wrt the outputs. rows may be 0.
+// it; a holds (1 - momentum) * the gradient wrt the outputs. rows may be 0:
+// with keep 1 and step 1 that is the step alone on the m already summed.
 void ffs_optim_sgd_outer(float *w, float *m, const float *a, const float *x, int rows,
                          int n_out, int n_in, float keep, int step, float lr, float wd);
-
-// The step alone, once m (n) holds the smoothed gradient: w -= lr (m + wd w).
-void ffs_optim_sgd_step(float *w, const float *m, long n, float lr, float wd);
 
 // Learning-rate factor for Hinton's cooldown: 1 over the first half of the
 // epochs, then decaying linearly toward 0 over the second half.

@@ -229,23 +229,9 @@ static void s_close_sockets(ffs_io_t *io) {
 
 int ffs_io_stopping(const ffs_io_t *io) { return *io->env->stop != 0; }
 
-// Blocks until sent (backpressure); the time spent waiting is not work, so
-// it is counted apart and left out of the stage's utilization.
-int ffs_io_send_blocking(ffs_io_t *io, void *sock, const void *buf, size_t len) {
-  if (zmq_send(sock, buf, len, ZMQ_DONTWAIT) >= 0) return 0;
-  double t0 = ffs_now();
-  int rc = 0;
-  while (zmq_send(sock, buf, len, 0) < 0) {
-    if ((zmq_errno() != EAGAIN && zmq_errno() != EINTR) || ffs_io_stopping(io)) {
-      rc = -1;
-      break;
-    }
-  }
-  io->stats.blocked_s += ffs_now() - t0;
-  return rc;
-}
-
-// zmq_msg_send's form of ffs_io_send_blocking; on success msg is left empty.
+// Blocks until msg is sent (backpressure); on success msg is left empty.
+// The time spent waiting is not work, so it is counted apart and left out
+// of the stage's utilization.
 static int s_send_msg_blocking(ffs_io_t *io, void *sock, zmq_msg_t *msg) {
   if (zmq_msg_send(msg, sock, ZMQ_DONTWAIT) >= 0) return 0;
   double t0 = ffs_now();
@@ -257,6 +243,15 @@ static int s_send_msg_blocking(ffs_io_t *io, void *sock, zmq_msg_t *msg) {
     }
   }
   io->stats.blocked_s += ffs_now() - t0;
+  return rc;
+}
+
+int ffs_io_send_blocking(ffs_io_t *io, void *sock, const void *buf, size_t len) {
+  zmq_msg_t msg; // a copy of buf, as zmq_send would make
+  if (zmq_msg_init_size(&msg, len) < 0) return -1;
+  memcpy(zmq_msg_data(&msg), buf, len);
+  int rc = s_send_msg_blocking(io, sock, &msg);
+  zmq_msg_close(&msg);
   return rc;
 }
 

@@ -324,11 +324,8 @@ float ffs_ff_layer_learn(ffs_ff_layer_t *l, int rows, int positive, float lr_fac
 static void s_w_flush(ffs_ff_layer_t *l, int step, float lr) {
   if (!step && !l->n_factor) return;
   const ffs_layer_cfg_t *c = &l->cfg;
-  if (l->n_factor || !l->m_open)
-    ffs_optim_sgd_outer(l->w, l->mw, l->fa, l->fx, l->n_factor, l->units, l->in_dim,
-                        l->m_open ? 1.0f : c->momentum, step, lr, c->weight_decay);
-  else
-    ffs_optim_sgd_step(l->w, l->mw, (long)l->units * l->in_dim, lr, c->weight_decay);
+  ffs_optim_sgd_outer(l->w, l->mw, l->fa, l->fx, l->n_factor, l->units, l->in_dim,
+                      l->m_open ? 1.0f : c->momentum, step, lr, c->weight_decay);
   l->n_factor = 0;
   l->m_open = !step;
 }
