@@ -5,9 +5,12 @@
 #   - ffstream on configs/mnist-ff-hinton.yaml (784-1000x3, batch 100),
 #     one epoch through the pipeline of pinned processes: 5 processes; l2 in
 #     2 shards (6 processes: 3 equal layers do not split evenly over 2
-#     cores, 4 half-and-whole pieces do); every layer in 2 shards; on all
-#     cores and on one; with the FLOP/s inside each ff_layer stage (per
-#     second of its CPU time) against the sgemm peak;
+#     cores, 4 half-and-whole pieces do); every layer in 2 shards; one step
+#     per positive + negative pair (update: pair, and train.pairs: both in
+#     one frame); on all cores and on one; with the FLOP/s inside each
+#     ff_layer stage (per second of its CPU time) against the sgemm peak.
+#     The peer keeps no moving average of the weights, so these runs set
+#     layer.eval_average=0; one more run shows what the config's costs;
 #   - the PyTorch peer (bench/peer_torch.py, same recipe and arithmetic) in
 #     several thread / BLAS configurations, and its out-of-the-box default.
 # Appends the table, the machine and the commands to docs/PERFORMANCE.md;
@@ -34,7 +37,7 @@ ffs_rows=""
 eff_lines=""
 run_ffs() { # label key cores_prefix [--set ...]; sets ffs_<key> to its samples/s
   local label=$1 key=$2 out=runs/perf-$2 prefix=$3; shift 3
-  local cmd="$exe run configs/mnist-ff-hinton.yaml --epochs 1 --set data.test_limit=1000 --quiet --out $out $*"
+  local cmd="$exe run configs/mnist-ff-hinton.yaml --epochs 1 --set data.test_limit=1000 --quiet --out $out --set layer.eval_average=0 $*"
   rm -rf "$out"
   echo "bench: $prefix $cmd"
   $prefix $cmd > "$out.log" 2>&1
@@ -77,12 +80,19 @@ run_ffs "every layer in 2 shards, 8 processes on $cores cores" sharded_all "" \
   --set l1.shards=2 --set l2.shards=2 --set l3.shards=2
 run_ffs "l2 in 2 shards, update: pair, 6 processes on $cores cores" sharded_pair "" \
   --set l2.shards=2 --set layer.update=pair
+run_ffs "pair frames (train.pairs), 5 processes on $cores cores" pairs "" --set train.pairs=true
+run_ffs "pair frames (train.pairs), l2 in 2 shards, 6 processes on $cores cores" sharded_pairs "" \
+  --set train.pairs=true --set l2.shards=2
+run_ffs "l2 in 2 shards, with the config's eval_average (0.995), 6 processes on $cores cores" \
+  sharded_avg "" --set l2.shards=2 --set layer.eval_average=0.995
 run_ffs "5 processes on 1 core" ffstream_1core "taskset -c 0"
 run_ffs "l2 in 2 shards, 6 processes on 1 core" sharded_1core "taskset -c 0" --set l2.shards=2
 # the config's own arithmetic (update: frame) is the headline; update: pair
 # (one step per pos + neg pair, as the PyTorch peer does) is shown apart
 ffs=$(( ffs_ffstream > ffs_sharded ? ffs_ffstream : ffs_sharded ))
 ffs=$(( ffs > ffs_sharded_all ? ffs : ffs_sharded_all ))
+pair=$(( ffs_sharded_pair > ffs_pairs ? ffs_sharded_pair : ffs_pairs ))
+pair=$(( pair > ffs_sharded_pairs ? pair : ffs_sharded_pairs ))
 
 torch_rows=""
 best=0
@@ -138,7 +148,8 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
   echo
   echo "- ffstream (its faster form on $cores cores, $ffs samples/s) / limit: $(python3 -c "print('%.0f %%' % (100 * $ffs / $limit))")"
   [ "$best" -gt 0 ] && echo "- ffstream / best PyTorch configuration ($best_cfg): $(python3 -c "print('%.2fx' % ($ffs / $best))")"
-  echo "- with update: pair (one optimizer step per positive + negative pair, as the PyTorch peer takes; configs/mnist-ff-hinton.yaml steps per frame): $ffs_sharded_pair samples/s = $(python3 -c "print('%.0f %%' % (100 * $ffs_sharded_pair / $limit))") of the limit, $( [ "$best" -gt 0 ] && python3 -c "print('%.2fx' % ($ffs_sharded_pair / $best))" || echo n/a) the best PyTorch configuration"
+  echo "- one optimizer step per positive + negative pair, as the PyTorch peer takes (update: pair or train.pairs; configs/mnist-ff-hinton.yaml steps per frame), its fastest form: $pair samples/s = $(python3 -c "print('%.0f %%' % (100 * $pair / $limit))") of the limit, $( [ "$best" -gt 0 ] && python3 -c "print('%.2fx' % ($pair / $best))" || echo n/a) the best PyTorch configuration"
+  echo "- the config's eval_average (a moving average of the weights for evaluation) costs $(python3 -c "print('%.1f %%' % (100 * (1 - $ffs_sharded_avg / max($ffs_sharded, 1))))") of the sharded run's throughput"
   echo "- scaling, 1 -> $cores cores: 5 processes $(python3 -c "print('%.2fx' % ($ffs_ffstream / max($ffs_ffstream_1core, 1)))"), sharded $(python3 -c "print('%.2fx' % ($ffs_sharded / max($ffs_sharded_1core, 1)))") (plot: docs/scaling.png)"
   printf '%s' "$eff_lines"
   echo

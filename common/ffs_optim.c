@@ -47,6 +47,11 @@ FFS_VECTOR_LOOP void ffs_optim_sgd_outer(float *w, float *m, const float *a, con
   }
 }
 
+FFS_VECTOR_LOOP void ffs_optim_average(float *avg, const float *p, long n, float keep) {
+  const float a = 1.0f - keep;
+  for (long i = 0; i < n; i++) avg[i] += a * (p[i] - avg[i]);
+}
+
 float ffs_optim_cooldown(int epoch, int epochs) {
   if (epochs <= 1) return 1.0f;
   float f = 2.0f * (float)(epochs - epoch) / (float)epochs;

@@ -32,6 +32,9 @@ void ffs_optim_apply(float *p, const float *grad, float *m, float *v, long n,
 void ffs_optim_sgd_outer(float *w, float *m, const float *a, const float *x, int rows,
                          int n_out, int n_in, float keep, int step, float lr, float wd);
 
+// Exponential moving average of a parameter: avg = keep * avg + (1 - keep) * p.
+void ffs_optim_average(float *avg, const float *p, long n, float keep);
+
 // Learning-rate factor for Hinton's cooldown: 1 over the first half of the
 // epochs, then decaying linearly toward 0 over the second half.
 float ffs_optim_cooldown(int epoch, int epochs);

@@ -32,17 +32,17 @@ static const char *const s_data_keys[] = {"set", "dir", "dim", "train_limit", "t
 static const char *const s_train_keys[] = {"epochs",    "batch",      "eval_batch", "eval_every",
                                            "negatives", "hwm_frames", "ckpt_every_s", "labels",
                                            "ticks",     "timing",     "damping",    "score_ticks",
-                                           "pace_us",   NULL};
+                                           "pace_us",   "pairs",      NULL};
 static const char *const s_layer_keys[] = {
     "goodness",     "theta",    "temp",        "optimizer",  "lr", "momentum",
-    "weight_decay", "cooldown", "peer_lambda", "peer_decay", "update", NULL};
+    "weight_decay", "cooldown", "peer_lambda", "peer_decay", "update", "eval_average", NULL};
 // keys a stage may carry, per kind (indexed by ffs_stage_kind_t)
 static const char *const s_source_keys[] = {"name", "kind", "core", NULL};
 static const char *const s_ff_layer_keys[] = {
     "name",         "kind",     "units",       "core",       "goodness",
     "theta",        "temp",     "optimizer",   "lr",         "momentum",
     "weight_decay", "cooldown", "peer_lambda", "peer_decay", "update",     "delay_ms",
-    "shards",       NULL};
+    "shards",       "eval_average", NULL};
 static const char *const s_readout_keys[] = {"name",    "kind",       "core",    "energy",
                                              "softmax", "softmax_lr", "primary", NULL};
 static const char *const *const s_stage_keys[] = {s_source_keys, s_ff_layer_keys, s_readout_keys};
@@ -731,7 +731,8 @@ static int s_layer(s_ctx_t *c, const s_node_t *m, const char *prefix, ffs_layer_
               {"momentum", S_UNIT, &l->momentum},
               {"weight_decay", S_NONNEG, &l->weight_decay},
               {"peer_lambda", S_NONNEG, &l->peer_lambda},
-              {"peer_decay", S_UNIT, &l->peer_decay}};
+              {"peer_decay", S_UNIT, &l->peer_decay},
+              {"eval_average", S_UNIT, &l->eval_average}};
   char label[96];
   const s_node_t *v;
   int e;
@@ -874,6 +875,7 @@ static int s_top(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t, int *dim) {
     if (s_enum(c, v, "train.negatives", s_negatives_names, &e) < 0) return -1;
     t->negatives = (ffs_negatives_t)e;
   }
+  if ((v = s_map_get(m, "pairs")) && s_bool(c, v, "train.pairs", &t->pairs) < 0) return -1;
   if ((v = s_map_get(m, "hwm_frames")) &&
       s_int(c, v, "train.hwm_frames", 1, 1024, &t->hwm_frames) < 0)
     return -1;
@@ -1222,6 +1224,11 @@ static int s_validate_loops(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t) {
                   "unsupervised and carry none (expected labels: overlay, or negatives: random "
                   "| hard)");
   if (t->ticks == 1) return 0;
+  if (t->pairs)
+    return s_fail(c, s_map_get(train, "pairs"),
+                  "train.pairs: the recurrent form (ticks > 1) sends positive and negative "
+                  "frames tick by tick, never as one pair frame (expected pairs: false, or "
+                  "ticks: 1)");
   if (t->labels == FFS_LABELS_SEPARATE)
     return s_fail(c, s_map_get(train, "ticks"),
                   "train.ticks: the recurrent form (ticks > 1) is not implemented together with "
@@ -1483,6 +1490,11 @@ void ffs_topo_endpoint(const ffs_topo_t *t, const char *run_dir, int stage, ffs_
 int ffs_topo_next(const ffs_topo_t *t, int i) {
   assert(t && i >= 0 && i < t->n_stages);
   return i + t->stages[i].n_shards - t->stages[i].shard;
+}
+
+int ffs_topo_max_rows(const ffs_topo_t *t) {
+  int train = t->pairs ? 2 * t->batch : t->batch, eval = t->eval_batch * 10;
+  return train > eval ? train : eval;
 }
 
 int ffs_topo_feedback_cols(const ffs_topo_t *t, int from) {

@@ -52,6 +52,9 @@ typedef struct {
                            // their gradients summed
   float peer_lambda;       // peer normalization strength (0 = off)
   float peer_decay;        // running-mean decay of mean activity (0.9)
+  float eval_average;      // evaluation frames see an exponential moving average
+                           // of the weights, this decay per step (0 = the
+                           // weights themselves)
 } ffs_layer_cfg_t;
 
 typedef struct {
@@ -111,6 +114,8 @@ typedef struct {
   int eval_batch;     // samples per evaluation frame (x10 candidate rows)
   int eval_every;     // evaluate after every N epochs (and after the last)
   ffs_negatives_t negatives;
+  int pairs;          // a training batch's positive and negative rows travel in
+                      // one pair frame (FFS_POL_PAIR): one step per pair
   int hwm_frames;     // forward high-water mark, in frames
   int ckpt_every_s;   // checkpoint every N seconds as well as at epoch ends (0 = only there)
   int pace_us;        // the source emits a frame at most every pace_us (0 = as fast
@@ -160,6 +165,10 @@ const char *ffs_stage_kind_str(ffs_stage_kind_t k);
 // Index of the first stage after stage i's shard group (the next stage of the
 // chain; for an unsharded stage simply i + 1).
 int ffs_topo_next(const ffs_topo_t *t, int i);
+
+// The most rows any frame of this topology carries: a training batch (twice
+// that with train.pairs), or 10 candidate rows per evaluated sample.
+int ffs_topo_max_rows(const ffs_topo_t *t);
 
 // Width of the vectors stage `from` sends on a feedback edge: its units, or
 // 10 class probabilities for the readout.

@@ -27,6 +27,8 @@ typedef enum {
   FFS_POL_POSITIVE = 1,   // true label overlaid
   FFS_POL_NEGATIVE = 2,   // wrong label overlaid
   FFS_POL_CANDIDATES = 3, // evaluation: one row per candidate label (cands[])
+  FFS_POL_PAIR = 4,       // training (train.pairs): rows = 2n, n positive rows,
+                          // then the same n samples' negative rows
 } ffs_pol_t;
 
 typedef enum { FFS_MODE_TRAIN = 0, FFS_MODE_EVAL = 1 } ffs_mode_t;

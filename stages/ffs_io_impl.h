@@ -86,9 +86,6 @@ struct ffs_io {
 
 // ---- ffs_stage.c ----
 
-// The most rows any frame of this topology has (a training batch, or 10
-// candidate rows per evaluated sample).
-uint32_t ffs_io_max_rows(const ffs_topo_t *t);
 // Counts a bad frame on chan, and logs the first few with why.
 void ffs_io_bad_frame(ffs_io_t *io, const char *chan, const char *why);
 // Offers decoded frame f to the stage. Returns what on_frame returned.

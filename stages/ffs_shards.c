@@ -144,7 +144,7 @@ static s_pend_t *s_pend_find(ffs_io_t *io, int s, uint64_t seq, int *ahead) {
 // Reads the partial sums waiting on the peer channel into io->pend.
 static void s_peer_drain(ffs_io_t *io, uint64_t seq) {
   const ffs_stage_cfg_t *me = &io->env->topo->stages[io->env->index];
-  ffs_frame_limits_t lim = {1, 0, (uint32_t)ffs_io_max_rows(io->env->topo) + 2};
+  ffs_frame_limits_t lim = {1, 0, (uint32_t)ffs_topo_max_rows(io->env->topo) + 2};
   for (;;) {
     zmq_msg_t msg;
     zmq_msg_init(&msg);
@@ -173,7 +173,7 @@ int ffs_io_allreduce(ffs_io_t *io, uint64_t seq, float *v, int n) {
   const ffs_stage_cfg_t *me = &io->env->topo->stages[io->env->index];
   int k = me->n_shards;
   if (k <= 1) return 0;
-  assert(n > 0 && n <= (int)ffs_io_max_rows(io->env->topo) + 2);
+  assert(n > 0 && n <= ffs_topo_max_rows(io->env->topo) + 2);
   ffs_frame_hdr_t h = {.kind = FFS_FRAME_PARTIAL, .seq = seq, .stage = (uint32_t)io->env->index,
                        .rows = 1, .cols = (uint32_t)n, .shard = (uint8_t)me->shard,
                        .nshards = (uint8_t)k};

@@ -52,12 +52,6 @@ double ffs_now(void) {
 
 // ---- sockets ----
 
-// Rows a frame may carry anywhere in this topology.
-uint32_t ffs_io_max_rows(const ffs_topo_t *t) {
-  uint32_t a = (uint32_t)t->batch, b = (uint32_t)t->eval_batch * 10u;
-  return a > b ? a : b;
-}
-
 static void *s_socket(ffs_io_t *io, int type, int hwm, size_t max_msg) {
   void *s = zmq_socket(io->env->zctx, type);
   if (!s) return NULL;
@@ -93,7 +87,7 @@ static int s_open_sockets(ffs_io_t *io, char *err, size_t errlen) {
   const ffs_topo_t *t = env->topo;
   const ffs_stage_cfg_t *me = &t->stages[env->index];
   char ep[FFS_PATH_MAX + 64];
-  uint32_t max_rows = ffs_io_max_rows(t);
+  uint32_t max_rows = (uint32_t)ffs_topo_max_rows(t);
   int hwm = t->hwm_frames;
 
   io->ctl = s_socket(io, ZMQ_DEALER, 0, 1 << 16);

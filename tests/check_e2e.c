@@ -421,7 +421,7 @@ START_TEST(test_kill9_layer_is_restarted) {
   snprintf(out, sizeof out, "%s/kill", s_tmp);
   snprintf(log, sizeof log, "%s/kill.log", s_tmp);
   const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
-                        S_SMALL_SETS, NULL};
+                        S_SMALL_SETS, "--set", "layer.eval_average=0.9", NULL};
   pid_t pid = s_start(argv, log);
   s_wait_bound(pid);
   usleep(1500000); // into the second epoch: l2 has an epoch-end checkpoint
@@ -439,15 +439,16 @@ START_TEST(test_kill9_layer_is_restarted) {
 END_TEST
 
 // A run stopped after its first epoch continues with --resume: the stages
-// load their checkpoints and the remaining epochs run; a second --resume of
-// the finished run does nothing and leaves its results as they are.
+// load their checkpoints (here with eval_average's averages among them) and
+// the remaining epochs run; a second --resume of the finished run does
+// nothing and leaves its results as they are.
 START_TEST(test_resume_continues_a_stopped_run) {
   char out[300], log[300], progress[400];
   snprintf(out, sizeof out, "%s/resume", s_tmp);
   snprintf(log, sizeof log, "%s/resume.log", s_tmp);
   snprintf(progress, sizeof progress, "%s/progress", out);
   const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
-                        S_SMALL_SETS, NULL};
+                        S_SMALL_SETS, "--set", "layer.eval_average=0.9", NULL};
   pid_t pid = s_start(argv, log);
   for (int i = 0; i < 3000; i++) { // up to 60 s: slow under ASan on a busy machine
     const char *p = s_slurp(progress);
@@ -460,7 +461,7 @@ START_TEST(test_resume_continues_a_stopped_run) {
   ck_assert_msg(before && strstr(before, "evaluated 0") && !strstr(before, "evaluated 2"), "%s",
                 before ? before : "(no progress file)");
   const char *again[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--resume", out,
-                         S_SMALL_SETS, NULL};
+                         S_SMALL_SETS, "--set", "layer.eval_average=0.9", NULL};
   int rc = s_wait(s_start(again, log), 120);
   ck_assert_msg(rc == 0, "resume exited %d:\n%s", rc, s_slurp(log));
   ck_assert(strstr(s_slurp(log), "resuming"));
@@ -603,6 +604,19 @@ static const char *const s_shard_sets[] = {
     "--set", "train.negatives=random", "--set", "feedback=[]", "--set", "train.ckpt_every_s=0",
     NULL};
 
+// Two runs' test errors, overall and per layer, agree within 0.1 pp.
+static void s_assert_same_errors(const char *json_a, const char *json_b, const char *a_is,
+                                 const char *b_is) {
+  const char *keys[][2] = {{NULL, "test_error"}, {"\"l1\"", "energy"}, {"\"l2\"", "energy"},
+                           {"\"l2\"", "softmax"}, {"\"l3\"", "energy"}};
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    double a = s_json(json_a, keys[i][0], keys[i][1]), b = s_json(json_b, keys[i][0], keys[i][1]);
+    ck_assert_msg(a >= 0 && a < 0.9 && fabs(a - b) <= 0.001 + 1e-9,
+                  "%s %s: %s %g, %s %g (expected within 0.1 pp)", keys[i][0] ? keys[i][0] : "",
+                  keys[i][1], a_is, a, b_is, b);
+  }
+}
+
 START_TEST(test_sharding_changes_nothing_but_speed) {
   const char *cfg = "configs/mnist-ff.yaml";
   char *whole = strdup(s_run_named("whole", cfg, s_shard_sets, NULL, NULL, NULL, NULL));
@@ -618,15 +632,23 @@ START_TEST(test_sharding_changes_nothing_but_speed) {
                   sharded);
   }
   // and reached the unsharded run's test error, overall and per layer
-  const char *keys[][2] = {{NULL, "test_error"}, {"\"l1\"", "energy"}, {"\"l2\"", "energy"},
-                           {"\"l2\"", "softmax"}, {"\"l3\"", "energy"}};
-  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-    double a = s_json(whole, keys[i][0], keys[i][1]), b = s_json(sharded, keys[i][0], keys[i][1]);
-    ck_assert_msg(a >= 0 && a < 0.9 && fabs(a - b) <= 0.001 + 1e-9,
-                  "%s %s: unsharded %g, sharded %g (expected within 0.1 pp)", keys[i][0] ? keys[i][0] : "",
-                  keys[i][1], a, b);
-  }
+  s_assert_same_errors(whole, sharded, "unsharded", "sharded");
   free(whole), free(sharded);
+}
+END_TEST
+
+// Pair frames (train.pairs: positive and negative rows in one frame) are
+// update: pair's arithmetic sent as one frame: the same test errors, whole
+// and with a sharded layer.
+START_TEST(test_pair_frames_change_nothing_but_speed) {
+  const char *cfg = "configs/mnist-ff.yaml";
+  char *apart = strdup(s_run_named("apart", cfg, s_shard_sets, "layer.update=pair", NULL, NULL, NULL));
+  char *paired = strdup(s_run_named("paired", cfg, s_shard_sets, "train.pairs=true", NULL, NULL, NULL));
+  char *paired_sh = strdup(
+      s_run_named("paired_sh", cfg, s_shard_sets, "train.pairs=true", "l2.shards=2", NULL, NULL));
+  s_assert_same_errors(apart, paired, "update: pair", "pair frames");
+  s_assert_same_errors(apart, paired_sh, "update: pair", "pair frames, l2 in 2 shards");
+  free(apart), free(paired), free(paired_sh);
 }
 END_TEST
 
@@ -659,6 +681,7 @@ static Suite *s_suite(void) {
   tcase_add_test(loops, test_slow_stage_never_deadlocks);
   TCase *shards = s_tcase(s, "shards", 300);
   tcase_add_test(shards, test_sharding_changes_nothing_but_speed);
+  tcase_add_test(shards, test_pair_frames_change_nothing_but_speed);
   return s;
 }
 

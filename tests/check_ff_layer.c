@@ -235,6 +235,45 @@ START_TEST(test_pair_update_steps_once_on_both_gradients) {
 }
 END_TEST
 
+START_TEST(test_pair_frame_steps_as_a_positive_and_a_negative_frame) {
+  // One pair frame (positive rows, then the same number of negative rows)
+  // must step exactly as update: pair does on the positive frame and the
+  // negative frame sent apart: same weights, biases, label weights and peer
+  // means, over several steps, for a plain and a labeled (FFCL) layer.
+  for (int nl = 0; nl <= 10; nl += 10) {
+    ffs_layer_cfg_t cfg = s_cfg(FFS_GOODNESS_SSQ);
+    cfg.momentum = 0.9f, cfg.weight_decay = 0.01f, cfg.peer_lambda = 0.03f;
+    cfg.update = FFS_UPDATE_PAIR;
+    ffs_ff_layer_t *two = ffs_ff_layer_new_labeled(IN, UNITS, nl, ROWS, &cfg, 9, 1);
+    ffs_ff_layer_t *one = ffs_ff_layer_new_labeled(IN, UNITS, nl, 2 * ROWS, &cfg, 9, 1);
+    float x[2 * ROWS * IN];
+    uint8_t lab[2 * ROWS] = {1, 2, 3, 4, 5, 0, 9, 8, 7, 6};
+    for (int step = 0; step < 4; step++) {
+      s_input(x, 2 * ROWS, 700 + (uint64_t)step);
+      ffs_ff_layer_forward_labeled(two, x, ROWS, nl ? lab : NULL);
+      float lp = ffs_ff_layer_learn(two, ROWS, 1, 1.0f);
+      ffs_ff_layer_forward_labeled(two, x + ROWS * IN, ROWS, nl ? lab + ROWS : NULL);
+      float ln = ffs_ff_layer_learn(two, ROWS, 0, 1.0f);
+      ffs_ff_layer_forward_labeled(one, x, 2 * ROWS, nl ? lab : NULL);
+      float l2 = ffs_ff_layer_learn_pair(one, 2 * ROWS, ROWS, 1.0f);
+      ck_assert_float_eq_tol(l2, lp + ln, 1e-5f);
+      const float *wa = ffs_ff_layer_weights(two), *wb = ffs_ff_layer_weights(one);
+      for (int i = 0; i < UNITS * IN; i++) ck_assert_float_eq_tol(wb[i], wa[i], 1e-6f);
+      for (int j = 0; j < UNITS; j++) {
+        ck_assert_float_eq_tol(ffs_ff_layer_bias(one)[j], ffs_ff_layer_bias(two)[j], 1e-6f);
+        ck_assert_float_eq_tol(ffs_ff_layer_peer_mean(one)[j], ffs_ff_layer_peer_mean(two)[j],
+                               1e-6f);
+      }
+      for (int i = 0; i < nl * UNITS; i++)
+        ck_assert_float_eq_tol(ffs_ff_layer_label_weights(one)[i],
+                               ffs_ff_layer_label_weights(two)[i], 1e-6f);
+    }
+    ffs_ff_layer_destroy(&two);
+    ffs_ff_layer_destroy(&one);
+  }
+}
+END_TEST
+
 START_TEST(test_shards_compute_the_whole_layer) {
   // a layer cut into shards of 3, 3 and 2 units, with the partial sums
   // added up between them, must follow the whole layer step for step:
@@ -252,12 +291,14 @@ START_TEST(test_shards_compute_the_whole_layer) {
     ck_assert_float_eq(ffs_ff_layer_theta(sh[1]), ffs_ff_layer_theta(whole));
     float x[ROWS * IN], part[K][ROWS + 2], tot[ROWS + 2];
     for (int step = 0; step < 6; step++) {
-      int pos = step % 2 == 0;
+      // a positive frame, a negative frame, a pair frame (2 positive rows, 3 negative)
+      int kind = step % 3, n_pos = kind == 0 ? ROWS : kind == 2 ? 2 : 0;
       s_input(x, ROWS, 100 + (uint64_t)step);
       ffs_ff_layer_forward(whole, x, ROWS);
       for (int k = 0; k < K; k++) {
         ffs_ff_layer_forward(sh[k], x, ROWS);
-        ck_assert_int_eq(ffs_ff_layer_partials(sh[k], ROWS, part[k]), ROWS + 2);
+        ck_assert_int_eq(ffs_ff_layer_partials(sh[k], ROWS, n_pos ? n_pos : ROWS, part[k]),
+                         ROWS + 2);
       }
       for (int i = 0; i < ROWS + 2; i++) tot[i] = part[0][i] + part[1][i] + part[2][i];
       for (int k = 0; k < K; k++) ffs_ff_layer_set_totals(sh[k], ROWS, tot);
@@ -269,8 +310,11 @@ START_TEST(test_shards_compute_the_whole_layer) {
           for (int j = 0; j < units[k]; j++)
             ck_assert_float_eq_tol(ys[r * units[k] + j], yw[r * UNITS + unit0[k] + j], 1e-5f);
       }
-      ffs_ff_layer_learn(whole, ROWS, pos, 1.0f);
-      for (int k = 0; k < K; k++) ffs_ff_layer_learn(sh[k], ROWS, pos, 1.0f);
+      for (int k = -1; k < K; k++) {
+        ffs_ff_layer_t *l = k < 0 ? whole : sh[k];
+        if (kind == 2) ffs_ff_layer_learn_pair(l, ROWS, n_pos, 1.0f);
+        else ffs_ff_layer_learn(l, ROWS, kind == 0, 1.0f);
+      }
       for (int k = 0; k < K; k++) {
         const float *ww = ffs_ff_layer_weights(whole), *ws = ffs_ff_layer_weights(sh[k]);
         for (int i = 0; i < units[k] * IN; i++)
@@ -339,6 +383,65 @@ START_TEST(test_sgd_steps_follow_the_rule_for_small_and_large_frames) {
 }
 END_TEST
 
+START_TEST(test_eval_average_tracks_the_weights_and_serves_evaluation) {
+  // eval_average d: every 4th step the averages take in the weights with
+  // keep d^4 (avg = keep avg + (1 - keep) w), from the initial weights; an
+  // evaluation forward computes with the averages, a training forward with
+  // the weights. Labeled (FFCL) layers average their label weights too.
+  for (int labeled = 0; labeled < 2; labeled++) {
+    ffs_layer_cfg_t cfg = s_cfg(FFS_GOODNESS_SSQ);
+    cfg.momentum = 0.9f, cfg.eval_average = 0.9f;
+    int nl = labeled ? 10 : 0;
+    ffs_ff_layer_t *l = ffs_ff_layer_new_labeled(IN, UNITS, nl, ROWS, &cfg, 7, 1);
+    cfg.eval_average = 0.0f;
+    ffs_ff_layer_t *plain = ffs_ff_layer_new_labeled(IN, UNITS, nl, ROWS, &cfg, 7, 1);
+    ck_assert_ptr_null(ffs_ff_layer_avg_weights(plain));
+    float wa[UNITS * IN], ba[UNITS] = {0}, ua[10 * UNITS], x[ROWS * IN];
+    uint8_t lab[ROWS] = {1, 2, 3, 4, 5};
+    memcpy(wa, ffs_ff_layer_weights(l), sizeof wa);
+    if (nl) memcpy(ua, ffs_ff_layer_label_weights(l), sizeof ua);
+    const float keep = powf(0.9f, 4.0f);
+    for (int step = 1; step <= 12; step++) {
+      s_input(x, ROWS, 500 + (uint64_t)step);
+      ffs_ff_layer_forward_labeled(l, x, ROWS, nl ? lab : NULL);
+      ffs_ff_layer_learn(l, ROWS, step % 2, 1.0f);
+      if (step % 4) continue;
+      const float *w = ffs_ff_layer_weights(l), *b = ffs_ff_layer_bias(l);
+      for (int i = 0; i < UNITS * IN; i++) wa[i] = keep * wa[i] + (1.0f - keep) * w[i];
+      for (int j = 0; j < UNITS; j++) ba[j] = keep * ba[j] + (1.0f - keep) * b[j];
+      for (int i = 0; i < nl * UNITS; i++)
+        ua[i] = keep * ua[i] + (1.0f - keep) * ffs_ff_layer_label_weights(l)[i];
+      for (int i = 0; i < UNITS * IN; i++)
+        ck_assert_float_eq_tol(ffs_ff_layer_avg_weights(l)[i], wa[i], 1e-6f);
+      for (int j = 0; j < UNITS; j++) ck_assert_float_eq_tol(ffs_ff_layer_avg_bias(l)[j], ba[j], 1e-6f);
+      for (int i = 0; i < nl * UNITS; i++)
+        ck_assert_float_eq_tol(ffs_ff_layer_avg_label_weights(l)[i], ua[i], 1e-6f);
+    }
+    // the averages lag the weights, so the two forwards must differ ...
+    ck_assert_float_ne(ffs_ff_layer_avg_weights(l)[0], ffs_ff_layer_weights(l)[0]);
+    // ... and an evaluation forward is a plain layer's forward on the averages
+    memcpy(ffs_ff_layer_weights(plain), wa, sizeof wa);
+    memcpy(ffs_ff_layer_bias(plain), ba, sizeof ba);
+    if (nl) memcpy(ffs_ff_layer_label_weights(plain), ua, sizeof ua);
+    float g_eval[ROWS], g_train[ROWS];
+    ffs_ff_layer_set_eval(l, 1);
+    ffs_ff_layer_forward_labeled(l, x, ROWS, nl ? lab : NULL);
+    memcpy(g_eval, ffs_ff_layer_goodness(l), sizeof g_eval);
+    ffs_ff_layer_forward_labeled(plain, x, ROWS, nl ? lab : NULL);
+    for (int r = 0; r < ROWS; r++)
+      ck_assert_float_eq_tol(g_eval[r], ffs_ff_layer_goodness(plain)[r], 1e-4f);
+    ffs_ff_layer_set_eval(l, 0);
+    ffs_ff_layer_forward_labeled(l, x, ROWS, nl ? lab : NULL);
+    memcpy(g_train, ffs_ff_layer_goodness(l), sizeof g_train);
+    int differ = 0;
+    for (int r = 0; r < ROWS; r++) differ |= fabsf(g_train[r] - g_eval[r]) > 1e-4f;
+    ck_assert_msg(differ, "a training forward used the averaged weights");
+    ffs_ff_layer_destroy(&l);
+    ffs_ff_layer_destroy(&plain);
+  }
+}
+END_TEST
+
 static Suite *s_suite(void) {
   Suite *s = suite_create("ff_layer");
   TCase *core = tcase_create("core");
@@ -350,7 +453,9 @@ static Suite *s_suite(void) {
   tcase_add_test(core, test_label_goodness_scores_every_label_from_one_pass);
   tcase_add_test(core, test_shards_compute_the_whole_layer);
   tcase_add_test(core, test_pair_update_steps_once_on_both_gradients);
+  tcase_add_test(core, test_pair_frame_steps_as_a_positive_and_a_negative_frame);
   tcase_add_test(core, test_sgd_steps_follow_the_rule_for_small_and_large_frames);
+  tcase_add_test(core, test_eval_average_tracks_the_weights_and_serves_evaluation);
   suite_add_tcase(s, core);
   return s;
 }

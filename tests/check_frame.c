@@ -560,8 +560,13 @@ START_TEST(test_bad_values) {
   t_expect_fail(&m, NULL, "\"kind\" = 300");
   t_end(&m);
   t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
-  t_kv(&m, "pol", 4);
-  t_expect_fail(&m, NULL, "pol 4, expected 0..3");
+  t_kv(&m, "pol", 5);
+  t_expect_fail(&m, NULL, "pol 5, expected 0..4");
+  t_end(&m);
+  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 3, 2);
+  t_kv(&m, "pol", FFS_POL_PAIR);
+  t_floats(&m, 6);
+  t_expect_fail(&m, NULL, "pair frame with 3 rows, expected an even number");
   t_end(&m);
   t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
   t_kv(&m, "mode", 2);
@@ -891,7 +896,8 @@ START_TEST(test_fuzz) {
       size_t floats = (size_t)f.h.rows * f.h.cols;
       const uint8_t *end = f.payload ? f.payload + floats * 4 : buf + len;
       ck_assert_ptr_eq(end, buf + len);
-      ck_assert(f.h.kind >= 1 && f.h.kind <= FFS_FRAME_PARTIAL && f.h.pol <= 3 && f.h.mode <= 1);
+      ck_assert(f.h.kind >= 1 && f.h.kind <= FFS_FRAME_PARTIAL && f.h.pol <= FFS_POL_PAIR && f.h.mode <= 1);
+      ck_assert(f.h.pol != FFS_POL_PAIR || f.h.rows % 2 == 0);
       ck_assert(f.h.nshards <= FFS_FRAME_MAX_SHARDS);
       ck_assert(f.h.nshards > 1 ? f.h.shard < f.h.nshards : f.h.shard == 0 && f.h.col0 == 0);
       ck_assert_uint_le(f.h.aux, f.h.cols);

@@ -191,6 +191,7 @@ START_TEST(test_defaults) {
   ck_assert_int_eq(l->cooldown, 1);
   ck_assert_float_eq(l->peer_lambda, 0.03f);
   ck_assert_float_eq(l->peer_decay, 0.9f);
+  ck_assert_float_eq(l->eval_average, 0.0f);
   ck_assert_int_eq(t.stages[0].out_dim, 784);
   ck_assert_int_eq(t.stages[1].in_dim, 784);
   ck_assert_int_eq(t.stages[1].out_dim, 7);
@@ -245,6 +246,7 @@ START_TEST(test_all_keys) {
                      "  cooldown: false\n"
                      "  peer_lambda: 0\n"
                      "  peer_decay: 0.5\n"
+                     "  eval_average: 0.99\n"
                      "stages:\n"
                      "  - {name: src, kind: source, core: 0}\n"
                      "  - {name: l1, kind: ff_layer, units: 30, core: 2}\n"
@@ -280,6 +282,7 @@ START_TEST(test_all_keys) {
   ck_assert_float_eq(l->momentum, 0.0f);
   ck_assert_int_eq(l->cooldown, 0);
   ck_assert_float_eq(l->peer_decay, 0.5f);
+  ck_assert_float_eq(l->eval_average, 0.99f);
   ck_assert_int_eq(t.stages[0].core, 0);
   ck_assert_int_eq(t.stages[1].core, 2);
   ck_assert_int_eq(t.stages[2].core, -1);
@@ -294,7 +297,7 @@ START_TEST(test_all_keys) {
   ck_assert_int_eq(t.n_feedback, 2);
   ck_assert_int_eq(t.feedback[0].from, 3);
   ck_assert_int_eq(t.feedback[0].to, 1);
-  ck_assert_int_eq(t.feedback[0].line, 28);
+  ck_assert_int_eq(t.feedback[0].line, 29);
   ck_assert_int_eq(t.feedback[1].from, 2);
   ck_assert_int_eq(t.feedback[1].to, 0);
 }
@@ -456,7 +459,7 @@ START_TEST(test_err_unknown_key) {
                    5,
                    "stage 'l2': unknown key 'unit' (expected one of: name, kind, units, core, "
                    "goodness, theta, temp, optimizer, lr, momentum, weight_decay, cooldown, "
-                   "peer_lambda, peer_decay, update, delay_ms, shards)");
+                   "peer_lambda, peer_decay, update, delay_ms, shards, eval_average)");
   s_expect_fail_at("seed: 1\nstage: []\n", 2, "unknown key 'stage' (expected one of: name, seed");
   s_expect_fail_at("train:\n  epochs: 1\n  epoch: 2\n", 3, "train: unknown key 'epoch'");
 }
@@ -486,6 +489,8 @@ START_TEST(test_err_wrong_type) {
   s_expect_fail_at("train: {batch: 1.5}\n", 1, "train.batch: expected an integer in 1..10000");
   s_expect_fail_at("layer:\n  lr: [1]\n", 2, "layer.lr: expected a number > 0, got a sequence");
   s_expect_fail_at("layer:\n  momentum: 1\n", 2, "layer.momentum: expected a number in [0, 1)");
+  s_expect_fail_at("layer:\n  eval_average: 1.5\n", 2,
+                   "layer.eval_average: expected a number in [0, 1)");
   s_expect_fail_at("layer:\n  cooldown: maybe\n", 2, "layer.cooldown: expected true or false");
   s_expect_fail_at("layer:\n\n  lr: nan\n", 3, "layer.lr: expected a number > 0, got 'nan'");
   s_expect_fail_at("transport: zmq\n", 1, "transport: expected one of ipc, inproc, tcp, got 'zmq'");
@@ -725,6 +730,14 @@ START_TEST(test_pace_and_update) {
   ck_assert_msg(s_load(&t, s_min, &ov, 1) == 0, "%s", s_err);
   ck_assert_int_eq(t.stages[2].layer.update, FFS_UPDATE_PAIR);
   s_expect_set_fail("layer.update=batch", "layer.update");
+  // train.pairs: positive + negative rows in one frame, twice the batch's rows
+  ck_assert_int_eq(t.pairs, 0);
+  ck_assert_int_eq(ffs_topo_max_rows(&t), 1000); // 100 samples x 10 candidates
+  const char *ovs[] = {"train.pairs=true", "train.batch=600"};
+  ck_assert_msg(s_load(&t, s_min, ovs, 2) == 0, "%s", s_err);
+  ck_assert_int_eq(t.pairs, 1);
+  ck_assert_int_eq(ffs_topo_max_rows(&t), 1200);
+  s_expect_set_fail("train.pairs=2", "train.pairs");
 }
 END_TEST
 
@@ -808,6 +821,10 @@ START_TEST(test_err_labels_and_recurrent) {
   snprintf(text, sizeof text,
            "%strain:\n  ticks: 4\n  hwm_frames: 9\nfeedback:\n  - {from: l2, to: l1}\n", s_min);
   s_expect_fail_at(text, 13, "train.hwm_frames: 9 is too deep for a lockstep recurrent run");
+  snprintf(text, sizeof text,
+           "%strain:\n  ticks: 4\n  pairs: true\nfeedback:\n  - {from: l2, to: l1}\n", s_min);
+  s_expect_fail_at(text, 13, "train.pairs: the recurrent form (ticks > 1) sends positive and "
+                             "negative frames tick by tick");
   snprintf(text, sizeof text, "%strain:\n  timing: sometimes\n", s_min);
   s_expect_fail_at(text, 12, "train.timing");
   s_expect_set_fail("l1.delay_ms=-1", "l1");

@@ -22,6 +22,11 @@
 // through sgemm straight into the smoothed gradient.
 enum { S_FACTOR_ROWS = 8 };
 
+// eval_average: the moving average takes in the weights every this many
+// steps (with the decay raised to that power), so it costs a pass over w
+// once per S_AVERAGE_EVERY steps, not per step.
+enum { S_AVERAGE_EVERY = 4 };
+
 struct ffs_ff_layer {
   int in_dim, units, max_rows;
   int unit0, total_units; // a shard owns units [unit0, unit0 + units) of total_units
@@ -51,6 +56,9 @@ struct ffs_ff_layer {
   float *u, *mu, *vu, *gu; // (n_labels, units) weights, optimizer state, gradient
   float *s;        // (max_rows, units) features W xn + b of the last forward
   uint8_t *lab;    // (max_rows) label of each row of the last forward
+  // eval_average > 0: moving averages of w, b (and u) that evaluation sees
+  float *wa, *ba, *ua;
+  int eval;        // the next forwards serve evaluation frames
 };
 
 static ffs_ff_layer_t *s_new(int in_dim, int units, int unit0, int total_units, int n_labels,
@@ -130,6 +138,17 @@ static ffs_ff_layer_t *s_new(int in_dim, int units, int unit0, int total_units, 
   for (size_t j = 0; j < nu; j++) l->peer[j] = 0.5f;
   float uscale = n_labels ? 1.0f / sqrtf((float)n_labels) : 0.0f;
   for (size_t i = 0; i < (size_t)n_labels * nu; i++) l->u[i] = ffs_rng_normal(&rng) * uscale;
+  if (cfg->eval_average > 0.0f) { // the averages start from the initial weights
+    l->wa = malloc(nw * sizeof(float));
+    l->ba = calloc(nu, sizeof(float));
+    l->ua = n_labels ? malloc((size_t)n_labels * nu * sizeof(float)) : NULL;
+    if (!l->wa || !l->ba || (n_labels && !l->ua)) {
+      ffs_ff_layer_destroy(&l);
+      return NULL;
+    }
+    memcpy(l->wa, l->w, nw * sizeof(float));
+    if (n_labels) memcpy(l->ua, l->u, (size_t)n_labels * nu * sizeof(float));
+  }
   return l;
 }
 
@@ -139,7 +158,7 @@ void ffs_ff_layer_destroy(ffs_ff_layer_t **self_p) {
   if (!l) return;
   float *bufs[] = {l->w,  l->b,  l->peer, l->mw, l->vw, l->mb, l->vb, l->xn, l->y, l->yn,
                    l->g,  l->dz, l->gw,   l->gb, l->u,  l->mu, l->vu, l->gu, l->s,
-                   l->fa, l->fx};
+                   l->fa, l->fx, l->wa, l->ba, l->ua};
   free(l->lab);
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
   free(l);
@@ -152,24 +171,28 @@ void ffs_ff_layer_forward(ffs_ff_layer_t *l, const float *x, int rows) {
   ffs_ff_layer_forward_labeled(l, x, rows, NULL);
 }
 
+void ffs_ff_layer_set_eval(ffs_ff_layer_t *l, int eval) { l->eval = eval; }
+
 void ffs_ff_layer_forward_labeled(ffs_ff_layer_t *l, const float *x, int rows,
                                   const uint8_t *labels) {
   assert(rows > 0 && rows <= l->max_rows);
   const int u = l->units;
+  const int avg = l->eval && l->wa; // evaluation with eval_average: the averaged weights
+  const float *w = avg ? l->wa : l->w, *b = avg ? l->ba : l->b, *uw = avg ? l->ua : l->u;
   ffs_rms_normalize(l->xn, x, rows, l->in_dim, 1e-8f);
   if (l->total_units != u) { // a shard: partial goodness; yn waits for the totals
-    ffs_linear_forward(l->y, l->xn, l->w, l->b, rows, l->in_dim, u);
+    ffs_linear_forward(l->y, l->xn, w, b, rows, l->in_dim, u);
     ffs_relu(l->y, (long)rows * u);
     ffs_goodness(l->g, l->y, rows, u, FFS_GOODNESS_SSQ);
     return;
   }
   if (!l->n_labels) {
-    ffs_linear_forward(l->y, l->xn, l->w, l->b, rows, l->in_dim, u);
+    ffs_linear_forward(l->y, l->xn, w, b, rows, l->in_dim, u);
     ffs_relu(l->y, (long)rows * u);
     ffs_rms_normalize(l->yn, l->y, rows, u, 1e-8f);
   } else {
     // FFCL: features s go on (as relu(s), normalized); y = relu(s + U[label])
-    ffs_linear_forward(l->s, l->xn, l->w, l->b, rows, l->in_dim, u);
+    ffs_linear_forward(l->s, l->xn, w, b, rows, l->in_dim, u);
     for (int r = 0; r < rows; r++) {
       const float *sr = l->s + (long)r * u;
       float *yr = l->y + (long)r * u, *fr = l->yn + (long)r * u;
@@ -177,7 +200,7 @@ void ffs_ff_layer_forward_labeled(ffs_ff_layer_t *l, const float *x, int rows,
       l->lab[r] = (uint8_t)c;
       for (int j = 0; j < u; j++) fr[j] = sr[j] > 0.0f ? sr[j] : 0.0f;
       if (c < l->n_labels) {
-        const float *uc = l->u + (long)c * u;
+        const float *uc = uw + (long)c * u;
         for (int j = 0; j < u; j++) yr[j] = sr[j] + uc[j] > 0.0f ? sr[j] + uc[j] : 0.0f;
       } else {
         memcpy(yr, fr, sizeof(float) * (size_t)u);
@@ -191,10 +214,11 @@ void ffs_ff_layer_forward_labeled(ffs_ff_layer_t *l, const float *x, int rows,
 void ffs_ff_layer_label_goodness(const ffs_ff_layer_t *l, int rows, float *out) {
   assert(l->n_labels > 0 && rows > 0 && rows <= l->max_rows);
   const int u = l->units;
+  const float *uw = l->eval && l->ua ? l->ua : l->u; // as the forward chose
   for (int r = 0; r < rows; r++) {
     const float *sr = l->s + (long)r * u;
     for (int c = 0; c < l->n_labels; c++) {
-      const float *uc = l->u + (long)c * u;
+      const float *uc = uw + (long)c * u;
       float ssq = 0.0f; // ffs_goodness sums in another order: equal up to rounding
       for (int j = 0; j < u; j++) {
         float z = sr[j] + uc[j];
@@ -205,16 +229,16 @@ void ffs_ff_layer_label_goodness(const ffs_ff_layer_t *l, int rows, float *out) 
   }
 }
 
-int ffs_ff_layer_partials(const ffs_ff_layer_t *l, int rows, float *out) {
-  assert(rows > 0 && rows <= l->max_rows);
+int ffs_ff_layer_partials(const ffs_ff_layer_t *l, int rows, int mean_rows, float *out) {
+  assert(rows > 0 && rows <= l->max_rows && mean_rows > 0 && mean_rows <= rows);
   const int u = l->units;
   memcpy(out, l->g, sizeof(float) * (size_t)rows); // the forward's partial sums of squares
   double peer = 0.0, act = 0.0;
   for (int j = 0; j < u; j++) peer += l->peer[j];
-  for (int r = 0; r < rows; r++)
+  for (int r = 0; r < mean_rows; r++)
     for (int j = 0; j < u; j++) act += l->y[(long)r * u + j];
   out[rows] = (float)peer;
-  out[rows + 1] = (float)(act / rows);
+  out[rows + 1] = (float)(act / mean_rows);
   return rows + 2;
 }
 
@@ -244,17 +268,19 @@ float ffs_ff_layer_loss(const ffs_ff_layer_t *l, int rows, int positive) {
   return (float)(sum / rows);
 }
 
-static void s_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, float *gb,
+static void s_grad(ffs_ff_layer_t *l, int rows, int n_pos, float *gw, float *gb,
                    int accumulate);
 static void s_w_add(ffs_ff_layer_t *l, int rows);
 
 void ffs_ff_layer_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, float *gb) {
-  s_grad(l, rows, positive, gw, gb, 0);
+  s_grad(l, rows, positive ? rows : 0, gw, gb, 0);
 }
 
-// The gradient into gw, gb (and gu), or added to what they hold. gw NULL:
-// only dz, gb (and gu); the caller takes the weight gradient from dz.
-static void s_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, float *gb,
+// The gradient of the mean loss of rows [0, n_pos) as positives plus the
+// mean loss of the rest as negatives (one of the two may be empty) into gw,
+// gb (and gu), or added to what they hold. gw NULL: only dz, gb (and gu);
+// the caller takes the weight gradient from dz.
+static void s_grad(ffs_ff_layer_t *l, int rows, int n_pos, float *gw, float *gb,
                    int accumulate) {
   const int u = l->units;
   const ffs_layer_cfg_t *c = &l->cfg;
@@ -271,13 +297,15 @@ static void s_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, float *
     peer_avg /= (float)u;
   }
   for (int r = 0; r < rows; r++) {
+    int positive = r < n_pos;
+    float n = (float)(positive ? n_pos : rows - n_pos); // rows of this polarity
     float logit = ffs_ff_logit(l->g[r], l->theta, c->temp, c->goodness);
-    float dldg = ffs_ff_dloss_dg(logit, positive, c->temp, c->goodness) / (float)rows;
+    float dldg = ffs_ff_dloss_dg(logit, positive, c->temp, c->goodness) / n;
     const float *yr = l->y + (long)r * u;
     float *dr = l->dz + (long)r * u;
     for (int j = 0; j < u; j++) dr[j] = dldg * dgdy * yr[j];
     if (c->peer_lambda > 0.0f)
-      for (int j = 0; j < u; j++) dr[j] -= c->peer_lambda * (peer_avg - l->peer[j]) / (float)rows;
+      for (int j = 0; j < u; j++) dr[j] -= c->peer_lambda * (peer_avg - l->peer[j]) / n;
   }
   ffs_linear_backward_w(gw, gb, l->dz, l->xn, rows, l->in_dim, u, accumulate);
   if (l->n_labels) { // dL/dU[c] = sum of dz over the rows labeled c
@@ -293,30 +321,53 @@ static void s_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, float *
 
 static void s_step(ffs_ff_layer_t *l, float lr_factor);
 
+// Peer normalization's running means, from the last forward's first n rows
+// (its positive rows).
+static void s_peer_update(ffs_ff_layer_t *l, int n) {
+  const ffs_layer_cfg_t *c = &l->cfg;
+  if (c->peer_lambda <= 0.0f) return;
+  for (int j = 0; j < l->units; j++) {
+    float mean = 0.0f;
+    for (int r = 0; r < n; r++) mean += l->y[(long)r * l->units + j];
+    l->peer[j] = c->peer_decay * l->peer[j] + (1.0f - c->peer_decay) * mean / (float)n;
+  }
+  // a shard: the same update of the whole layer's mean, from the totals
+  if (l->total_units != l->units)
+    l->peer_avg = c->peer_decay * l->peer_avg +
+                  (1.0f - c->peer_decay) * l->act_sum / (float)l->total_units;
+}
+
 float ffs_ff_layer_learn(ffs_ff_layer_t *l, int rows, int positive, float lr_factor) {
   const ffs_layer_cfg_t *c = &l->cfg;
   float loss = ffs_ff_layer_loss(l, rows, positive);
   const int sgd = c->opt == FFS_OPT_SGD;
-  if (positive && c->peer_lambda > 0.0f) {
-    for (int j = 0; j < l->units; j++) {
-      float mean = 0.0f;
-      for (int r = 0; r < rows; r++) mean += l->y[(long)r * l->units + j];
-      l->peer[j] = c->peer_decay * l->peer[j] + (1.0f - c->peer_decay) * mean / (float)rows;
-    }
-    // a shard: the same update of the whole layer's mean, from the totals
-    if (l->total_units != l->units)
-      l->peer_avg = c->peer_decay * l->peer_avg +
-                    (1.0f - c->peer_decay) * l->act_sum / (float)l->total_units;
-  }
+  if (positive) s_peer_update(l, rows);
   // update: pair sums a positive frame's gradient with the next negative
   // frame's and steps once (a positive without its negative steps alone)
   int pair = c->update == FFS_UPDATE_PAIR;
   if (pair && positive && l->pending) s_step(l, lr_factor);
-  s_grad(l, rows, positive, sgd ? NULL : l->gw, l->gb, pair && !positive && l->pending);
+  s_grad(l, rows, positive ? rows : 0, sgd ? NULL : l->gw, l->gb, pair && !positive && l->pending);
   if (sgd) s_w_add(l, rows);
   l->pending = pair && positive;
   if (!l->pending) s_step(l, lr_factor);
   return loss;
+}
+
+float ffs_ff_layer_learn_pair(ffs_ff_layer_t *l, int rows, int n_pos, float lr_factor) {
+  assert(n_pos > 0 && n_pos < rows && rows <= l->max_rows);
+  const ffs_layer_cfg_t *c = &l->cfg;
+  double pos = 0.0, neg = 0.0;
+  for (int r = 0; r < rows; r++) {
+    float loss = ffs_ff_loss(ffs_ff_logit(l->g[r], l->theta, c->temp, c->goodness), r < n_pos);
+    *(r < n_pos ? &pos : &neg) += loss;
+  }
+  if (l->pending) s_step(l, lr_factor); // update: pair's positive frame, alone
+  l->pending = 0;
+  s_peer_update(l, n_pos);
+  s_grad(l, rows, n_pos, c->opt == FFS_OPT_SGD ? NULL : l->gw, l->gb, 0);
+  if (c->opt == FFS_OPT_SGD) s_w_add(l, rows);
+  s_step(l, lr_factor);
+  return (float)(pos / n_pos + neg / (rows - n_pos));
 }
 
 // sgd: the factors waiting go into mw (w's smoothed gradient); with step,
@@ -363,10 +414,19 @@ static void s_step(ffs_ff_layer_t *l, float lr_factor) {
   if (l->n_labels) ffs_optim_apply(l->u, l->gu, l->mu, l->vu, (long)l->n_labels * l->units, &st);
   st.weight_decay = 0.0f; // no decay on biases
   ffs_optim_apply(l->b, l->gb, l->mb, l->vb, l->units, &st);
+  if (l->wa && l->step % S_AVERAGE_EVERY == 0) {
+    float keep = powf(c->eval_average, (float)S_AVERAGE_EVERY);
+    ffs_optim_average(l->wa, l->w, (long)l->units * l->in_dim, keep);
+    ffs_optim_average(l->ba, l->b, l->units, keep);
+    if (l->ua) ffs_optim_average(l->ua, l->u, (long)l->n_labels * l->units, keep);
+  }
 }
 
 float *ffs_ff_layer_weights(ffs_ff_layer_t *l) { return l->w; }
 float *ffs_ff_layer_bias(ffs_ff_layer_t *l) { return l->b; }
+float *ffs_ff_layer_avg_weights(ffs_ff_layer_t *l) { return l->wa; }
+float *ffs_ff_layer_avg_bias(ffs_ff_layer_t *l) { return l->ba; }
+float *ffs_ff_layer_avg_label_weights(ffs_ff_layer_t *l) { return l->ua; }
 float *ffs_ff_layer_peer_mean(ffs_ff_layer_t *l) { return l->peer; }
 float ffs_ff_layer_theta(const ffs_ff_layer_t *l) { return l->theta; }
 float *ffs_ff_layer_label_weights(ffs_ff_layer_t *l) { return l->u; }

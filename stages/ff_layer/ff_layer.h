@@ -46,12 +46,17 @@ void ffs_ff_layer_forward_labeled(ffs_ff_layer_t *l, const float *x, int rows,
 // label, out (rows, n_labels). Costs O(rows * n_labels * units): the feature
 // part W x is shared by all candidates.
 void ffs_ff_layer_label_goodness(const ffs_ff_layer_t *l, int rows, float *out);
+// Whether the next forwards serve evaluation frames (1) or training frames
+// (0, the start): with cfg eval_average > 0, evaluation forwards use the
+// moving averages of the weights instead of the weights.
+void ffs_ff_layer_set_eval(ffs_ff_layer_t *l, int eval);
 
 // A shard, after a forward: writes rows + 2 partial sums into out: each row's
 // sum of squared activities over this shard's units, then the sum of its
-// units' peer means, then the sum over its units of their mean activity in
-// this forward. Returns rows + 2.
-int ffs_ff_layer_partials(const ffs_ff_layer_t *l, int rows, float *out);
+// units' peer means, then the sum over its units of their mean activity over
+// the forward's first mean_rows rows (its positive rows: all of a positive
+// frame, the first half of a pair frame). Returns rows + 2.
+int ffs_ff_layer_partials(const ffs_ff_layer_t *l, int rows, int mean_rows, float *out);
 // A shard: the same sums over all shards (in the same layout). Completes the
 // forward: goodness and normalized output now cover the whole layer.
 void ffs_ff_layer_set_totals(ffs_ff_layer_t *l, int rows, const float *totals);
@@ -76,12 +81,21 @@ void ffs_ff_layer_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, flo
 // the step comes with the next negative frame, on both gradients summed.
 // Returns the mean loss before the step.
 float ffs_ff_layer_learn(ffs_ff_layer_t *l, int rows, int positive, float lr_factor);
+// The same for a pair frame: rows [0, n_pos) positive, the rest their
+// negatives. One step on both polarities' gradients summed, as update: pair
+// takes for a positive frame and its negative frame (a positive frame still
+// waiting steps first). Returns the two mean losses summed.
+float ffs_ff_layer_learn_pair(ffs_ff_layer_t *l, int rows, int n_pos, float lr_factor);
 
 // Parameters (borrowed, writable for checkpoint loading).
 float *ffs_ff_layer_weights(ffs_ff_layer_t *l);   // (units, in_dim)
 float *ffs_ff_layer_bias(ffs_ff_layer_t *l);      // (units)
 float *ffs_ff_layer_peer_mean(ffs_ff_layer_t *l); // (units)
 float *ffs_ff_layer_label_weights(ffs_ff_layer_t *l); // (n_labels, units); NULL if unlabeled
+// eval_average's moving averages, shaped as above; NULL when it is off.
+float *ffs_ff_layer_avg_weights(ffs_ff_layer_t *l);
+float *ffs_ff_layer_avg_bias(ffs_ff_layer_t *l);
+float *ffs_ff_layer_avg_label_weights(ffs_ff_layer_t *l);
 const float *ffs_ff_layer_label_grad(const ffs_ff_layer_t *l); // U's last gradient
 int ffs_ff_layer_n_labels(const ffs_ff_layer_t *l);
 float ffs_ff_layer_theta(const ffs_ff_layer_t *l);

@@ -154,20 +154,32 @@ static int s_report(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f, const floa
                 (uint32_t)lead, &r, s->rep);
 }
 
-// Learns from a training frame's positive or negative rows (the last forward).
+// Rows of a frame that are positive: all of a positive frame, the first
+// half of a pair frame, none of the others.
+static int s_positive_rows(const ffs_frame_hdr_t *h) {
+  return h->pol == FFS_POL_POSITIVE ? (int)h->rows : h->pol == FFS_POL_PAIR ? (int)h->rows / 2 : 0;
+}
+
+// Learns from a training frame's positive and/or negative rows (the last
+// forward): a positive or negative frame, or a pair frame holding both.
 static void s_learn(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f, const float *g) {
+  int pol = f->h.pol;
   if (f->h.mode != FFS_MODE_TRAIN ||
-      (f->h.pol != FFS_POL_POSITIVE && f->h.pol != FFS_POL_NEGATIVE))
+      (pol != FFS_POL_POSITIVE && pol != FFS_POL_NEGATIVE && pol != FFS_POL_PAIR))
     return;
-  int rows = (int)f->h.rows, pos = f->h.pol == FFS_POL_POSITIVE;
+  int rows = (int)f->h.rows, n_pos = s_positive_rows(&f->h);
   const ffs_layer_cfg_t *c = &s->topo->stages[s->index].layer;
   float lr_factor = c->cooldown ? ffs_optim_cooldown((int)f->h.epoch, s->topo->epochs) : 1.0f;
-  double gm = 0.0;
-  for (int r = 0; r < rows; r++) gm += g[r];
+  double gp = 0.0, gn = 0.0;
+  for (int r = 0; r < rows; r++) *(r < n_pos ? &gp : &gn) += g[r];
   ffs_stage_stats_t *st = ffs_io_stats(io);
-  *(pos ? &st->g_pos : &st->g_neg) = gm / rows;
+  if (n_pos) st->g_pos = gp / n_pos;
+  if (n_pos < rows) st->g_neg = gn / (rows - n_pos);
   st->samples += (uint64_t)rows;
-  ffs_ff_layer_learn(s->layer, rows, pos, lr_factor);
+  if (pol == FFS_POL_PAIR)
+    ffs_ff_layer_learn_pair(s->layer, rows, n_pos, lr_factor);
+  else
+    ffs_ff_layer_learn(s->layer, rows, pol == FFS_POL_POSITIVE, lr_factor);
 }
 
 static void s_slow_down(const ffs_topo_t *t, int index) {
@@ -185,14 +197,16 @@ static int s_on_data(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f) {
   if (s->labeled) {
     // the label of a positive / negative row is its overlay label (cands);
     // neutral and candidate rows have none: features only
-    int with_label = f->h.pol == FFS_POL_POSITIVE || f->h.pol == FFS_POL_NEGATIVE;
+    int with_label = f->h.pol == FFS_POL_POSITIVE || f->h.pol == FFS_POL_NEGATIVE ||
+                     f->h.pol == FFS_POL_PAIR;
     if (with_label && !f->cands) return -1;
     ffs_ff_layer_forward_labeled(s->layer, s->x, rows, with_label ? f->cands : NULL);
   } else {
     ffs_ff_layer_forward(s->layer, s->x, rows);
   }
   if (s->n_shards > 1) { // goodness and norm are sums over all the layer's units
-    int n = ffs_ff_layer_partials(s->layer, rows, s->part);
+    int pos = s_positive_rows(&f->h); // peer means come from positive rows
+    int n = ffs_ff_layer_partials(s->layer, rows, pos ? pos : rows, s->part);
     if (ffs_io_allreduce(io, f->h.seq, s->part, n) < 0) return 0; // dropped, logged
     ffs_ff_layer_set_totals(s->layer, rows, s->part);
   }
@@ -338,6 +352,7 @@ static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t
   if (chan == FFS_CHAN_FB) return s_on_feedback(s, io, f);
   if (f->h.kind == FFS_FRAME_MARK) return s_on_mark(s, io, f);
   if (f->h.kind != FFS_FRAME_DATA) return -1;
+  ffs_ff_layer_set_eval(s->layer, f->h.mode == FFS_MODE_EVAL); // eval_average's weights
   if (s->ticks > 1) return s_on_data_recurrent(s, io, f);
   s_slow_down(s->topo, s->index);
   return s_on_data(s, io, f);
@@ -345,19 +360,28 @@ static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t
 
 // ---- checkpoints ----
 
-static int s_tensors(s_layer_t *s, ffs_tensor_ref_t t[4]) {
-  int w = s->in_dim + s->td_dim;
-  t[0] = (ffs_tensor_ref_t){"w", 2, {s->units, w}, ffs_ff_layer_weights(s->layer)};
-  t[1] = (ffs_tensor_ref_t){"b", 1, {s->units, 0}, ffs_ff_layer_bias(s->layer)};
-  t[2] = (ffs_tensor_ref_t){"peer_mean", 1, {s->units, 0}, ffs_ff_layer_peer_mean(s->layer)};
-  if (!s->labeled) return 3;
-  t[3] = (ffs_tensor_ref_t){"u", 2, {S_NCLASSES, s->units}, ffs_ff_layer_label_weights(s->layer)};
-  return 4;
+enum { S_MAX_TENSORS = 7 };
+
+// w, b, peer_mean (u: labeled), then with eval_average w_avg, b_avg (u_avg).
+static int s_tensors(s_layer_t *s, ffs_tensor_ref_t t[S_MAX_TENSORS]) {
+  int w = s->in_dim + s->td_dim, n = 0;
+  t[n++] = (ffs_tensor_ref_t){"w", 2, {s->units, w}, ffs_ff_layer_weights(s->layer)};
+  t[n++] = (ffs_tensor_ref_t){"b", 1, {s->units, 0}, ffs_ff_layer_bias(s->layer)};
+  t[n++] = (ffs_tensor_ref_t){"peer_mean", 1, {s->units, 0}, ffs_ff_layer_peer_mean(s->layer)};
+  if (s->labeled)
+    t[n++] = (ffs_tensor_ref_t){"u", 2, {S_NCLASSES, s->units}, ffs_ff_layer_label_weights(s->layer)};
+  if (!ffs_ff_layer_avg_weights(s->layer)) return n;
+  t[n++] = (ffs_tensor_ref_t){"w_avg", 2, {s->units, w}, ffs_ff_layer_avg_weights(s->layer)};
+  t[n++] = (ffs_tensor_ref_t){"b_avg", 1, {s->units, 0}, ffs_ff_layer_avg_bias(s->layer)};
+  if (s->labeled)
+    t[n++] = (ffs_tensor_ref_t){"u_avg", 2, {S_NCLASSES, s->units},
+                                ffs_ff_layer_avg_label_weights(s->layer)};
+  return n;
 }
 
 static int s_save(void *self, const char *path, char *err, size_t errlen) {
   s_layer_t *s = self;
-  ffs_tensor_ref_t t[4];
+  ffs_tensor_ref_t t[S_MAX_TENSORS];
   int n = s_tensors(s, t);
   char theta[32];
   snprintf(theta, sizeof theta, "%g", (double)ffs_ff_layer_theta(s->layer));
@@ -371,7 +395,7 @@ static int s_save(void *self, const char *path, char *err, size_t errlen) {
 
 static int s_load(void *self, const char *path, char *err, size_t errlen) {
   s_layer_t *s = self;
-  ffs_tensor_ref_t t[4];
+  ffs_tensor_ref_t t[S_MAX_TENSORS];
   int n = s_tensors(s, t);
   return ffs_ckpt_load(path, t, n, err, errlen);
 }
@@ -400,7 +424,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->shard = me->shard, s->n_shards = me->n_shards, s->group = me->group, s->unit0 = me->unit0;
   s->labeled = t->labels == FFS_LABELS_SEPARATE;
   s->ticks = t->ticks, s->td_dim = t->ticks > 1 ? me->td_dim : 0;
-  s->max_rows = t->batch > t->eval_batch * 10 ? t->batch : t->eval_batch * 10;
+  s->max_rows = ffs_topo_max_rows(t);
   for (int k = 0; k < ro->n_softmax; k++) s->report_activity |= ro->softmax[k] == me->group;
   for (int k = 0; k < t->n_feedback; k++)
     if (t->feedback[k].to == env->index) {

@@ -384,7 +384,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s_readout_t *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->topo = t, s->index = env->index, s->lr = me->softmax_lr;
-  s->max_rows = t->batch > t->eval_batch * 10 ? t->batch : t->eval_batch * 10;
+  s->max_rows = ffs_topo_max_rows(t);
   int ok = 1;
   for (int i = 0; i < FFS_MAX_STAGES; i++) s->by_stage[i] = -1;
   for (int k = 0; k < S_MARKS_KEPT; k++) s->marks[k] = -1;

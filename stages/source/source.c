@@ -3,7 +3,8 @@
 // rows (a wrong label, never the true one: uniformly random, or "hard": drawn
 // from the readout's last softmax prediction for that sample, which comes
 // back on a feedback edge), plus neutral rows when the readout
-// trains a softmax; in evaluation, one row per candidate label (energy) and a
+// trains a softmax (with train.pairs the positive and negative rows travel
+// as one pair frame, positives first); in evaluation, one row per candidate label (energy) and a
 // neutral row (softmax). Each epoch's stream ends with a MARK frame.
 // With train.labels: separate (FFCL) no label is painted: it travels in the
 // frame header (cands), and a candidate frame has one row per sample.
@@ -58,6 +59,7 @@ typedef struct {
   int hard;                // negatives drawn from predictions (FFS_NEG_HARD)
   int hybrid;              // unsupervised: no label overlay, hybrid negatives
   int separate;            // FFCL: the label travels in the header, never painted
+  int pairs;               // train.pairs: positive + negative rows in one frame
   int ticks;               // recurrent: frames per batch polarity
   int img_h, img_w;        // image shape for the hybrid mask (h * w = dim)
   float *mask, *mask_tmp;  // (dim) hybrid mask and blur scratch
@@ -117,14 +119,16 @@ static int s_emit_batch(s_source_t *s, ffs_io_t *io, int npol, const uint8_t *po
   return 0;
 }
 
-// Fills n rows of buffer p from set at sample indices idx[] for polarity
-// overlay_mode: the image with its label overlay (true, wrong, or neutral),
-// or, for unsupervised hybrid negatives, the image mixed with another and no
-// label. cands[] holds the label the row stands for (overlaid or not).
-static void s_fill(s_source_t *s, int p, const ffs_dataset_t *set, const uint32_t *idx, int n,
-                   int overlay_mode) {
-  for (int i = 0; i < n; i++) {
-    uint32_t k = idx[i];
+// Fills rows at..at+n-1 of buffer p from set at sample indices idx[] for
+// polarity overlay_mode: the image with its label overlay (true, wrong, or
+// neutral), or, for unsupervised hybrid negatives, the image mixed with
+// another and no label. cands[] holds the label the row stands for (overlaid
+// or not).
+static void s_fill(s_source_t *s, int p, int at, const ffs_dataset_t *set, const uint32_t *idx,
+                   int n, int overlay_mode) {
+  for (int j = 0; j < n; j++) {
+    int i = at + j;
+    uint32_t k = idx[j];
     float *row = s->x[p] + (long)i * s->dim;
     memcpy(row, set->x + (long)k * s->dim, sizeof(float) * (size_t)s->dim);
     uint8_t truth = set->y[k];
@@ -147,12 +151,23 @@ static void s_fill(s_source_t *s, int p, const ffs_dataset_t *set, const uint32_
 
 // ---- phases ----
 
+// A training batch: a positive, a negative and (for a softmax readout) a
+// neutral frame; with train.pairs the positive and negative rows go as one
+// pair frame, positives first.
 static int s_train_batch(s_source_t *s, ffs_io_t *io, int n) {
   const uint32_t *idx = s->order + s->pos;
   uint8_t pols[S_NPOL] = {FFS_POL_POSITIVE, FFS_POL_NEGATIVE, FFS_POL_NEUTRAL};
   uint32_t rows[S_NPOL] = {(uint32_t)n, (uint32_t)n, (uint32_t)n};
   int npol = s->want_neutral ? 3 : 2;
-  for (int p = 0; p < npol; p++) s_fill(s, p, s->train, idx, n, pols[p]);
+  if (s->pairs) {
+    s_fill(s, 0, 0, s->train, idx, n, FFS_POL_POSITIVE);
+    s_fill(s, 0, n, s->train, idx, n, FFS_POL_NEGATIVE);
+    pols[0] = FFS_POL_PAIR, rows[0] = (uint32_t)(2 * n), pols[1] = FFS_POL_NEUTRAL;
+    npol = s->want_neutral ? 2 : 1;
+    if (s->want_neutral) s_fill(s, 1, 0, s->train, idx, n, FFS_POL_NEUTRAL);
+  } else {
+    for (int p = 0; p < npol; p++) s_fill(s, p, 0, s->train, idx, n, pols[p]);
+  }
   if (s_emit_batch(s, io, npol, pols, rows, FFS_MODE_TRAIN) < 0) return -1;
   ffs_io_stats(io)->samples += (uint64_t)n;
   return 0;
@@ -165,12 +180,12 @@ static int s_eval_batch(s_source_t *s, ffs_io_t *io, int n) {
   int npol = 0;
   for (int i = 0; i < n; i++) idx[i] = (uint32_t)(s->pos + i);
   if (s->want_neutral) {
-    s_fill(s, npol, s->test, idx, n, FFS_POL_NEUTRAL);
+    s_fill(s, npol, 0, s->test, idx, n, FFS_POL_NEUTRAL);
     pols[npol] = FFS_POL_NEUTRAL, rows[npol++] = (uint32_t)n;
   }
   if (s->want_candidates && s->separate) {
     // FFCL: the layers score every label from one pass over the features
-    s_fill(s, npol, s->test, idx, n, FFS_POL_CANDIDATES);
+    s_fill(s, npol, 0, s->test, idx, n, FFS_POL_CANDIDATES);
     pols[npol] = FFS_POL_CANDIDATES, rows[npol++] = (uint32_t)n;
   } else if (s->want_candidates) {
     for (int i = 0; i < n; i++)
@@ -305,7 +320,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
              t->data_dir, s->train->dim, s->dim, t->path);
     goto fail;
   }
-  int max_rows = s->max_rows = s->batch > s->eval_batch * 10 ? s->batch : s->eval_batch * 10;
+  int max_rows = s->max_rows = ffs_topo_max_rows(t);
   s->order = malloc(sizeof(uint32_t) * (size_t)s->train->n);
   int ok = 1;
   for (int p = 0; p < S_NPOL; p++) {
@@ -320,6 +335,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->hybrid = t->negatives == FFS_NEG_HYBRID;
   s->separate = t->labels == FFS_LABELS_SEPARATE;
   s->ticks = t->ticks;
+  s->pairs = t->pairs;
   // image shape for the mask: square when dim is a square (28 x 28), else one row
   s->img_h = 1, s->img_w = s->dim;
   for (int side = 1; side * side <= s->dim; side++)
