@@ -85,6 +85,20 @@ run_ffs "pair frames (train.pairs), l2 in 2 shards, 6 processes on $cores cores"
   --set train.pairs=true --set l2.shards=2
 run_ffs "l2 in 2 shards, with the config's eval_average (0.995), 6 processes on $cores cores" \
   sharded_avg "" --set l2.shards=2 --set layer.eval_average=0.995
+# BLIS (Debian's libblis4-serial, install_deps.sh --bench), put in front of
+# OpenBLAS with LD_PRELOAD: its sgemm peak and ffstream's fastest shape on it
+blis=/usr/lib/x86_64-linux-gnu/blis-serial/libblas.so.3
+blis_peak=""
+if [ -f "$blis" ]; then
+  echo "bench: sgemm peak with BLIS (LD_PRELOAD=$blis)"
+  blis_peak_out=$(LD_PRELOAD=$blis $peak_bin 1)
+  echo "$blis_peak_out"
+  blis_peak=$(echo "$blis_peak_out" | awk '/^peak/{print $2}')
+  run_ffs "BLIS instead of OpenBLAS (LD_PRELOAD), l2 in 2 shards, 6 processes on $cores cores" \
+    sharded_blis "env LD_PRELOAD=$blis" --set l2.shards=2
+else
+  echo "bench: no BLIS ($blis; apt-get install libblis4-serial); not measured"
+fi
 run_ffs "5 processes on 1 core" ffstream_1core "taskset -c 0"
 run_ffs "l2 in 2 shards, 6 processes on 1 core" sharded_1core "taskset -c 0" --set l2.shards=2
 # the config's own arithmetic (update: frame) is the headline; update: pair
@@ -149,8 +163,9 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
   echo "- ffstream (its faster form on $cores cores, $ffs samples/s) / limit: $(python3 -c "print('%.0f %%' % (100 * $ffs / $limit))")"
   [ "$best" -gt 0 ] && echo "- ffstream / best PyTorch configuration ($best_cfg): $(python3 -c "print('%.2fx' % ($ffs / $best))")"
   echo "- one optimizer step per positive + negative pair, as the PyTorch peer takes (update: pair or train.pairs; configs/mnist-ff-hinton.yaml steps per frame), its fastest form: $pair samples/s = $(python3 -c "print('%.0f %%' % (100 * $pair / $limit))") of the limit, $( [ "$best" -gt 0 ] && python3 -c "print('%.2fx' % ($pair / $best))" || echo n/a) the best PyTorch configuration"
-  echo "- the config's eval_average (a moving average of the weights for evaluation) costs $(python3 -c "print('%.1f %%' % (100 * (1 - $ffs_sharded_avg / max($ffs_sharded, 1))))") of the sharded run's throughput"
+  echo "- the config's eval_average (a moving average of the weights for evaluation): $ffs_sharded_avg samples/s against $ffs_sharded without it, l2 in 2 shards ($(python3 -c "print('%+.1f %%' % (100 * ($ffs_sharded_avg / max($ffs_sharded, 1) - 1)))"); run-to-run noise is about +-6 %)"
   echo "- scaling, 1 -> $cores cores: 5 processes $(python3 -c "print('%.2fx' % ($ffs_ffstream / max($ffs_ffstream_1core, 1)))"), sharded $(python3 -c "print('%.2fx' % ($ffs_sharded / max($ffs_sharded_1core, 1)))") (plot: docs/scaling.png)"
+  [ -n "$blis_peak" ] && echo "- BLIS (libblis4-serial, LD_PRELOAD): sgemm peak $blis_peak GFLOP/s against OpenBLAS's $peak; ffstream with l2 in 2 shards $ffs_sharded_blis samples/s against $ffs_sharded with OpenBLAS"
   printf '%s' "$eff_lines"
   echo
   echo "sgemm shapes (1 thread):"
@@ -158,6 +173,14 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
   echo '```'
   echo "$peak_out"
   echo '```'
+  if [ -n "$blis_peak" ]; then
+    echo
+    echo "with BLIS:"
+    echo
+    echo '```'
+    echo "$blis_peak_out"
+    echo '```'
+  fi
 } >> docs/PERFORMANCE.md
 # the scaling plot: throughput against cores, with the limit line
 {

@@ -2,11 +2,12 @@
 # install_deps.sh: installs the Debian packages ffstream builds and runs with,
 # only those missing (so a second run is instant). Used by `make demo`/`make test`;
 # `install_deps.sh --bench` adds what `make bench` needs besides (the PyTorch
-# peer, the plot).
+# peer, the plot, BLIS for a side-by-side: its libblas.so.3 alternative has
+# priority 70 against OpenBLAS's 100, so libblas.so.3 stays OpenBLAS).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libhwloc-dev check
       libopenblas-dev libyaml-dev zlib1g-dev dataset-fashion-mnist clang libclang-rt-14-dev)
-[ "${1:-}" = "--bench" ] && pkgs+=(python3-torch python3-matplotlib)
+[ "${1:-}" = "--bench" ] && pkgs+=(python3-torch python3-matplotlib libblis4-serial)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
