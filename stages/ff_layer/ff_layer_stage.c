@@ -369,7 +369,8 @@ static int s_tensors(s_layer_t *s, ffs_tensor_ref_t t[S_MAX_TENSORS]) {
   t[n++] = (ffs_tensor_ref_t){"b", 1, {s->units, 0}, ffs_ff_layer_bias(s->layer)};
   t[n++] = (ffs_tensor_ref_t){"peer_mean", 1, {s->units, 0}, ffs_ff_layer_peer_mean(s->layer)};
   if (s->labeled)
-    t[n++] = (ffs_tensor_ref_t){"u", 2, {S_NCLASSES, s->units}, ffs_ff_layer_label_weights(s->layer)};
+    t[n++] = (ffs_tensor_ref_t){"u", 2, {S_NCLASSES, s->units},
+                                ffs_ff_layer_label_weights(s->layer)};
   if (!ffs_ff_layer_avg_weights(s->layer)) return n;
   t[n++] = (ffs_tensor_ref_t){"w_avg", 2, {s->units, w}, ffs_ff_layer_avg_weights(s->layer)};
   t[n++] = (ffs_tensor_ref_t){"b_avg", 1, {s->units, 0}, ffs_ff_layer_avg_bias(s->layer)};

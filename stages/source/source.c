@@ -2,10 +2,11 @@
 // DATA frames: in training, positive rows (true label overlaid) and negative
 // rows (a wrong label, never the true one: uniformly random, or "hard": drawn
 // from the readout's last softmax prediction for that sample, which comes
-// back on a feedback edge), plus neutral rows when the readout
-// trains a softmax (with train.pairs the positive and negative rows travel
-// as one pair frame, positives first); in evaluation, one row per candidate label (energy) and a
-// neutral row (softmax). Each epoch's stream ends with a MARK frame.
+// back on a feedback edge), plus neutral rows when the readout trains a
+// softmax (with train.pairs the positive and negative rows travel as one
+// pair frame, positives first); in evaluation, one row per candidate label
+// (energy) and a neutral row (softmax). Each epoch's stream ends with a MARK
+// frame.
 // With train.labels: separate (FFCL) no label is painted: it travels in the
 // frame header (cands), and a candidate frame has one row per sample.
 // With train.ticks > 1 (recurrent) each frame of a batch is sent once per
