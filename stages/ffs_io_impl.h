@@ -10,8 +10,12 @@
 
 #include "ffs_stage.h"
 
-#define S_ASM_SLOTS 4   // sharded frames being gathered at once (shards stay
-                        // within one frame of each other: see ffs_io_allreduce)
+// Sharded frames being gathered at once. The shards compute within one frame
+// of each other (ffs_io_allreduce), but each shard's slices reach the
+// receiver through a pipe of their own: while one pipe is momentarily empty
+// the receiver keeps reading the others, up to their send and receive
+// high-water marks and the kernel's socket buffer ahead.
+#define S_ASM_SLOTS(t) (2 * (t)->hwm_frames + 8)
 #define S_PEER_WAIT_S 10.0 // longest wait for a sibling shard's partial sums
 
 #define S_SEND_BUFS 16 // encode buffers ZeroMQ may hold at once (>= the
@@ -74,7 +78,8 @@ struct ffs_io {
   int stop_req;                       // STOP arrived while waiting for siblings
   s_send_buf_t *send_buf[S_SEND_BUFS]; // encode buffers for zero-copy sends
   int lent;                           // the one ffs_io_frame_buf handed out, or -1
-  s_asm_t asm_[S_ASM_SLOTS];
+  s_asm_t *asm_;                      // (n_asm) slots, their buffers allocated on first use
+  int n_asm;
   zmq_msg_t held;                     // an input frame the stage deferred
   ffs_frame_t held_f;                 // ... decoded (borrows from held)
   int holding;

@@ -28,7 +28,7 @@ int ffs_io_expected_shards(const ffs_io_t *io, ffs_chan_t chan, int sub) {
 static s_asm_t *s_asm_slot(ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub,
                            const char *chan_name) {
   s_asm_t *fresh = NULL, *oldest = NULL;
-  for (int k = 0; k < S_ASM_SLOTS; k++) {
+  for (int k = 0; k < io->n_asm; k++) {
     s_asm_t *a = &io->asm_[k];
     if (a->used && a->chan == chan && a->sub == sub && a->h.seq == f->h.seq) return a;
     if (!a->used && !fresh) fresh = a;

@@ -89,6 +89,12 @@ static int s_open_sockets(ffs_io_t *io, char *err, size_t errlen) {
   char ep[FFS_PATH_MAX + 64];
   uint32_t max_rows = (uint32_t)ffs_topo_max_rows(t);
   int hwm = t->hwm_frames;
+  io->asm_ = calloc((size_t)S_ASM_SLOTS(t), sizeof *io->asm_);
+  if (!io->asm_) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  io->n_asm = S_ASM_SLOTS(t);
 
   io->ctl = s_socket(io, ZMQ_DEALER, 0, 1 << 16);
   if (!io->ctl) goto zfail;
@@ -213,10 +219,11 @@ static void s_close_sockets(ffs_io_t *io) {
   }
   free(io->peer_sum), free(io->peer_buf);
   s_send_bufs_close(io);
-  for (int k = 0; k < S_ASM_SLOTS; k++) {
+  for (int k = 0; k < io->n_asm; k++) {
     s_asm_t *a = &io->asm_[k];
     free(a->labels), free(a->cands), free(a->ids), free(a->data);
   }
+  free(io->asm_), io->asm_ = NULL, io->n_asm = 0;
 }
 
 // ---- sending ----

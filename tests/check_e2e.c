@@ -417,14 +417,21 @@ END_TEST
 // kill -9 of a layer mid-run: the supervisor restarts it from its last
 // checkpoint, the pipeline goes on and the run ends with a usual error.
 START_TEST(test_kill9_layer_is_restarted) {
-  char out[300], log[300];
+  char out[300], log[300], progress[400];
   snprintf(out, sizeof out, "%s/kill", s_tmp);
   snprintf(log, sizeof log, "%s/kill.log", s_tmp);
+  snprintf(progress, sizeof progress, "%s/progress", out);
   const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
                         S_SMALL_SETS, "--set", "layer.eval_average=0.9", NULL};
   pid_t pid = s_start(argv, log);
   s_wait_bound(pid);
-  usleep(1500000); // into the second epoch: l2 has an epoch-end checkpoint
+  // into the second epoch, so that l2 has an epoch-end checkpoint: a fixed
+  // sleep missed it on a fast, idle machine, where the run ends in seconds
+  for (int i = 0; i < 3000; i++) { // up to 60 s: slow under ASan on a busy machine
+    const char *p = s_slurp(progress);
+    if (p && strstr(p, "trained 0")) break;
+    usleep(20000);
+  }
   pid_t l2 = s_stage_pid(pid, "l2");
   ck_assert(l2 > 0);
   kill(l2, SIGKILL);
