@@ -261,11 +261,16 @@ const float *ffs_ff_layer_goodness(const ffs_ff_layer_t *l) { return l->g; }
 const float *ffs_ff_layer_output(const ffs_ff_layer_t *l) { return l->yn; }
 const float *ffs_ff_layer_activity(const ffs_ff_layer_t *l) { return l->y; }
 
-float ffs_ff_layer_loss(const ffs_ff_layer_t *l, int rows, int positive) {
+// Mean FF loss of the last forward's rows [r0, r1), all of one polarity.
+static double s_mean_loss(const ffs_ff_layer_t *l, int r0, int r1, int positive) {
   double sum = 0.0;
-  for (int r = 0; r < rows; r++)
+  for (int r = r0; r < r1; r++)
     sum += ffs_ff_loss(ffs_ff_logit(l->g[r], l->theta, l->cfg.temp, l->cfg.goodness), positive);
-  return (float)(sum / rows);
+  return sum / (r1 - r0);
+}
+
+float ffs_ff_layer_loss(const ffs_ff_layer_t *l, int rows, int positive) {
+  return (float)s_mean_loss(l, 0, rows, positive);
 }
 
 static void s_grad(ffs_ff_layer_t *l, int rows, int n_pos, float *gw, float *gb,
@@ -356,18 +361,14 @@ float ffs_ff_layer_learn(ffs_ff_layer_t *l, int rows, int positive, float lr_fac
 float ffs_ff_layer_learn_pair(ffs_ff_layer_t *l, int rows, int n_pos, float lr_factor) {
   assert(n_pos > 0 && n_pos < rows && rows <= l->max_rows);
   const ffs_layer_cfg_t *c = &l->cfg;
-  double pos = 0.0, neg = 0.0;
-  for (int r = 0; r < rows; r++) {
-    float loss = ffs_ff_loss(ffs_ff_logit(l->g[r], l->theta, c->temp, c->goodness), r < n_pos);
-    *(r < n_pos ? &pos : &neg) += loss;
-  }
+  float loss = (float)(s_mean_loss(l, 0, n_pos, 1) + s_mean_loss(l, n_pos, rows, 0));
   if (l->pending) s_step(l, lr_factor); // update: pair's positive frame, alone
   l->pending = 0;
   s_peer_update(l, n_pos);
   s_grad(l, rows, n_pos, c->opt == FFS_OPT_SGD ? NULL : l->gw, l->gb, 0);
   if (c->opt == FFS_OPT_SGD) s_w_add(l, rows);
   s_step(l, lr_factor);
-  return (float)(pos / n_pos + neg / (rows - n_pos));
+  return loss;
 }
 
 // sgd: the factors waiting go into mw (w's smoothed gradient); with step,
