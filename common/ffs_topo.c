@@ -23,8 +23,9 @@
 
 // ---- schema vocabulary ----
 
-static const char *const s_top_keys[] = {"name",  "seed",  "transport", "tcp",      "data",
-                                         "train", "layer", "stages",    "feedback", NULL};
+static const char *const s_top_keys[] = {"name",  "seed",  "transport", "shm",      "tcp",
+                                         "data",  "train", "layer",     "stages",   "feedback",
+                                         NULL};
 // top-level keys whose value is a mapping, addressable as --set BLOCK.KEY=...
 static const char *const s_block_keys[] = {"tcp", "data", "train", "layer", NULL};
 static const char *const s_tcp_keys[] = {"host", "port", NULL};
@@ -829,6 +830,8 @@ static int s_top(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t, int *dim) {
     if (s_enum(c, v, "transport", s_transport_names, &e) < 0) return -1;
     t->transport = (ffs_transport_t)e;
   }
+  t->shm = 1;
+  if ((v = s_map_get(root, "shm")) && s_bool(c, v, "shm", &t->shm) < 0) return -1;
 
   if (s_block(c, root, "tcp", s_tcp_keys, &m) < 0) return -1;
   snprintf(t->tcp_host, sizeof t->tcp_host, "127.0.0.1");

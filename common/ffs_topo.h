@@ -101,6 +101,8 @@ typedef struct {
   char name[FFS_NAME_MAX];
   uint64_t seed;
   ffs_transport_t transport;
+  int shm;           // transport ipc: large frames through shared memory, a
+                     // descriptor over ZeroMQ (stages/ffs_shm.h) [1]
   char tcp_host[64]; // transport tcp: host the stages bind on
   int tcp_port;      // transport tcp: first port (see ffs_topo_endpoint)
   // data

@@ -48,7 +48,7 @@ typedef struct {
   int restarts;     // times the supervisor restarted it from its checkpoint
   int await_ready;  // restarted: re-drive the stream once it is READY again
   // latest STATS
-  double frames, bad, busy, blocked, cpu, wall, samples, gpos, gneg, fbr, fbs, fbd, tds, tdk;
+  double frames, bad, busy, blocked, cpu, wall, samples, gpos, gneg, fbr, fbs, fbd, tds, tdk, shm;
   double lat[2][4]; // readout, per phase mode (train, eval): end-to-end frame
                     // latency p50, p99, transport per hop p50 (us), frames
 } s_stage_t;
@@ -350,7 +350,7 @@ static void s_on_message(s_run_t *r, int i, char *line) {
     s->wall = s_kv(l, "wall"), s->samples = s_kv(l, "samples");
     s->gpos = s_kv(l, "gpos"), s->gneg = s_kv(l, "gneg");
     s->fbr = s_kv(l, "fbr"), s->fbs = s_kv(l, "fbs"), s->fbd = s_kv(l, "fbd");
-    s->tds = s_kv(l, "tds"), s->tdk = s_kv(l, "tdk");
+    s->tds = s_kv(l, "tds"), s->tdk = s_kv(l, "tdk"), s->shm = s_kv(l, "shm");
     const char *lk[2][4] = {{"l50", "l99", "h50", "ln"}, {"e50", "e99", "eh50", "en"}};
     for (int m = 0; m < 2; m++)
       for (int k = 0; k < 4; k++) s->lat[m][k] = s_kv(l, lk[m][k]);
@@ -499,12 +499,12 @@ static void s_write_summary(s_run_t *r, int rc) {
             "    {\"name\": \"%s\", \"kind\": \"%s\", \"pid\": %d, \"core\": %d, \"frames\": %.0f, "
             "\"bad_frames\": %.0f, \"utilization\": %.4f, \"cpu_s\": %.3f, \"feedback_received\": %.0f, "
             "\"feedback_sent\": %.0f, \"feedback_dropped\": %.0f, \"topdown_stale\": %.0f, "
-            "\"topdown_stale_ticks\": %.0f, \"restarts\": %d}%s\n",
+            "\"topdown_stale_ticks\": %.0f, \"shm_frames\": %.0f, \"restarts\": %d}%s\n",
             r->t->stages[i].name, ffs_stage_kind_str(r->t->stages[i].kind), pid, s->core,
             s->frames < 0 ? 0 : s->frames, s->bad < 0 ? 0 : s->bad,
             s_utilization(s), s->cpu < 0 ? 0 : s->cpu, s->fbr < 0 ? 0 : s->fbr,
             s->fbs < 0 ? 0 : s->fbs, s->fbd < 0 ? 0 : s->fbd, s->tds < 0 ? 0 : s->tds,
-            s->tdk < 0 ? 0 : s->tdk, s->restarts,
+            s->tdk < 0 ? 0 : s->tdk, s->shm < 0 ? 0 : s->shm, s->restarts,
             i + 1 < r->t->n_stages ? "," : "");
   }
   fputs("  ]\n}\n", f);

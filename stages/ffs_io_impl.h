@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <zmq.h>
 
+#include "ffs_shm.h"
 #include "ffs_stage.h"
 
 // Sharded frames being gathered at once. The shards compute within one frame
@@ -18,6 +19,8 @@
 #define S_ASM_SLOTS(t) (2 * (t)->hwm_frames + 8)
 #define S_PEER_WAIT_S 10.0 // longest wait for a sibling shard's partial sums
 
+#define S_SHM_WAIT_S 1.0 // longest wait for a shared encode buffer to come
+                         // free before a frame goes by copy instead
 #define S_SEND_BUFS 16 // encode buffers ZeroMQ may hold at once (>= the
                        // frames queued on a stage's outgoing sockets)
 
@@ -78,6 +81,17 @@ struct ffs_io {
   int stop_req;                       // STOP arrived while waiting for siblings
   s_send_buf_t *send_buf[S_SEND_BUFS]; // encode buffers for zero-copy sends
   int lent;                           // the one ffs_io_frame_buf handed out, or -1
+  int use_shm;                        // transport ipc with shm: encode buffers are
+                                      // shared memory, descriptors go over ZeroMQ
+  ffs_shm_buf_t shm[S_SEND_BUFS];     // ... those buffers (fd -1 until first use)
+  int n_shm;                          // ... of which it uses 2 x hwm_frames + 2
+  uint64_t shm_sent[S_SEND_BUFS];     // ... when each last went out (a frame count)
+  uint64_t shm_count;
+  int shm_failed;                     // opening one failed: copies from then on
+  int shm_gave_up;                    // none came free in S_SHM_WAIT_S: copies
+                                      // without waiting until one is free again
+  int shm_warned;
+  ffs_shm_maps_t *shm_maps;           // receiving: senders' buffers mapped (ipc only)
   s_asm_t *asm_;                      // (n_asm) slots, their buffers allocated on first use
   int n_asm;
   zmq_msg_t held;                     // an input frame the stage deferred

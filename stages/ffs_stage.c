@@ -268,8 +268,57 @@ static void s_send_buf_release(void *data, void *hint) {
   if (atomic_exchange(&b->state, S_BUF_FREE) == S_BUF_ORPHAN) free(b);
 }
 
+// A shared-memory encode buffer (transport ipc; io->n_shm of them, as many
+// frames as the sockets' queues held in flight): a free one, opened on
+// first use (or reopened when too small). When every one is still being
+// read downstream, waits for the one sent longest ago (counted as blocked
+// time, as a full socket's wait is). NULL: stopping, or none came free
+// within S_SHM_WAIT_S (a consumer stalled, or died holding buffers that
+// will never come back): the frame goes by copy, with ZeroMQ's
+// backpressure, and so does every frame after it until a buffer is free
+// again, without waiting for one.
+static uint8_t *s_shm_frame_buf(ffs_io_t *io, size_t cap) {
+  double t0 = 0;
+  for (;;) {
+    int oldest = -1;
+    for (int k = 0; k < io->n_shm; k++) {
+      ffs_shm_buf_t *b = &io->shm[k];
+      if (b->fd >= 0 && !ffs_shm_buf_idle(b)) {
+        if (oldest < 0 || io->shm_sent[k] < io->shm_sent[oldest]) oldest = k;
+        continue;
+      }
+      if (b->fd >= 0 && b->cap < cap) ffs_shm_buf_close(b);
+      char err[256];
+      if (b->fd < 0 && ffs_shm_buf_open(b, cap, err, sizeof err) < 0) {
+        ffs_warn("%s; large frames are copied from now on", err);
+        io->shm_failed = 1;
+        return NULL;
+      }
+      io->lent = k;
+      io->shm_gave_up = 0;
+      if (t0 > 0) io->stats.blocked_s += ffs_now() - t0;
+      return b->data;
+    }
+    if (io->shm_gave_up) return NULL;
+    double now = ffs_now();
+    if (t0 == 0) t0 = now;
+    if (ffs_io_stopping(io) || now - t0 > S_SHM_WAIT_S) {
+      io->stats.blocked_s += now - t0;
+      if (!ffs_io_stopping(io)) {
+        io->shm_gave_up = 1;
+        if (!io->shm_warned++)
+          ffs_warn("no shared frame buffer came free in %.0f s (a consumer stalled or died "
+                   "holding some): copying frames until one does", S_SHM_WAIT_S);
+      }
+      return NULL;
+    }
+    ffs_shm_buf_wait(&io->shm[oldest], 100);
+  }
+}
+
 uint8_t *ffs_io_frame_buf(ffs_io_t *io, size_t cap) {
   io->lent = -1;
+  if (io->use_shm && !io->shm_failed) return s_shm_frame_buf(io, cap);
   for (int k = 0; k < S_SEND_BUFS; k++) {
     s_send_buf_t *b = io->send_buf[k];
     if (!b) { // first use of this slot: the only allocation
@@ -289,6 +338,20 @@ uint8_t *ffs_io_frame_buf(ffs_io_t *io, size_t cap) {
 // Sends buf (len bytes) on each of n sockets: without a copy when it is the
 // buffer ffs_io_frame_buf lent and large, else copied.
 static int s_send_frame(ffs_io_t *io, void *const *socks, int n, const void *buf, size_t len) {
+  if (io->use_shm && io->lent >= 0 && buf == io->shm[io->lent].data && len >= S_ZERO_COPY_MIN &&
+      n > 0) {
+    ffs_shm_buf_t *sb = &io->shm[io->lent];
+    io->shm_sent[io->lent] = ++io->shm_count;
+    io->lent = -1;
+    uint8_t desc[FFS_SHM_DESC_LEN]; // all that goes over ZeroMQ
+    ffs_shm_buf_send(sb, len, n, desc);
+    for (int k = 0; k < n; k++)
+      if (ffs_io_send_blocking(io, socks[k], desc, sizeof desc) < 0) {
+        for (; k < n; k++) ffs_shm_release(sb->h); // these never got it
+        return -1;
+      }
+    return 0;
+  }
   s_send_buf_t *b = io->lent >= 0 ? io->send_buf[io->lent] : NULL;
   if (!b || buf != b->data || len < S_ZERO_COPY_MIN || n == 0) {
     for (int k = 0; k < n; k++)
@@ -316,6 +379,7 @@ static int s_send_frame(ffs_io_t *io, void *const *socks, int n, const void *buf
 // At close: free the buffers ZeroMQ no longer holds; those it still holds
 // are freed by their callback.
 static void s_send_bufs_close(ffs_io_t *io) {
+  for (int k = 0; k < S_SEND_BUFS; k++) ffs_shm_buf_close(&io->shm[k]);
   for (int k = 0; k < S_SEND_BUFS; k++) {
     s_send_buf_t *b = io->send_buf[k];
     if (b && atomic_exchange(&b->state, S_BUF_ORPHAN) == S_BUF_FREE) free(b);
@@ -402,6 +466,35 @@ int ffs_io_dispatch(ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub
   return rc;
 }
 
+static void s_shm_msg_free(void *data, void *hint) {
+  (void)data;
+  ffs_shm_release(hint);
+}
+
+// Turns msg, a shared-memory descriptor, into a message over the frame's
+// bytes in the sender's buffer, handed back when the message is closed.
+static int s_shm_msg(ffs_io_t *io, zmq_msg_t *msg, char *why, size_t whylen) {
+  if (!io->shm_maps) {
+    snprintf(why, whylen, "a shared-memory frame descriptor, but the transport is not ipc");
+    return -1;
+  }
+  uint8_t *data;
+  size_t len;
+  ffs_shm_hdr_t *h;
+  if (ffs_shm_resolve(io->shm_maps, zmq_msg_data(msg), zmq_msg_size(msg), &data, &len, &h, why,
+                      whylen) < 0)
+    return -1;
+  zmq_msg_close(msg);
+  if (zmq_msg_init_data(msg, data, len, s_shm_msg_free, h) < 0) {
+    ffs_shm_release(h);
+    zmq_msg_init(msg);
+    snprintf(why, whylen, "zmq_msg_init_data: %s", zmq_strerror(zmq_errno()));
+    return -1;
+  }
+  io->stats.shm_frames++;
+  return 0;
+}
+
 // Receives one message from sock (non-blocking), decodes and dispatches it.
 // An input frame the stage defers is kept in io->held.
 static void s_recv_one(ffs_io_t *io, void *sock, const ffs_frame_limits_t *lim, ffs_chan_t chan,
@@ -414,6 +507,11 @@ static void s_recv_one(ffs_io_t *io, void *sock, const ffs_frame_limits_t *lim, 
   }
   ffs_frame_t f;
   char why[256];
+  if (ffs_shm_is_desc(zmq_msg_data(&msg), zmq_msg_size(&msg)) && s_shm_msg(io, &msg, why, sizeof why) < 0) {
+    ffs_io_bad_frame(io, chan_name, why);
+    zmq_msg_close(&msg);
+    return;
+  }
   if (ffs_frame_decode(&f, zmq_msg_data(&msg), zmq_msg_size(&msg), lim, why, sizeof why) < 0) {
     ffs_io_bad_frame(io, chan_name, why);
   } else if (f.h.kind == FFS_FRAME_PARTIAL) {
@@ -462,7 +560,7 @@ static void s_send_stats(ffs_io_t *io, double wall_s) {
                   "STATS frames=%llu bad=%llu busy=%.4f blocked=%.4f cpu=%.4f wall=%.4f samples=%llu "
                   "gpos=%.4g gneg=%.4g "
                   "fbr=%llu fbs=%llu fbd=%llu tds=%llu tdk=%llu l50=%.1f l99=%.1f h50=%.1f ln=%llu "
-                  "e50=%.1f e99=%.1f eh50=%.1f en=%llu",
+                  "e50=%.1f e99=%.1f eh50=%.1f en=%llu shm=%llu",
                   (unsigned long long)s->frames, (unsigned long long)s->bad_frames, s->busy_s,
                   s->blocked_s, s->cpu_s, wall_s,
                   (unsigned long long)s->samples, s->g_pos, s->g_neg,
@@ -470,7 +568,8 @@ static void s_send_stats(ffs_io_t *io, double wall_s) {
                   (unsigned long long)s->fb_dropped, (unsigned long long)s->td_stale,
                   (unsigned long long)s->td_stale_ticks, s->lat_p50_us[0], s->lat_p99_us[0],
                   s->hop_p50_us[0], (unsigned long long)s->lat_n[0], s->lat_p50_us[1],
-                  s->lat_p99_us[1], s->hop_p50_us[1], (unsigned long long)s->lat_n[1]);
+                  s->lat_p99_us[1], s->hop_p50_us[1], (unsigned long long)s->lat_n[1],
+                  (unsigned long long)s->shm_frames);
 }
 
 // ---- the loop ----
@@ -494,6 +593,17 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
   io->env = env;
   io->lent = -1;
   io->ops = ffs_stage_ops(me->kind);
+  for (int k = 0; k < S_SEND_BUFS; k++) io->shm[k].fd = -1;
+  if (t->transport == FFS_TRANSPORT_IPC) { // one host: frames may come through shared memory
+    io->use_shm = t->shm;
+    // as many frames in flight per stage as its sockets' queues held before
+    int n = 2 * t->hwm_frames + 2;
+    io->n_shm = n < S_SEND_BUFS ? n : S_SEND_BUFS;
+    if (!(io->shm_maps = ffs_shm_maps_new())) {
+      free(io);
+      return -1;
+    }
+  }
   char err[1024] = "";
   int rc = -1;
 
@@ -580,6 +690,7 @@ fail:
   if (io->holding) zmq_msg_close(&io->held);
   if (io->self) io->ops->destroy(&io->self);
   s_close_sockets(io);
+  ffs_shm_maps_free(io->shm_maps); // after the last message that pointed into them
   free(io);
   return rc;
 }

@@ -35,6 +35,7 @@ typedef struct {
   uint64_t fb_frames;  // feedback vectors received
   uint64_t fb_sent;    // feedback vectors sent
   uint64_t fb_dropped; // feedback vectors dropped (receiver busy: latest wins)
+  uint64_t shm_frames; // frames received through shared memory (ffs_shm.h)
   uint64_t samples;    // training rows handled (positive + negative)
   double busy_s;       // seconds inside frame handlers and pump
   double blocked_s;    // of which waiting on a full downstream queue

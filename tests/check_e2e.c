@@ -203,7 +203,7 @@ START_TEST(test_garbage_frames_are_counted_and_dropped) {
   ck_assert_int_eq(zmq_connect(push, ep), 0);
   // 1: random bytes; 2: a valid header with a short payload; 3: wrong width;
   // 4: NaN in the payload; 5: a shard's slice where the source sends whole
-  // frames
+  // frames; 6: a shared-memory descriptor naming a buffer that is not there
   unsigned char junk[256];
   srand(5);
   for (size_t i = 0; i < sizeof junk; i++) junk[i] = (unsigned char)rand();
@@ -228,13 +228,17 @@ START_TEST(test_garbage_frames_are_counted_and_dropped) {
   h.cols = 392, h.nshards = 2, h.shard = 1, h.col0 = 392;
   size_t slice = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, row);
   zmq_send(push, buf, slice, 0);
+  const uint8_t desc[38] = {0x96, 0xa3, 's', 'h', 'm', 0xce, 0, 0, 0, 1, 0xce, 0, 0, 0, 200,
+                            0xcf, 1, 2, 3, 4, 5, 6, 7, 8, 0xce, 0, 0, 0, 1, 0xcf, 0, 0, 0, 0,
+                            0, 0, 1, 0};
+  zmq_send(push, desc, sizeof desc, 0);
   int rc = s_wait(pid, 300); // the socket stays open until the run is over
   zmq_close(push);
   zmq_ctx_term(ctx);
   ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, s_slurp(log));
   const char *json = s_summary_learned(out, "with garbage on l1's input");
   double bad = s_json(json, "\"name\": \"l1\"", "bad_frames");
-  ck_assert_msg(bad == 13, "l1 counted %g bad frames, expected 13\n%s\nlog:\n%s", bad, json,
+  ck_assert_msg(bad == 14, "l1 counted %g bad frames, expected 14\n%s\nlog:\n%s", bad, json,
                 s_slurp(log));
   ck_assert_msg(strstr(s_slurp(log), "dropped a bad frame") != NULL, "%s", s_slurp(log));
 }
@@ -659,6 +663,31 @@ START_TEST(test_pair_frames_change_nothing_but_speed) {
 }
 END_TEST
 
+// Frames through shared memory (transport ipc, shm: true, the default) are
+// the frames ZeroMQ would have carried: the same test errors as shm: false,
+// and the shared path was really taken (every layer got frames through it).
+START_TEST(test_shared_memory_changes_nothing_but_speed) {
+  const char *cfg = "configs/mnist-ff.yaml";
+  char *copied = strdup(s_run_named("copied", cfg, s_shard_sets, "shm=false", NULL, NULL, NULL));
+  char *shared = strdup(s_run_named("shared", cfg, s_shard_sets, "l2.shards=2", NULL, NULL, NULL));
+  char *copied_sh = strdup(
+      s_run_named("copied_sh", cfg, s_shard_sets, "shm=false", "l2.shards=2", NULL, NULL));
+  const char *names[] = {"l1", "l2.0", "l2.1", "l3", "out"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char at[64];
+    snprintf(at, sizeof at, "\"name\": \"%s\"", names[i]);
+    ck_assert_msg(s_json(shared, at, "shm_frames") > 0, "%s got no frame through shared memory:\n%s",
+                  names[i], shared);
+    ck_assert_msg(s_json(shared, at, "bad_frames") == 0, "%s dropped frames:\n%s", names[i], shared);
+    ck_assert_msg(s_json(copied_sh, at, "shm_frames") == 0, "%s: shm: false, yet:\n%s", names[i],
+                  copied_sh);
+  }
+  s_assert_same_errors(copied_sh, shared, "shm: false", "shm: true");
+  s_assert_same_errors(copied, shared, "unsharded, shm: false", "sharded, shm: true");
+  free(copied), free(shared), free(copied_sh);
+}
+END_TEST
+
 // A test case with the temporary-folder fixture and a time limit, in s.
 static TCase *s_tcase(Suite *s, const char *name, int timeout_s) {
   TCase *tc = tcase_create(name);
@@ -689,6 +718,7 @@ static Suite *s_suite(void) {
   TCase *shards = s_tcase(s, "shards", 300);
   tcase_add_test(shards, test_sharding_changes_nothing_but_speed);
   tcase_add_test(shards, test_pair_frames_change_nothing_but_speed);
+  tcase_add_test(shards, test_shared_memory_changes_nothing_but_speed);
   return s;
 }
 

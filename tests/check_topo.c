@@ -738,6 +738,13 @@ START_TEST(test_pace_and_update) {
   ck_assert_int_eq(t.pairs, 1);
   ck_assert_int_eq(ffs_topo_max_rows(&t), 1200);
   s_expect_set_fail("train.pairs=2", "train.pairs");
+  // shm: large frames through shared memory on ipc, on unless switched off
+  ck_assert_msg(s_load(&t, s_min, NULL, 0) == 0, "%s", s_err);
+  ck_assert_int_eq(t.shm, 1);
+  ov = "shm=false";
+  ck_assert_msg(s_load(&t, s_min, &ov, 1) == 0, "%s", s_err);
+  ck_assert_int_eq(t.shm, 0);
+  s_expect_set_fail("shm=sometimes", "shm");
 }
 END_TEST
 
