@@ -83,6 +83,12 @@ run_ffs "l2 in 2 shards, update: pair, 6 processes on $cores cores" sharded_pair
 run_ffs "pair frames (train.pairs), 5 processes on $cores cores" pairs "" --set train.pairs=true
 run_ffs "pair frames (train.pairs), l2 in 2 shards, 6 processes on $cores cores" sharded_pairs "" \
   --set train.pairs=true --set l2.shards=2
+# frames through the sockets instead of shared memory (shm: false, the
+# fifth session's only path), and the same stages as threads of one process
+run_ffs "pair frames, l2 in 2 shards, shm: false (every frame through the socket), 6 processes on $cores cores" \
+  sharded_pairs_noshm "" --set train.pairs=true --set l2.shards=2 --set shm=false
+run_ffs "pair frames, l2 in 2 shards, 6 threads of one process (--threads, inproc) on $cores cores" \
+  sharded_pairs_threads "" --threads --set transport=inproc --set train.pairs=true --set l2.shards=2
 run_ffs "l2 in 2 shards, with the config's eval_average (0.995), 6 processes on $cores cores" \
   sharded_avg "" --set l2.shards=2 --set layer.eval_average=0.995
 # BLIS (Debian's libblis4-serial, install_deps.sh --bench), put in front of
@@ -163,6 +169,8 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
   echo "- ffstream (its faster form on $cores cores, $ffs samples/s) / limit: $(python3 -c "print('%.0f %%' % (100 * $ffs / $limit))")"
   [ "$best" -gt 0 ] && echo "- ffstream / best PyTorch configuration ($best_cfg): $(python3 -c "print('%.2fx' % ($ffs / $best))")"
   echo "- one optimizer step per positive + negative pair, as the PyTorch peer takes (update: pair or train.pairs; configs/mnist-ff-hinton.yaml steps per frame), its fastest form: $pair samples/s = $(python3 -c "print('%.0f %%' % (100 * $pair / $limit))") of the limit, $( [ "$best" -gt 0 ] && python3 -c "print('%.2fx' % ($pair / $best))" || echo n/a) the best PyTorch configuration"
+  echo "- shared-memory frames (shm: true, the default on ipc) against every frame through the socket, pair frames with l2 in 2 shards: $ffs_sharded_pairs against $ffs_sharded_pairs_noshm samples/s ($(python3 -c "print('%+.1f %%' % (100 * ($ffs_sharded_pairs / max($ffs_sharded_pairs_noshm, 1) - 1)))"))"
+  echo "- the same stages as threads of one process (--threads, inproc: ZeroMQ passes a pointer): $ffs_sharded_pairs_threads samples/s = $(python3 -c "print('%.0f %%' % (100 * $ffs_sharded_pairs_threads / $limit))") of the limit, $( [ "$best" -gt 0 ] && python3 -c "print('%.2fx' % ($ffs_sharded_pairs_threads / $best))" || echo n/a) the best PyTorch configuration (not the layer-per-process form the targets are about)"
   echo "- the config's eval_average (a moving average of the weights for evaluation): $ffs_sharded_avg samples/s against $ffs_sharded without it, l2 in 2 shards ($(python3 -c "print('%+.1f %%' % (100 * ($ffs_sharded_avg / max($ffs_sharded, 1) - 1)))"); run-to-run noise is about +-6 %)"
   echo "- scaling, 1 -> $cores cores: 5 processes $(python3 -c "print('%.2fx' % ($ffs_ffstream / max($ffs_ffstream_1core, 1)))"), sharded $(python3 -c "print('%.2fx' % ($ffs_sharded / max($ffs_sharded_1core, 1)))") (plot: docs/scaling.png)"
   [ -n "$blis_peak" ] && echo "- BLIS (libblis4-serial, LD_PRELOAD): sgemm peak $blis_peak GFLOP/s against OpenBLAS's $peak; ffstream with l2 in 2 shards $ffs_sharded_blis samples/s against $ffs_sharded with OpenBLAS"

@@ -486,6 +486,30 @@ START_TEST(test_resume_continues_a_stopped_run) {
 }
 END_TEST
 
+// A run written without eval_average resumes with it turned on: its
+// checkpoints have no averages, so they start from the loaded weights
+// (instead of the load failing), and the run goes on learning.
+START_TEST(test_resume_turns_eval_average_on) {
+  char out[300], log[300];
+  snprintf(out, sizeof out, "%s/resume_avg", s_tmp);
+  snprintf(log, sizeof log, "%s/resume_avg.log", s_tmp);
+  const char *first[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out, S_SMALL_SETS,
+                         "--set", "train.epochs=1", "--set", "layer.eval_average=0", NULL};
+  int rc = s_wait(s_start(first, log), 120);
+  ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, s_slurp(log));
+  const char *again[] = {"", "run", "configs/mnist-ff.yaml", "--resume", out, S_SMALL_SETS,
+                         "--set", "train.epochs=2", "--set", "layer.eval_average=0.9", NULL};
+  rc = s_wait(s_start(again, log), 120);
+  const char *text = s_slurp(log);
+  ck_assert_msg(rc == 0, "resume exited %d:\n%s", rc, text);
+  ck_assert_msg(strstr(text, "l2.safetensors has no moving averages") &&
+                    strstr(text, "they start from its weights"),
+                "%s", text);
+  ck_assert(strstr(s_summary_learned(out, "after resuming with eval_average"),
+                   "\"epochs_completed\": 2"));
+}
+END_TEST
+
 // An endpoint that is already taken: the stage that cannot bind says which
 // endpoint and why, the run stops with an error, and no stage is left.
 START_TEST(test_endpoint_in_use_is_reported) {
@@ -711,6 +735,7 @@ static Suite *s_suite(void) {
   tcase_add_test(faults, test_stalled_consumer_backpressure);
   tcase_add_test(faults, test_kill9_layer_is_restarted);
   tcase_add_test(faults, test_resume_continues_a_stopped_run);
+  tcase_add_test(faults, test_resume_turns_eval_average_on);
   tcase_add_test(faults, test_endpoint_in_use_is_reported);
   TCase *loops = s_tcase(s, "loops", 400);
   tcase_add_test(loops, test_lockstep_is_bit_identical);

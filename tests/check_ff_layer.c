@@ -436,6 +436,14 @@ START_TEST(test_eval_average_tracks_the_weights_and_serves_evaluation) {
     int differ = 0;
     for (int r = 0; r < ROWS; r++) differ |= fabsf(g_train[r] - g_eval[r]) > 1e-4f;
     ck_assert_msg(differ, "a training forward used the averaged weights");
+    // restarting the averages (weights loaded without them) makes them the weights
+    ffs_ff_layer_restart_average(l);
+    ck_assert_int_eq(memcmp(ffs_ff_layer_avg_weights(l), ffs_ff_layer_weights(l), sizeof wa), 0);
+    ck_assert_int_eq(memcmp(ffs_ff_layer_avg_bias(l), ffs_ff_layer_bias(l), sizeof ba), 0);
+    if (nl)
+      ck_assert_int_eq(
+          memcmp(ffs_ff_layer_avg_label_weights(l), ffs_ff_layer_label_weights(l), sizeof ua), 0);
+    ffs_ff_layer_restart_average(plain); // off: nothing to restart
     ffs_ff_layer_destroy(&l);
     ffs_ff_layer_destroy(&plain);
   }

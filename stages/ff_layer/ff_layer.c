@@ -425,6 +425,13 @@ static void s_step(ffs_ff_layer_t *l, float lr_factor) {
 
 float *ffs_ff_layer_weights(ffs_ff_layer_t *l) { return l->w; }
 float *ffs_ff_layer_bias(ffs_ff_layer_t *l) { return l->b; }
+void ffs_ff_layer_restart_average(ffs_ff_layer_t *l) {
+  if (!l->wa) return;
+  memcpy(l->wa, l->w, (size_t)l->units * (size_t)l->in_dim * sizeof(float));
+  memcpy(l->ba, l->b, (size_t)l->units * sizeof(float));
+  if (l->ua) memcpy(l->ua, l->u, (size_t)l->n_labels * (size_t)l->units * sizeof(float));
+}
+
 float *ffs_ff_layer_avg_weights(ffs_ff_layer_t *l) { return l->wa; }
 float *ffs_ff_layer_avg_bias(ffs_ff_layer_t *l) { return l->ba; }
 float *ffs_ff_layer_avg_label_weights(ffs_ff_layer_t *l) { return l->ua; }

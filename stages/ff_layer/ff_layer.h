@@ -96,6 +96,9 @@ float *ffs_ff_layer_label_weights(ffs_ff_layer_t *l); // (n_labels, units); NULL
 float *ffs_ff_layer_avg_weights(ffs_ff_layer_t *l);
 float *ffs_ff_layer_avg_bias(ffs_ff_layer_t *l);
 float *ffs_ff_layer_avg_label_weights(ffs_ff_layer_t *l);
+// Restarts the averages from the current weights (after loading weights
+// that came without averages). No-op when eval_average is off.
+void ffs_ff_layer_restart_average(ffs_ff_layer_t *l);
 const float *ffs_ff_layer_label_grad(const ffs_ff_layer_t *l); // U's last gradient
 int ffs_ff_layer_n_labels(const ffs_ff_layer_t *l);
 float ffs_ff_layer_theta(const ffs_ff_layer_t *l);

@@ -394,11 +394,23 @@ static int s_save(void *self, const char *path, char *err, size_t errlen) {
   return ffs_ckpt_save(path, t, n, meta, 5, err, errlen);
 }
 
+// A checkpoint written without eval_average has no averages: a run that
+// turns it on resumes from the weights, and its averages start from them
+// (as a fresh layer's start from its initial weights).
 static int s_load(void *self, const char *path, char *err, size_t errlen) {
   s_layer_t *s = self;
   ffs_tensor_ref_t t[S_MAX_TENSORS];
-  int n = s_tensors(s, t);
-  return ffs_ckpt_load(path, t, n, err, errlen);
+  int n = s_tensors(s, t), n_base = n;
+  while (n_base > 0 && strstr(t[n_base - 1].name, "_avg")) n_base--;
+  if (ffs_ckpt_load(path, t, n, err, errlen) == 0) return 0;
+  char missing[32];
+  snprintf(missing, sizeof missing, "tensor '%s' not found", n_base < n ? t[n_base].name : "");
+  if (n_base == n || !strstr(err, missing)) return -1;
+  if (ffs_ckpt_load(path, t, n_base, err, errlen) < 0) return -1;
+  ffs_ff_layer_restart_average(s->layer);
+  ffs_info("%s has no moving averages (written without eval_average): they start from its "
+           "weights", path);
+  return 0;
 }
 
 // ---- lifecycle ----
