@@ -18,6 +18,7 @@
 
 #include "ffs_log.h"
 #include "ffs_pin.h"
+#include "ffs_shm.h"
 #include "ffs_stage.h"
 
 volatile sig_atomic_t ffs_interrupted = 0;
@@ -92,6 +93,7 @@ typedef struct {
   int metrics_header;      // metrics.csv still needs its header line
   int nothing_to_do;       // --resume of a finished run
   int tty;
+  int no_shm;              // the shared-memory probe failed: stages get shm=false
   double last_progress;
 } s_run_t;
 
@@ -145,6 +147,7 @@ static int s_spawn_one(s_run_t *r, int i, int resume) {
   argv[a++] = "--core", argv[a++] = core;
   if (resume) argv[a++] = "--resume";
   for (int k = 0; k < r->o->n_sets && k < 64; k++) argv[a++] = "--set", argv[a++] = r->o->sets[k];
+  if (r->no_shm) argv[a++] = "--set", argv[a++] = "shm=false";
   argv[a] = NULL;
   pid_t pid = fork();
   if (pid < 0) {
@@ -618,6 +621,17 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
       ffs_info("blas: the stages use OpenBLAS's %s kernels, not OPENBLAS_CORETYPE=%s from the "
                "environment (FFS_BLAS_CORETYPE chooses)", coretype, had);
     setenv("OPENBLAS_CORETYPE", coretype, 1);
+  }
+
+  // frames through shared memory need /proc/<pid>/fd of a sibling stage;
+  // where that is closed, every frame goes through ZeroMQ instead
+  if (!o->threads && t->transport == FFS_TRANSPORT_IPC && t->shm) {
+    char why[256];
+    if (ffs_shm_probe(why, sizeof why) < 0) {
+      ffs_warn("shared-memory frames are not available here (%s): every frame goes through "
+               "ZeroMQ (shm: false)", why);
+      r->no_shm = 1;
+    }
   }
 
   int ncores = ffs_pin_ncores();

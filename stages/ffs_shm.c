@@ -13,6 +13,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -229,4 +230,48 @@ int ffs_shm_resolve(ffs_shm_maps_t *m, const void *desc, size_t n, uint8_t **dat
   }
   *data = (uint8_t *)e->h + S_HDR_LEN, *len = (size_t)bytes, *h = e->h;
   return 0;
+}
+
+// ---- probe ----
+
+int ffs_shm_probe(char *why, size_t whylen) {
+  ffs_shm_buf_t b;
+  if (ffs_shm_buf_open(&b, 64, why, whylen) < 0) return -1;
+  uint8_t desc[FFS_SHM_DESC_LEN];
+  b.data[0] = 42;
+  ffs_shm_buf_send(&b, 1, 1, desc);
+  int fds[2];
+  if (pipe(fds) < 0) {
+    snprintf(why, whylen, "pipe: %s", strerror(errno));
+    ffs_shm_buf_close(&b);
+    return -1;
+  }
+  pid_t pid = fork();
+  if (pid == 0) { // the child maps the parent's buffer, as a stage would
+    close(fds[0]);
+    char w[256] = "out of memory";
+    ffs_shm_maps_t *m = ffs_shm_maps_new();
+    uint8_t *data;
+    size_t len;
+    ffs_shm_hdr_t *h;
+    int ok = m && ffs_shm_resolve(m, desc, sizeof desc, &data, &len, &h, w, sizeof w) == 0;
+    if (ok && data[0] != 42) ok = 0, snprintf(w, sizeof w, "the child read other bytes");
+    if (ok) ffs_shm_release(h);
+    else if (write(fds[1], w, strlen(w)) < 0) _exit(2);
+    _exit(ok ? 0 : 1);
+  }
+  close(fds[1]);
+  int status = 0, rc = -1;
+  if (pid < 0) {
+    snprintf(why, whylen, "fork: %s", strerror(errno));
+  } else {
+    char w[256];
+    ssize_t n = read(fds[0], w, sizeof w - 1);
+    waitpid(pid, &status, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && ffs_shm_buf_idle(&b)) rc = 0;
+    else snprintf(why, whylen, "%.*s", n > 0 ? (int)n : 0, n > 0 ? w : "the child failed");
+  }
+  close(fds[0]);
+  ffs_shm_buf_close(&b);
+  return rc;
 }

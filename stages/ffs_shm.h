@@ -59,4 +59,9 @@ void ffs_shm_maps_free(ffs_shm_maps_t *m);
 int ffs_shm_resolve(ffs_shm_maps_t *m, const void *desc, size_t n, uint8_t **data, size_t *len,
                     ffs_shm_hdr_t **h, char *why, size_t whylen);
 
+// Checks that a child process can map a buffer of this one (what a stage
+// does with its upstream's: /proc/<pid>/fd must be open to it). 0, or -1
+// with why (the launcher then runs every frame through ZeroMQ).
+int ffs_shm_probe(char *why, size_t whylen);
+
 #endif
