@@ -24,10 +24,10 @@
 
 struct ffs_shm_hdr {
   uint64_t magic;
-  uint64_t token;           // random per buffer: a reused pid and fd never match
-  uint64_t cap;             // data bytes after the header
-  atomic_uint readers;      // receivers yet to release the frame in the buffer
-  atomic_uint gen;          // frames sent from the buffer so far
+  uint64_t token;      // random per buffer: a reused pid and fd never match
+  uint64_t cap;        // data bytes after the header
+  atomic_uint readers; // receivers yet to release the frame in the buffer
+  atomic_uint gen;     // frames sent from the buffer so far
 };
 _Static_assert(sizeof(struct ffs_shm_hdr) <= S_HDR_LEN, "header outgrew its line");
 
@@ -55,7 +55,8 @@ int ffs_shm_buf_open(ffs_shm_buf_t *b, size_t cap, char *err, size_t errlen) {
   h->magic = S_MAGIC, h->token = token, h->cap = cap;
   atomic_init(&h->readers, 0);
   atomic_init(&h->gen, 0);
-  *b = (ffs_shm_buf_t){.fd = fd, .h = h, .map_len = len, .data = (uint8_t *)p + S_HDR_LEN, .cap = cap};
+  *b = (ffs_shm_buf_t){
+      .fd = fd, .h = h, .map_len = len, .data = (uint8_t *)p + S_HDR_LEN, .cap = cap};
   return 0;
 }
 
@@ -80,12 +81,14 @@ int ffs_shm_buf_wait(const ffs_shm_buf_t *b, int timeout_ms) {
 }
 
 static void s_be(uint8_t *p, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
+  for (int i = bytes - 1; i >= 0; i--, v >>= 8)
+    p[i] = (uint8_t)v;
 }
 
 static uint64_t s_from_be(const uint8_t *p, int bytes) {
   uint64_t v = 0;
-  for (int i = 0; i < bytes; i++) v = v << 8 | p[i];
+  for (int i = 0; i < bytes; i++)
+    v = v << 8 | p[i];
   return v;
 }
 
@@ -133,7 +136,8 @@ ffs_shm_maps_t *ffs_shm_maps_new(void) { return calloc(1, sizeof(ffs_shm_maps_t)
 
 void ffs_shm_maps_free(ffs_shm_maps_t *m) {
   if (!m) return;
-  for (int i = 0; i < m->n; i++) munmap(m->v[i].h, m->v[i].len);
+  for (int i = 0; i < m->n; i++)
+    munmap(m->v[i].h, m->v[i].len);
   free(m->v);
   free(m);
 }
@@ -181,8 +185,10 @@ static s_map_t *s_map(ffs_shm_maps_t *m, uint32_t pid, uint32_t fd, uint64_t tok
   }
   ffs_shm_hdr_t *h = p;
   if (h->magic != S_MAGIC || h->token != token || h->cap != len - S_HDR_LEN) {
-    snprintf(why, whylen, "shared-memory frame: %s is not the buffer the descriptor names "
-             "(magic, token or size differ)", path);
+    snprintf(why, whylen,
+             "shared-memory frame: %s is not the buffer the descriptor names "
+             "(magic, token or size differ)",
+             path);
     munmap(p, len);
     return NULL;
   }
@@ -256,8 +262,10 @@ int ffs_shm_probe(char *why, size_t whylen) {
     ffs_shm_hdr_t *h;
     int ok = m && ffs_shm_resolve(m, desc, sizeof desc, &data, &len, &h, w, sizeof w) == 0;
     if (ok && data[0] != 42) ok = 0, snprintf(w, sizeof w, "the child read other bytes");
-    if (ok) ffs_shm_release(h);
-    else if (write(fds[1], w, strlen(w)) < 0) _exit(2);
+    if (ok)
+      ffs_shm_release(h);
+    else if (write(fds[1], w, strlen(w)) < 0)
+      _exit(2);
     _exit(ok ? 0 : 1);
   }
   close(fds[1]);
@@ -268,8 +276,10 @@ int ffs_shm_probe(char *why, size_t whylen) {
     char w[256];
     ssize_t n = read(fds[0], w, sizeof w - 1);
     waitpid(pid, &status, 0);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && ffs_shm_buf_idle(&b)) rc = 0;
-    else snprintf(why, whylen, "%.*s", n > 0 ? (int)n : 0, n > 0 ? w : "the child failed");
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && ffs_shm_buf_idle(&b))
+      rc = 0;
+    else
+      snprintf(why, whylen, "%.*s", n > 0 ? (int)n : 0, n > 0 ? w : "the child failed");
   }
   close(fds[0]);
   ffs_shm_buf_close(&b);

@@ -507,7 +507,8 @@ static void s_recv_one(ffs_io_t *io, void *sock, const ffs_frame_limits_t *lim, 
   }
   ffs_frame_t f;
   char why[256];
-  if (ffs_shm_is_desc(zmq_msg_data(&msg), zmq_msg_size(&msg)) && s_shm_msg(io, &msg, why, sizeof why) < 0) {
+  if (ffs_shm_is_desc(zmq_msg_data(&msg), zmq_msg_size(&msg)) &&
+      s_shm_msg(io, &msg, why, sizeof why) < 0) {
     ffs_io_bad_frame(io, chan_name, why);
     zmq_msg_close(&msg);
     return;

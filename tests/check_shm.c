@@ -27,7 +27,8 @@ static void s_fill_and_send(ffs_shm_buf_t *b, size_t cap, size_t n, int readers,
   char err[256] = "";
   ck_assert_msg(ffs_shm_buf_open(b, cap, err, sizeof err) == 0, "%s", err);
   ck_assert_int_eq(ffs_shm_buf_idle(b), 1);
-  for (size_t i = 0; i < n; i++) b->data[i] = (uint8_t)(i * 7 + 1);
+  for (size_t i = 0; i < n; i++)
+    b->data[i] = (uint8_t)(i * 7 + 1);
   ffs_shm_buf_send(b, n, readers, desc);
 }
 
@@ -106,22 +107,22 @@ START_TEST(test_bad_descriptors_are_refused) {
   uint8_t zeros[256] = {0};
   ck_assert_int_eq(write(file_fd, zeros, sizeof zeros), (int)sizeof zeros);
   struct {
-    int at;        // byte to overwrite (-1: none)
-    int nbytes;    // with this many bytes of value
+    int at;     // byte to overwrite (-1: none)
+    int nbytes; // with this many bytes of value
     uint64_t value;
-    size_t n;      // descriptor length given
+    size_t n; // descriptor length given
     const char *why;
   } cases[] = {
       {-1, 0, 0, FFS_SHM_DESC_LEN - 1, "malformed"},
-      {1, 1, 0xa4, FFS_SHM_DESC_LEN, "malformed"},           // not "shm"
-      {6, 4, 0, FFS_SHM_DESC_LEN, "out of range"},           // pid 0
-      {6, 4, 0x3ffffffe, FFS_SHM_DESC_LEN, "cannot open"},   // no such process
-      {11, 4, 0xfff00, FFS_SHM_DESC_LEN, "cannot open"},     // no such fd
+      {1, 1, 0xa4, FFS_SHM_DESC_LEN, "malformed"},         // not "shm"
+      {6, 4, 0, FFS_SHM_DESC_LEN, "out of range"},         // pid 0
+      {6, 4, 0x3ffffffe, FFS_SHM_DESC_LEN, "cannot open"}, // no such process
+      {11, 4, 0xfff00, FFS_SHM_DESC_LEN, "cannot open"},   // no such fd
       {11, 4, (uint64_t)null_fd, FFS_SHM_DESC_LEN, "not a frame buffer"},
       {11, 4, (uint64_t)file_fd, FFS_SHM_DESC_LEN, "not a frame buffer"},
-      {16, 8, 12345, FFS_SHM_DESC_LEN, "not the buffer"},    // token
-      {25, 4, 77, FFS_SHM_DESC_LEN, "stale"},                // generation
-      {30, 8, 4097, FFS_SHM_DESC_LEN, "bytes in a buffer"},  // beyond the buffer
+      {16, 8, 12345, FFS_SHM_DESC_LEN, "not the buffer"},   // token
+      {25, 4, 77, FFS_SHM_DESC_LEN, "stale"},               // generation
+      {30, 8, 4097, FFS_SHM_DESC_LEN, "bytes in a buffer"}, // beyond the buffer
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     memcpy(d, good, sizeof d);
@@ -161,7 +162,8 @@ START_TEST(test_other_process_reads_and_wakes_the_sender) {
     char why[256];
     uint32_t sum = 0;
     if (ffs_shm_resolve(m, desc, sizeof desc, &data, &len, &h, why, sizeof why) < 0) _exit(2);
-    for (size_t i = 0; i < len; i++) sum = sum * 31 + data[i];
+    for (size_t i = 0; i < len; i++)
+      sum = sum * 31 + data[i];
     if (write(fds[1], &sum, sizeof sum) != (ssize_t)sizeof sum) _exit(3);
     usleep(200000); // the parent is waiting by now
     ffs_shm_release(h);
@@ -170,12 +172,14 @@ START_TEST(test_other_process_reads_and_wakes_the_sender) {
   }
   uint32_t sum = 0, expect = 0;
   ck_assert_int_eq(read(fds[0], &sum, sizeof sum), (int)sizeof sum);
-  for (size_t i = 0; i < (1u << 20); i++) expect = expect * 31 + b.data[i];
+  for (size_t i = 0; i < (1u << 20); i++)
+    expect = expect * 31 + b.data[i];
   ck_assert_uint_eq(sum, expect);
   ck_assert_int_eq(ffs_shm_buf_idle(&b), 0);
   double t0 = s_now();
   int idle = 0;
-  while (!idle && s_now() - t0 < 5.0) idle = ffs_shm_buf_wait(&b, 1000);
+  while (!idle && s_now() - t0 < 5.0)
+    idle = ffs_shm_buf_wait(&b, 1000);
   double waited = s_now() - t0;
   ck_assert_msg(idle, "the buffer never came free");
   ck_assert_msg(waited > 0.1 && waited < 1.0, "woke after %.3f s (release came after 0.2 s)",
