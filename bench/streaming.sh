@@ -71,7 +71,7 @@ PY
 }
 run_ffs 784-500-500 configs/stream-784-500-500.yaml "$n" 300
 run_ffs 784-2000x4 configs/mnist-ff-2000x4.yaml $((n / 10)) 100 \
-  --set layer.lr=0.0001 --set train.pairs=true --set layer.eval_average=0 \
+  --set layer.lr=0.0001 --set l1.lr=0.0001 --set train.pairs=true --set layer.eval_average=0 \
   --set train.negatives=random --set feedback=[]
 
 torch_rows=""

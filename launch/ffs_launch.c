@@ -578,6 +578,22 @@ static int s_mkdirs(const char *path) {
   return mkdir(p, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
+// OpenBLAS 0.3.21 runs its AVX2 kernels on AVX-512 CPUs it does not know,
+// and a machine-wide OPENBLAS_CORETYPE (this workplace sets Haswell) pins
+// them too: the stages get SkylakeX kernels wherever AVX-512 is there.
+// FFS_BLAS_CORETYPE, when set, is what they get instead.
+int ffs_launch_set_blas_coretype(void) {
+  const char *coretype = getenv("FFS_BLAS_CORETYPE"), *had = getenv("OPENBLAS_CORETYPE");
+  __builtin_cpu_init();
+  if (!coretype && __builtin_cpu_supports("avx512f")) coretype = "SkylakeX";
+  if (!coretype || !coretype[0] || (had && !strcmp(had, coretype))) return 0;
+  if (had)
+    ffs_info("blas: the stages use OpenBLAS's %s kernels, not OPENBLAS_CORETYPE=%s from the "
+             "environment (FFS_BLAS_CORETYPE chooses)", coretype, had);
+  setenv("OPENBLAS_CORETYPE", coretype, 1);
+  return 1;
+}
+
 int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
   s_run_t *r = calloc(1, sizeof *r);
   if (!r) return 1;
@@ -608,20 +624,9 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
   r->metrics = fopen(path, o->resume ? "a" : "w");
 
   // children: one BLAS thread per pinned stage, and the fastest kernels
+  // (threads mode: main() has already re-executed with them)
   setenv("OPENBLAS_NUM_THREADS", "1", 0);
-  // OpenBLAS 0.3.21 runs its AVX2 kernels on AVX-512 CPUs it does not know,
-  // and a machine-wide OPENBLAS_CORETYPE (this workplace sets Haswell) pins
-  // them too: the stages get SkylakeX kernels wherever AVX-512 is there.
-  // FFS_BLAS_CORETYPE, when set, is what they get instead.
-  const char *coretype = getenv("FFS_BLAS_CORETYPE"), *had = getenv("OPENBLAS_CORETYPE");
-  __builtin_cpu_init();
-  if (!coretype && __builtin_cpu_supports("avx512f")) coretype = "SkylakeX";
-  if (coretype && coretype[0]) {
-    if (had && strcmp(had, coretype))
-      ffs_info("blas: the stages use OpenBLAS's %s kernels, not OPENBLAS_CORETYPE=%s from the "
-               "environment (FFS_BLAS_CORETYPE chooses)", coretype, had);
-    setenv("OPENBLAS_CORETYPE", coretype, 1);
-  }
+  ffs_launch_set_blas_coretype();
 
   // frames through shared memory need /proc/<pid>/fd of a sibling stage;
   // where that is closed, every frame goes through ZeroMQ instead

@@ -24,6 +24,12 @@ typedef struct {
 // 0 success, 1 a stage failed, 2 bad topology or options, 130 interrupted.
 int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t);
 
+// Sets OPENBLAS_CORETYPE to the kernels the stages should run (SkylakeX on
+// an AVX-512 CPU, FFS_BLAS_CORETYPE when set). Returns 1 when that changed
+// it: OpenBLAS reads it once, when it loads, so only processes started
+// afterwards (or this one, re-executed) get those kernels.
+int ffs_launch_set_blas_coretype(void);
+
 // The flag SIGINT / SIGTERM set (the one mutable global, see STYLE.md).
 extern volatile sig_atomic_t ffs_interrupted;
 void ffs_install_signal_handlers(void);

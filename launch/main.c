@@ -161,6 +161,13 @@ static int s_cmd_run(int argc, char **argv) {
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n < 0) return fprintf(stderr, "ffstream: cannot find my own executable\n"), 1;
   exe[n] = 0;
+  // threads run in this process, whose OpenBLAS chose its kernels when it
+  // loaded: start again with the ones the stages should have
+  if (a.threads && ffs_launch_set_blas_coretype()) {
+    execv(exe, argv);
+    fprintf(stderr, "ffstream: cannot re-execute %s: %s (going on with OpenBLAS's kernels)\n", exe,
+            strerror(errno));
+  }
   if (a.resume_dir && a.out && strcmp(a.resume_dir, a.out)) {
     fprintf(stderr, "ffstream: --resume DIR writes into DIR; drop --out or give the same folder\n");
     return 2;
