@@ -47,6 +47,7 @@ typedef struct {
   pid_t pid;
   int core;
   int restarts;     // times the supervisor restarted it from its checkpoint
+  char blas[16];    // OpenBLAS's kernels in the stage (its READY line)
   int await_ready;  // restarted: re-drive the stream once it is READY again
   // latest STATS
   double frames, bad, busy, blocked, cpu, wall, samples, gpos, gneg, fbr, fbs, fbd, tds, tdk, shm;
@@ -341,6 +342,8 @@ static void s_on_message(s_run_t *r, int i, char *line) {
   const char *name = r->t->stages[i].name;
   if (!strncmp(line, "READY", 5)) {
     s->ready = 1;
+    const char *b = strstr(line, " blas=");
+    if (b) sscanf(b + 6, "%15[A-Za-z0-9_]", s->blas);
     if (s->await_ready) {
       s->await_ready = 0;
       ffs_info("stage '%s' is back", name);
@@ -502,12 +505,13 @@ static void s_write_summary(s_run_t *r, int rc) {
             "    {\"name\": \"%s\", \"kind\": \"%s\", \"pid\": %d, \"core\": %d, \"frames\": %.0f, "
             "\"bad_frames\": %.0f, \"utilization\": %.4f, \"cpu_s\": %.3f, \"feedback_received\": %.0f, "
             "\"feedback_sent\": %.0f, \"feedback_dropped\": %.0f, \"topdown_stale\": %.0f, "
-            "\"topdown_stale_ticks\": %.0f, \"shm_frames\": %.0f, \"restarts\": %d}%s\n",
+            "\"topdown_stale_ticks\": %.0f, \"shm_frames\": %.0f, \"blas\": \"%s\", "
+            "\"restarts\": %d}%s\n",
             r->t->stages[i].name, ffs_stage_kind_str(r->t->stages[i].kind), pid, s->core,
             s->frames < 0 ? 0 : s->frames, s->bad < 0 ? 0 : s->bad,
             s_utilization(s), s->cpu < 0 ? 0 : s->cpu, s->fbr < 0 ? 0 : s->fbr,
             s->fbs < 0 ? 0 : s->fbs, s->fbd < 0 ? 0 : s->fbd, s->tds < 0 ? 0 : s->tds,
-            s->tdk < 0 ? 0 : s->tdk, s->shm < 0 ? 0 : s->shm, s->restarts,
+            s->tdk < 0 ? 0 : s->tdk, s->shm < 0 ? 0 : s->shm, s->blas, s->restarts,
             i + 1 < r->t->n_stages ? "," : "");
   }
   fputs("  ]\n}\n", f);

@@ -625,7 +625,8 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
     if (io->ops->load(io->self, io->ckpt_path, err, sizeof err) < 0) goto fail;
     ffs_info("resumed from %s", io->ckpt_path);
   }
-  ffs_io_send_ctl(io, "READY core=%d pid=%d", env->core, (int)getpid());
+  ffs_io_send_ctl(io, "READY core=%d pid=%d blas=%.15s", env->core, (int)getpid(),
+                  openblas_get_corename()); // the kernels OpenBLAS chose when it loaded
 
   double t_start = ffs_now(), t_stats = t_start, t_ckpt = t_start;
   int pumping = 0, stopping = 0;

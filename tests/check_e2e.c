@@ -151,11 +151,23 @@ START_TEST(test_process_mode_learns_and_feedback_travels) {
 }
 END_TEST
 
+// Thread mode learns too, and its stages run the kernels process mode's
+// do: OpenBLAS picks them when it loads, so `run --threads` starts itself
+// again with them (here against a machine-wide OPENBLAS_CORETYPE=Haswell,
+// which on an AVX-512 CPU must give way to SkylakeX).
 START_TEST(test_thread_mode_learns) {
   char out[300];
   snprintf(out, sizeof out, "%s/thr", s_tmp);
+  setenv("OPENBLAS_CORETYPE", "Haswell", 1);
+  unsetenv("FFS_BLAS_CORETYPE");
   const char *json = s_run_small("--threads", out);
+  unsetenv("OPENBLAS_CORETYPE");
   ck_assert(strstr(json, "\"mode\": \"threads\""));
+  __builtin_cpu_init();
+  const char *want = __builtin_cpu_supports("avx512f") ? "\"blas\": \"SkylakeX\""
+                                                       : "\"blas\": \"";
+  const char *l1 = strstr(json, "\"name\": \"l1\"");
+  ck_assert_msg(l1 && strstr(l1, want), "expected %s for l1:\n%s", want, json);
 }
 END_TEST
 
