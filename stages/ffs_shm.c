@@ -110,8 +110,13 @@ void ffs_shm_buf_send(ffs_shm_buf_t *b, size_t len, int readers, uint8_t *desc) 
 // ---- receiver ----
 
 void ffs_shm_release(ffs_shm_hdr_t *h) {
-  if (atomic_fetch_sub_explicit(&h->readers, 1, memory_order_acq_rel) == 1)
-    syscall(SYS_futex, (uint32_t *)&h->readers, FUTEX_WAKE, 1, NULL, NULL, 0);
+  // never below 0: a descriptor replayed into a socket must not leave the
+  // count wrapped around (the buffer taken for good)
+  unsigned v = atomic_load_explicit(&h->readers, memory_order_relaxed);
+  while (v > 0 && !atomic_compare_exchange_weak_explicit(&h->readers, &v, v - 1,
+                                                         memory_order_acq_rel, memory_order_relaxed))
+    ;
+  if (v == 1) syscall(SYS_futex, (uint32_t *)&h->readers, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
 int ffs_shm_is_desc(const void *msg, size_t n) {

@@ -54,6 +54,8 @@ START_TEST(test_round_trip_and_release) {
   ffs_shm_release(h);
   ck_assert_int_eq(ffs_shm_buf_idle(&b), 1);
   ck_assert_int_eq(ffs_shm_buf_wait(&b, 10), 1);
+  ffs_shm_release(h); // one release too many leaves it free, not wrapped around
+  ck_assert_int_eq(ffs_shm_buf_idle(&b), 1);
 
   // the buffer is reused for the next frame; the old descriptor is stale
   uint8_t next[FFS_SHM_DESC_LEN];
