@@ -638,7 +638,12 @@ static int s_parse_header(s_json_t *j, uint64_t data_size, const ffs_tensor_ref_
 
 int ffs_ckpt_load(const char *path, const ffs_tensor_ref_t *t, int n, char *err,
                   size_t errlen) {
-  assert(path);
+  return ffs_ckpt_load_some(path, t, n, n, NULL, err, errlen);
+}
+
+int ffs_ckpt_load_some(const char *path, const ffs_tensor_ref_t *t, int n, int n_required,
+                       int *n_loaded, char *err, size_t errlen) {
+  assert(path && n_required >= 0 && n_required <= n);
   assert(n >= 0 && n <= FFS_CKPT_MAX_TENSORS && (n == 0 || t));
   for (int i = 0; i < n; i++) {
     assert(t[i].name && (t[i].ndim == 1 || t[i].ndim == 2));
@@ -697,6 +702,11 @@ int ffs_ckpt_load(const char *path, const ffs_tensor_ref_t *t, int n, char *err,
   s_json_t j = {hdr, hdr, hdr + hlen, path, err, errlen};
   if (s_parse_header(&j, data_size, t, n, begin, found) != 0) goto fail;
 
+  // the optional tail: all of it or none of it
+  int tail = 0;
+  for (int i = n_required; i < n; i++) tail += found[i];
+  if (tail == n - n_required) tail = n - n_required;
+  else if (tail == 0) n = n_required;
   for (int i = 0; i < n; i++) {
     if (!found[i]) {
       char want[64];
@@ -725,6 +735,7 @@ int ffs_ckpt_load(const char *path, const ffs_tensor_ref_t *t, int n, char *err,
   }
   free(hdr);
   fclose(f);
+  if (n_loaded) *n_loaded = n;
   return 0;
 
 fail:

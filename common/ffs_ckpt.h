@@ -27,4 +27,11 @@ int ffs_ckpt_save(const char *path, const ffs_tensor_ref_t *t, int n,
 int ffs_ckpt_load(const char *path, const ffs_tensor_ref_t *t, int n, char *err,
                   size_t errlen);
 
+// The same, with t[n_required..n) optional as a group: a file that has none
+// of them loads the required ones (*n_loaded = n_required), one that has
+// all of them loads every tensor (*n_loaded = n); one that has some of them
+// is an error naming the first missing.
+int ffs_ckpt_load_some(const char *path, const ffs_tensor_ref_t *t, int n, int n_required,
+                       int *n_loaded, char *err, size_t errlen);
+
 #endif

@@ -117,6 +117,32 @@ START_TEST(test_round_trip) {
 }
 END_TEST
 
+// An optional group of tensors: all of it present loads all, none of it
+// loads the required ones and says so, part of it is an error.
+START_TEST(test_optional_tensors) {
+  float w[S_ROWS * S_COLS], b[S_COLS], w2[S_ROWS * S_COLS], b2[S_COLS], x[S_COLS];
+  s_fill(w, b, 1.0f);
+  char path[512], err[512] = "";
+  s_join(path, sizeof path, "opt.safetensors");
+  s_save_example(path, w, b); // holds w and b
+  int loaded = -1;
+  ffs_tensor_ref_t t[3] = {{"w", 2, {S_ROWS, S_COLS}, w2}, {"b", 1, {S_COLS, 0}, b2},
+                           {"x", 1, {S_COLS, 0}, x}};
+  ck_assert_msg(ffs_ckpt_load_some(path, t, 3, 1, &loaded, err, sizeof err) < 0,
+                "a group with b but not x loaded");
+  ck_assert_msg(strstr(err, "tensor 'x' not found"), "%s", err);
+  ck_assert_msg(ffs_ckpt_load_some(path, t, 2, 1, &loaded, err, sizeof err) == 0, "%s", err);
+  ck_assert_int_eq(loaded, 2);
+  ck_assert_int_eq(memcmp(b, b2, sizeof b), 0);
+  t[1] = t[2]; // w required, x optional and absent
+  memset(w2, 0, sizeof w2);
+  ck_assert_msg(ffs_ckpt_load_some(path, t, 2, 1, &loaded, err, sizeof err) == 0, "%s", err);
+  ck_assert_int_eq(loaded, 1);
+  ck_assert_int_eq(memcmp(w, w2, sizeof w), 0);
+  ck_assert_msg(ffs_ckpt_load(path, t, 2, err, sizeof err) < 0, "x is required there");
+}
+END_TEST
+
 START_TEST(test_layout_is_safetensors) {
   float w[S_ROWS * S_COLS], b[S_COLS];
   s_fill(w, b, 2.0f);
@@ -370,6 +396,7 @@ static Suite *s_suite(void) {
   TCase *core = tcase_create("core");
   tcase_add_checked_fixture(core, s_setup, s_teardown);
   tcase_add_test(core, test_round_trip);
+  tcase_add_test(core, test_optional_tensors);
   tcase_add_test(core, test_layout_is_safetensors);
   tcase_add_test(core, test_no_temp_file_left);
   tcase_add_test(core, test_overwrite);

@@ -400,13 +400,10 @@ static int s_save(void *self, const char *path, char *err, size_t errlen) {
 static int s_load(void *self, const char *path, char *err, size_t errlen) {
   s_layer_t *s = self;
   ffs_tensor_ref_t t[S_MAX_TENSORS];
-  int n = s_tensors(s, t), n_base = n;
+  int n = s_tensors(s, t), n_base = n, loaded;
   while (n_base > 0 && strstr(t[n_base - 1].name, "_avg")) n_base--;
-  if (ffs_ckpt_load(path, t, n, err, errlen) == 0) return 0;
-  char missing[32];
-  snprintf(missing, sizeof missing, "tensor '%s' not found", n_base < n ? t[n_base].name : "");
-  if (n_base == n || !strstr(err, missing)) return -1;
-  if (ffs_ckpt_load(path, t, n_base, err, errlen) < 0) return -1;
+  if (ffs_ckpt_load_some(path, t, n, n_base, &loaded, err, errlen) < 0) return -1;
+  if (loaded == n) return 0;
   ffs_ff_layer_restart_average(s->layer);
   ffs_info("%s has no moving averages (written without eval_average): they start from its "
            "weights", path);
