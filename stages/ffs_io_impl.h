@@ -83,11 +83,11 @@ struct ffs_io {
   int lent;                           // the one ffs_io_frame_buf handed out, or -1
   int use_shm;                        // transport ipc with shm: encode buffers are
                                       // shared memory, descriptors go over ZeroMQ
+                                      // (0 again if opening one ever fails)
   ffs_shm_buf_t shm[S_SEND_BUFS];     // ... those buffers (fd -1 until first use)
   int n_shm;                          // ... of which it uses 2 x hwm_frames + 2
   uint64_t shm_sent[S_SEND_BUFS];     // ... when each last went out (a frame count)
   uint64_t shm_count;
-  int shm_failed;                     // opening one failed: copies from then on
   int shm_gave_up;                    // none came free in S_SHM_WAIT_S: copies
                                       // without waiting until one is free again
   int shm_warned;

@@ -291,7 +291,7 @@ static uint8_t *s_shm_frame_buf(ffs_io_t *io, size_t cap) {
       char err[256];
       if (b->fd < 0 && ffs_shm_buf_open(b, cap, err, sizeof err) < 0) {
         ffs_warn("%s; large frames are copied from now on", err);
-        io->shm_failed = 1;
+        io->use_shm = 0;
         return NULL;
       }
       io->lent = k;
@@ -318,7 +318,7 @@ static uint8_t *s_shm_frame_buf(ffs_io_t *io, size_t cap) {
 
 uint8_t *ffs_io_frame_buf(ffs_io_t *io, size_t cap) {
   io->lent = -1;
-  if (io->use_shm && !io->shm_failed) return s_shm_frame_buf(io, cap);
+  if (io->use_shm) return s_shm_frame_buf(io, cap);
   for (int k = 0; k < S_SEND_BUFS; k++) {
     s_send_buf_t *b = io->send_buf[k];
     if (!b) { // first use of this slot: the only allocation
