@@ -29,7 +29,7 @@ FFS_VECTOR_LOOP void ffs_optim_apply(float *p, const float *grad, float *m, floa
 
 FFS_VECTOR_LOOP void ffs_optim_sgd_outer(float *w, float *m, const float *a, const float *x,
                                          int rows, int n_out, int n_in, float keep, int step,
-                                         float lr, float wd) {
+                                         float lr, float wd, float keep_next) {
   for (int j = 0; j < n_out; j++) {
     float *mj = m + (long)j * n_in, *wj = w + (long)j * n_in;
     // each row of m and w is read and written once from memory; the passes
@@ -42,7 +42,12 @@ FFS_VECTOR_LOOP void ffs_optim_sgd_outer(float *w, float *m, const float *a, con
       if (arj != 0.0f)
         for (int i = 0; i < n_in; i++) mj[i] += arj * xr[i];
     }
-    if (step)
+    if (step && keep_next != 1.0f) // the step, and the next step's decay of m
+      for (int i = 0; i < n_in; i++) {
+        wj[i] -= lr * (mj[i] + wd * wj[i]);
+        mj[i] *= keep_next;
+      }
+    else if (step)
       for (int i = 0; i < n_in; i++) wj[i] -= lr * (mj[i] + wd * wj[i]);
   }
 }

@@ -29,8 +29,12 @@ void ffs_optim_apply(float *p, const float *grad, float *m, float *v, long n,
 // keep is the momentum for a step's first gradient, 1 for one more added to
 // it; a holds (1 - momentum) * the gradient wrt the outputs. rows may be 0:
 // with keep 1 and step 1 that is the step alone on the m already summed.
+// With step, m is then multiplied by keep_next (the next step's momentum) in
+// the same pass, so that the next step's first gradient is added with keep 1
+// (sgemm with beta 1: no separate pass of OpenBLAS's over m to scale it).
 void ffs_optim_sgd_outer(float *w, float *m, const float *a, const float *x, int rows,
-                         int n_out, int n_in, float keep, int step, float lr, float wd);
+                         int n_out, int n_in, float keep, int step, float lr, float wd,
+                         float keep_next);
 
 // Exponential moving average of a parameter: avg = keep * avg + (1 - keep) * p.
 void ffs_optim_average(float *avg, const float *p, long n, float keep);

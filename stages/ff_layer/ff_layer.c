@@ -48,7 +48,8 @@ struct ffs_ff_layer {
   float *g;        // (max_rows) goodness
   float *dz;       // (max_rows, units) gradient wrt pre-activation
   float *gw, *gb;  // gradient buffers (gw: adam only; sgd adds into mw)
-  int m_open;      // sgd: mw already holds this step's decay and some gradient
+  float *colsum;   // (units) scratch: sums of y over a frame's rows
+  int m_open;      // sgd: mw already holds this step's decay (0 only before the first)
   int n_factor;    // sgd: rows of factors waiting for the step
   float *fa, *fx;  // (S_FACTOR_ROWS, units) (1 - momentum) dz, (.., in_dim) xn
   // FFCL label weights (n_labels > 0 only)
@@ -111,6 +112,7 @@ static ffs_ff_layer_t *s_new(int in_dim, int units, int unit0, int total_units, 
   int adam = cfg->opt == FFS_OPT_ADAM;
   l->gw = adam ? malloc(nw * sizeof(float)) : NULL;
   l->gb = malloc(nu * sizeof(float));
+  l->colsum = malloc(nu * sizeof(float));
   l->fa = adam ? NULL : malloc(S_FACTOR_ROWS * nu * sizeof(float));
   l->fx = adam ? NULL : malloc(S_FACTOR_ROWS * (size_t)in_dim * sizeof(float));
   if (n_labels) {
@@ -124,7 +126,7 @@ static ffs_ff_layer_t *s_new(int in_dim, int units, int unit0, int total_units, 
     l->lab = malloc(nr);
   }
   if (!l->w || !l->b || !l->peer || !l->mw || !l->mb || !l->xn || !l->y || !l->yn || !l->g ||
-      !l->dz || !l->gb || (adam && (!l->gw || !l->vw || !l->vb)) || (!adam && (!l->fa || !l->fx)) ||
+      !l->dz || !l->gb || !l->colsum || (adam && (!l->gw || !l->vw || !l->vb)) || (!adam && (!l->fa || !l->fx)) ||
       (n_labels && (!l->u || !l->mu || !l->gu || !l->s || !l->lab || (adam && !l->vu)))) {
     ffs_ff_layer_destroy(&l);
     return NULL;
@@ -158,7 +160,7 @@ void ffs_ff_layer_destroy(ffs_ff_layer_t **self_p) {
   if (!l) return;
   float *bufs[] = {l->w,  l->b,  l->peer, l->mw, l->vw, l->mb, l->vb, l->xn, l->y, l->yn,
                    l->g,  l->dz, l->gw,   l->gb, l->u,  l->mu, l->vu, l->gu, l->s,
-                   l->fa, l->fx, l->wa, l->ba, l->ua};
+                   l->fa, l->fx, l->wa, l->ba, l->ua, l->colsum};
   free(l->lab);
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
   free(l);
@@ -229,14 +231,22 @@ void ffs_ff_layer_label_goodness(const ffs_ff_layer_t *l, int rows, float *out) 
   }
 }
 
+// colsum (u) = the sums over rows of y (rows, u), row by row (contiguous,
+// vectorized), in float as the forward's own sums are.
+FFS_VECTOR_LOOP static void s_col_sums(float *colsum, const float *y, int rows, int u) {
+  for (int j = 0; j < u; j++) colsum[j] = 0.0f;
+  for (int r = 0; r < rows; r++)
+    for (int j = 0; j < u; j++) colsum[j] += y[(long)r * u + j];
+}
+
 int ffs_ff_layer_partials(const ffs_ff_layer_t *l, int rows, int mean_rows, float *out) {
   assert(rows > 0 && rows <= l->max_rows && mean_rows > 0 && mean_rows <= rows);
   const int u = l->units;
   memcpy(out, l->g, sizeof(float) * (size_t)rows); // the forward's partial sums of squares
   double peer = 0.0, act = 0.0;
   for (int j = 0; j < u; j++) peer += l->peer[j];
-  for (int r = 0; r < mean_rows; r++)
-    for (int j = 0; j < u; j++) act += l->y[(long)r * u + j];
+  s_col_sums(l->colsum, l->y, mean_rows, u);
+  for (int j = 0; j < u; j++) act += l->colsum[j];
   out[rows] = (float)peer;
   out[rows + 1] = (float)(act / mean_rows);
   return rows + 2;
@@ -281,6 +291,17 @@ void ffs_ff_layer_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, flo
   s_grad(l, rows, positive ? rows : 0, gw, gb, 0);
 }
 
+// One row of dL/dz: a * y (the relu gate is implicit: y = 0 wherever the
+// unit is off) minus the peer-normalization pull lam * (peer_avg - peer).
+FFS_VECTOR_LOOP static void s_dz_row(float *restrict dz, const float *restrict y,
+                                     const float *restrict peer, int u, float a, float lam,
+                                     float peer_avg) {
+  if (lam > 0.0f)
+    for (int j = 0; j < u; j++) dz[j] = a * y[j] - lam * (peer_avg - peer[j]);
+  else
+    for (int j = 0; j < u; j++) dz[j] = a * y[j];
+}
+
 // The gradient of the mean loss of rows [0, n_pos) as positives plus the
 // mean loss of the rest as negatives (one of the two may be empty) into gw,
 // gb (and gu), or added to what they hold. gw NULL: only dz, gb (and gu);
@@ -306,11 +327,8 @@ static void s_grad(ffs_ff_layer_t *l, int rows, int n_pos, float *gw, float *gb,
     float n = (float)(positive ? n_pos : rows - n_pos); // rows of this polarity
     float logit = ffs_ff_logit(l->g[r], l->theta, c->temp, c->goodness);
     float dldg = ffs_ff_dloss_dg(logit, positive, c->temp, c->goodness) / n;
-    const float *yr = l->y + (long)r * u;
-    float *dr = l->dz + (long)r * u;
-    for (int j = 0; j < u; j++) dr[j] = dldg * dgdy * yr[j];
-    if (c->peer_lambda > 0.0f)
-      for (int j = 0; j < u; j++) dr[j] -= c->peer_lambda * (peer_avg - l->peer[j]) / n;
+    s_dz_row(l->dz + (long)r * u, l->y + (long)r * u, l->peer, u, dldg * dgdy,
+             c->peer_lambda / n, peer_avg);
   }
   ffs_linear_backward_w(gw, gb, l->dz, l->xn, rows, l->in_dim, u, accumulate);
   if (l->n_labels) { // dL/dU[c] = sum of dz over the rows labeled c
@@ -331,11 +349,9 @@ static void s_step(ffs_ff_layer_t *l, float lr_factor);
 static void s_peer_update(ffs_ff_layer_t *l, int n) {
   const ffs_layer_cfg_t *c = &l->cfg;
   if (c->peer_lambda <= 0.0f) return;
-  for (int j = 0; j < l->units; j++) {
-    float mean = 0.0f;
-    for (int r = 0; r < n; r++) mean += l->y[(long)r * l->units + j];
-    l->peer[j] = c->peer_decay * l->peer[j] + (1.0f - c->peer_decay) * mean / (float)n;
-  }
+  s_col_sums(l->colsum, l->y, n, l->units);
+  for (int j = 0; j < l->units; j++)
+    l->peer[j] = c->peer_decay * l->peer[j] + (1.0f - c->peer_decay) * l->colsum[j] / (float)n;
   // a shard: the same update of the whole layer's mean, from the totals
   if (l->total_units != l->units)
     l->peer_avg = c->peer_decay * l->peer_avg +
@@ -372,14 +388,17 @@ float ffs_ff_layer_learn_pair(ffs_ff_layer_t *l, int rows, int n_pos, float lr_f
 }
 
 // sgd: the factors waiting go into mw (w's smoothed gradient); with step,
-// w steps on it as well. One pass over w and mw either way.
+// w steps on it as well and mw takes the next step's decay. One pass over w
+// and mw either way; afterwards mw is open (holds its decay) for the next
+// gradient.
 static void s_w_flush(ffs_ff_layer_t *l, int step, float lr) {
   if (!step && !l->n_factor) return;
   const ffs_layer_cfg_t *c = &l->cfg;
   ffs_optim_sgd_outer(l->w, l->mw, l->fa, l->fx, l->n_factor, l->units, l->in_dim,
-                      l->m_open ? 1.0f : c->momentum, step, lr, c->weight_decay);
+                      l->m_open ? 1.0f : c->momentum, step, lr, c->weight_decay,
+                      step ? c->momentum : 1.0f);
   l->n_factor = 0;
-  l->m_open = !step;
+  l->m_open = 1;
 }
 
 // sgd: adds the last frame's weight gradient, (1 - momentum) dz^T xn, to the
