@@ -33,7 +33,7 @@ static const char *const s_data_keys[] = {"set", "dir", "dim", "train_limit", "t
 static const char *const s_train_keys[] = {"epochs",    "batch",      "eval_batch", "eval_every",
                                            "negatives", "hwm_frames", "ckpt_every_s", "labels",
                                            "ticks",     "timing",     "damping",    "score_ticks",
-                                           "pace_us",   "pairs",      NULL};
+                                           "pace_us",   "pairs",      "triples",    NULL};
 static const char *const s_layer_keys[] = {
     "goodness",     "theta",    "temp",        "optimizer",  "lr", "momentum",
     "weight_decay", "cooldown", "peer_lambda", "peer_decay", "update", "eval_average", NULL};
@@ -879,6 +879,8 @@ static int s_top(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t, int *dim) {
     t->negatives = (ffs_negatives_t)e;
   }
   if ((v = s_map_get(m, "pairs")) && s_bool(c, v, "train.pairs", &t->pairs) < 0) return -1;
+  if ((v = s_map_get(m, "triples")) && s_bool(c, v, "train.triples", &t->triples) < 0) return -1;
+  if (t->triples) t->pairs = 1; // a triple frame is a pair frame with the neutral rows
   if ((v = s_map_get(m, "hwm_frames")) &&
       s_int(c, v, "train.hwm_frames", 1, 1024, &t->hwm_frames) < 0)
     return -1;
@@ -1227,11 +1229,13 @@ static int s_validate_loops(s_ctx_t *c, const s_node_t *root, ffs_topo_t *t) {
                   "unsupervised and carry none (expected labels: overlay, or negatives: random "
                   "| hard)");
   if (t->ticks == 1) return 0;
-  if (t->pairs)
-    return s_fail(c, s_map_get(train, "pairs"),
-                  "train.pairs: the recurrent form (ticks > 1) sends positive and negative "
-                  "frames tick by tick, never as one pair frame (expected pairs: false, or "
-                  "ticks: 1)");
+  if (t->pairs) {
+    const char *key = t->triples ? "triples" : "pairs";
+    return s_fail(c, s_map_get(train, key),
+                  "train.%s: the recurrent form (ticks > 1) sends positive and negative "
+                  "frames tick by tick, never as one %s frame (expected %s: false, or "
+                  "ticks: 1)", key, key[0] == 'p' ? "pair" : "triple", key);
+  }
   if (t->labels == FFS_LABELS_SEPARATE)
     return s_fail(c, s_map_get(train, "ticks"),
                   "train.ticks: the recurrent form (ticks > 1) is not implemented together with "
@@ -1496,7 +1500,8 @@ int ffs_topo_next(const ffs_topo_t *t, int i) {
 }
 
 int ffs_topo_max_rows(const ffs_topo_t *t) {
-  int train = t->pairs ? 2 * t->batch : t->batch, eval = t->eval_batch * 10;
+  int train = t->triples ? 3 * t->batch : t->pairs ? 2 * t->batch : t->batch;
+  int eval = t->eval_batch * 10;
   return train > eval ? train : eval;
 }
 

@@ -118,6 +118,8 @@ typedef struct {
   ffs_negatives_t negatives;
   int pairs;          // a training batch's positive and negative rows travel in
                       // one pair frame (FFS_POL_PAIR): one step per pair
+  int triples;        // ... and its neutral rows with them (FFS_POL_TRIPLE);
+                      // sets pairs
   int hwm_frames;     // forward high-water mark, in frames
   int ckpt_every_s;   // checkpoint every N seconds as well as at epoch ends (0 = only there)
   int pace_us;        // the source emits a frame at most every pace_us (0 = as fast

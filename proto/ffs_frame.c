@@ -426,11 +426,14 @@ int ffs_frame_decode(ffs_frame_t *out, const uint8_t *buf, size_t len,
     return s_fail(&r, "shard %llu, col0 %llu with nshards %llu (expected shard < nshards, or "
                   "shard 0 and col0 0 for a whole frame)", (unsigned long long)val[S_SHARD],
                   (unsigned long long)col0, (unsigned long long)nshards);
-  if (val[S_POL] > FFS_POL_PAIR)
-    return s_fail(&r, "pol %llu, expected 0..4", (unsigned long long)val[S_POL]);
+  if (val[S_POL] > FFS_POL_TRIPLE)
+    return s_fail(&r, "pol %llu, expected 0..5", (unsigned long long)val[S_POL]);
   if (val[S_POL] == FFS_POL_PAIR && rows % 2)
     return s_fail(&r, "pair frame with %llu rows, expected an even number: positives, then "
                   "their negatives", (unsigned long long)rows);
+  if (val[S_POL] == FFS_POL_TRIPLE && rows % 3)
+    return s_fail(&r, "triple frame with %llu rows, expected a multiple of 3: positives, "
+                  "their negatives, then their neutral rows", (unsigned long long)rows);
   if (val[S_MODE] > FFS_MODE_EVAL)
     return s_fail(&r, "mode %llu, expected 0..1", (unsigned long long)val[S_MODE]);
   if (kind == FFS_FRAME_MARK && rows != 0)

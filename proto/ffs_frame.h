@@ -29,6 +29,8 @@ typedef enum {
   FFS_POL_CANDIDATES = 3, // evaluation: one row per candidate label (cands[])
   FFS_POL_PAIR = 4,       // training (train.pairs): rows = 2n, n positive rows,
                           // then the same n samples' negative rows
+  FFS_POL_TRIPLE = 5,     // training (train.triples): rows = 3n, a pair's 2n rows,
+                          // then the same n samples' neutral rows
 } ffs_pol_t;
 
 typedef enum { FFS_MODE_TRAIN = 0, FFS_MODE_EVAL = 1 } ffs_mode_t;

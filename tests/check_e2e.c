@@ -699,6 +699,41 @@ START_TEST(test_pair_frames_change_nothing_but_speed) {
 }
 END_TEST
 
+// Triple frames (train.triples: a pair frame with the batch's neutral rows
+// after it) change what the layers learn not at all: the neutral rows only
+// go on. The layers' energy errors are the pair frames' exactly; the softmax
+// readout learns from neutral rows seen before the pair's step instead of
+// after it, so its error may move a little. A layer handles one frame per
+// training batch instead of two. Sharded, the same errors as whole.
+START_TEST(test_triple_frames_change_what_the_readout_sees_only) {
+  const char *cfg = "configs/mnist-ff.yaml";
+  char *paired = strdup(s_run_named("paired3", cfg, s_shard_sets, "train.pairs=true", NULL, NULL, NULL));
+  char *triple = strdup(s_run_named("triple", cfg, s_shard_sets, "train.triples=true", NULL, NULL, NULL));
+  char *triple_sh = strdup(
+      s_run_named("triple_sh", cfg, s_shard_sets, "train.triples=true", "l2.shards=2", NULL, NULL));
+  const char *layers[] = {"\"l1\"", "\"l2\"", "\"l3\""};
+  for (int i = 0; i < 3; i++) {
+    double a = s_json(paired, layers[i], "energy"), b = s_json(triple, layers[i], "energy");
+    ck_assert_msg(a >= 0 && a < 0.9 && a == b, "%s energy: pair frames %g, triple frames %g "
+                  "(expected the same)", layers[i], a, b);
+  }
+  double sa = s_json(paired, "\"l2\"", "softmax"), sb = s_json(triple, "\"l2\"", "softmax");
+  ck_assert_msg(sa >= 0 && sa < 0.5 && sb >= 0 && fabs(sa - sb) <= 0.02,
+                "l2 softmax: pair frames %g, triple frames %g (expected within 2 pp)", sa, sb);
+  // 1000 samples in batches of 100: 10 pair + 10 neutral frames, or 10 triples
+  double fa = s_json(paired, "\"name\": \"l1\"", "frames");
+  double fb = s_json(triple, "\"name\": \"l1\"", "frames");
+  ck_assert_msg(fa - fb == 10, "l1 frames: pair frames %g, triple frames %g (expected 10 fewer)",
+                fa, fb);
+  // every report the readout took was of neutral rows (a positive or negative
+  // row shows its label, and the readout refuses it in a neutral report)
+  ck_assert_msg(s_json(triple, "\"name\": \"l1\"", "bad_frames") == 0, "%s", triple);
+  ck_assert_msg(s_json(triple, "\"name\": \"out\"", "bad_frames") == 0, "%s", triple);
+  s_assert_same_errors(triple, triple_sh, "triple frames", "triple frames, l2 in 2 shards");
+  free(paired), free(triple), free(triple_sh);
+}
+END_TEST
+
 // Frames through shared memory (transport ipc, shm: true, the default) are
 // the frames ZeroMQ would have carried: the same test errors as shm: false,
 // and the shared path was really taken (every layer got frames through it).
@@ -755,6 +790,7 @@ static Suite *s_suite(void) {
   TCase *shards = s_tcase(s, "shards", 300);
   tcase_add_test(shards, test_sharding_changes_nothing_but_speed);
   tcase_add_test(shards, test_pair_frames_change_nothing_but_speed);
+  tcase_add_test(shards, test_triple_frames_change_what_the_readout_sees_only);
   tcase_add_test(shards, test_shared_memory_changes_nothing_but_speed);
   return s;
 }

@@ -738,6 +738,15 @@ START_TEST(test_pace_and_update) {
   ck_assert_int_eq(t.pairs, 1);
   ck_assert_int_eq(ffs_topo_max_rows(&t), 1200);
   s_expect_set_fail("train.pairs=2", "train.pairs");
+  // train.triples: the pair's rows and the neutral rows, three times the
+  // batch's rows; it sets pairs, whatever pairs says
+  ck_assert_int_eq(t.triples, 0);
+  const char *ovt[] = {"train.pairs=false", "train.triples=true", "train.batch=600"};
+  ck_assert_msg(s_load(&t, s_min, ovt, 3) == 0, "%s", s_err);
+  ck_assert_int_eq(t.triples, 1);
+  ck_assert_int_eq(t.pairs, 1);
+  ck_assert_int_eq(ffs_topo_max_rows(&t), 1800);
+  s_expect_set_fail("train.triples=yes please", "train.triples");
   // shm: large frames through shared memory on ipc, on unless switched off
   ck_assert_msg(s_load(&t, s_min, NULL, 0) == 0, "%s", s_err);
   ck_assert_int_eq(t.shm, 1);
@@ -832,6 +841,10 @@ START_TEST(test_err_labels_and_recurrent) {
            "%strain:\n  ticks: 4\n  pairs: true\nfeedback:\n  - {from: l2, to: l1}\n", s_min);
   s_expect_fail_at(text, 13, "train.pairs: the recurrent form (ticks > 1) sends positive and "
                              "negative frames tick by tick");
+  snprintf(text, sizeof text,
+           "%strain:\n  ticks: 4\n  triples: true\nfeedback:\n  - {from: l2, to: l1}\n", s_min);
+  s_expect_fail_at(text, 13, "train.triples: the recurrent form (ticks > 1) sends positive and "
+                             "negative frames tick by tick, never as one triple frame");
   snprintf(text, sizeof text, "%strain:\n  timing: sometimes\n", s_min);
   s_expect_fail_at(text, 12, "train.timing");
   s_expect_set_fail("l1.delay_ms=-1", "l1");

@@ -121,12 +121,20 @@ static int s_on_mark(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f) {
 // ---- reports ----
 
 // Neutral rows: goodness and (for a softmax layer) the activity act.
-// Candidate rows: goodness only. g and act are per row of the frame.
+// Candidate rows: goodness only. g and act are per row of the frame. A
+// triple frame reports its neutral rows (the last third) as a neutral frame.
 static int s_report(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f, const float *g,
                     const float *act) {
-  int rows = (int)f->h.rows;
+  ffs_frame_hdr_t h = f->h;
   s_rows_t r = s_rows_of(s, f);
-  if (s->labeled && f->h.pol == FFS_POL_CANDIDATES) {
+  if (h.pol == FFS_POL_TRIPLE) {
+    long n = h.rows / 3;
+    g += 2 * n, act += 2 * n * s->units;
+    r.labels += 2 * n, r.cands += 2 * n, r.ids = r.ids ? r.ids + 2 * n : NULL;
+    h.pol = FFS_POL_NEUTRAL, h.rows = (uint32_t)n;
+  }
+  int rows = (int)h.rows;
+  if (s->labeled && h.pol == FFS_POL_CANDIDATES) {
     // FFCL: one row per sample came in; the readout gets the usual groups of
     // 10 candidate rows, each with that label's goodness
     ffs_ff_layer_label_goodness(s->layer, rows, s->lg);
@@ -139,10 +147,10 @@ static int s_report(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f, const floa
         if (r.ids) s->ids[k] = ffs_frame_id(f, (uint32_t)i);
       }
     s_rows_t ex = {s->labels, s->cands, r.ids ? s->ids : NULL};
-    return s_send(s, io, S_REPORT, &f->h, FFS_FRAME_REPORT, (uint32_t)(rows * S_NCLASSES), 1, 1,
+    return s_send(s, io, S_REPORT, &h, FFS_FRAME_REPORT, (uint32_t)(rows * S_NCLASSES), 1, 1,
                   &ex, s->rep);
   }
-  int with_act = s->report_activity && f->h.pol == FFS_POL_NEUTRAL;
+  int with_act = s->report_activity && h.pol == FFS_POL_NEUTRAL;
   int lead = s->shard == 0; // the goodness column (a layer's shard 0 carries it)
   int cols = lead + (with_act ? s->units : 0);
   for (int i = 0; i < rows; i++) {
@@ -150,24 +158,30 @@ static int s_report(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f, const floa
     if (lead) o[0] = g[i];
     if (with_act) memcpy(o + lead, act + (long)i * s->units, sizeof(float) * (size_t)s->units);
   }
-  return s_send(s, io, S_REPORT, &f->h, FFS_FRAME_REPORT, (uint32_t)rows, (uint32_t)cols,
+  return s_send(s, io, S_REPORT, &h, FFS_FRAME_REPORT, (uint32_t)rows, (uint32_t)cols,
                 (uint32_t)lead, &r, s->rep);
 }
 
 // Rows of a frame that are positive: all of a positive frame, the first
-// half of a pair frame, none of the others.
+// half of a pair frame, the first third of a triple frame, none of the
+// others.
 static int s_positive_rows(const ffs_frame_hdr_t *h) {
-  return h->pol == FFS_POL_POSITIVE ? (int)h->rows : h->pol == FFS_POL_PAIR ? (int)h->rows / 2 : 0;
+  return h->pol == FFS_POL_POSITIVE ? (int)h->rows
+         : h->pol == FFS_POL_PAIR   ? (int)h->rows / 2
+         : h->pol == FFS_POL_TRIPLE ? (int)h->rows / 3
+                                    : 0;
 }
 
 // Learns from a training frame's positive and/or negative rows (the last
-// forward): a positive or negative frame, or a pair frame holding both.
+// forward): a positive or negative frame, or a pair (or triple) frame
+// holding both; a triple's neutral rows only went on.
 static void s_learn(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f, const float *g) {
   int pol = f->h.pol;
-  if (f->h.mode != FFS_MODE_TRAIN ||
-      (pol != FFS_POL_POSITIVE && pol != FFS_POL_NEGATIVE && pol != FFS_POL_PAIR))
+  if (f->h.mode != FFS_MODE_TRAIN || (pol != FFS_POL_POSITIVE && pol != FFS_POL_NEGATIVE &&
+                                      pol != FFS_POL_PAIR && pol != FFS_POL_TRIPLE))
     return;
-  int rows = (int)f->h.rows, n_pos = s_positive_rows(&f->h);
+  int n_pos = s_positive_rows(&f->h);
+  int rows = pol == FFS_POL_TRIPLE ? 2 * n_pos : (int)f->h.rows;
   const ffs_layer_cfg_t *c = &s->topo->stages[s->index].layer;
   float lr_factor = c->cooldown ? ffs_optim_cooldown((int)f->h.epoch, s->topo->epochs) : 1.0f;
   double gp = 0.0, gn = 0.0;
@@ -176,7 +190,7 @@ static void s_learn(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f, const floa
   if (n_pos) st->g_pos = gp / n_pos;
   if (n_pos < rows) st->g_neg = gn / (rows - n_pos);
   st->samples += (uint64_t)rows;
-  if (pol == FFS_POL_PAIR)
+  if (pol == FFS_POL_PAIR || pol == FFS_POL_TRIPLE)
     ffs_ff_layer_learn_pair(s->layer, rows, n_pos, lr_factor);
   else
     ffs_ff_layer_learn(s->layer, rows, pol == FFS_POL_POSITIVE, lr_factor);
@@ -198,7 +212,7 @@ static int s_on_data(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f) {
     // the label of a positive / negative row is its overlay label (cands);
     // neutral and candidate rows have none: features only
     int with_label = f->h.pol == FFS_POL_POSITIVE || f->h.pol == FFS_POL_NEGATIVE ||
-                     f->h.pol == FFS_POL_PAIR;
+                     f->h.pol == FFS_POL_PAIR || f->h.pol == FFS_POL_TRIPLE;
     if (with_label && !f->cands) return -1;
     ffs_ff_layer_forward_labeled(s->layer, s->x, rows, with_label ? f->cands : NULL);
   } else {
@@ -217,7 +231,8 @@ static int s_on_data(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f) {
              yn) < 0)
     return -1;
   // the readout needs neutral rows (softmax) and candidate rows (energy)
-  if ((f->h.pol == FFS_POL_NEUTRAL || f->h.pol == FFS_POL_CANDIDATES) &&
+  if ((f->h.pol == FFS_POL_NEUTRAL || f->h.pol == FFS_POL_CANDIDATES ||
+       f->h.pol == FFS_POL_TRIPLE) &&
       s_report(s, io, f, g, yn) < 0)
     return -1;
   if (ffs_io_n_feedback_out(io) > 0)

@@ -310,6 +310,9 @@ static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t
     if (f->h.cols != 1 && !(L->softmax && f->h.cols == (uint32_t)(1 + L->units))) return -1;
     for (uint32_t r = 0; r < f->h.rows; r++)
       if (f->labels[r] >= S_NCLASSES) return -1;
+    // neutral rows show no label (a triple frame's report: its last third)
+    for (uint32_t r = 0; f->h.pol == FFS_POL_NEUTRAL && r < f->h.rows; r++)
+      if (f->cands[r] != FFS_LABEL_NONE) return -1;
   }
   s_slot_t *sl = &L->fifo[(L->head + L->len) % S_WINDOW];
   if (f->h.rows && ffs_frame_copy_payload(sl->data, f) < 0) return -1;

@@ -61,6 +61,7 @@ typedef struct {
   int hybrid;              // unsupervised: no label overlay, hybrid negatives
   int separate;            // FFCL: the label travels in the header, never painted
   int pairs;               // train.pairs: positive + negative rows in one frame
+  int triples;             // train.triples: ... and the neutral rows after them
   int ticks;               // recurrent: frames per batch polarity
   int img_h, img_w;        // image shape for the hybrid mask (h * w = dim)
   float *mask, *mask_tmp;  // (dim) hybrid mask and blur scratch
@@ -154,13 +155,19 @@ static void s_fill(s_source_t *s, int p, int at, const ffs_dataset_t *set, const
 
 // A training batch: a positive, a negative and (for a softmax readout) a
 // neutral frame; with train.pairs the positive and negative rows go as one
-// pair frame, positives first.
+// pair frame, positives first; with train.triples the neutral rows follow
+// them in the same frame.
 static int s_train_batch(s_source_t *s, ffs_io_t *io, int n) {
   const uint32_t *idx = s->order + s->pos;
   uint8_t pols[S_NPOL] = {FFS_POL_POSITIVE, FFS_POL_NEGATIVE, FFS_POL_NEUTRAL};
   uint32_t rows[S_NPOL] = {(uint32_t)n, (uint32_t)n, (uint32_t)n};
   int npol = s->want_neutral ? 3 : 2;
-  if (s->pairs) {
+  if (s->triples && s->want_neutral) {
+    s_fill(s, 0, 0, s->train, idx, n, FFS_POL_POSITIVE);
+    s_fill(s, 0, n, s->train, idx, n, FFS_POL_NEGATIVE);
+    s_fill(s, 0, 2 * n, s->train, idx, n, FFS_POL_NEUTRAL);
+    pols[0] = FFS_POL_TRIPLE, rows[0] = (uint32_t)(3 * n), npol = 1;
+  } else if (s->pairs) { // (triples without a softmax readout: no neutral rows to add)
     s_fill(s, 0, 0, s->train, idx, n, FFS_POL_POSITIVE);
     s_fill(s, 0, n, s->train, idx, n, FFS_POL_NEGATIVE);
     pols[0] = FFS_POL_PAIR, rows[0] = (uint32_t)(2 * n), pols[1] = FFS_POL_NEUTRAL;
@@ -337,6 +344,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->separate = t->labels == FFS_LABELS_SEPARATE;
   s->ticks = t->ticks;
   s->pairs = t->pairs;
+  s->triples = t->triples;
   // image shape for the mask: square when dim is a square (28 x 28), else one row
   s->img_h = 1, s->img_w = s->dim;
   for (int side = 1; side * side <= s->dim; side++)
