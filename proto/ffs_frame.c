@@ -7,6 +7,7 @@
 #include "ffs_frame.h"
 
 #include <assert.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -519,7 +520,60 @@ FFS_VECTOR_LOOP static int s_copy_finite(float *restrict dst, const uint8_t *res
   }
   return bad ? -1 : 0;
 }
+
+// One row: the finite test and the sum of squares (16 partial sums in float,
+// then in double: ffs_math's s_sumsq), then the scaled row.
+FFS_VECTOR_LOOP static int s_rms_row(float *restrict dst, const uint8_t *restrict src, int n,
+                                     float eps) {
+  float acc[16] = {0};
+  uint32_t bad = 0;
+  int j = 0;
+  for (; j + 16 <= n; j += 16)
+    for (int k = 0; k < 16; k++) {
+      uint32_t u;
+      memcpy(&u, src + (size_t)(j + k) * 4, 4);
+      bad |= (u & 0x7f800000u) == 0x7f800000u;
+      float v;
+      memcpy(&v, &u, 4);
+      acc[k] += v * v;
+    }
+  double ss = 0.0;
+  for (int k = 0; k < 16; k++) ss += acc[k];
+  for (; j < n; j++) {
+    uint32_t u;
+    memcpy(&u, src + (size_t)j * 4, 4);
+    bad |= (u & 0x7f800000u) == 0x7f800000u;
+    float v;
+    memcpy(&v, &u, 4);
+    ss += (double)v * v;
+  }
+  if (bad) return -1;
+  float inv = 1.0f / (sqrtf((float)(ss / n)) + eps);
+  for (j = 0; j < n; j++) {
+    float v;
+    memcpy(&v, src + (size_t)j * 4, 4);
+    dst[j] = v * inv;
+  }
+  return 0;
+}
 #endif
+
+int ffs_frame_payload_rms(float *dst, const ffs_frame_t *f, float eps) {
+  assert(f);
+  int rows = (int)f->h.rows, cols = (int)f->h.cols;
+  if (rows == 0 || cols == 0) return 0;
+  assert(dst && f->payload);
+#if S_HOST_LE
+  for (int r = 0; r < rows; r++)
+    if (s_rms_row(dst + (size_t)r * cols, f->payload + (size_t)r * cols * 4, cols, eps) < 0)
+      return -1;
+  return 0;
+#else
+  if (ffs_frame_copy_payload(dst, f) < 0) return -1;
+  ffs_rms_normalize(dst, dst, rows, cols, eps);
+  return 0;
+#endif
+}
 
 int ffs_frame_copy_payload(float *dst, const ffs_frame_t *f) {
   assert(f);

@@ -383,6 +383,28 @@ START_TEST(test_sgd_steps_follow_the_rule_for_small_and_large_frames) {
 }
 END_TEST
 
+// A forward on an input normalized into the layer's own buffer (what a stage
+// does when it decodes a frame) is the forward on the raw input.
+START_TEST(test_forward_on_a_normalized_input_is_the_forward) {
+  ffs_layer_cfg_t cfg = s_cfg(FFS_GOODNESS_SSQ);
+  ffs_ff_layer_t *a = ffs_ff_layer_new(IN, UNITS, ROWS, &cfg, 9, 2);
+  ffs_ff_layer_t *b = ffs_ff_layer_new(IN, UNITS, ROWS, &cfg, 9, 2);
+  float x[ROWS * IN];
+  s_input(x, ROWS, 77);
+  ffs_ff_layer_forward(a, x, ROWS);
+  ffs_rms_normalize(ffs_ff_layer_input(b), x, ROWS, IN, 1e-8f);
+  ffs_ff_layer_forward_normalized(b, ROWS, NULL);
+  ck_assert_mem_eq(ffs_ff_layer_goodness(a), ffs_ff_layer_goodness(b), sizeof(float) * ROWS);
+  ck_assert_mem_eq(ffs_ff_layer_output(a), ffs_ff_layer_output(b), sizeof(float) * ROWS * UNITS);
+  // and it learns the same step
+  ffs_ff_layer_learn(a, ROWS, 1, 1.0f);
+  ffs_ff_layer_learn(b, ROWS, 1, 1.0f);
+  ck_assert_mem_eq(ffs_ff_layer_weights(a), ffs_ff_layer_weights(b), sizeof(float) * UNITS * IN);
+  ffs_ff_layer_destroy(&a);
+  ffs_ff_layer_destroy(&b);
+}
+END_TEST
+
 START_TEST(test_eval_average_tracks_the_weights_and_serves_evaluation) {
   // eval_average d: every 4th step the averages take in the weights with
   // keep d^4 (avg = keep avg + (1 - keep) w), from the initial weights; an
@@ -453,6 +475,7 @@ END_TEST
 static Suite *s_suite(void) {
   Suite *s = suite_create("ff_layer");
   TCase *core = tcase_create("core");
+  tcase_add_test(core, test_forward_on_a_normalized_input_is_the_forward);
   tcase_add_test(core, test_grad_matches_finite_differences);
   tcase_add_test(core, test_learn_applies_the_gradient);
   tcase_add_test(core, test_peer_normalization_moves_a_dead_unit);

@@ -7,6 +7,7 @@
 #include "ffs_frame.h"
 
 #include "ffs_check.h"
+#include "ffs_math.h"
 #include <float.h>
 #include <math.h>
 #include <msgpack.h>
@@ -373,6 +374,39 @@ START_TEST(test_copy_payload_nonfinite) {
   n = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, &x[1]);
   ck_assert_int_eq(ffs_frame_decode(&f, buf, n, NULL, NULL, 0), 0);
   ck_assert_int_eq(ffs_frame_copy_payload(got, &f), -1);
+}
+END_TEST
+
+// ffs_frame_payload_rms is ffs_rms_normalize of the copied payload, bit for
+// bit, from any address, for rows longer and shorter than its 16-wide sums;
+// a NaN or Inf anywhere is refused.
+START_TEST(test_payload_rms) {
+  enum { R = 3, C = 37 };
+  static float x[R * C], want[R * C], got[R * C];
+  for (int i = 0; i < R * C; i++) x[i] = (float)((i * 7919) % 201 - 100) * 0.37f;
+  for (int j = 0; j < C; j++) x[2 * C + j] = 0.0f; // an all-zero row: eps keeps it finite
+  ffs_rms_normalize(want, x, R, C, 1e-8f);
+  static uint8_t store[R * C * 4 + 512];
+  for (int off = 0; off < 4; off++) {
+    ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .rows = R, .cols = C};
+    size_t n = ffs_frame_encode(store + off, sizeof store - 4, &h, NULL, NULL, NULL, x);
+    ck_assert_uint_gt(n, 0);
+    ffs_frame_t f;
+    ck_assert_int_eq(ffs_frame_decode(&f, store + off, n, NULL, NULL, 0), 0);
+    memset(got, 0xff, sizeof got);
+    ck_assert_int_eq(ffs_frame_payload_rms(got, &f, 1e-8f), 0);
+    ck_assert_mem_eq(got, want, sizeof want);
+  }
+  for (int k = 0; k < 2; k++) { // in the 16-wide part, and in the tail
+    float y[R * C];
+    memcpy(y, x, sizeof y);
+    y[C + (k ? C - 1 : 5)] = k ? INFINITY : NAN;
+    ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .rows = R, .cols = C};
+    size_t n = ffs_frame_encode(store, sizeof store, &h, NULL, NULL, NULL, y);
+    ffs_frame_t f;
+    ck_assert_int_eq(ffs_frame_decode(&f, store, n, NULL, NULL, 0), 0);
+    ck_assert_int_eq(ffs_frame_payload_rms(got, &f, 1e-8f), -1);
+  }
 }
 END_TEST
 
@@ -941,6 +975,7 @@ static Suite *frame_suite(void) {
   tcase_add_test(core, test_encode_small_buffer);
   tcase_add_test(core, test_encoded_max);
   tcase_add_test(core, test_copy_payload_nonfinite);
+  tcase_add_test(core, test_payload_rms);
   tcase_add_test(core, test_unknown_keys_skipped);
   tcase_add_test(core, test_unknown_key_bad_types);
   tcase_add_test(core, test_wrong_version);

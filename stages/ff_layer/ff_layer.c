@@ -178,10 +178,17 @@ void ffs_ff_layer_set_eval(ffs_ff_layer_t *l, int eval) { l->eval = eval; }
 void ffs_ff_layer_forward_labeled(ffs_ff_layer_t *l, const float *x, int rows,
                                   const uint8_t *labels) {
   assert(rows > 0 && rows <= l->max_rows);
+  ffs_rms_normalize(l->xn, x, rows, l->in_dim, 1e-8f);
+  ffs_ff_layer_forward_normalized(l, rows, labels);
+}
+
+float *ffs_ff_layer_input(ffs_ff_layer_t *l) { return l->xn; }
+
+void ffs_ff_layer_forward_normalized(ffs_ff_layer_t *l, int rows, const uint8_t *labels) {
+  assert(rows > 0 && rows <= l->max_rows);
   const int u = l->units;
   const int avg = l->eval && l->wa; // evaluation with eval_average: the averaged weights
   const float *w = avg ? l->wa : l->w, *b = avg ? l->ba : l->b, *uw = avg ? l->ua : l->u;
-  ffs_rms_normalize(l->xn, x, rows, l->in_dim, 1e-8f);
   if (l->total_units != u) { // a shard: partial goodness; yn waits for the totals
     ffs_linear_forward(l->y, l->xn, w, b, rows, l->in_dim, u);
     ffs_relu(l->y, (long)rows * u);

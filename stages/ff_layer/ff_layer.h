@@ -42,6 +42,11 @@ void ffs_ff_layer_forward(ffs_ff_layer_t *l, const float *x, int rows);
 // >= n_labels, e.g. 255, or labels == NULL: none, goodness of relu(s)).
 void ffs_ff_layer_forward_labeled(ffs_ff_layer_t *l, const float *x, int rows,
                                   const uint8_t *labels);
+// The same forwards on an input the caller has already normalized (each row
+// to unit RMS, eps 1e-8) into ffs_ff_layer_input's buffer, (max_rows,
+// in_dim): a stage decodes a frame straight into it (ffs_frame_payload_rms).
+float *ffs_ff_layer_input(ffs_ff_layer_t *l);
+void ffs_ff_layer_forward_normalized(ffs_ff_layer_t *l, int rows, const uint8_t *labels);
 // FFCL inference: after a forward, the goodness of every row under every
 // label, out (rows, n_labels). Costs O(rows * n_labels * units): the feature
 // part W x is shared by all candidates.

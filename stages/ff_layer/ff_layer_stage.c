@@ -207,16 +207,18 @@ static void s_slow_down(const ffs_topo_t *t, int index) {
 
 static int s_on_data(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f) {
   int rows = (int)f->h.rows;
-  if (rows < 1 || ffs_frame_copy_payload(s->x, f) < 0) return -1; // empty or NaN/Inf
+  // decoded straight into the layer's input, each row normalized on the way
+  if (rows < 1 || ffs_frame_payload_rms(ffs_ff_layer_input(s->layer), f, 1e-8f) < 0)
+    return -1; // empty or NaN/Inf
   if (s->labeled) {
     // the label of a positive / negative row is its overlay label (cands);
     // neutral and candidate rows have none: features only
     int with_label = f->h.pol == FFS_POL_POSITIVE || f->h.pol == FFS_POL_NEGATIVE ||
                      f->h.pol == FFS_POL_PAIR || f->h.pol == FFS_POL_TRIPLE;
     if (with_label && !f->cands) return -1;
-    ffs_ff_layer_forward_labeled(s->layer, s->x, rows, with_label ? f->cands : NULL);
+    ffs_ff_layer_forward_normalized(s->layer, rows, with_label ? f->cands : NULL);
   } else {
-    ffs_ff_layer_forward(s->layer, s->x, rows);
+    ffs_ff_layer_forward_normalized(s->layer, rows, NULL);
   }
   if (s->n_shards > 1) { // goodness and norm are sums over all the layer's units
     int pos = s_positive_rows(&f->h); // peer means come from positive rows
