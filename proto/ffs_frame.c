@@ -505,55 +505,44 @@ int ffs_frame_decode(ffs_frame_t *out, const uint8_t *buf, size_t len,
 // ---- readers of a decoded frame ----
 
 #if S_HOST_LE
-// One pass: copy and test, 16 values a step when the compiler vectorizes it
-// (ffs_frame.c is built with -O3; FFS_VECTOR_LOOP picks AVX-512 where the
-// CPU has it). src may be unaligned.
+// The payload sits at any address: these types read it unaligned (and may
+// alias it), so the loops below vectorize as over plain float arrays.
+typedef float s_ufloat __attribute__((aligned(1), may_alias));
+typedef uint32_t s_uword __attribute__((aligned(1), may_alias));
+#define S_NONFINITE(u) (((u) & 0x7f800000u) == 0x7f800000u) // all exponent bits: Inf, NaN
+
+// Copy and test in one pass (ffs_frame.c is built with -O3; FFS_VECTOR_LOOP
+// picks AVX-512 where the CPU has it).
 FFS_VECTOR_LOOP static int s_copy_finite(float *restrict dst, const uint8_t *restrict src,
                                          size_t n) {
+  const s_uword *u = (const s_uword *)src;
   uint32_t bad = 0;
   for (size_t i = 0; i < n; i++) {
-    uint32_t u;
-    memcpy(&u, src + i * 4, 4);
-    // all exponent bits set: Inf or NaN (a bit test, immune to -ffast-math)
-    bad |= (u & 0x7f800000u) == 0x7f800000u;
-    memcpy(&dst[i], &u, 4);
+    bad |= S_NONFINITE(u[i]); // a bit test, immune to -ffast-math
+    memcpy(&dst[i], &u[i], 4);
   }
   return bad ? -1 : 0;
 }
 
-// One row: the finite test and the sum of squares (16 partial sums in float,
-// then in double: ffs_math's s_sumsq), then the scaled row.
+// One row: the finite test, the sum of squares (16 partial sums in float,
+// then in double: ffs_math's s_sumsq), then the scaled row. Three tight
+// passes over the row run faster than one that does all three.
 FFS_VECTOR_LOOP static int s_rms_row(float *restrict dst, const uint8_t *restrict src, int n,
                                      float eps) {
-  float acc[16] = {0};
+  const s_ufloat *x = (const s_ufloat *)src;
+  const s_uword *u = (const s_uword *)src;
   uint32_t bad = 0;
+  for (int j = 0; j < n; j++) bad |= S_NONFINITE(u[j]);
+  if (bad) return -1;
+  float acc[16] = {0};
   int j = 0;
   for (; j + 16 <= n; j += 16)
-    for (int k = 0; k < 16; k++) {
-      uint32_t u;
-      memcpy(&u, src + (size_t)(j + k) * 4, 4);
-      bad |= (u & 0x7f800000u) == 0x7f800000u;
-      float v;
-      memcpy(&v, &u, 4);
-      acc[k] += v * v;
-    }
+    for (int k = 0; k < 16; k++) acc[k] += x[j + k] * x[j + k];
   double ss = 0.0;
   for (int k = 0; k < 16; k++) ss += acc[k];
-  for (; j < n; j++) {
-    uint32_t u;
-    memcpy(&u, src + (size_t)j * 4, 4);
-    bad |= (u & 0x7f800000u) == 0x7f800000u;
-    float v;
-    memcpy(&v, &u, 4);
-    ss += (double)v * v;
-  }
-  if (bad) return -1;
+  for (; j < n; j++) ss += (double)x[j] * x[j];
   float inv = 1.0f / (sqrtf((float)(ss / n)) + eps);
-  for (j = 0; j < n; j++) {
-    float v;
-    memcpy(&v, src + (size_t)j * 4, 4);
-    dst[j] = v * inv;
-  }
+  for (j = 0; j < n; j++) dst[j] = x[j] * inv;
   return 0;
 }
 #endif
