@@ -7,7 +7,8 @@
 #     2 shards (6 processes: 3 equal layers do not split evenly over 2
 #     cores, 4 half-and-whole pieces do); every layer in 2 shards; one step
 #     per positive + negative pair (update: pair, and train.pairs: both in
-#     one frame); on all cores and on one; with the FLOP/s inside each
+#     one frame; train.triples: the neutral rows in that frame too, with l1
+#     in 2 shards); on all cores and on one; with the FLOP/s inside each
 #     ff_layer stage (per second of its CPU time) against the sgemm peak.
 #     The peer keeps no moving average of the weights, so these runs set
 #     layer.eval_average=0; one more run shows what the config's costs;
@@ -89,6 +90,14 @@ run_ffs "pair frames, l2 in 2 shards, shm: false (every frame through the socket
   sharded_pairs_noshm "" --set train.pairs=true --set l2.shards=2 --set shm=false
 run_ffs "pair frames, l2 in 2 shards, 6 threads of one process (--threads, inproc) on $cores cores" \
   sharded_pairs_threads "" --threads --set transport=inproc --set train.pairs=true --set l2.shards=2
+# triple frames (train.triples: the neutral rows in the pair's frame, one
+# forward sgemm of 300 rows); l1 in 2 shards balances 2 cores exactly
+# (l1.0 + l2 = l1.1 + l3 = 1.39 M weights each), where l2 in 2 shards leaves
+# 1.28 against 1.5
+run_ffs "triple frames (train.triples), l1 in 2 shards, 6 processes on $cores cores" triples_l1 "" \
+  --set train.triples=true --set l1.shards=2
+run_ffs "triple frames, l1 in 2 shards, 6 threads of one process (--threads, inproc) on $cores cores" \
+  triples_l1_threads "" --threads --set transport=inproc --set train.triples=true --set l1.shards=2
 run_ffs "l2 in 2 shards, with the config's eval_average (0.995), 6 processes on $cores cores" \
   sharded_avg "" --set l2.shards=2 --set layer.eval_average=0.995
 # BLIS (Debian's libblis4-serial, install_deps.sh --bench), put in front of
@@ -113,6 +122,8 @@ ffs=$(( ffs_ffstream > ffs_sharded ? ffs_ffstream : ffs_sharded ))
 ffs=$(( ffs > ffs_sharded_all ? ffs : ffs_sharded_all ))
 pair=$(( ffs_sharded_pair > ffs_pairs ? ffs_sharded_pair : ffs_pairs ))
 pair=$(( pair > ffs_sharded_pairs ? pair : ffs_sharded_pairs ))
+pair=$(( pair > ffs_triples_l1 ? pair : ffs_triples_l1 ))
+threads=$(( ffs_sharded_pairs_threads > ffs_triples_l1_threads ? ffs_sharded_pairs_threads : ffs_triples_l1_threads ))
 
 torch_rows=""
 best=0
@@ -168,9 +179,10 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
   echo
   echo "- ffstream (its faster form on $cores cores, $ffs samples/s) / limit: $(python3 -c "print('%.0f %%' % (100 * $ffs / $limit))")"
   [ "$best" -gt 0 ] && echo "- ffstream / best PyTorch configuration ($best_cfg): $(python3 -c "print('%.2fx' % ($ffs / $best))")"
-  echo "- one optimizer step per positive + negative pair, as the PyTorch peer takes (update: pair or train.pairs; configs/mnist-ff-hinton.yaml steps per frame), its fastest form: $pair samples/s = $(python3 -c "print('%.0f %%' % (100 * $pair / $limit))") of the limit, $( [ "$best" -gt 0 ] && python3 -c "print('%.2fx' % ($pair / $best))" || echo n/a) the best PyTorch configuration"
+  echo "- one optimizer step per positive + negative pair, as the PyTorch peer takes (update: pair, train.pairs or train.triples; configs/mnist-ff-hinton.yaml steps per frame), its fastest form as processes: $pair samples/s = $(python3 -c "print('%.0f %%' % (100 * $pair / $limit))") of the limit, $( [ "$best" -gt 0 ] && python3 -c "print('%.2fx' % ($pair / $best))" || echo n/a) the best PyTorch configuration"
   echo "- shared-memory frames (shm: true, the default on ipc) against every frame through the socket, pair frames with l2 in 2 shards: $ffs_sharded_pairs against $ffs_sharded_pairs_noshm samples/s ($(python3 -c "print('%+.1f %%' % (100 * ($ffs_sharded_pairs / max($ffs_sharded_pairs_noshm, 1) - 1)))"))"
-  echo "- the same stages as threads of one process (--threads, inproc: ZeroMQ passes a pointer): $ffs_sharded_pairs_threads samples/s = $(python3 -c "print('%.0f %%' % (100 * $ffs_sharded_pairs_threads / $limit))") of the limit, $( [ "$best" -gt 0 ] && python3 -c "print('%.2fx' % ($ffs_sharded_pairs_threads / $best))" || echo n/a) the best PyTorch configuration (not the layer-per-process form the targets are about)"
+  echo "- triple frames against pair frames (one frame and one forward sgemm per batch instead of two), as processes: $ffs_triples_l1 samples/s with l1 in 2 shards against $ffs_sharded_pairs for pair frames with l2 in 2 shards"
+  echo "- the same stages as threads of one process (--threads, inproc: ZeroMQ passes a pointer), the faster of pair frames with l2 in 2 shards ($ffs_sharded_pairs_threads) and triple frames with l1 in 2 shards ($ffs_triples_l1_threads): $threads samples/s = $(python3 -c "print('%.0f %%' % (100 * $threads / $limit))") of the limit, $( [ "$best" -gt 0 ] && python3 -c "print('%.2fx' % ($threads / $best))" || echo n/a) the best PyTorch configuration (not the layer-per-process form the targets are about)"
   echo "- the config's eval_average (a moving average of the weights for evaluation): $ffs_sharded_avg samples/s against $ffs_sharded without it, l2 in 2 shards ($(python3 -c "print('%+.1f %%' % (100 * ($ffs_sharded_avg / max($ffs_sharded, 1) - 1)))"); run-to-run noise is about +-6 %)"
   echo "- scaling, 1 -> $cores cores: 5 processes $(python3 -c "print('%.2fx' % ($ffs_ffstream / max($ffs_ffstream_1core, 1)))"), sharded $(python3 -c "print('%.2fx' % ($ffs_sharded / max($ffs_sharded_1core, 1)))") (plot: docs/scaling.png)"
   [ -n "$blis_peak" ] && echo "- BLIS (libblis4-serial, LD_PRELOAD): sgemm peak $blis_peak GFLOP/s against OpenBLAS's $peak; ffstream with l2 in 2 shards $ffs_sharded_blis samples/s against $ffs_sharded with OpenBLAS"
