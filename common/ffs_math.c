@@ -38,9 +38,13 @@ FFS_VECTOR_LOOP void ffs_relu(float *y, long n) {
 
 // ---- normalization and goodness ----
 
+// Floats at any address (a frame's payload), read so that the loops over
+// them vectorize as over a plain array.
+typedef float s_ufloat __attribute__((aligned(1), may_alias));
+
 // A row's sum of squares: 16 float partial sums (a vector's worth, summed
 // lane by lane, so no reassociation is needed to vectorize), then in double.
-FFS_VECTOR_LOOP static double s_sumsq(const float *x, int n) {
+FFS_VECTOR_LOOP static double s_sumsq(const s_ufloat *x, int n) {
   float acc[16] = {0};
   int j = 0;
   for (; j + 16 <= n; j += 16)
@@ -51,14 +55,19 @@ FFS_VECTOR_LOOP static double s_sumsq(const float *x, int n) {
   return ss;
 }
 
-FFS_VECTOR_LOOP void ffs_rms_normalize(float *out, const float *x, int rows, int cols, float eps) {
+FFS_VECTOR_LOOP void ffs_rms_normalize_any(float *out, const void *x, int rows, int cols,
+                                           float eps) {
   for (int r = 0; r < rows; r++) {
-    const float *xr = x + (long)r * cols;
+    const s_ufloat *xr = (const s_ufloat *)x + (long)r * cols;
     float *o = out + (long)r * cols;
     double ss = s_sumsq(xr, cols);
     float inv = 1.0f / (sqrtf((float)(ss / cols)) + eps);
     for (int j = 0; j < cols; j++) o[j] = xr[j] * inv;
   }
+}
+
+void ffs_rms_normalize(float *out, const float *x, int rows, int cols, float eps) {
+  ffs_rms_normalize_any(out, x, rows, cols, eps);
 }
 
 void ffs_goodness(float *g, const float *y, int rows, int cols, ffs_goodness_t kind) {

@@ -505,9 +505,8 @@ int ffs_frame_decode(ffs_frame_t *out, const uint8_t *buf, size_t len,
 // ---- readers of a decoded frame ----
 
 #if S_HOST_LE
-// The payload sits at any address: these types read it unaligned (and may
-// alias it), so the loops below vectorize as over plain float arrays.
-typedef float s_ufloat __attribute__((aligned(1), may_alias));
+// The payload sits at any address: this type reads it unaligned (and may
+// alias it), so the loops below vectorize as over a plain array.
 typedef uint32_t s_uword __attribute__((aligned(1), may_alias));
 #define S_NONFINITE(u) (((u) & 0x7f800000u) == 0x7f800000u) // all exponent bits: Inf, NaN
 
@@ -524,26 +523,12 @@ FFS_VECTOR_LOOP static int s_copy_finite(float *restrict dst, const uint8_t *res
   return bad ? -1 : 0;
 }
 
-// One row: the finite test, the sum of squares (16 partial sums in float,
-// then in double: ffs_math's s_sumsq), then the scaled row. Three tight
-// passes over the row run faster than one that does all three.
-FFS_VECTOR_LOOP static int s_rms_row(float *restrict dst, const uint8_t *restrict src, int n,
-                                     float eps) {
-  const s_ufloat *x = (const s_ufloat *)src;
+// 1 when none of n values is Inf or NaN.
+FFS_VECTOR_LOOP static int s_all_finite(const uint8_t *src, size_t n) {
   const s_uword *u = (const s_uword *)src;
   uint32_t bad = 0;
-  for (int j = 0; j < n; j++) bad |= S_NONFINITE(u[j]);
-  if (bad) return -1;
-  float acc[16] = {0};
-  int j = 0;
-  for (; j + 16 <= n; j += 16)
-    for (int k = 0; k < 16; k++) acc[k] += x[j + k] * x[j + k];
-  double ss = 0.0;
-  for (int k = 0; k < 16; k++) ss += acc[k];
-  for (; j < n; j++) ss += (double)x[j] * x[j];
-  float inv = 1.0f / (sqrtf((float)(ss / n)) + eps);
-  for (j = 0; j < n; j++) dst[j] = x[j] * inv;
-  return 0;
+  for (size_t i = 0; i < n; i++) bad |= S_NONFINITE(u[i]);
+  return !bad;
 }
 #endif
 
@@ -553,9 +538,8 @@ int ffs_frame_payload_rms(float *dst, const ffs_frame_t *f, float eps) {
   if (rows == 0 || cols == 0) return 0;
   assert(dst && f->payload);
 #if S_HOST_LE
-  for (int r = 0; r < rows; r++)
-    if (s_rms_row(dst + (size_t)r * cols, f->payload + (size_t)r * cols * 4, cols, eps) < 0)
-      return -1;
+  if (!s_all_finite(f->payload, (size_t)rows * cols)) return -1;
+  ffs_rms_normalize_any(dst, f->payload, rows, cols, eps);
   return 0;
 #else
   if (ffs_frame_copy_payload(dst, f) < 0) return -1;

@@ -98,11 +98,10 @@ int ffs_frame_decode(ffs_frame_t *out, const uint8_t *buf, size_t len,
 int ffs_frame_copy_payload(float *dst, const ffs_frame_t *f);
 
 // Reads the payload into dst with every row scaled to unit RMS:
-// dst[r] = row r / (sqrt(mean of its squares) + eps), as ffs_rms_normalize
-// computes it (the same sums, so bit for bit), in two passes over the
-// payload and none over a copy of it: what a layer does first with its
-// input. Returns 0, or -1 when a value is NaN or infinite (dst then holds
-// the rows before the bad one).
+// dst[r] = row r / (sqrt(mean of its squares) + eps) (ffs_rms_normalize,
+// straight from the payload, no copy of it made): what a layer does first
+// with its input. Returns 0, or -1 when a value is NaN or infinite (dst is
+// then untouched).
 int ffs_frame_payload_rms(float *dst, const ffs_frame_t *f, float eps);
 
 // Reads sample id i (0 when the frame has no ids).
