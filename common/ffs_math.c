@@ -2,6 +2,7 @@
 // (OpenBLAS, one thread per pinned stage); the rest are plain loops over
 // contiguous rows that the compiler vectorizes. Never allocates.
 #include "ffs_math.h"
+#include "ffs_rms.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -38,41 +39,15 @@ FFS_VECTOR_LOOP void ffs_relu(float *y, long n) {
 
 // ---- normalization and goodness ----
 
-// Floats at any address (a frame's payload), read so that the loops over
-// them vectorize as over a plain array.
-typedef float s_ufloat __attribute__((aligned(1), may_alias));
-
-// A row's sum of squares: 16 float partial sums (a vector's worth, summed
-// lane by lane, so no reassociation is needed to vectorize), then in double.
-FFS_VECTOR_LOOP static double s_sumsq(const s_ufloat *x, int n) {
-  float acc[16] = {0};
-  int j = 0;
-  for (; j + 16 <= n; j += 16)
-    for (int k = 0; k < 16; k++) acc[k] += x[j + k] * x[j + k];
-  double ss = 0.0;
-  for (int k = 0; k < 16; k++) ss += acc[k];
-  for (; j < n; j++) ss += (double)x[j] * x[j];
-  return ss;
+FFS_VECTOR_LOOP void ffs_rms_normalize(float *out, const float *x, int rows, int cols, float eps) {
+  for (int r = 0; r < rows; r++)
+    ffs_row_rms(out + (long)r * cols, x + (long)r * cols, cols, eps);
 }
 
-FFS_VECTOR_LOOP void ffs_rms_normalize_any(float *out, const void *x, int rows, int cols,
-                                           float eps) {
+FFS_VECTOR_LOOP void ffs_goodness(float *g, const float *y, int rows, int cols,
+                                  ffs_goodness_t kind) {
   for (int r = 0; r < rows; r++) {
-    const s_ufloat *xr = (const s_ufloat *)x + (long)r * cols;
-    float *o = out + (long)r * cols;
-    double ss = s_sumsq(xr, cols);
-    float inv = 1.0f / (sqrtf((float)(ss / cols)) + eps);
-    for (int j = 0; j < cols; j++) o[j] = xr[j] * inv;
-  }
-}
-
-void ffs_rms_normalize(float *out, const float *x, int rows, int cols, float eps) {
-  ffs_rms_normalize_any(out, x, rows, cols, eps);
-}
-
-void ffs_goodness(float *g, const float *y, int rows, int cols, ffs_goodness_t kind) {
-  for (int r = 0; r < rows; r++) {
-    float ss = (float)s_sumsq(y + (long)r * cols, cols);
+    float ss = (float)ffs_row_sumsq(y + (long)r * cols, cols);
     g[r] = kind == FFS_GOODNESS_MSQ ? ss / (float)cols : ss;
   }
 }

@@ -34,8 +34,6 @@ void ffs_relu(float *y, long n);
 // row's mean square becomes 1 (Hinton's normalization: the length carries
 // the goodness, only the direction goes on). eps guards an all-zero row.
 void ffs_rms_normalize(float *out, const float *x, int rows, int cols, float eps);
-// The same from native-endian floats at any address (a frame's payload).
-void ffs_rms_normalize_any(float *out, const void *x, int rows, int cols, float eps);
 
 // Goodness of each row of y (rows, cols): ssq = sum y^2, msq = mean y^2,
 // min_ssq = sum y^2 as well (the sign is flipped in the logit instead).

@@ -4,6 +4,7 @@
 // re-encode and decode to the same header (the codec is its own inverse).
 #include <stdint.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "ffs_frame.h"
@@ -25,6 +26,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (f.h.rows > S_MAX_ROWS || f.h.cols > S_MAX_COLS) abort(); // limits were honoured
   uint64_t n = (uint64_t)f.h.rows * f.h.cols;
   if (n && n <= sizeof payload / sizeof payload[0]) {
+    // the in-place RMS read (any address, any values): finite rows in, a
+    // finite or refused result out
+    if (ffs_frame_payload_rms(payload, &f, 1e-8f) == 0)
+      for (uint64_t i = 0; i < n; i++)
+        if (!isfinite(payload[i])) abort();
     ffs_frame_copy_payload(payload, &f);
     for (uint32_t r = 0; r < f.h.rows && f.ids; r++) ids[r] = ffs_frame_id(&f, r);
     size_t len = ffs_frame_encode(again, sizeof again, &f.h, f.labels, f.cands,

@@ -14,7 +14,8 @@
 
 #include <msgpack.h>
 
-#include "ffs_math.h" // FFS_VECTOR_LOOP
+#include "ffs_math.h" // FFS_VECTOR_LOOP (a macro: nothing of ffs_math is linked)
+#include "ffs_rms.h"
 
 // The payload and the ids are little-endian on the wire. On a little-endian
 // host (x86-64, aarch64) they are plain memcpy; elsewhere they are swapped
@@ -530,6 +531,13 @@ FFS_VECTOR_LOOP static int s_all_finite(const uint8_t *src, size_t n) {
   for (size_t i = 0; i < n; i++) bad |= S_NONFINITE(u[i]);
   return !bad;
 }
+
+// dst = the rows of src normalized (ffs_rms.h, as ffs_rms_normalize does).
+FFS_VECTOR_LOOP static void s_rms_rows(float *dst, const uint8_t *src, int rows, int cols,
+                                       float eps) {
+  for (int r = 0; r < rows; r++)
+    ffs_row_rms(dst + (size_t)r * cols, (const ffs_ufloat *)src + (size_t)r * cols, cols, eps);
+}
 #endif
 
 int ffs_frame_payload_rms(float *dst, const ffs_frame_t *f, float eps) {
@@ -539,11 +547,12 @@ int ffs_frame_payload_rms(float *dst, const ffs_frame_t *f, float eps) {
   assert(dst && f->payload);
 #if S_HOST_LE
   if (!s_all_finite(f->payload, (size_t)rows * cols)) return -1;
-  ffs_rms_normalize_any(dst, f->payload, rows, cols, eps);
+  s_rms_rows(dst, f->payload, rows, cols, eps);
   return 0;
 #else
   if (ffs_frame_copy_payload(dst, f) < 0) return -1;
-  ffs_rms_normalize(dst, dst, rows, cols, eps);
+  for (int r = 0; r < rows; r++)
+    ffs_row_rms(dst + (size_t)r * cols, dst + (size_t)r * cols, cols, eps);
   return 0;
 #endif
 }
