@@ -707,8 +707,10 @@ END_TEST
 // training batch instead of two. Sharded, the same errors as whole.
 START_TEST(test_triple_frames_change_what_the_readout_sees_only) {
   const char *cfg = "configs/mnist-ff.yaml";
-  char *paired = strdup(s_run_named("paired3", cfg, s_shard_sets, "train.pairs=true", NULL, NULL, NULL));
-  char *triple = strdup(s_run_named("triple", cfg, s_shard_sets, "train.triples=true", NULL, NULL, NULL));
+  char *paired =
+      strdup(s_run_named("paired3", cfg, s_shard_sets, "train.pairs=true", NULL, NULL, NULL));
+  char *triple =
+      strdup(s_run_named("triple", cfg, s_shard_sets, "train.triples=true", NULL, NULL, NULL));
   char *triple_sh = strdup(
       s_run_named("triple_sh", cfg, s_shard_sets, "train.triples=true", "l2.shards=2", NULL, NULL));
   const char *layers[] = {"\"l1\"", "\"l2\"", "\"l3\""};

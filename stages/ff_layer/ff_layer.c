@@ -126,7 +126,8 @@ static ffs_ff_layer_t *s_new(int in_dim, int units, int unit0, int total_units, 
     l->lab = malloc(nr);
   }
   if (!l->w || !l->b || !l->peer || !l->mw || !l->mb || !l->xn || !l->y || !l->yn || !l->g ||
-      !l->dz || !l->gb || !l->colsum || (adam && (!l->gw || !l->vw || !l->vb)) || (!adam && (!l->fa || !l->fx)) ||
+      !l->dz || !l->gb || !l->colsum || (adam && (!l->gw || !l->vw || !l->vb)) ||
+      (!adam && (!l->fa || !l->fx)) ||
       (n_labels && (!l->u || !l->mu || !l->gu || !l->s || !l->lab || (adam && !l->vu)))) {
     ffs_ff_layer_destroy(&l);
     return NULL;
