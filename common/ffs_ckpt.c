@@ -643,7 +643,19 @@ int ffs_ckpt_load(const char *path, const ffs_tensor_ref_t *t, int n, char *err,
 
 int ffs_ckpt_load_some(const char *path, const ffs_tensor_ref_t *t, int n, int n_required,
                        int *n_loaded, char *err, size_t errlen) {
-  assert(path && n_required >= 0 && n_required <= n);
+  assert(n_required >= 0 && n_required <= n);
+  int ends[2] = {n_required, n};
+  unsigned loaded = 0;
+  if (ffs_ckpt_load_groups(path, t, ends, 2, &loaded, err, errlen) < 0) return -1;
+  if (n_loaded) *n_loaded = loaded & 2u ? n : n_required;
+  return 0;
+}
+
+int ffs_ckpt_load_groups(const char *path, const ffs_tensor_ref_t *t, const int *ends,
+                         int n_groups, unsigned *loaded, char *err, size_t errlen) {
+  assert(path && ends && n_groups >= 1 && n_groups <= 32);
+  for (int g = 0; g < n_groups; g++) assert(ends[g] >= (g ? ends[g - 1] : 0));
+  int n = ends[n_groups - 1];
   assert(n >= 0 && n <= FFS_CKPT_MAX_TENSORS && (n == 0 || t));
   for (int i = 0; i < n; i++) {
     assert(t[i].name && (t[i].ndim == 1 || t[i].ndim == 2));
@@ -702,13 +714,18 @@ int ffs_ckpt_load_some(const char *path, const ffs_tensor_ref_t *t, int n, int n
   s_json_t j = {hdr, hdr, hdr + hlen, path, err, errlen};
   if (s_parse_header(&j, data_size, t, n, begin, found) != 0) goto fail;
 
-  // the optional tail: all of it or none of it
-  int tail = 0;
-  for (int i = n_required; i < n; i++) tail += found[i];
-  if (tail == n - n_required) tail = n - n_required;
-  else if (tail == 0) n = n_required;
+  // each optional group: all of it or none of it
+  int use[FFS_CKPT_MAX_TENSORS] = {0};
+  unsigned got = 1u;
+  for (int g = 0; g < n_groups; g++) {
+    int i0 = g ? ends[g - 1] : 0, have = 0;
+    for (int i = i0; i < ends[g]; i++) have += found[i];
+    int take = g == 0 || have > 0; // a group partly there is read, to name what is missing
+    if (g > 0 && have > 0) got |= 1u << g;
+    for (int i = i0; i < ends[g]; i++) use[i] = take;
+  }
   for (int i = 0; i < n; i++) {
-    if (!found[i]) {
+    if (use[i] && !found[i]) {
       char want[64];
       s_ref_shape_str(want, sizeof want, &t[i]);
       ffs_errf(err, errlen, "%s: tensor '%s' not found (expected F32 %s)", path, t[i].name, want);
@@ -717,7 +734,7 @@ int ffs_ckpt_load_some(const char *path, const ffs_tensor_ref_t *t, int n, int n
   }
   for (int i = 0; i < n; i++) {
     size_t numel = (size_t)s_tensor_numel(&t[i]);
-    if (numel == 0) continue;
+    if (!use[i] || numel == 0) continue;
     if (fseeko(f, (off_t)(8 + hlen + begin[i]), SEEK_SET) != 0 ||
         fread(t[i].data, sizeof(float), numel, f) != numel) {
       ffs_errf(err, errlen, "%s: tensor '%s': short read of %zu floats: %s", path, t[i].name, numel,
@@ -735,7 +752,7 @@ int ffs_ckpt_load_some(const char *path, const ffs_tensor_ref_t *t, int n, int n
   }
   free(hdr);
   fclose(f);
-  if (n_loaded) *n_loaded = n;
+  if (loaded) *loaded = got;
   return 0;
 
 fail:

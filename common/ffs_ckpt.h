@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#define FFS_CKPT_MAX_TENSORS 16
+#define FFS_CKPT_MAX_TENSORS 32
 
 typedef struct {
   const char *name; // tensor name, e.g. "w"
@@ -33,5 +33,11 @@ int ffs_ckpt_load(const char *path, const ffs_tensor_ref_t *t, int n, char *err,
 // is an error naming the first missing.
 int ffs_ckpt_load_some(const char *path, const ffs_tensor_ref_t *t, int n, int n_required,
                        int *n_loaded, char *err, size_t errlen);
+
+// The general form: t[0, ends[0]) required, then groups g = 1..n_groups-1
+// of t[ends[g-1], ends[g]), each optional as a group (all of it or none of
+// it, as above). Bit g of *loaded says group g was read (bit 0 always).
+int ffs_ckpt_load_groups(const char *path, const ffs_tensor_ref_t *t, const int *ends,
+                         int n_groups, unsigned *loaded, char *err, size_t errlen);
 
 #endif

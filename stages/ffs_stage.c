@@ -388,6 +388,7 @@ static void s_send_bufs_close(ffs_io_t *io) {
 }
 
 int ffs_io_n_feedback_out(const ffs_io_t *io) { return io->n_fb_out; }
+int ffs_io_n_forward_out(const ffs_io_t *io) { return io->n_fwd; }
 
 int ffs_io_send_forward(ffs_io_t *io, const void *buf, size_t len) {
   return s_send_frame(io, io->fwd, io->n_fwd, buf, len);

@@ -108,6 +108,9 @@ uint8_t *ffs_io_frame_buf(ffs_io_t *io, size_t cap);
 // send (the receiver always drains them; see docs/ARCHITECTURE.md).
 int ffs_io_send_feedback(ffs_io_t *io, int k, const void *buf, size_t len);
 int ffs_io_n_feedback_out(const ffs_io_t *io);
+// Sockets a forward frame goes to: 0 for the last ff_layer (the readout
+// takes reports only), which then need not encode its forward frames.
+int ffs_io_n_forward_out(const ffs_io_t *io);
 // A shard of a sharded layer: sums v (n floats) over all shards of its layer
 // for frame seq (an allreduce over the peer channels: v goes to every
 // sibling, theirs come back). Every shard gets bit-identical sums. Returns 0,

@@ -140,6 +140,20 @@ START_TEST(test_optional_tensors) {
   ck_assert_int_eq(loaded, 1);
   ck_assert_int_eq(memcmp(w, w2, sizeof w), 0);
   ck_assert_msg(ffs_ckpt_load(path, t, 2, err, sizeof err) < 0, "x is required there");
+  // groups: w required, then {x} (absent: skipped), then {b} (present: read)
+  ffs_tensor_ref_t g[3] = {{"w", 2, {S_ROWS, S_COLS}, w2}, {"x", 1, {S_COLS, 0}, x},
+                           {"b", 1, {S_COLS, 0}, b2}};
+  int ends[3] = {1, 2, 3};
+  unsigned got = 0;
+  memset(b2, 0, sizeof b2);
+  ck_assert_msg(ffs_ckpt_load_groups(path, g, ends, 3, &got, err, sizeof err) == 0, "%s", err);
+  ck_assert_uint_eq(got, 1u | 4u);
+  ck_assert_int_eq(memcmp(b, b2, sizeof b), 0);
+  // an empty group is never "loaded"; a group partly there is an error
+  int ends_empty[3] = {1, 1, 3};
+  ck_assert_msg(ffs_ckpt_load_groups(path, g, ends_empty, 3, &got, err, sizeof err) < 0,
+                "the group {x, b} is partly there");
+  ck_assert_msg(strstr(err, "tensor 'x' not found"), "%s", err);
 }
 END_TEST
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "ffs_ckpt.h"
 #include "ffs_frame.h"
 #include "ffs_topo.h"
 
@@ -509,6 +510,18 @@ START_TEST(test_resume_turns_eval_average_on) {
                          "--set", "train.epochs=1", "--set", "layer.eval_average=0", NULL};
   int rc = s_wait(s_start(first, log), 120);
   ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, s_slurp(log));
+  // the checkpoint carries the optimizer: l2's smoothed gradient (256 x 256)
+  // and its step count, one step per training frame of an epoch
+  static float m_w[256 * 256], state[4];
+  char ckpt[400], err[512];
+  snprintf(ckpt, sizeof ckpt, "%s/ckpt/l2.safetensors", out);
+  ffs_tensor_ref_t t[2] = {{"sgd.m_w", 2, {256, 256}, m_w}, {"sgd.state", 1, {4, 0}, state}};
+  ck_assert_msg(ffs_ckpt_load(ckpt, t, 2, err, sizeof err) == 0, "%s", err);
+  double norm = 0.0;
+  for (int i = 0; i < 256 * 256; i++) norm += fabs(m_w[i]);
+  ck_assert_msg(norm > 0.0, "sgd.m_w is all zeros");
+  ck_assert_msg(state[0] + state[1] * 1048576.0f >= 10000 / 50, "steps %g %g", (double)state[0],
+                (double)state[1]);
   const char *again[] = {"", "run", "configs/mnist-ff.yaml", "--resume", out, S_SMALL_SETS,
                          "--set", "train.epochs=2", "--set", "layer.eval_average=0.9", NULL};
   rc = s_wait(s_start(again, log), 120);
@@ -517,6 +530,7 @@ START_TEST(test_resume_turns_eval_average_on) {
   ck_assert_msg(strstr(text, "l2.safetensors has no moving averages") &&
                     strstr(text, "they start from its weights"),
                 "%s", text);
+  ck_assert_msg(!strstr(text, "no optimizer state"), "the optimizer started fresh:\n%s", text);
   ck_assert(strstr(s_summary_learned(out, "after resuming with eval_average"),
                    "\"epochs_completed\": 2"));
 }

@@ -235,6 +235,79 @@ START_TEST(test_pair_update_steps_once_on_both_gradients) {
 }
 END_TEST
 
+// What a checkpoint keeps: a layer given another's parameters and
+// optimizer state (its buffers and scalars) after some frames continues
+// exactly as that one does: with momentum and weight decay, frames of 1 row
+// (gradient factors) and of 5, stepping per frame and per pair (saved while
+// a positive frame waits for its negative), sgd and adam.
+START_TEST(test_optimizer_state_carries_a_layer_on_exactly) {
+  for (int opt = 0; opt < 2; opt++)
+    for (int up = 0; up < 2; up++)
+      for (int rows = 1; rows <= ROWS; rows += ROWS - 1) {
+        ffs_layer_cfg_t cfg = s_cfg(FFS_GOODNESS_SSQ);
+        cfg.opt = opt ? FFS_OPT_ADAM : FFS_OPT_SGD;
+        cfg.momentum = 0.9f, cfg.weight_decay = 0.01f, cfg.lr = opt ? 0.01f : 0.1f;
+        cfg.update = up ? FFS_UPDATE_PAIR : FFS_UPDATE_FRAME;
+        cfg.peer_lambda = 0.03f;
+        ffs_ff_layer_t *a = ffs_ff_layer_new(IN, UNITS, ROWS, &cfg, 4, 1);
+        ffs_ff_layer_t *b = ffs_ff_layer_new(IN, UNITS, ROWS, &cfg, 5, 1); // other weights
+        ffs_ff_layer_t *c = ffs_ff_layer_new(IN, UNITS, ROWS, &cfg, 5, 1); // parameters only
+        float x[ROWS * IN];
+        for (int f = 0; f < 5; f++) { // ends on a positive frame: a pair waits
+          s_input(x, rows, 500 + (uint64_t)f);
+          ffs_ff_layer_forward(a, x, rows);
+          ffs_ff_layer_learn(a, rows, f % 2 == 0, 1.0f);
+        }
+        // a's state into b, as a checkpoint and its load carry it
+        ffs_ff_layer_settle(a);
+        float sc[FFS_FF_LAYER_OPT_SCALARS];
+        ffs_ff_layer_opt_scalars(a, sc);
+        ck_assert_int_eq(ffs_ff_layer_set_opt_scalars(b, sc), 0);
+        ffs_ff_layer_t *to[2] = {b, c};
+        for (int k = 0; k < 2; k++) {
+          memcpy(ffs_ff_layer_weights(to[k]), ffs_ff_layer_weights(a), sizeof(float) * UNITS * IN);
+          memcpy(ffs_ff_layer_bias(to[k]), ffs_ff_layer_bias(a), sizeof(float) * UNITS);
+          memcpy(ffs_ff_layer_peer_mean(to[k]), ffs_ff_layer_peer_mean(a), sizeof(float) * UNITS);
+        }
+        ffs_ff_layer_opt_t oa = ffs_ff_layer_opt(a), ob = ffs_ff_layer_opt(b);
+        float *src[] = {oa.m_w, oa.v_w, oa.g_w, oa.m_b, oa.v_b, oa.g_b};
+        float *dst[] = {ob.m_w, ob.v_w, ob.g_w, ob.m_b, ob.v_b, ob.g_b};
+        for (int k = 0; k < 6; k++) {
+          ck_assert((src[k] == NULL) == (dst[k] == NULL));
+          if (src[k]) memcpy(dst[k], src[k], sizeof(float) * (k < 3 ? UNITS * IN : UNITS));
+        }
+        for (int f = 5; f < 9; f++) {
+          s_input(x, rows, 500 + (uint64_t)f);
+          ffs_ff_layer_forward(a, x, rows);
+          ffs_ff_layer_learn(a, rows, f % 2 == 0, 1.0f);
+          for (int k = 0; k < 2; k++) {
+            ffs_ff_layer_forward(to[k], x, rows);
+            ffs_ff_layer_learn(to[k], rows, f % 2 == 0, 1.0f);
+          }
+        }
+        ck_assert_msg(!memcmp(ffs_ff_layer_weights(a), ffs_ff_layer_weights(b),
+                              sizeof(float) * UNITS * IN),
+                      "%s, update %s, %d rows: the restored layer went another way",
+                      opt ? "adam" : "sgd", up ? "pair" : "frame", rows);
+        ck_assert(!memcmp(ffs_ff_layer_bias(a), ffs_ff_layer_bias(b), sizeof(float) * UNITS));
+        // and the state carried something: without it, c went another way
+        ck_assert(memcmp(ffs_ff_layer_weights(a), ffs_ff_layer_weights(c),
+                         sizeof(float) * UNITS * IN));
+        ffs_ff_layer_destroy(&a);
+        ffs_ff_layer_destroy(&b);
+        ffs_ff_layer_destroy(&c);
+      }
+  // scalars that are not a state are refused
+  ffs_layer_cfg_t cfg = s_cfg(FFS_GOODNESS_SSQ);
+  ffs_ff_layer_t *l = ffs_ff_layer_new(IN, UNITS, ROWS, &cfg, 4, 1);
+  const float bad[][FFS_FF_LAYER_OPT_SCALARS] = {
+      {-1, 0, 0, 0}, {0.5f, 0, 0, 0}, {0, 0, 2, 0}, {0, 0, 0, NAN}, {1 << 20, 0, 0, 0}};
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
+    ck_assert_int_eq(ffs_ff_layer_set_opt_scalars(l, bad[k]), -1);
+  ffs_ff_layer_destroy(&l);
+}
+END_TEST
+
 START_TEST(test_pair_frame_steps_as_a_positive_and_a_negative_frame) {
   // One pair frame (positive rows, then the same number of negative rows)
   // must step exactly as update: pair does on the positive frame and the
@@ -476,6 +549,7 @@ static Suite *s_suite(void) {
   Suite *s = suite_create("ff_layer");
   TCase *core = tcase_create("core");
   tcase_add_test(core, test_forward_on_a_normalized_input_is_the_forward);
+  tcase_add_test(core, test_optimizer_state_carries_a_layer_on_exactly);
   tcase_add_test(core, test_grad_matches_finite_differences);
   tcase_add_test(core, test_learn_applies_the_gradient);
   tcase_add_test(core, test_peer_normalization_moves_a_dead_unit);

@@ -450,6 +450,38 @@ static void s_step(ffs_ff_layer_t *l, float lr_factor) {
   }
 }
 
+ffs_ff_layer_opt_t ffs_ff_layer_opt(ffs_ff_layer_t *l) {
+  return (ffs_ff_layer_opt_t){.m_w = l->mw, .m_b = l->mb, .v_w = l->vw, .v_b = l->vb,
+                              .m_u = l->mu, .v_u = l->vu, .g_w = l->gw, .g_b = l->gb,
+                              .g_u = l->gu};
+}
+
+void ffs_ff_layer_settle(ffs_ff_layer_t *l) {
+  if (l->cfg.opt == FFS_OPT_SGD) s_w_flush(l, 0, 0.0f);
+}
+
+enum { S_STEP_LOW = 1 << 20 };
+
+void ffs_ff_layer_opt_scalars(const ffs_ff_layer_t *l, float *out) {
+  assert(l->n_factor == 0); // settled
+  out[0] = (float)(l->step % S_STEP_LOW);
+  out[1] = (float)(l->step / S_STEP_LOW);
+  out[2] = (float)l->pending;
+  out[3] = (float)l->m_open;
+}
+
+int ffs_ff_layer_set_opt_scalars(ffs_ff_layer_t *l, const float *in) {
+  for (int k = 0; k < FFS_FF_LAYER_OPT_SCALARS; k++)
+    if (!(in[k] >= 0.0f && in[k] == floorf(in[k]))) return -1; // also NaN
+  if (in[0] >= (float)S_STEP_LOW || in[1] >= (float)S_STEP_LOW || in[2] > 1.0f || in[3] > 1.0f)
+    return -1;
+  l->step = (long)in[1] * S_STEP_LOW + (long)in[0];
+  l->pending = (int)in[2];
+  l->m_open = (int)in[3];
+  l->n_factor = 0;
+  return 0;
+}
+
 float *ffs_ff_layer_weights(ffs_ff_layer_t *l) { return l->w; }
 float *ffs_ff_layer_bias(ffs_ff_layer_t *l) { return l->b; }
 void ffs_ff_layer_restart_average(ffs_ff_layer_t *l) {

@@ -104,6 +104,29 @@ float *ffs_ff_layer_avg_label_weights(ffs_ff_layer_t *l);
 // Restarts the averages from the current weights (after loading weights
 // that came without averages). No-op when eval_average is off.
 void ffs_ff_layer_restart_average(ffs_ff_layer_t *l);
+// The optimizer's state, for checkpoints: its buffers, shaped as the
+// parameters they belong to (NULL where this layer's optimizer keeps none),
+// and its scalars. Settle the layer first (ffs_ff_layer_settle): the
+// gradient factors that frames of at most 8 rows keep until the step go
+// into the smoothed gradient, as the step would put them (the arithmetic is
+// unchanged). A layer given all of it back continues exactly as the one
+// that was saved.
+typedef struct {
+  float *m_w, *m_b;       // smoothed gradient (sgd) / first moment (adam)
+  float *v_w, *v_b;       // adam's second moment
+  float *m_u, *v_u;       // the same for the FFCL label weights
+  float *g_w, *g_b, *g_u; // the gradient of a positive frame that waits for its
+                          // negative (update: pair); g_w only with adam (sgd
+                          // keeps it in m_w)
+} ffs_ff_layer_opt_t;
+ffs_ff_layer_opt_t ffs_ff_layer_opt(ffs_ff_layer_t *l);
+void ffs_ff_layer_settle(ffs_ff_layer_t *l);
+// Steps taken (low and high 20 bits), a positive frame waiting (0 / 1), the
+// smoothed gradient opened for the next step (0 / 1), as floats.
+enum { FFS_FF_LAYER_OPT_SCALARS = 4 };
+void ffs_ff_layer_opt_scalars(const ffs_ff_layer_t *l, float *out);
+// -1 when in does not hold such values (nothing is changed then).
+int ffs_ff_layer_set_opt_scalars(ffs_ff_layer_t *l, const float *in);
 const float *ffs_ff_layer_label_grad(const ffs_ff_layer_t *l); // U's last gradient
 int ffs_ff_layer_n_labels(const ffs_ff_layer_t *l);
 float ffs_ff_layer_theta(const ffs_ff_layer_t *l);

@@ -52,6 +52,7 @@ typedef struct {
   int labeled;           // FFCL: label weights, no painted label
   int ticks, td_dim;     // recurrent form (ticks > 1) and its top-down width
   ffs_ff_layer_t *layer;
+  float opt_state[FFS_FF_LAYER_OPT_SCALARS]; // the optimizer's scalars, as checkpointed
   float *x;              // (max_rows, in_dim + td_dim) decoded input (| top-down)
   float *rep;            // (max_rows, 1 + units) goodness | activity
   float *out;            // (max_rows, units) recurrent: normalized damped state
@@ -88,6 +89,7 @@ enum { S_FORWARD = 0, S_REPORT, S_FEEDBACK };
 static int s_send(s_layer_t *s, ffs_io_t *io, int which, const ffs_frame_hdr_t *in, uint8_t kind,
                   uint32_t rows, uint32_t cols, uint32_t aux, const s_rows_t *r,
                   const float *payload) {
+  if (which == S_FORWARD && ffs_io_n_forward_out(io) == 0) return 0; // the last layer
   ffs_frame_hdr_t h = *in;
   h.kind = kind, h.stage = (uint32_t)s->group, h.rows = rows, h.cols = cols, h.aux = aux;
   if (kind == FFS_FRAME_MARK) h.rows = 0, h.cols = 0;
@@ -377,10 +379,14 @@ static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t
 
 // ---- checkpoints ----
 
-enum { S_MAX_TENSORS = 7 };
-
-// w, b, peer_mean (u: labeled), then with eval_average w_avg, b_avg (u_avg).
-static int s_tensors(s_layer_t *s, ffs_tensor_ref_t t[S_MAX_TENSORS]) {
+// Three groups of tensors: the parameters (w, b, peer_mean; u: labeled);
+// with eval_average, their moving averages (w_avg, b_avg; u_avg); the
+// optimizer's state, named for its kind so that another optimizer's finds
+// none (sgd.m_w, sgd.m_b, sgd.g_b, labeled: sgd.m_u, sgd.g_u, then
+// sgd.state, its scalars; adam: the same with adam.v_w, adam.v_b,
+// adam.g_w, adam.v_u). ends[g] is where group g ends.
+enum { S_GROUPS = 3 };
+static int s_tensors(s_layer_t *s, ffs_tensor_ref_t t[FFS_CKPT_MAX_TENSORS], int ends[S_GROUPS]) {
   int w = s->in_dim + s->td_dim, n = 0;
   t[n++] = (ffs_tensor_ref_t){"w", 2, {s->units, w}, ffs_ff_layer_weights(s->layer)};
   t[n++] = (ffs_tensor_ref_t){"b", 1, {s->units, 0}, ffs_ff_layer_bias(s->layer)};
@@ -388,19 +394,42 @@ static int s_tensors(s_layer_t *s, ffs_tensor_ref_t t[S_MAX_TENSORS]) {
   if (s->labeled)
     t[n++] = (ffs_tensor_ref_t){"u", 2, {S_NCLASSES, s->units},
                                 ffs_ff_layer_label_weights(s->layer)};
-  if (!ffs_ff_layer_avg_weights(s->layer)) return n;
-  t[n++] = (ffs_tensor_ref_t){"w_avg", 2, {s->units, w}, ffs_ff_layer_avg_weights(s->layer)};
-  t[n++] = (ffs_tensor_ref_t){"b_avg", 1, {s->units, 0}, ffs_ff_layer_avg_bias(s->layer)};
-  if (s->labeled)
-    t[n++] = (ffs_tensor_ref_t){"u_avg", 2, {S_NCLASSES, s->units},
-                                ffs_ff_layer_avg_label_weights(s->layer)};
+  ends[0] = n;
+  if (ffs_ff_layer_avg_weights(s->layer)) {
+    t[n++] = (ffs_tensor_ref_t){"w_avg", 2, {s->units, w}, ffs_ff_layer_avg_weights(s->layer)};
+    t[n++] = (ffs_tensor_ref_t){"b_avg", 1, {s->units, 0}, ffs_ff_layer_avg_bias(s->layer)};
+    if (s->labeled)
+      t[n++] = (ffs_tensor_ref_t){"u_avg", 2, {S_NCLASSES, s->units},
+                                  ffs_ff_layer_avg_label_weights(s->layer)};
+  }
+  ends[1] = n;
+  ffs_ff_layer_opt_t o = ffs_ff_layer_opt(s->layer);
+  int adam = s->topo->stages[s->index].layer.opt == FFS_OPT_ADAM;
+  static const char *const names[2][10] = {
+      {"sgd.m_w", "sgd.v_w", "sgd.g_w", "sgd.m_b", "sgd.v_b", "sgd.g_b", "sgd.m_u", "sgd.v_u",
+       "sgd.g_u", "sgd.state"},
+      {"adam.m_w", "adam.v_w", "adam.g_w", "adam.m_b", "adam.v_b", "adam.g_b", "adam.m_u",
+       "adam.v_u", "adam.g_u", "adam.state"}};
+  const struct { float *data; int rows, cols; } opt[] = {
+      {o.m_w, s->units, w},          {o.v_w, s->units, w},          {o.g_w, s->units, w},
+      {o.m_b, s->units, 0},          {o.v_b, s->units, 0},          {o.g_b, s->units, 0},
+      {o.m_u, S_NCLASSES, s->units}, {o.v_u, S_NCLASSES, s->units}, {o.g_u, S_NCLASSES, s->units},
+      {s->opt_state, FFS_FF_LAYER_OPT_SCALARS, 0}};
+  for (size_t k = 0; k < sizeof opt / sizeof opt[0]; k++)
+    if (opt[k].data)
+      t[n++] = (ffs_tensor_ref_t){names[adam][k], opt[k].cols ? 2 : 1,
+                                  {opt[k].rows, opt[k].cols}, opt[k].data};
+  ends[2] = n;
   return n;
 }
 
 static int s_save(void *self, const char *path, char *err, size_t errlen) {
   s_layer_t *s = self;
-  ffs_tensor_ref_t t[S_MAX_TENSORS];
-  int n = s_tensors(s, t);
+  ffs_tensor_ref_t t[FFS_CKPT_MAX_TENSORS];
+  int ends[S_GROUPS];
+  int n = s_tensors(s, t, ends);
+  ffs_ff_layer_settle(s->layer); // the optimizer's whole state in its buffers
+  ffs_ff_layer_opt_scalars(s->layer, s->opt_state);
   char theta[32];
   snprintf(theta, sizeof theta, "%g", (double)ffs_ff_layer_theta(s->layer));
   char unit0[16];
@@ -413,17 +442,30 @@ static int s_save(void *self, const char *path, char *err, size_t errlen) {
 
 // A checkpoint written without eval_average has no averages: a run that
 // turns it on resumes from the weights, and its averages start from them
-// (as a fresh layer's start from its initial weights).
+// (as a fresh layer's start from its initial weights). One written before
+// the optimizer's state was checkpointed (or by an optimizer of another
+// kind) leaves the optimizer fresh.
 static int s_load(void *self, const char *path, char *err, size_t errlen) {
   s_layer_t *s = self;
-  ffs_tensor_ref_t t[S_MAX_TENSORS];
-  int n = s_tensors(s, t), n_base = n, loaded;
-  while (n_base > 0 && strstr(t[n_base - 1].name, "_avg")) n_base--;
-  if (ffs_ckpt_load_some(path, t, n, n_base, &loaded, err, errlen) < 0) return -1;
-  if (loaded == n) return 0;
-  ffs_ff_layer_restart_average(s->layer);
-  ffs_info("%s has no moving averages (written without eval_average): they start from its "
-           "weights", path);
+  ffs_tensor_ref_t t[FFS_CKPT_MAX_TENSORS];
+  int ends[S_GROUPS];
+  s_tensors(s, t, ends);
+  unsigned loaded;
+  if (ffs_ckpt_load_groups(path, t, ends, S_GROUPS, &loaded, err, errlen) < 0) return -1;
+  if (ends[1] > ends[0] && !(loaded & 2u)) {
+    ffs_ff_layer_restart_average(s->layer);
+    ffs_info("%s has no moving averages (written without eval_average): they start from its "
+             "weights", path);
+  }
+  if (!(loaded & 4u)) {
+    ffs_info("%s has no optimizer state for this layer's optimizer: it starts fresh", path);
+  } else if (ffs_ff_layer_set_opt_scalars(s->layer, s->opt_state) < 0) {
+    snprintf(err, errlen, "%s: tensor '%s' holds %g %g %g %g, expected whole numbers: steps "
+             "(low, high 20 bits), pending (0 or 1), opened (0 or 1)", path, t[ends[2] - 1].name,
+             (double)s->opt_state[0], (double)s->opt_state[1], (double)s->opt_state[2],
+             (double)s->opt_state[3]);
+    return -1;
+  }
   return 0;
 }
 
