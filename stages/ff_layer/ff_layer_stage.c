@@ -53,7 +53,7 @@ typedef struct {
   int ticks, td_dim;     // recurrent form (ticks > 1) and its top-down width
   ffs_ff_layer_t *layer;
   float opt_state[FFS_FF_LAYER_OPT_SCALARS]; // the optimizer's scalars, as checkpointed
-  float *x;              // (max_rows, in_dim + td_dim) decoded input (| top-down)
+  float *x;              // (max_rows, in_dim + td_dim) recurrent: decoded input | top-down
   float *rep;            // (max_rows, 1 + units) goodness | activity
   float *out;            // (max_rows, units) recurrent: normalized damped state
   float *lg;             // (max_rows, 10) FFCL: goodness per candidate label
@@ -511,9 +511,11 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
                                             s->max_rows, &me->layer, t->seed, stream);
   size_t mr = (size_t)s->max_rows, widest = (size_t)(w > s->units + 1 ? w : s->units + 1);
   int ok = s->layer != NULL;
-  ok &= (s->x = malloc(sizeof(float) * mr * (size_t)w)) != NULL;
+  // the recurrent form's input and state (a plain layer decodes its input
+  // straight into the layer)
+  ok &= s->ticks == 1 || (s->x = malloc(sizeof(float) * mr * (size_t)w)) != NULL;
   ok &= (s->rep = malloc(sizeof(float) * mr * (size_t)(s->units + 1))) != NULL;
-  ok &= (s->out = malloc(sizeof(float) * mr * (size_t)widest)) != NULL;
+  ok &= s->ticks == 1 || (s->out = malloc(sizeof(float) * mr * (size_t)widest)) != NULL;
   ok &= (s->lg = malloc(sizeof(float) * mr * S_NCLASSES)) != NULL;
   ok &= !s->fb_cols || (s->fb = malloc(sizeof(float) * mr * s->fb_cols)) != NULL;
   ok &= (s->ids = malloc(sizeof(uint32_t) * mr)) != NULL;
