@@ -80,14 +80,18 @@ typedef struct {
   double train_s_total;
   long train_samples_total;
   long train_n_sent;       // samples in the latest training phase the source sent
-  s_result_t res[1024];
-  int n_res;
-  int next_cmd, n_cmds;    // EPOCH commands sent / planned
-  int cmds_epoch[2048], cmds_mode[2048];
+  s_result_t res;          // the latest evaluation's result (when have_res)
+  int have_res;
+  // The run's phases are commands k = 0, 1, ...: epoch e's training, then
+  // its evaluation when it has one (s_cmd_at); none is stored, so a run may
+  // have any number of epochs.
+  long next_cmd, n_cmds;   // EPOCH commands sent / planned
   int last_epoch_done;     // last eval RESULT received (epoch), -1 none
   int streaming;           // the ready handshake is over: deaths are restarted
-  int n_sent;              // phases the source reported SENT, in command order
-  int done[2048];          // per command: its phase reached the readout
+  long n_sent;             // phases the source reported SENT, in command order
+  long done_base;          // every command before it reached the readout
+  uint8_t *done_win;       // ... and from it on, done_win[k - done_base] says
+  long done_cap;           // whether command k did (done_cap entries)
   int finished;
   char error[1024];
   FILE *metrics;
@@ -109,6 +113,11 @@ static int s_send(s_run_t *r, int stage, const char *msg) {
   if (zmq_send(r->ctl, name, strlen(name), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -1;
   return zmq_send(r->ctl, msg, strlen(msg), ZMQ_DONTWAIT) < 0 ? -1 : 0;
 }
+
+// Sends a control line to stage i. Returns 0 when sent; 1 when not, because
+// the stage has just died (the supervisor restarts it and re-drives what it
+// missed); -1 otherwise, and the run's error names the stage and the line.
+static int s_send_checked(s_run_t *r, int i, const char *msg);
 
 // ---- spawn ----
 
@@ -147,6 +156,15 @@ static int s_spawn_one(s_run_t *r, int i, int resume) {
   argv[a++] = "--out", argv[a++] = r->out_dir;
   argv[a++] = "--core", argv[a++] = core;
   if (resume) argv[a++] = "--resume";
+  // after a restart every stage learns each one's incarnation (restarts so
+  // far): the shared-memory descriptors it sends and accepts carry it
+  char inc[FFS_MAX_STAGES * 8] = "";
+  int any = 0;
+  for (int k = 0, n = 0; k < t->n_stages; k++) {
+    n += snprintf(inc + n, sizeof inc - (size_t)n, "%s%d", k ? "," : "", r->st[k].restarts);
+    any |= r->st[k].restarts > 0;
+  }
+  if (any) argv[a++] = "--incarnations", argv[a++] = inc;
   for (int k = 0; k < r->o->n_sets && k < 64; k++) argv[a++] = "--set", argv[a++] = r->o->sets[k];
   if (r->no_shm) argv[a++] = "--set", argv[a++] = "shm=false";
   argv[a] = NULL;
@@ -190,7 +208,13 @@ static void s_reap(s_run_t *r) {
                "checkpoint (restart %d of %d)",
                name, -s->pid, WTERMSIG(status), s->restarts, S_MAX_RESTARTS);
       s->ready = 0, s->await_ready = 1;
-      s_spawn_one(r, i, 1);
+      if (s_spawn_one(r, i, 1) < 0) return;
+      // the stages that sent it frames through shared memory take back the
+      // buffers its dead process held, and address the new one from now on
+      char lost[64];
+      snprintf(lost, sizeof lost, "LOST %d %d", i, s->restarts);
+      for (int j = 0; j < r->t->n_stages; j++)
+        if (j != i && r->st[j].pid > 0 && s_send_checked(r, j, lost) < 0) return;
       continue;
     }
     if (WIFSIGNALED(status))
@@ -211,27 +235,90 @@ static double s_kv(const char *line, const char *key) {
   return p ? strtod(p + strlen(pat), NULL) : -1.0;
 }
 
-static void s_send_next_cmd(s_run_t *r) {
-  if (r->next_cmd >= r->n_cmds) return;
-  char msg[64];
-  snprintf(msg, sizeof msg, "EPOCH %d %s", r->cmds_epoch[r->next_cmd],
-           r->cmds_mode[r->next_cmd] ? "eval" : "train");
-  if (s_send(r, 0, msg) == 0) r->next_cmd++;
+// Command k's phase: *epoch, *mode (0 train, 1 eval). Epoch e's training is
+// command e + e / eval_every (the evaluations before it come in between),
+// its evaluation the next one when e ends an eval_every block or the run.
+static int s_has_eval(const ffs_topo_t *t, long e) {
+  return (e + 1) % t->eval_every == 0 || e == t->epochs - 1;
+}
+static long s_cmd_of(const ffs_topo_t *t, long e) { return e + e / t->eval_every; }
+static long s_n_cmds(const ffs_topo_t *t) {
+  return s_cmd_of(t, t->epochs - 1) + 1 + s_has_eval(t, t->epochs - 1);
+}
+static void s_cmd_at(const ffs_topo_t *t, long k, int *epoch, int *mode) {
+  long e = k * t->eval_every / (t->eval_every + 1); // at or just below k's epoch
+  while (e + 1 < t->epochs && s_cmd_of(t, e + 1) <= k) e++;
+  *epoch = (int)e, *mode = k != s_cmd_of(t, e);
+}
+// Index of the command that streams phase (epoch, mode), or -1.
+static long s_cmd_index(const ffs_topo_t *t, long epoch, int mode) {
+  if (epoch < 0 || epoch >= t->epochs || (mode && !s_has_eval(t, epoch))) return -1;
+  return s_cmd_of(t, epoch) + (mode ? 1 : 0);
 }
 
-// Index of the command that streams phase (epoch, mode), or -1.
-static int s_cmd_index(const s_run_t *r, int epoch, int mode) {
-  for (int k = 0; k < r->n_cmds; k++)
-    if (r->cmds_epoch[k] == epoch && r->cmds_mode[k] == mode) return k;
+static int s_is_done(const s_run_t *r, long k) {
+  return k < r->done_base || (k - r->done_base < r->done_cap && r->done_win[k - r->done_base]);
+}
+
+// Marks command k done; the window of commands not all done moves on and
+// grows as needed (phases complete nearly in order: it stays a few long).
+static int s_set_done(s_run_t *r, long k) {
+  if (s_is_done(r, k)) return 0;
+  long at = k - r->done_base;
+  if (at >= r->done_cap) {
+    long cap = r->done_cap ? r->done_cap : 64;
+    while (cap <= at) cap *= 2;
+    uint8_t *w = realloc(r->done_win, (size_t)cap);
+    if (!w) return -1;
+    memset(w + r->done_cap, 0, (size_t)(cap - r->done_cap));
+    r->done_win = w, r->done_cap = cap;
+  }
+  r->done_win[at] = 1;
+  long n = 0;
+  while (n < r->done_cap && r->done_win[n]) n++;
+  if (n > 0) {
+    memmove(r->done_win, r->done_win + n, (size_t)(r->done_cap - n));
+    memset(r->done_win + r->done_cap - n, 0, (size_t)n);
+    r->done_base += n;
+  }
+  return 0;
+}
+
+static int s_send_checked(s_run_t *r, int i, const char *msg) {
+  if (s_send(r, i, msg) == 0) return 0;
+  int err = zmq_errno();
+  pid_t pid = r->st[i].pid;
+  siginfo_t si = {0};
+  if (pid <= 0 || r->st[i].await_ready ||
+      (!r->o->threads && waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+       si.si_pid == pid))
+    return 1;
+  if (!r->error[0])
+    snprintf(r->error, sizeof r->error, "cannot send '%s' to stage '%s': %s", msg,
+             r->t->stages[i].name, zmq_strerror(err));
   return -1;
 }
 
+static void s_send_next_cmd(s_run_t *r) {
+  if (r->next_cmd >= r->n_cmds) return;
+  char msg[64];
+  int epoch, mode;
+  s_cmd_at(r->t, r->next_cmd, &epoch, &mode);
+  snprintf(msg, sizeof msg, "EPOCH %d %s", epoch, mode ? "eval" : "train");
+  // sent; or the source died, and its restart re-drives from n_sent
+  if (s_send_checked(r, 0, msg) == 0) r->next_cmd++;
+}
+
 // Marks phase (epoch, mode) as having reached the readout. Returns 0 the
-// first time, -1 for a duplicate (a MARK re-sent after a restart).
+// first time, -1 for a duplicate (a MARK re-sent after a restart) or a
+// phase the run does not have.
 static int s_phase_done(s_run_t *r, int epoch, int mode) {
-  int k = s_cmd_index(r, epoch, mode);
-  if (k < 0 || r->done[k]) return -1;
-  r->done[k] = 1;
+  long k = s_cmd_index(r->t, epoch, mode);
+  if (k < 0 || s_is_done(r, k)) return -1;
+  if (s_set_done(r, k) < 0) {
+    snprintf(r->error, sizeof r->error, "out of memory");
+    return -1;
+  }
   // the run's progress, for --resume: one line per phase that completed
   char path[FFS_PATH_MAX + 32];
   snprintf(path, sizeof path, "%s/progress", r->out_dir);
@@ -250,12 +337,12 @@ static int s_load_progress(s_run_t *r) {
   int epoch, n = 0;
   while (fscanf(f, "%15s %d", what, &epoch) == 2) {
     int eval = strcmp(what, "evaluated") == 0;
-    int k = s_cmd_index(r, epoch, eval);
-    if (k >= 0 && !r->done[k]) r->done[k] = 1, n++;
+    long k = s_cmd_index(r->t, epoch, eval);
+    if (k >= 0 && !s_is_done(r, k) && s_set_done(r, k) == 0) n++;
     if (eval && epoch > r->last_epoch_done) r->last_epoch_done = epoch;
   }
   fclose(f);
-  while (r->next_cmd < r->n_cmds && r->done[r->next_cmd]) r->next_cmd++;
+  while (r->next_cmd < r->n_cmds && s_is_done(r, r->next_cmd)) r->next_cmd++;
   r->n_sent = r->next_cmd;
   return n;
 }
@@ -265,24 +352,27 @@ static int s_load_progress(s_run_t *r) {
 // MARK of every phase it finished sending that has not reached the readout
 // (the readout ignores a MARK it already saw). A restarted source has also
 // lost its queue: the phases it had not finished are queued again (the one it
-// was streaming starts over).
+// was streaming starts over). A MARK that cannot be sent would stall the run:
+// that is an error.
 static void s_redrive(s_run_t *r, int stage) {
   if (stage == 0) {
     r->next_cmd = r->n_sent;
     s_send_next_cmd(r);
     s_send_next_cmd(r);
   }
-  for (int k = 0; k < r->n_sent; k++) {
-    if (r->done[k]) continue;
+  for (long k = r->done_base; k < r->n_sent; k++) {
+    if (s_is_done(r, k)) continue;
     char msg[64];
-    snprintf(msg, sizeof msg, "MARK %d %s", r->cmds_epoch[k], r->cmds_mode[k] ? "eval" : "train");
-    s_send(r, 0, msg);
+    int epoch, mode;
+    s_cmd_at(r->t, k, &epoch, &mode);
+    snprintf(msg, sizeof msg, "MARK %d %s", epoch, mode ? "eval" : "train");
+    if (s_send_checked(r, 0, msg) < 0) return;
   }
 }
 
 static void s_on_result(s_run_t *r, const char *line) {
-  if (r->n_res >= (int)(sizeof r->res / sizeof r->res[0])) return;
-  s_result_t *x = &r->res[r->n_res++];
+  s_result_t *x = &r->res;
+  r->have_res = 1;
   memset(x, 0, sizeof *x);
   x->epoch = (int)s_kv(line, "epoch");
   x->energy = s_kv(line, "energy");
@@ -373,7 +463,7 @@ static void s_on_message(s_run_t *r, int i, char *line) {
   } else if (!strncmp(line, "RESULT", 6)) {
     if (s_phase_done(r, (int)s_kv(line, "epoch"), 1) < 0) return; // duplicate
     s_on_result(r, line);
-    s_result_t *x = &r->res[r->n_res - 1];
+    s_result_t *x = &r->res;
     s_metrics_row(r, x);
     if (r->tty) fputs("\r\033[K", stdout);
     char e[16], m[16];
@@ -442,9 +532,9 @@ static void s_progress(s_run_t *r) {
   }
   n += snprintf(line + n, sizeof line - (size_t)n, " | g+ %.0f g- %.0f (%s)", r->st[1].gpos,
                 r->st[1].gneg, t->stages[1].name);
-  if (r->n_res)
+  if (r->have_res)
     snprintf(line + n, sizeof line - (size_t)n, " | last test error %.2f%%",
-             100 * s_primary(r, &r->res[r->n_res - 1]));
+             100 * s_primary(r, &r->res));
   if (r->tty) printf("\r\033[K%s", line);
   else printf("%s\n", line);
   fflush(stdout);
@@ -465,7 +555,7 @@ static void s_write_summary(s_run_t *r, int rc) {
     ffs_error("cannot write %s: %s", path, strerror(errno));
     return;
   }
-  const s_result_t *x = r->n_res ? &r->res[r->n_res - 1] : NULL;
+  const s_result_t *x = r->have_res ? &r->res : NULL;
   fprintf(f, "{\n  \"topology\": \"%s\",\n  \"name\": \"%s\",\n  \"status\": \"%s\",\n",
           r->t->path, r->t->name, rc == 0 ? "ok" : rc == 130 ? "interrupted" : "failed");
   fprintf(f, "  \"mode\": \"%s\",\n  \"cores\": %d,\n", r->o->threads ? "threads" : "processes",
@@ -651,9 +741,13 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
 
   r->zctx = zmq_ctx_new();
   r->ctl = zmq_socket(r->zctx, ZMQ_ROUTER);
-  int linger = 0, mandatory = 0;
+  // mandatory: a line for a stage that is not connected fails instead of
+  // vanishing (s_send_checked); handover: a restarted stage takes its name
+  // over from its dead process's connection at once
+  int linger = 0, mandatory = 1, handover = 1;
   zmq_setsockopt(r->ctl, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(r->ctl, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory);
+  zmq_setsockopt(r->ctl, ZMQ_ROUTER_HANDOVER, &handover, sizeof handover);
   int64_t maxmsg = 1 << 16;
   zmq_setsockopt(r->ctl, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
   char ep[FFS_PATH_MAX + 64];
@@ -663,11 +757,7 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
              zmq_strerror(zmq_errno()));
     goto done;
   }
-  for (int e = 0; e < t->epochs; e++) {
-    r->cmds_epoch[r->n_cmds] = e, r->cmds_mode[r->n_cmds++] = 0;
-    if ((e + 1) % t->eval_every == 0 || e == t->epochs - 1)
-      r->cmds_epoch[r->n_cmds] = e, r->cmds_mode[r->n_cmds++] = 1;
-  }
+  r->n_cmds = s_n_cmds(t);
   if (o->resume) {
     int done = s_load_progress(r);
     if (r->next_cmd >= r->n_cmds) {
@@ -675,8 +765,10 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
       r->nothing_to_do = 1; // and nothing to overwrite: summary.json stays as it is
       goto done;
     }
+    int epoch, mode;
+    s_cmd_at(t, r->next_cmd, &epoch, &mode);
     printf("ffstream: resuming %s after %d finished phases, at epoch %d\n", r->out_dir, done,
-           r->cmds_epoch[r->next_cmd] + 1);
+           epoch + 1);
   }
   printf("ffstream: %s: %d stages (%s) on %d cores, output in %s\n", t->path, t->n_stages,
          o->threads ? "threads" : "processes", ncores, r->out_dir);
@@ -723,8 +815,8 @@ done:
   zmq_close(r->ctl);
   zmq_ctx_term(r->zctx);
   s_remove_run_dir(r);
-  if (r->n_res) {
-    const s_result_t *x = &r->res[r->n_res - 1];
+  if (r->have_res) {
+    const s_result_t *x = &r->res;
     char e[16], m[16];
     printf("result: test error %.2f%% after %d epochs (energy %s, softmax %s), %.0f train "
            "samples/s, %.1f s wall\n",
@@ -732,6 +824,7 @@ done:
            x->samples_per_s, ffs_now() - r->t0);
   }
   printf("summary: %s/summary.json\n", r->out_dir);
+  free(r->done_win);
   free(r);
   return rc;
 }

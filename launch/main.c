@@ -65,7 +65,29 @@ typedef struct {
   int resume;      // stage: load its checkpoint; run: the folder to resume
   const char *resume_dir;
   char epochs_set[32];
+  uint32_t inc[FFS_MAX_STAGES]; // stage: --incarnations
+  int n_inc;
 } s_args_t;
+
+// --incarnations: up to FFS_MAX_STAGES comma-separated counts. 0 or -1.
+static int s_parse_incarnations(s_args_t *a, const char *v) {
+  const char *p = v;
+  for (a->n_inc = 0; *p;) {
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(p, &end, 10);
+    if (end == p || errno || n > 1000000 || (*end && *end != ',') || a->n_inc == FFS_MAX_STAGES) {
+      fprintf(stderr,
+              "ffstream: --incarnations: expected at most %d comma-separated counts "
+              "0..1000000, got '%s'\n",
+              FFS_MAX_STAGES, v);
+      return -1;
+    }
+    a->inc[a->n_inc++] = (uint32_t)n;
+    p = *end ? end + 1 : end;
+  }
+  return 0;
+}
 
 // Parses argv[first..]; returns 0 or prints the problem and returns -1.
 static int s_parse(s_args_t *a, int argc, char **argv, int first, const char *usage) {
@@ -88,14 +110,18 @@ static int s_parse(s_args_t *a, int argc, char **argv, int first, const char *us
       char *end;
       errno = 0;
       long n = strtol(argv[++i], &end, 10);
-      if (*end || errno || n < 1 || n > 100000) {
-        fprintf(stderr, "ffstream: --epochs: expected an integer 1..100000, got '%s'\n", argv[i]);
+      if (*end || errno || n < 1 || n > INT_MAX) {
+        fprintf(stderr, "ffstream: --epochs: expected an integer 1..%d, got '%s'\n", INT_MAX,
+                argv[i]);
         return -1;
       }
       snprintf(a->epochs_set, sizeof a->epochs_set, "train.epochs=%ld", n);
     } else if (!strcmp(f, "--out") && has_value) a->out = argv[++i];
     else if (!strcmp(f, "--topology") && has_value) a->topo = argv[++i];
     else if (!strcmp(f, "--name") && has_value) a->name = argv[++i];
+    else if (!strcmp(f, "--incarnations") && has_value && usage == s_usage_stage) {
+      if (s_parse_incarnations(a, argv[++i]) < 0) return -1;
+    }
     else if (!strcmp(f, "--run-dir") && has_value) a->run_dir = argv[++i];
     else if (!strcmp(f, "--core") && has_value) {
       char *end;
@@ -194,11 +220,16 @@ static int s_cmd_stage(int argc, char **argv) {
     fprintf(stderr, "%s: no stage named '%s'\n", t.path, a.name);
     return 2;
   }
+  if (a.n_inc && a.n_inc != t.n_stages) {
+    fprintf(stderr, "ffstream: --incarnations: %d counts for %d stages\n", a.n_inc, t.n_stages);
+    return 2;
+  }
   ffs_install_signal_handlers();
   void *zctx = zmq_ctx_new();
   ffs_stage_env_t env = {.topo = &t, .index = index, .run_dir = a.run_dir,
                          .out_dir = a.out ? a.out : "", .zctx = zctx,
-                         .stop = &ffs_interrupted, .core = a.core, .resume = a.resume};
+                         .stop = &ffs_interrupted, .core = a.core, .resume = a.resume,
+                         .incarnations = a.n_inc ? a.inc : NULL};
   int rc = ffs_stage_run(&env);
   zmq_ctx_term(zctx);
   return rc == 0 ? 0 : 1;

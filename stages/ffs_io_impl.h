@@ -21,6 +21,8 @@
 
 #define S_SHM_WAIT_S 1.0 // longest wait for a shared encode buffer to come
                          // free before a frame goes by copy instead
+#define S_SLOT_REP FFS_MAX_SHARDS // reader slot of the report channel
+_Static_assert(S_SLOT_REP < FFS_SHM_SLOTS, "reader slots: shards and the report");
 #define S_SEND_BUFS 16 // encode buffers ZeroMQ may hold at once (>= the
                        // frames queued on a stage's outgoing sockets)
 
@@ -85,6 +87,10 @@ struct ffs_io {
                                       // shared memory, descriptors go over ZeroMQ
                                       // (0 again if opening one ever fails)
   ffs_shm_buf_t shm[S_SEND_BUFS];     // ... those buffers (fd -1 until first use)
+  int slot_stage[FFS_SHM_SLOTS];      // ... reader slot -> the stage it sends to
+                                      // (fwd[k]: slot k; rep: S_SLOT_REP), -1 none
+  uint32_t inc[FFS_MAX_STAGES];       // each stage's incarnation (restarts) as known
+                                      // here: descriptors carry it, LOST updates it
   int n_shm;                          // ... of which it uses 2 x hwm_frames + 2
   uint64_t shm_sent[S_SEND_BUFS];     // ... when each last went out (a frame count)
   uint64_t shm_count;

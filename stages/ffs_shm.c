@@ -26,7 +26,7 @@ struct ffs_shm_hdr {
   uint64_t magic;
   uint64_t token;      // random per buffer: a reused pid and fd never match
   uint64_t cap;        // data bytes after the header
-  atomic_uint readers; // receivers yet to release the frame in the buffer
+  atomic_uint readers; // bit k: the reader in slot k has yet to release the frame
   atomic_uint gen;     // frames sent from the buffer so far
 };
 _Static_assert(sizeof(struct ffs_shm_hdr) <= S_HDR_LEN, "header outgrew its line");
@@ -92,37 +92,56 @@ static uint64_t s_from_be(const uint8_t *p, int bytes) {
   return v;
 }
 
-// MessagePack: fixarray(6) ["shm", pid u32, fd u32, token u64, gen u32, len u64]
-static const uint8_t s_lead[5] = {0x96, 0xa3, 's', 'h', 'm'};
-enum { S_PID = 5, S_FD = 10, S_TOKEN = 15, S_GEN = 24, S_LEN = 29 };
+// MessagePack: fixarray(8) ["shm", pid u32, fd u32, token u64, gen u32,
+// len u64, slot u8, incarnation u32]
+static const uint8_t s_lead[5] = {0x98, 0xa3, 's', 'h', 'm'};
+enum { S_PID = 5, S_FD = 10, S_TOKEN = 15, S_GEN = 24, S_LEN = 29, S_SLOT = 38, S_INC = 40 };
+_Static_assert(S_INC + 5 == FFS_SHM_DESC_LEN, "descriptor layout and length disagree");
 
-void ffs_shm_buf_send(ffs_shm_buf_t *b, size_t len, int readers, uint8_t *desc) {
-  unsigned gen = atomic_fetch_add_explicit(&b->h->gen, 1, memory_order_relaxed) + 1;
-  atomic_store_explicit(&b->h->readers, (unsigned)readers, memory_order_release);
+void ffs_shm_buf_send(ffs_shm_buf_t *b, uint32_t mask) {
+  atomic_fetch_add_explicit(&b->h->gen, 1, memory_order_relaxed);
+  atomic_store_explicit(&b->h->readers, mask, memory_order_release);
+}
+
+void ffs_shm_buf_desc(const ffs_shm_buf_t *b, size_t len, int slot, uint32_t incarnation,
+                      uint8_t *desc) {
+  unsigned gen = atomic_load_explicit(&b->h->gen, memory_order_relaxed);
   memcpy(desc, s_lead, sizeof s_lead);
   desc[S_PID] = 0xce, s_be(desc + S_PID + 1, (uint64_t)getpid(), 4);
   desc[S_FD] = 0xce, s_be(desc + S_FD + 1, (uint64_t)b->fd, 4);
   desc[S_TOKEN] = 0xcf, s_be(desc + S_TOKEN + 1, b->h->token, 8);
   desc[S_GEN] = 0xce, s_be(desc + S_GEN + 1, gen, 4);
   desc[S_LEN] = 0xcf, s_be(desc + S_LEN + 1, len, 8);
+  desc[S_SLOT] = 0xcc, desc[S_SLOT + 1] = (uint8_t)slot;
+  desc[S_INC] = 0xce, s_be(desc + S_INC + 1, incarnation, 4);
+}
+
+// Clears slot's bit; wakes a waiting sender when it was the last one.
+// Returns 1 when the bit was set.
+static int s_clear(ffs_shm_hdr_t *h, int slot) {
+  unsigned bit = 1u << slot;
+  unsigned was = atomic_fetch_and_explicit(&h->readers, ~bit, memory_order_acq_rel);
+  if (was == bit) syscall(SYS_futex, (uint32_t *)&h->readers, FUTEX_WAKE, 1, NULL, NULL, 0);
+  return (was & bit) != 0;
+}
+
+int ffs_shm_buf_reclaim(ffs_shm_buf_t *b, int slot) {
+  return b->fd >= 0 && slot >= 0 && slot < FFS_SHM_SLOTS && s_clear(b->h, slot);
 }
 
 // ---- receiver ----
 
-void ffs_shm_release(ffs_shm_hdr_t *h) {
-  // never below 0: a descriptor replayed into a socket must not leave the
-  // count wrapped around (the buffer taken for good)
-  unsigned v = atomic_load_explicit(&h->readers, memory_order_relaxed);
-  while (v > 0 && !atomic_compare_exchange_weak_explicit(&h->readers, &v, v - 1,
-                                                         memory_order_acq_rel, memory_order_relaxed))
-    ;
-  if (v == 1) syscall(SYS_futex, (uint32_t *)&h->readers, FUTEX_WAKE, 1, NULL, NULL, 0);
+void ffs_shm_release(ffs_shm_hdr_t *h, int slot) {
+  // only this slot's bit: a descriptor replayed into a socket, or released
+  // twice, cannot take another reader's frame away
+  if (slot >= 0 && slot < FFS_SHM_SLOTS) s_clear(h, slot);
 }
 
 int ffs_shm_is_desc(const void *msg, size_t n) {
   const uint8_t *p = msg;
   return n == FFS_SHM_DESC_LEN && !memcmp(p, s_lead, sizeof s_lead) && p[S_PID] == 0xce &&
-         p[S_FD] == 0xce && p[S_TOKEN] == 0xcf && p[S_GEN] == 0xce && p[S_LEN] == 0xcf;
+         p[S_FD] == 0xce && p[S_TOKEN] == 0xcf && p[S_GEN] == 0xce && p[S_LEN] == 0xcf &&
+         p[S_SLOT] == 0xcc && p[S_INC] == 0xce;
 }
 
 typedef struct {
@@ -211,8 +230,9 @@ static s_map_t *s_map(ffs_shm_maps_t *m, uint32_t pid, uint32_t fd, uint64_t tok
   return &m->v[m->n++];
 }
 
-int ffs_shm_resolve(ffs_shm_maps_t *m, const void *desc, size_t n, uint8_t **data, size_t *len,
-                    ffs_shm_hdr_t **h, char *why, size_t whylen) {
+int ffs_shm_resolve(ffs_shm_maps_t *m, const void *desc, size_t n, uint32_t incarnation,
+                    uint8_t **data, size_t *len, ffs_shm_hdr_t **h, int *slot, char *why,
+                    size_t whylen) {
   if (!ffs_shm_is_desc(desc, n)) {
     snprintf(why, whylen, "shared-memory frame: malformed descriptor (%zu bytes)", n);
     return -1;
@@ -221,6 +241,19 @@ int ffs_shm_resolve(ffs_shm_maps_t *m, const void *desc, size_t n, uint8_t **dat
   uint64_t pid = s_from_be(p + S_PID + 1, 4), fd = s_from_be(p + S_FD + 1, 4);
   uint64_t token = s_from_be(p + S_TOKEN + 1, 8), gen = s_from_be(p + S_GEN + 1, 4);
   uint64_t bytes = s_from_be(p + S_LEN + 1, 8);
+  uint64_t sl = p[S_SLOT + 1], inc = s_from_be(p + S_INC + 1, 4);
+  if (inc != incarnation) {
+    snprintf(why, whylen,
+             "shared-memory frame: meant for incarnation %llu of this stage, which is "
+             "incarnation %u (lost with a restart)",
+             (unsigned long long)inc, incarnation);
+    return -1;
+  }
+  if (sl >= FFS_SHM_SLOTS) {
+    snprintf(why, whylen, "shared-memory frame: reader slot %llu out of range",
+             (unsigned long long)sl);
+    return -1;
+  }
   if (pid == 0 || pid > 0x3fffffff || fd > 0xfffff) {
     snprintf(why, whylen, "shared-memory frame: pid %llu or fd %llu out of range",
              (unsigned long long)pid, (unsigned long long)fd);
@@ -234,12 +267,13 @@ int ffs_shm_resolve(ffs_shm_maps_t *m, const void *desc, size_t n, uint8_t **dat
     return -1;
   }
   unsigned now = atomic_load_explicit(&e->h->gen, memory_order_acquire);
-  if (now != (unsigned)gen || atomic_load_explicit(&e->h->readers, memory_order_acquire) == 0) {
+  unsigned mask = atomic_load_explicit(&e->h->readers, memory_order_acquire);
+  if (now != (unsigned)gen || !(mask & (1u << sl))) {
     snprintf(why, whylen, "shared-memory frame: stale descriptor (generation %llu, buffer at %u)",
              (unsigned long long)gen, now);
     return -1;
   }
-  *data = (uint8_t *)e->h + S_HDR_LEN, *len = (size_t)bytes, *h = e->h;
+  *data = (uint8_t *)e->h + S_HDR_LEN, *len = (size_t)bytes, *h = e->h, *slot = (int)sl;
   return 0;
 }
 
@@ -250,7 +284,8 @@ int ffs_shm_probe(char *why, size_t whylen) {
   if (ffs_shm_buf_open(&b, 64, why, whylen) < 0) return -1;
   uint8_t desc[FFS_SHM_DESC_LEN];
   b.data[0] = 42;
-  ffs_shm_buf_send(&b, 1, 1, desc);
+  ffs_shm_buf_send(&b, 1u << 3);
+  ffs_shm_buf_desc(&b, 1, 3, 0, desc);
   int fds[2];
   if (pipe(fds) < 0) {
     snprintf(why, whylen, "pipe: %s", strerror(errno));
@@ -265,10 +300,11 @@ int ffs_shm_probe(char *why, size_t whylen) {
     uint8_t *data;
     size_t len;
     ffs_shm_hdr_t *h;
-    int ok = m && ffs_shm_resolve(m, desc, sizeof desc, &data, &len, &h, w, sizeof w) == 0;
+    int slot;
+    int ok = m && ffs_shm_resolve(m, desc, sizeof desc, 0, &data, &len, &h, &slot, w, sizeof w) == 0;
     if (ok && data[0] != 42) ok = 0, snprintf(w, sizeof w, "the child read other bytes");
     if (ok)
-      ffs_shm_release(h);
+      ffs_shm_release(h, slot);
     else if (write(fds[1], w, strlen(w)) < 0)
       _exit(2);
     _exit(ok ? 0 : 1);

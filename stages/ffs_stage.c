@@ -117,6 +117,7 @@ static int s_open_sockets(ffs_io_t *io, char *err, size_t errlen) {
   int next = ffs_topo_next(t, env->index);
   if (next < t->n_stages && t->stages[next].kind == FFS_STAGE_FF_LAYER) {
     for (int k = 0; k < t->stages[next].n_shards; k++) {
+      io->slot_stage[io->n_fwd] = next + k;
       void *s = io->fwd[io->n_fwd++] = s_socket(io, ZMQ_PUSH, hwm, 0);
       if (!s) goto zfail;
       ffs_topo_endpoint(t, env->run_dir, next + k, FFS_CHAN_IN, 0, ep, sizeof ep);
@@ -129,6 +130,7 @@ static int s_open_sockets(ffs_io_t *io, char *err, size_t errlen) {
   if (me->kind == FFS_STAGE_FF_LAYER) {
     io->rep = s_socket(io, ZMQ_PUSH, hwm, 0);
     if (!io->rep) goto zfail;
+    io->slot_stage[S_SLOT_REP] = readout;
     ffs_topo_endpoint(t, env->run_dir, readout, FFS_CHAN_REP, me->group, ep, sizeof ep);
     if (s_connect(io->rep, ep, err, errlen)) return -1;
   }
@@ -272,11 +274,12 @@ static void s_send_buf_release(void *data, void *hint) {
 // frames as the sockets' queues held in flight): a free one, opened on
 // first use (or reopened when too small). When every one is still being
 // read downstream, waits for the one sent longest ago (counted as blocked
-// time, as a full socket's wait is). NULL: stopping, or none came free
-// within S_SHM_WAIT_S (a consumer stalled, or died holding buffers that
-// will never come back): the frame goes by copy, with ZeroMQ's
-// backpressure, and so does every frame after it until a buffer is free
-// again, without waiting for one.
+// time, as a full socket's wait is), a few milliseconds at a time, since
+// another may come free first (a report read later than a forward frame).
+// NULL: stopping, or none came free within S_SHM_WAIT_S (a consumer
+// stalled, or died holding buffers until the launcher's LOST gives them
+// back): the frame goes by copy, with ZeroMQ's backpressure, and so does
+// every frame after it until a buffer is free again, without waiting.
 static uint8_t *s_shm_frame_buf(ffs_io_t *io, size_t cap) {
   double t0 = 0;
   for (;;) {
@@ -312,7 +315,7 @@ static uint8_t *s_shm_frame_buf(ffs_io_t *io, size_t cap) {
       }
       return NULL;
     }
-    ffs_shm_buf_wait(&io->shm[oldest], 100);
+    ffs_shm_buf_wait(&io->shm[oldest], 2);
   }
 }
 
@@ -335,21 +338,27 @@ uint8_t *ffs_io_frame_buf(ffs_io_t *io, size_t cap) {
   return NULL;
 }
 
-// Sends buf (len bytes) on each of n sockets: without a copy when it is the
-// buffer ffs_io_frame_buf lent and large, else copied.
-static int s_send_frame(ffs_io_t *io, void *const *socks, int n, const void *buf, size_t len) {
+// Sends buf (len bytes) on each of n sockets (socks[k] reads shared buffers
+// as slots[k]): without a copy when it is the buffer ffs_io_frame_buf lent
+// and large, else copied.
+static int s_send_frame(ffs_io_t *io, void *const *socks, const int *slots, int n, const void *buf,
+                        size_t len) {
   if (io->use_shm && io->lent >= 0 && buf == io->shm[io->lent].data && len >= S_ZERO_COPY_MIN &&
       n > 0) {
     ffs_shm_buf_t *sb = &io->shm[io->lent];
     io->shm_sent[io->lent] = ++io->shm_count;
     io->lent = -1;
-    uint8_t desc[FFS_SHM_DESC_LEN]; // all that goes over ZeroMQ
-    ffs_shm_buf_send(sb, len, n, desc);
-    for (int k = 0; k < n; k++)
+    uint32_t mask = 0;
+    for (int k = 0; k < n; k++) mask |= 1u << slots[k];
+    ffs_shm_buf_send(sb, mask);
+    for (int k = 0; k < n; k++) {
+      uint8_t desc[FFS_SHM_DESC_LEN]; // all that goes over ZeroMQ
+      ffs_shm_buf_desc(sb, len, slots[k], io->inc[io->slot_stage[slots[k]]], desc);
       if (ffs_io_send_blocking(io, socks[k], desc, sizeof desc) < 0) {
-        for (; k < n; k++) ffs_shm_release(sb->h); // these never got it
+        for (; k < n; k++) ffs_shm_buf_reclaim(sb, slots[k]); // these never got it
         return -1;
       }
+    }
     return 0;
   }
   s_send_buf_t *b = io->lent >= 0 ? io->send_buf[io->lent] : NULL;
@@ -391,11 +400,30 @@ int ffs_io_n_feedback_out(const ffs_io_t *io) { return io->n_fb_out; }
 int ffs_io_n_forward_out(const ffs_io_t *io) { return io->n_fwd; }
 
 int ffs_io_send_forward(ffs_io_t *io, const void *buf, size_t len) {
-  return s_send_frame(io, io->fwd, io->n_fwd, buf, len);
+  static const int slots[FFS_MAX_SHARDS] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  return s_send_frame(io, io->fwd, slots, io->n_fwd, buf, len);
 }
 
 int ffs_io_send_report(ffs_io_t *io, const void *buf, size_t len) {
-  return s_send_frame(io, &io->rep, io->rep ? 1 : 0, buf, len);
+  static const int slot = S_SLOT_REP;
+  return s_send_frame(io, &io->rep, &slot, io->rep ? 1 : 0, buf, len);
+}
+
+// The launcher restarted stage `stage` as incarnation inc: the shared
+// buffers whose frames went to its dead process come back (their readers
+// will never release them; the new process drops descriptors meant for the
+// old one), and descriptors from now on are meant for the new one.
+static void s_on_lost(ffs_io_t *io, int stage, uint32_t inc) {
+  if (stage < 0 || stage >= io->env->topo->n_stages) return;
+  io->inc[stage] = inc;
+  int n = 0;
+  for (int slot = 0; slot < FFS_SHM_SLOTS; slot++) {
+    if (io->slot_stage[slot] != stage) continue;
+    for (int k = 0; k < S_SEND_BUFS; k++) n += ffs_shm_buf_reclaim(&io->shm[k], slot);
+  }
+  if (n > 0)
+    ffs_info("%d shared frame buffers held by the lost process of '%s' are free again", n,
+             io->env->topo->stages[stage].name);
 }
 
 int ffs_io_send_feedback(ffs_io_t *io, int k, const void *buf, size_t len) {
@@ -467,9 +495,13 @@ int ffs_io_dispatch(ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub
   return rc;
 }
 
+// The hint is the buffer's header (mapped at a page boundary) with the
+// reader's slot in its low bits.
 static void s_shm_msg_free(void *data, void *hint) {
   (void)data;
-  ffs_shm_release(hint);
+  uintptr_t v = (uintptr_t)hint;
+  ffs_shm_release((ffs_shm_hdr_t *)(v & ~(uintptr_t)(FFS_SHM_SLOTS - 1)),
+                  (int)(v & (FFS_SHM_SLOTS - 1)));
 }
 
 // Turns msg, a shared-memory descriptor, into a message over the frame's
@@ -482,12 +514,16 @@ static int s_shm_msg(ffs_io_t *io, zmq_msg_t *msg, char *why, size_t whylen) {
   uint8_t *data;
   size_t len;
   ffs_shm_hdr_t *h;
-  if (ffs_shm_resolve(io->shm_maps, zmq_msg_data(msg), zmq_msg_size(msg), &data, &len, &h, why,
-                      whylen) < 0)
+  int slot;
+  uint32_t inc = io->inc[io->env->index];
+  if (ffs_shm_resolve(io->shm_maps, zmq_msg_data(msg), zmq_msg_size(msg), inc, &data, &len, &h,
+                      &slot, why, whylen) < 0)
     return -1;
+  assert(((uintptr_t)h & (FFS_SHM_SLOTS - 1)) == 0);
   zmq_msg_close(msg);
-  if (zmq_msg_init_data(msg, data, len, s_shm_msg_free, h) < 0) {
-    ffs_shm_release(h);
+  if (zmq_msg_init_data(msg, data, len, s_shm_msg_free, (void *)((uintptr_t)h | (uintptr_t)slot)) <
+      0) {
+    ffs_shm_release(h, slot);
     zmq_msg_init(msg);
     snprintf(why, whylen, "zmq_msg_init_data: %s", zmq_strerror(zmq_errno()));
     return -1;
@@ -551,6 +587,12 @@ int ffs_io_on_control(ffs_io_t *io) {
     ffs_io_checkpoint(io);
     return 0;
   }
+  int stage;
+  unsigned inc;
+  if (sscanf(cmd, "LOST %d %u", &stage, &inc) == 2) {
+    s_on_lost(io, stage, inc);
+    return 0;
+  }
   if (io->ops->on_control && io->ops->on_control(io->self, io, cmd) < 0)
     ffs_warn("control command not understood: '%s'", cmd);
   return 0;
@@ -596,6 +638,8 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
   io->lent = -1;
   io->ops = ffs_stage_ops(me->kind);
   for (int k = 0; k < S_SEND_BUFS; k++) io->shm[k].fd = -1;
+  for (int k = 0; k < FFS_SHM_SLOTS; k++) io->slot_stage[k] = -1;
+  for (int i = 0; env->incarnations && i < t->n_stages; i++) io->inc[i] = env->incarnations[i];
   if (t->transport == FFS_TRANSPORT_IPC) { // one host: frames may come through shared memory
     io->use_shm = t->shm;
     // as many frames in flight per stage as its sockets' queues held before

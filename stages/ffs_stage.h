@@ -26,6 +26,8 @@ typedef struct {
   int core;               // core to pin to (-1 = do not pin)
   int thread_mode;        // 1 = runs as a thread: pin the thread, not the process
   int resume;             // 1 = load out_dir/ckpt/<name>.safetensors at start
+  const uint32_t *incarnations; // per stage index: times the launcher restarted
+                                // it so far (NULL: none ever was)
 } ffs_stage_env_t;
 
 // Counters every stage keeps; the runtime sends them to the launcher.

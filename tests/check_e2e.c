@@ -306,14 +306,16 @@ static pid_t s_stage_pid(pid_t launcher_pid, const char *name) {
   return found;
 }
 
-static long s_rss_kb(pid_t pid) {
+// A process's anonymous resident memory (kB): its heap and ZeroMQ's
+// queues, without the shared frame buffers it maps (RssShmem) or files.
+static long s_rss_anon_kb(pid_t pid) {
   char path[64], line[256];
   snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
   FILE *f = fopen(path, "r");
   if (!f) return -1;
   long kb = -1;
   while (fgets(line, sizeof line, f))
-    if (!strncmp(line, "VmRSS:", 6)) kb = strtol(line + 6, NULL, 10);
+    if (!strncmp(line, "RssAnon:", 8)) kb = strtol(line + 8, NULL, 10);
   fclose(f);
   return kb;
 }
@@ -349,7 +351,9 @@ START_TEST(test_sigterm_shuts_down_cleanly) {
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double took = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
   ck_assert_msg(rc == 130, "launcher exited %d after SIGTERM:\n%s", rc, s_slurp(log));
-  ck_assert_msg(took < 2.0, "shutdown took %.2f s", took);
+  // the launcher gives stages 2 s and then kills and names them (asserted
+  // below); this bound only catches a launcher that hangs itself
+  ck_assert_msg(took < 20.0, "shutdown took %.2f s", took);
   for (int i = 0; i < 5; i++)
     ck_assert_msg(kill(stages[i], 0) < 0 && errno == ESRCH, "stage %s (pid %d) is still alive",
                   names[i], (int)stages[i]);
@@ -375,90 +379,180 @@ START_TEST(test_sigterm_shuts_down_cleanly) {
 END_TEST
 
 // A stalled consumer (l3 stopped with SIGSTOP for 3 s) makes the stages
-// upstream wait: their memory stays bounded, nothing is lost, and the run
-// completes with the usual error once l3 resumes.
+// upstream wait. Measured from steady state (after the first evaluation, so
+// every kind of frame and every shared buffer has been made): their
+// anonymous memory grows by no more than their queues can hold and stops
+// growing, nothing is lost (no bad frame, every report group joined), and
+// the run completes with the usual error once l3 resumes.
 START_TEST(test_stalled_consumer_backpressure) {
-  char out[300], log[300];
+  char out[300], log[300], progress[400];
   snprintf(out, sizeof out, "%s/stall", s_tmp);
   snprintf(log, sizeof log, "%s/stall.log", s_tmp);
+  snprintf(progress, sizeof progress, "%s/progress", out);
   const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
-                        S_SMALL_SETS, NULL};
+                        S_SMALL_SETS, "--set", "train.epochs=4", NULL};
 #if defined(__SANITIZE_ADDRESS__)
   // ASan keeps freed blocks in a quarantine (256 MB by default) before
-  // reusing them, so RSS grows with every message freed whatever the queues
-  // hold. Without the quarantine RSS shows the stages' own memory again;
-  // ASan still checks every access. (Check runs each test in its own fork.)
+  // reusing them, so memory grows with every message freed whatever the
+  // queues hold. Without the quarantine it shows the stages' own memory
+  // again; ASan still checks every access. (Check runs each test in its own
+  // fork.)
   setenv("ASAN_OPTIONS", "quarantine_size_mb=0", 1);
 #endif
   pid_t pid = s_start(argv, log);
-  // measure only once frames stream: the source has loaded its data set
-  // (its memory grows until then) when l1 checkpoints the end of epoch 1
-  char first_ckpt[400];
-  snprintf(first_ckpt, sizeof first_ckpt, "%s/ckpt/l1.safetensors", out);
-  for (int i = 0; i < 1200 && access(first_ckpt, F_OK) != 0; i++) usleep(50000);
-  ck_assert_msg(access(first_ckpt, F_OK) == 0, "no epoch-1 checkpoint after 60 s:\n%s",
-                s_slurp(log));
+  // steady state: epoch 1's evaluation (the largest frames) has reached the
+  // readout and epoch 2 streams
+  for (int i = 0; i < 6000; i++) { // up to 120 s: slow under ASan on a busy machine
+    const char *p = s_slurp(progress);
+    if (p && strstr(p, "evaluated 0")) break;
+    usleep(20000);
+  }
+  ck_assert_msg(strstr(s_slurp(progress) ? s_slurp(progress) : "", "evaluated 0"),
+                "epoch 1 was never evaluated:\n%s", s_slurp(log));
   const char *up[3] = {"src", "l1", "l2"};
   pid_t l3 = s_stage_pid(pid, "l3"), ups[3];
   ck_assert(l3 > 0);
-  long before[3], peak[3];
+  long before[3] = {0}, peak[3], mid[3];
   for (int i = 0; i < 3; i++) {
     ups[i] = s_stage_pid(pid, up[i]);
     ck_assert(ups[i] > 0);
-    before[i] = peak[i] = s_rss_kb(ups[i]);
+  }
+  for (int k = 0; k < 10; k++) { // the baseline: the most of a second of streaming
+    usleep(100000);
+    for (int i = 0; i < 3; i++) {
+      long kb = s_rss_anon_kb(ups[i]);
+      before[i] = kb > before[i] ? kb : before[i];
+    }
   }
   kill(l3, SIGSTOP);
+  for (int i = 0; i < 3; i++) peak[i] = mid[i] = before[i];
   for (int k = 0; k < 30; k++) {
     usleep(100000);
     for (int i = 0; i < 3; i++) {
-      long kb = s_rss_kb(ups[i]);
+      long kb = s_rss_anon_kb(ups[i]);
       peak[i] = kb > peak[i] ? kb : peak[i];
+      if (k == 14) mid[i] = peak[i]; // the most by 1.5 s into the stall
     }
   }
   kill(l3, SIGCONT);
-  int rc = s_wait(pid, 120);
+  int rc = s_wait(pid, 300);
   ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, s_slurp(log));
-  // Bound: queues hold at most hwm_frames (4) frames per socket side, a
-  // frame here is at most 1000 x 784 floats (3.1 MB): 32 MB is generous,
-  // and far below what an unbounded queue fills in 3 s (~300 frames/s).
   for (int i = 0; i < 3; i++)
-    fprintf(stderr, "stall: %s RSS %ld kB before, peak %ld kB during the 3 s stall\n", up[i],
-            before[i], peak[i]);
+    fprintf(stderr, "stall: %s RssAnon %ld kB before, %ld by 1.5 s, peak %ld kB in the 3 s stall\n",
+            up[i], before[i], mid[i], peak[i]);
+  // Bound from the buffers: a sender whose shared buffers are all held goes
+  // on by copy into its socket queues, hwm_frames (4) frames a side of each
+  // outgoing socket: at most 8 x (1000 x 784 floats, 3.1 MB) for the source,
+  // 8 x 1 MB (forward and report) for a layer: 32 MB covers each. An
+  // unbounded queue would fill ~300 frames/s of 0.2-3 MB.
   for (int i = 0; i < 3; i++)
     ck_assert_msg(peak[i] - before[i] < 32 * 1024, "%s grew from %ld to %ld kB during the stall",
                   up[i], before[i], peak[i]);
-  s_summary_learned(out, "after the stall");
+  // ... and once the queues are full it grows no more: the second half of
+  // the stall adds at most a few MB (allocator slack), not frames
+  for (int i = 0; i < 3; i++)
+    ck_assert_msg(peak[i] - mid[i] < 4 * 1024,
+                  "%s still grew in the stall's second half: %ld kB at 1.5 s, %ld kB at 3 s", up[i],
+                  mid[i], peak[i]);
+  const char *json = s_summary_learned(out, "after the stall");
+  const char *p = json;
+  while ((p = strstr(p, "\"bad_frames\": "))) {
+    p += strlen("\"bad_frames\": ");
+    ck_assert_msg(atoi(p) == 0, "a stage dropped frames across the stall:\n%s", json);
+  }
+  ck_assert_msg(!strstr(s_slurp(log), "could not be joined"), "report groups were lost:\n%s",
+                s_slurp(log));
 }
 END_TEST
 
-// kill -9 of a layer mid-run: the supervisor restarts it from its last
-// checkpoint, the pipeline goes on and the run ends with a usual error.
+// Training samples/s of each epoch of a run (from OUT/metrics.csv: the
+// train_s column is cumulative); returns how many epochs it had.
+static int s_epoch_rates(const char *out, double samples, double *rate, int max) {
+  char path[400], line[1024];
+  snprintf(path, sizeof path, "%s/metrics.csv", out);
+  FILE *f = fopen(path, "r");
+  ck_assert_msg(f != NULL, "no %s", path);
+  int n = 0;
+  double prev = 0;
+  while (n < max && fgets(line, sizeof line, f)) {
+    const char *c = strchr(line, ',');
+    if (!c || !(c = strchr(c + 1, ','))) continue;
+    double train_s = strtod(c + 1, NULL);
+    if (train_s <= prev) continue; // the header, or a row without training
+    rate[n++] = samples / (train_s - prev);
+    prev = train_s;
+  }
+  fclose(f);
+  return n;
+}
+
+// kill -9 of a layer mid-run, during epoch 2's evaluation (when the layer
+// holds most of its upstream's shared frame buffers): the supervisor
+// restarts it from its last checkpoint, the upstream stage gets those
+// buffers back, the pipeline goes on at its speed (a loose bound: once it
+// crawled at a tenth) and the run ends with a usual error.
 START_TEST(test_kill9_layer_is_restarted) {
   char out[300], log[300], progress[400];
   snprintf(out, sizeof out, "%s/kill", s_tmp);
   snprintf(log, sizeof log, "%s/kill.log", s_tmp);
   snprintf(progress, sizeof progress, "%s/progress", out);
   const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
-                        S_SMALL_SETS, "--set", "layer.eval_average=0.9", NULL};
+                        S_SMALL_SETS, "--set", "layer.eval_average=0.9", "--set",
+                        "train.epochs=6", NULL};
   pid_t pid = s_start(argv, log);
   s_wait_bound(pid);
-  // into the second epoch, so that l2 has an epoch-end checkpoint: a fixed
-  // sleep missed it on a fast, idle machine, where the run ends in seconds
-  for (int i = 0; i < 3000; i++) { // up to 60 s: slow under ASan on a busy machine
+  // epoch 2's training has reached the readout: its evaluation streams
+  for (int i = 0; i < 6000; i++) { // up to 120 s: slow under ASan on a busy machine
     const char *p = s_slurp(progress);
-    if (p && strstr(p, "trained 0")) break;
-    usleep(20000);
+    if (p && strstr(p, "trained 1")) break;
+    usleep(2000);
   }
   pid_t l2 = s_stage_pid(pid, "l2");
   ck_assert(l2 > 0);
   kill(l2, SIGKILL);
-  int rc = s_wait(pid, 120);
+  int rc = s_wait(pid, 300);
   const char *text = s_slurp(log);
   ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, text);
   ck_assert_msg(strstr(text, "stage 'l2'") && strstr(text, "restarting it from its last checkpoint"),
                 "%s", text);
+  double rate[8];
+  int n = s_epoch_rates(out, 10000, rate, 8);
+  ck_assert_int_eq(n, 6);
+  double before = fmax(rate[0], rate[1]), after = fmax(rate[3], fmax(rate[4], rate[5]));
+  fprintf(stderr, "kill9: %.0f samples/s before the kill, %.0f after the restart\n", before, after);
+  ck_assert_msg(after >= 0.4 * before,
+                "after the restart the run went at %.0f samples/s, before it at %.0f:\n%s", after,
+                before, text);
   const char *json = s_summary_learned(out, "after the restart");
   ck_assert(strstr(json, "\"status\": \"ok\""));
+}
+END_TEST
+
+// Thousands of epochs (here 5 000 of one tiny batch, each evaluated): no
+// count indexes a fixed array, the run ends with a summary of its last.
+START_TEST(test_many_epochs_reach_a_summary) {
+  char out[300], log[300], path[400];
+  snprintf(out, sizeof out, "%s/many", s_tmp);
+  snprintf(log, sizeof log, "%s/many.log", s_tmp);
+  const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
+                        "--epochs", "5000", "--set", "data.train_limit=4", "--set",
+                        "data.test_limit=2", "--set", "train.batch=4", "--set",
+                        "train.eval_batch=2", "--set", "l1.units=4", "--set", "l2.units=4",
+                        "--set", "l3.units=4", "--set", "train.ckpt_every_s=0", "--set",
+                        "train.negatives=random", "--set", "feedback=[]", NULL};
+  int rc = s_wait(s_start(argv, log), 1500);
+  ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, s_slurp(log));
+  snprintf(path, sizeof path, "%s/summary.json", out);
+  const char *json = s_slurp(path);
+  ck_assert_msg(json && strstr(json, "\"status\": \"ok\""), "%s", json ? json : "no summary");
+  ck_assert_int_eq((int)s_json(json, NULL, "epochs_completed"), 5000);
+  snprintf(path, sizeof path, "%s/progress", out);
+  FILE *f = fopen(path, "r");
+  ck_assert(f != NULL);
+  int lines = 0, c;
+  while ((c = fgetc(f)) != EOF) lines += c == '\n';
+  fclose(f);
+  ck_assert_int_eq(lines, 10000); // every phase, trained and evaluated, once
 }
 END_TEST
 
@@ -797,6 +891,7 @@ static Suite *s_suite(void) {
   tcase_add_test(faults, test_sigterm_shuts_down_cleanly);
   tcase_add_test(faults, test_stalled_consumer_backpressure);
   tcase_add_test(faults, test_kill9_layer_is_restarted);
+  tcase_add_test(faults, test_many_epochs_reach_a_summary);
   tcase_add_test(faults, test_resume_continues_a_stopped_run);
   tcase_add_test(faults, test_resume_turns_eval_average_on);
   tcase_add_test(faults, test_endpoint_in_use_is_reported);

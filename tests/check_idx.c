@@ -227,7 +227,7 @@ START_TEST(test_dataset_limit) {
 }
 END_TEST
 
-// Loads the real MNIST / Fashion-MNIST test splits when `make data` has run.
+// Loads the real MNIST / Fashion-MNIST test splits (make test fetches them).
 static const char *s_source_dir(void) {
   const char *dir = getenv("FFS_SOURCE_DIR");
 #ifdef FFS_SOURCE_DIR
@@ -238,11 +238,12 @@ static const char *s_source_dir(void) {
 
 static void s_check_real(const char *sub, const char *probe) {
   const char *src = s_source_dir();
-  if (!src) return;
+  ck_assert_msg(src != NULL, "no source folder to find data/%s in (FFS_SOURCE_DIR)", sub);
   char dir[1024], path[1100], err[1024];
   snprintf(dir, sizeof dir, "%s/data/%s", src, sub);
   snprintf(path, sizeof path, "%s/%s", dir, probe);
-  if (access(path, R_OK) != 0) return; // no data fetched: nothing to check
+  // make test fetches the data first; a missing file is a failure, never a pass
+  ck_assert_msg(access(path, R_OK) == 0, "%s: missing (run `make data`)", path);
   ffs_dataset_t *ds = ffs_dataset_load(dir, "t10k", 0, err, sizeof err);
   ck_assert_msg(ds != NULL, "%s", err);
   ck_assert_int_eq(ds->n, 10000);
