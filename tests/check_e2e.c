@@ -498,7 +498,7 @@ START_TEST(test_kill9_layer_is_restarted) {
   snprintf(progress, sizeof progress, "%s/progress", out);
   const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
                         S_SMALL_SETS, "--set", "layer.eval_average=0.9", "--set",
-                        "train.epochs=6", NULL};
+                        "train.epochs=6", "--set", "train.batch=100", NULL}; // 100 KB frames: shm
   pid_t pid = s_start(argv, log);
   s_wait_bound(pid);
   // epoch 2's training has reached the readout: its evaluation streams
