@@ -81,6 +81,8 @@ struct ffs_io {
   float *peer_sum;                    // allreduce scratch
   uint8_t *peer_buf;                  // allreduce encode buffer
   int stop_req;                       // STOP arrived while waiting for siblings
+  char ctl_failed[640];               // a control line the launcher must get could
+                                      // not be sent: the stage fails with this
   s_send_buf_t *send_buf[S_SEND_BUFS]; // encode buffers for zero-copy sends
   int lent;                           // the one ffs_io_frame_buf handed out, or -1
   int use_shm;                        // transport ipc with shm: encode buffers are

@@ -449,7 +449,13 @@ int ffs_io_send_ctl(ffs_io_t *io, const char *fmt, ...) {
   va_end(ap);
   if (n < 0) return -1;
   size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-  return ffs_io_send_blocking(io, io->ctl, line, len);
+  if (ffs_io_send_blocking(io, io->ctl, line, len) == 0) return 0;
+  // the launcher waits on these lines (SENT, TRAINED, RESULT): losing one
+  // would stall the run, so the stage fails instead, saying which
+  if (!ffs_io_stopping(io) && !io->ctl_failed[0])
+    snprintf(io->ctl_failed, sizeof io->ctl_failed, "cannot send '%.*s' to the launcher: %s",
+             (int)(len < 400 ? len : 400), line, zmq_strerror(zmq_errno()));
+  return -1;
 }
 
 void ffs_io_pause_report(ffs_io_t *io, int sub, int paused) {
@@ -675,7 +681,7 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
 
   double t_start = ffs_now(), t_stats = t_start, t_ckpt = t_start;
   int pumping = 0, stopping = 0;
-  while (!stopping && !io->stop_req && !ffs_io_stopping(io)) {
+  while (!stopping && !io->stop_req && !ffs_io_stopping(io) && !io->ctl_failed[0]) {
     zmq_pollitem_t items[4 + FFS_MAX_STAGES];
     int who[4 + FFS_MAX_STAGES], n = 0;
     items[n] = (zmq_pollitem_t){io->ctl, 0, ZMQ_POLLIN, 0}, who[n++] = -1;
@@ -722,6 +728,10 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
     }
   }
   if (ffs_io_checkpoint(io) < 0) goto fail;
+  if (io->ctl_failed[0]) {
+    snprintf(err, sizeof err, "%s", io->ctl_failed);
+    goto fail;
+  }
   s_send_stats(io, ffs_now() - t_start);
   ffs_io_send_ctl(io, "BYE");
   rc = 0;

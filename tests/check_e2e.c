@@ -241,9 +241,11 @@ START_TEST(test_garbage_frames_are_counted_and_dropped) {
   h.cols = 392, h.nshards = 2, h.shard = 1, h.col0 = 392;
   size_t slice = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, row);
   zmq_send(push, buf, slice, 0);
-  const uint8_t desc[38] = {0x96, 0xa3, 's', 'h', 'm', 0xce, 0, 0, 0, 1, 0xce, 0, 0, 0, 200,
+  // pid 1, fd 200, slot 0, incarnation 0 (l1's): a descriptor in form, but
+  // no frame buffer of ours there
+  const uint8_t desc[45] = {0x98, 0xa3, 's', 'h', 'm', 0xce, 0, 0, 0, 1, 0xce, 0, 0, 0, 200,
                             0xcf, 1, 2, 3, 4, 5, 6, 7, 8, 0xce, 0, 0, 0, 1, 0xcf, 0, 0, 0, 0,
-                            0, 0, 1, 0};
+                            0, 0, 1, 0, 0xcc, 0, 0xce, 0, 0, 0, 0};
   zmq_send(push, desc, sizeof desc, 0);
   int rc = s_wait(pid, 300); // the socket stays open until the run is over
   zmq_close(push);
