@@ -262,9 +262,13 @@ static int s_is_done(const s_run_t *r, long k) {
 
 // Marks command k done; the window of commands not all done moves on and
 // grows as needed (phases complete nearly in order: it stays a few long).
+// -1: out of memory, or k lies more than S_DONE_AHEAD_MAX phases past the
+// first one not done (a progress file of another run).
+#define S_DONE_AHEAD_MAX (1L << 20)
 static int s_set_done(s_run_t *r, long k) {
   if (s_is_done(r, k)) return 0;
   long at = k - r->done_base;
+  if (at >= S_DONE_AHEAD_MAX) return -1;
   if (at >= r->done_cap) {
     long cap = r->done_cap ? r->done_cap : 64;
     while (cap <= at) cap *= 2;
@@ -316,7 +320,10 @@ static int s_phase_done(s_run_t *r, int epoch, int mode) {
   long k = s_cmd_index(r->t, epoch, mode);
   if (k < 0 || s_is_done(r, k)) return -1;
   if (s_set_done(r, k) < 0) {
-    snprintf(r->error, sizeof r->error, "out of memory");
+    snprintf(r->error, sizeof r->error,
+             "phase %s of epoch %d finished more than %ld phases ahead of the first unfinished "
+             "one (or out of memory)",
+             mode ? "eval" : "train", epoch + 1, S_DONE_AHEAD_MAX);
     return -1;
   }
   // the run's progress, for --resume: one line per phase that completed
