@@ -6,7 +6,8 @@
 # priority 70 against OpenBLAS's 100, so libblas.so.3 stays OpenBLAS).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libhwloc-dev check
-      libopenblas-dev libyaml-dev zlib1g-dev dataset-fashion-mnist clang libclang-rt-14-dev)
+      libopenblas-dev libyaml-dev zlib1g-dev dataset-fashion-mnist clang libclang-rt-14-dev
+      python3-numpy) # numpy: check_npy opens the .npy files the tap stage writes
 [ "${1:-}" = "--bench" ] && pkgs+=(python3-torch python3-matplotlib libblis4-serial)
 missing=()
 for p in "${pkgs[@]}"; do
