@@ -1,7 +1,8 @@
-// ffs_io_impl: the inside of ffs_io_t, shared by the stage runtime's two
-// files: ffs_stage.c (sockets, sending, receiving, the loop) and
-// ffs_shards.c (gathering a sharded layer's slices, its partial sums).
-// Stage kinds never include this; they see ffs_stage.h only.
+// ffs_io_impl: the inside of ffs_io_t, shared by the stage runtime's three
+// files, each using only those below it: ffs_io.c (sending, the encode
+// buffers, bad-frame counts), ffs_shards.c (gathering a sharded layer's
+// slices, its partial sums) and ffs_stage.c (sockets, receiving, control,
+// the loop). Stage kinds never include this; they see ffs_stage.h only.
 #ifndef FFS_IO_IMPL_H
 #define FFS_IO_IMPL_H
 
@@ -26,7 +27,7 @@ _Static_assert(S_SLOT_REP < FFS_SHM_SLOTS, "reader slots: shards and the report"
 #define S_SEND_BUFS 16 // encode buffers ZeroMQ may hold at once (>= the
                        // frames queued on a stage's outgoing sockets)
 
-// An encode buffer lent to ZeroMQ (ffs_io_frame_buf). state: S_BUF_FREE,
+// An encode buffer lent to ZeroMQ (ffs_io_send). state: S_BUF_FREE,
 // S_BUF_SENT (ZeroMQ holds it; its free callback sets it free again), or
 // S_BUF_ORPHAN (the io closed while ZeroMQ held it: the callback frees it).
 enum { S_BUF_FREE = 0, S_BUF_SENT, S_BUF_ORPHAN };
@@ -80,11 +81,12 @@ struct ffs_io {
   s_pend_t pend[FFS_MAX_SHARDS][2];
   float *peer_sum;                    // allreduce scratch
   uint8_t *peer_buf;                  // allreduce encode buffer
-  int stop_req;                       // STOP arrived while waiting for siblings
   char ctl_failed[640];               // a control line the launcher must get could
                                       // not be sent: the stage fails with this
   s_send_buf_t *send_buf[S_SEND_BUFS]; // encode buffers for zero-copy sends
-  int lent;                           // the one ffs_io_frame_buf handed out, or -1
+  uint8_t *enc_buf;                   // encode buffer of the frames that are copied
+  size_t enc_cap;                     // ... and the size of every encode buffer: the
+                                      // largest frame this stage sends
   int use_shm;                        // transport ipc with shm: encode buffers are
                                       // shared memory, descriptors go over ZeroMQ
                                       // (0 again if opening one ever fails)
@@ -102,6 +104,7 @@ struct ffs_io {
   ffs_shm_maps_t *shm_maps;           // receiving: senders' buffers mapped (ipc only)
   s_asm_t *asm_;                      // (n_asm) slots, their buffers allocated on first use
   int n_asm;
+  ffs_frame_t gathered;               // the frame ffs_io_gather completed last
   zmq_msg_t held;                     // an input frame the stage deferred
   ffs_frame_t held_f;                 // ... decoded (borrows from held)
   int holding;
@@ -111,25 +114,25 @@ struct ffs_io {
   char ckpt_path[FFS_PATH_MAX + 64];
 };
 
-// ---- ffs_stage.c ----
+// ---- ffs_io.c ----
 
 // Counts a bad frame on chan, and logs the first few with why.
 void ffs_io_bad_frame(ffs_io_t *io, const char *chan, const char *why);
-// Offers decoded frame f to the stage. Returns what on_frame returned.
-int ffs_io_dispatch(ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub,
-                    const char *chan_name);
 // Blocks until sent (backpressure); 0, or -1 when stopping or on error.
 int ffs_io_send_blocking(ffs_io_t *io, void *sock, const void *buf, size_t len);
-// Handles one control line. Returns 1 when the stage must stop.
-int ffs_io_on_control(ffs_io_t *io);
+// The launcher restarted stage `stage` as incarnation inc (its LOST line).
+void ffs_io_on_lost(ffs_io_t *io, int stage, uint32_t inc);
+// At close: the encode buffers ZeroMQ no longer holds are freed.
+void ffs_io_send_bufs_close(ffs_io_t *io);
 
 // ---- ffs_shards.c ----
 
 // Shards of the layer that sends on chan/sub: 1 = whole frames only.
 int ffs_io_expected_shards(const ffs_io_t *io, ffs_chan_t chan, int sub);
-// Adds slice f to its frame; dispatches the frame once every shard's slice
-// is in and they tile its columns exactly.
-void ffs_io_gather(ffs_io_t *io, const ffs_frame_t *f, const ffs_frame_limits_t *lim,
-                   ffs_chan_t chan, int sub, const char *chan_name);
+// Adds slice f to its frame. Returns the whole frame once every shard's
+// slice is in and they tile its columns exactly (valid until the next
+// call), else NULL (waiting for more, or dropped as bad and counted).
+const ffs_frame_t *ffs_io_gather(ffs_io_t *io, const ffs_frame_t *f, const ffs_frame_limits_t *lim,
+                                 ffs_chan_t chan, int sub, const char *chan_name);
 
 #endif

@@ -42,17 +42,15 @@ static s_asm_t *s_asm_slot(ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, 
   return fresh;
 }
 
-// Adds slice f to its frame; dispatches the frame once every shard's slice
-// is in and they tile its columns exactly.
-void ffs_io_gather(ffs_io_t *io, const ffs_frame_t *f, const ffs_frame_limits_t *lim,
-                     ffs_chan_t chan, int sub, const char *chan_name) {
+const ffs_frame_t *ffs_io_gather(ffs_io_t *io, const ffs_frame_t *f, const ffs_frame_limits_t *lim,
+                                 ffs_chan_t chan, int sub, const char *chan_name) {
   char why[160];
   int want = ffs_io_expected_shards(io, chan, sub), got = f->h.nshards > 1 ? f->h.nshards : 1;
   if (got != want) {
     snprintf(why, sizeof why, "%s of %d shard(s), expected %s of %d", got > 1 ? "a slice" : "a frame",
              got, want > 1 ? "slices" : "whole frames", want);
     ffs_io_bad_frame(io, chan_name, why);
-    return;
+    return NULL;
   }
   s_asm_t *a = s_asm_slot(io, f, chan, sub, chan_name);
   uint32_t rows = f->h.rows, sh = f->h.shard, stride = lim->max_cols;
@@ -65,7 +63,7 @@ void ffs_io_gather(ffs_io_t *io, const ffs_frame_t *f, const ffs_frame_limits_t 
     }
     if (!a->data || !a->labels || !a->cands || !a->ids) {
       ffs_io_bad_frame(io, chan_name, "out of memory gathering a sharded frame");
-      return;
+      return NULL;
     }
     a->used = 1, a->chan = chan, a->sub = sub, a->h = f->h, a->mask = 0, a->aux = 0;
     a->has_labels = f->labels != NULL, a->has_cands = f->cands != NULL, a->has_ids = f->ids != NULL;
@@ -77,12 +75,12 @@ void ffs_io_gather(ffs_io_t *io, const ffs_frame_t *f, const ffs_frame_limits_t 
     snprintf(why, sizeof why, "slices of frame %llu disagree on rows, kind, polarity or epoch",
              (unsigned long long)f->h.seq);
     ffs_io_bad_frame(io, chan_name, why);
-    return;
+    return NULL;
   }
   if (a->mask & (1u << sh)) {
     snprintf(why, sizeof why, "shard %u sent frame %llu twice", sh, (unsigned long long)f->h.seq);
     ffs_io_bad_frame(io, chan_name, why);
-    return;
+    return NULL;
   }
   for (uint32_t r = 0; r < rows && f->h.cols; r++)
     memcpy(a->data + ((size_t)r * a->stride + f->h.col0) * 4,
@@ -90,7 +88,7 @@ void ffs_io_gather(ffs_io_t *io, const ffs_frame_t *f, const ffs_frame_limits_t 
   if (sh == 0) a->aux = f->h.aux;
   a->col0[sh] = f->h.col0, a->cols[sh] = f->h.cols;
   a->mask |= 1u << sh;
-  if (a->mask != (1u << want) - 1u) return;
+  if (a->mask != (1u << want) - 1u) return NULL;
 
   // complete: in col0 order, the slices must tile [0, total) without gaps
   a->used = 0;
@@ -106,22 +104,22 @@ void ffs_io_gather(ffs_io_t *io, const ffs_frame_t *f, const ffs_frame_limits_t 
       snprintf(why, sizeof why, "the slices of frame %llu leave a gap or overlap at column %u",
                (unsigned long long)a->h.seq, total);
       ffs_io_bad_frame(io, chan_name, why);
-      return;
+      return NULL;
     }
     total += a->cols[order[k]];
   }
   for (uint32_t r = 1; r < rows && total; r++) // close up the rows
     memmove(a->data + (size_t)r * total * 4, a->data + (size_t)r * a->stride * 4,
             (size_t)total * 4);
-  ffs_frame_t whole = {.h = a->h};
-  whole.h.cols = total, whole.h.aux = a->aux;
-  whole.h.shard = 0, whole.h.nshards = 0, whole.h.col0 = 0;
-  whole.labels = a->has_labels ? a->labels : NULL;
-  whole.cands = a->has_cands ? a->cands : NULL;
-  whole.ids = a->has_ids ? a->ids : NULL;
-  whole.payload = rows && total ? a->data : NULL;
-  if (ffs_io_dispatch(io, &whole, chan, sub, chan_name) == FFS_FRAME_DEFER)
-    ffs_io_bad_frame(io, chan_name, "a gathered frame cannot be deferred");
+  ffs_frame_t *whole = &io->gathered;
+  *whole = (ffs_frame_t){.h = a->h};
+  whole->h.cols = total, whole->h.aux = a->aux;
+  whole->h.shard = 0, whole->h.nshards = 0, whole->h.col0 = 0;
+  whole->labels = a->has_labels ? a->labels : NULL;
+  whole->cands = a->has_cands ? a->cands : NULL;
+  whole->ids = a->has_ids ? a->ids : NULL;
+  whole->payload = rows && total ? a->data : NULL;
+  return whole;
 }
 
 // ---- the partial sums of a sharded layer ----
@@ -195,14 +193,12 @@ int ffs_io_allreduce(ffs_io_t *io, uint64_t seq, float *v, int n) {
       io->stats.blocked_s += ffs_now() - t0;
       return -1;
     }
-    zmq_pollitem_t it[2] = {{io->peer_in, 0, ZMQ_POLLIN, 0}, {io->ctl, 0, ZMQ_POLLIN, 0}};
-    zmq_poll(it, 2, 100);
-    if ((it[1].revents & ZMQ_POLLIN) && ffs_io_on_control(io)) {
-      io->stop_req = 1;
-      io->stats.blocked_s += ffs_now() - t0;
-      return -1;
-    }
-    if (it[0].revents & ZMQ_POLLIN) s_peer_drain(io, seq);
+    // control waits in its socket until the frame is done: the loop, not
+    // a frame handler, handles it (a STOP is then at most S_PEER_WAIT_S late;
+    // a stop by signal is seen here at once)
+    zmq_pollitem_t it = {io->peer_in, 0, ZMQ_POLLIN, 0};
+    zmq_poll(&it, 1, 100);
+    if (it.revents & ZMQ_POLLIN) s_peer_drain(io, seq);
   }
   io->stats.blocked_s += ffs_now() - t0; // waiting on siblings is not work
   for (int s = 0; s < k; s++)

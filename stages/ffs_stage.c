@@ -27,7 +27,6 @@ extern const ffs_stage_ops_t ffs_ff_layer_ops;
 extern const ffs_stage_ops_t ffs_readout_ops;
 
 #define S_STATS_EVERY_S 0.5
-#define S_BAD_LOG_MAX 5 // log the first few bad frames, then only count
 
 const ffs_stage_ops_t *ffs_stage_ops(ffs_stage_kind_t kind) {
   switch (kind) {
@@ -36,18 +35,6 @@ const ffs_stage_ops_t *ffs_stage_ops(ffs_stage_kind_t kind) {
   case FFS_STAGE_READOUT: return &ffs_readout_ops;
   }
   return NULL;
-}
-
-double ffs_thread_cpu(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-double ffs_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 // ---- sockets ----
@@ -95,6 +82,17 @@ static int s_open_sockets(ffs_io_t *io, char *err, size_t errlen) {
     return -1;
   }
   io->n_asm = S_ASM_SLOTS(t);
+  // every frame this stage sends fits one encode buffer: its output (a
+  // layer's report adds a goodness column), its input width (the recurrent
+  // form's state), or the readout's class probabilities
+  int cols = me->out_dim + 1;
+  if (me->in_dim + me->td_dim > cols) cols = me->in_dim + me->td_dim;
+  if (ffs_topo_feedback_cols(t, env->index) > cols) cols = ffs_topo_feedback_cols(t, env->index);
+  io->enc_cap = ffs_frame_encoded_max(max_rows, (uint32_t)cols);
+  if (!(io->enc_buf = malloc(io->enc_cap))) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
 
   io->ctl = s_socket(io, ZMQ_DEALER, 0, 1 << 16);
   if (!io->ctl) goto zfail;
@@ -200,8 +198,6 @@ zfail:
   return -1;
 }
 
-static void s_send_bufs_close(ffs_io_t *io);
-
 static void s_close_sockets(ffs_io_t *io) {
   void **all[] = {&io->ctl, &io->in, &io->fb_in, &io->rep, &io->peer_in};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -220,225 +216,13 @@ static void s_close_sockets(ffs_io_t *io) {
     free(io->pend[k][0].v), free(io->pend[k][1].v);
   }
   free(io->peer_sum), free(io->peer_buf);
-  s_send_bufs_close(io);
+  ffs_io_send_bufs_close(io);
+  free(io->enc_buf), io->enc_buf = NULL;
   for (int k = 0; k < io->n_asm; k++) {
     s_asm_t *a = &io->asm_[k];
     free(a->labels), free(a->cands), free(a->ids), free(a->data);
   }
   free(io->asm_), io->asm_ = NULL, io->n_asm = 0;
-}
-
-// ---- sending ----
-
-int ffs_io_stopping(const ffs_io_t *io) { return *io->env->stop != 0; }
-
-// Blocks until msg is sent (backpressure); on success msg is left empty.
-// The time spent waiting is not work, so it is counted apart and left out
-// of the stage's utilization.
-static int s_send_msg_blocking(ffs_io_t *io, void *sock, zmq_msg_t *msg) {
-  if (zmq_msg_send(msg, sock, ZMQ_DONTWAIT) >= 0) return 0;
-  double t0 = ffs_now();
-  int rc = 0;
-  while (zmq_msg_send(msg, sock, 0) < 0) {
-    if ((zmq_errno() != EAGAIN && zmq_errno() != EINTR) || ffs_io_stopping(io)) {
-      rc = -1;
-      break;
-    }
-  }
-  io->stats.blocked_s += ffs_now() - t0;
-  return rc;
-}
-
-int ffs_io_send_blocking(ffs_io_t *io, void *sock, const void *buf, size_t len) {
-  zmq_msg_t msg; // a copy of buf, as zmq_send would make
-  if (zmq_msg_init_size(&msg, len) < 0) return -1;
-  memcpy(zmq_msg_data(&msg), buf, len);
-  int rc = s_send_msg_blocking(io, sock, &msg);
-  zmq_msg_close(&msg);
-  return rc;
-}
-
-// Frames from this size on go to ZeroMQ without a copy (a batch-100 frame
-// is 300-400 KB; a batch-1 frame, 2-3 KB, is cheaper to copy).
-#define S_ZERO_COPY_MIN (64 << 10)
-
-// ZeroMQ's free callback (often on its I/O thread): the buffer is free
-// again, or freed if its io has closed meanwhile.
-static void s_send_buf_release(void *data, void *hint) {
-  (void)data;
-  s_send_buf_t *b = hint;
-  if (atomic_exchange(&b->state, S_BUF_FREE) == S_BUF_ORPHAN) free(b);
-}
-
-// A shared-memory encode buffer (transport ipc; io->n_shm of them, as many
-// frames as the sockets' queues held in flight): a free one, opened on
-// first use (or reopened when too small). When every one is still being
-// read downstream, waits for the one sent longest ago (counted as blocked
-// time, as a full socket's wait is), a few milliseconds at a time, since
-// another may come free first (a report read later than a forward frame).
-// NULL: stopping, or none came free within S_SHM_WAIT_S (a consumer
-// stalled, or died holding buffers until the launcher's LOST gives them
-// back): the frame goes by copy, with ZeroMQ's backpressure, and so does
-// every frame after it until a buffer is free again, without waiting.
-static uint8_t *s_shm_frame_buf(ffs_io_t *io, size_t cap) {
-  double t0 = 0;
-  for (;;) {
-    int oldest = -1;
-    for (int k = 0; k < io->n_shm; k++) {
-      ffs_shm_buf_t *b = &io->shm[k];
-      if (b->fd >= 0 && !ffs_shm_buf_idle(b)) {
-        if (oldest < 0 || io->shm_sent[k] < io->shm_sent[oldest]) oldest = k;
-        continue;
-      }
-      if (b->fd >= 0 && b->cap < cap) ffs_shm_buf_close(b);
-      char err[256];
-      if (b->fd < 0 && ffs_shm_buf_open(b, cap, err, sizeof err) < 0) {
-        ffs_warn("%s; large frames are copied from now on", err);
-        io->use_shm = 0;
-        return NULL;
-      }
-      io->lent = k;
-      io->shm_gave_up = 0;
-      if (t0 > 0) io->stats.blocked_s += ffs_now() - t0;
-      return b->data;
-    }
-    if (io->shm_gave_up) return NULL;
-    double now = ffs_now();
-    if (t0 == 0) t0 = now;
-    if (ffs_io_stopping(io) || now - t0 > S_SHM_WAIT_S) {
-      io->stats.blocked_s += now - t0;
-      if (!ffs_io_stopping(io)) {
-        io->shm_gave_up = 1;
-        if (!io->shm_warned++)
-          ffs_warn("no shared frame buffer came free in %.0f s (a consumer stalled or died "
-                   "holding some): copying frames until one does", S_SHM_WAIT_S);
-      }
-      return NULL;
-    }
-    ffs_shm_buf_wait(&io->shm[oldest], 2);
-  }
-}
-
-uint8_t *ffs_io_frame_buf(ffs_io_t *io, size_t cap) {
-  io->lent = -1;
-  if (io->use_shm) return s_shm_frame_buf(io, cap);
-  for (int k = 0; k < S_SEND_BUFS; k++) {
-    s_send_buf_t *b = io->send_buf[k];
-    if (!b) { // first use of this slot: the only allocation
-      if (!(b = malloc(sizeof *b + cap))) return NULL;
-      atomic_init(&b->state, S_BUF_FREE);
-      b->cap = cap;
-      io->send_buf[k] = b;
-    }
-    if (b->cap >= cap && atomic_load(&b->state) == S_BUF_FREE) {
-      io->lent = k;
-      return b->data;
-    }
-  }
-  return NULL;
-}
-
-// Sends buf (len bytes) on each of n sockets (socks[k] reads shared buffers
-// as slots[k]): without a copy when it is the buffer ffs_io_frame_buf lent
-// and large, else copied.
-static int s_send_frame(ffs_io_t *io, void *const *socks, const int *slots, int n, const void *buf,
-                        size_t len) {
-  if (io->use_shm && io->lent >= 0 && buf == io->shm[io->lent].data && len >= S_ZERO_COPY_MIN &&
-      n > 0) {
-    ffs_shm_buf_t *sb = &io->shm[io->lent];
-    io->shm_sent[io->lent] = ++io->shm_count;
-    io->lent = -1;
-    uint32_t mask = 0;
-    for (int k = 0; k < n; k++) mask |= 1u << slots[k];
-    ffs_shm_buf_send(sb, mask);
-    for (int k = 0; k < n; k++) {
-      uint8_t desc[FFS_SHM_DESC_LEN]; // all that goes over ZeroMQ
-      ffs_shm_buf_desc(sb, len, slots[k], io->inc[io->slot_stage[slots[k]]], desc);
-      if (ffs_io_send_blocking(io, socks[k], desc, sizeof desc) < 0) {
-        for (; k < n; k++) ffs_shm_buf_reclaim(sb, slots[k]); // these never got it
-        return -1;
-      }
-    }
-    return 0;
-  }
-  s_send_buf_t *b = io->lent >= 0 ? io->send_buf[io->lent] : NULL;
-  if (!b || buf != b->data || len < S_ZERO_COPY_MIN || n == 0) {
-    for (int k = 0; k < n; k++)
-      if (ffs_io_send_blocking(io, socks[k], buf, len) < 0) return -1;
-    return 0;
-  }
-  io->lent = -1;
-  atomic_store(&b->state, S_BUF_SENT);
-  zmq_msg_t msg;
-  if (zmq_msg_init_data(&msg, b->data, len, s_send_buf_release, b) < 0) {
-    atomic_store(&b->state, S_BUF_FREE);
-    return -1;
-  }
-  int rc = 0;
-  for (int k = 0; k < n && rc == 0; k++) {
-    zmq_msg_t one; // each socket gets a reference to the same bytes
-    zmq_msg_init(&one);
-    if (zmq_msg_copy(&one, &msg) < 0 || s_send_msg_blocking(io, socks[k], &one) < 0) rc = -1;
-    zmq_msg_close(&one);
-  }
-  zmq_msg_close(&msg); // the callback runs once the last reference is sent
-  return rc;
-}
-
-// At close: free the buffers ZeroMQ no longer holds; those it still holds
-// are freed by their callback.
-static void s_send_bufs_close(ffs_io_t *io) {
-  for (int k = 0; k < S_SEND_BUFS; k++) ffs_shm_buf_close(&io->shm[k]);
-  for (int k = 0; k < S_SEND_BUFS; k++) {
-    s_send_buf_t *b = io->send_buf[k];
-    if (b && atomic_exchange(&b->state, S_BUF_ORPHAN) == S_BUF_FREE) free(b);
-    io->send_buf[k] = NULL;
-  }
-}
-
-int ffs_io_n_feedback_out(const ffs_io_t *io) { return io->n_fb_out; }
-int ffs_io_n_forward_out(const ffs_io_t *io) { return io->n_fwd; }
-
-int ffs_io_send_forward(ffs_io_t *io, const void *buf, size_t len) {
-  static const int slots[FFS_MAX_SHARDS] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-  return s_send_frame(io, io->fwd, slots, io->n_fwd, buf, len);
-}
-
-int ffs_io_send_report(ffs_io_t *io, const void *buf, size_t len) {
-  static const int slot = S_SLOT_REP;
-  return s_send_frame(io, &io->rep, &slot, io->rep ? 1 : 0, buf, len);
-}
-
-// The launcher restarted stage `stage` as incarnation inc: the shared
-// buffers whose frames went to its dead process come back (their readers
-// will never release them; the new process drops descriptors meant for the
-// old one), and descriptors from now on are meant for the new one.
-static void s_on_lost(ffs_io_t *io, int stage, uint32_t inc) {
-  if (stage < 0 || stage >= io->env->topo->n_stages) return;
-  io->inc[stage] = inc;
-  int n = 0;
-  for (int slot = 0; slot < FFS_SHM_SLOTS; slot++) {
-    if (io->slot_stage[slot] != stage) continue;
-    for (int k = 0; k < S_SEND_BUFS; k++) n += ffs_shm_buf_reclaim(&io->shm[k], slot);
-  }
-  if (n > 0)
-    ffs_info("%d shared frame buffers held by the lost process of '%s' are free again", n,
-             io->env->topo->stages[stage].name);
-}
-
-int ffs_io_send_feedback(ffs_io_t *io, int k, const void *buf, size_t len) {
-  assert(k >= 0 && k < io->n_fb_out);
-  if (io->fb_reliable[k]) {
-    if (ffs_io_send_blocking(io, io->fb_out[k], buf, len) < 0) return -1;
-    io->stats.fb_sent++;
-    return 0;
-  }
-  if (zmq_send(io->fb_out[k], buf, len, ZMQ_DONTWAIT) < 0) {
-    io->stats.fb_dropped++; // latest wins: the receiver still has an older one
-    return 0;
-  }
-  io->stats.fb_sent++;
-  return 0;
 }
 
 int ffs_io_send_ctl(ffs_io_t *io, const char *fmt, ...) {
@@ -477,17 +261,8 @@ int ffs_io_checkpoint(ffs_io_t *io) {
 
 // ---- receiving ----
 
-void ffs_io_bad_frame(ffs_io_t *io, const char *chan, const char *why) {
-  io->stats.bad_frames++;
-  if (io->bad_logged < S_BAD_LOG_MAX) {
-    io->bad_logged++;
-    ffs_warn("dropped a bad frame on %s: %s%s", chan, why,
-             io->bad_logged == S_BAD_LOG_MAX ? " (further bad frames are only counted)" : "");
-  }
-}
-
 // Offers decoded frame f to the stage. Returns what on_frame returned.
-int ffs_io_dispatch(ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub,
+static int s_dispatch(ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub,
                       const char *chan_name) {
   double t0 = ffs_now(), c0 = ffs_thread_cpu();
   int rc = io->ops->on_frame(io->self, io, f, chan, sub);
@@ -561,8 +336,10 @@ static void s_recv_one(ffs_io_t *io, void *sock, const ffs_frame_limits_t *lim, 
   } else if (f.h.kind == FFS_FRAME_PARTIAL) {
     ffs_io_bad_frame(io, chan_name, "partial sums belong on a shard's peer channel");
   } else if (f.h.nshards > 1 || ffs_io_expected_shards(io, chan, sub) > 1) {
-    ffs_io_gather(io, &f, lim, chan, sub, chan_name);
-  } else if (ffs_io_dispatch(io, &f, chan, sub, chan_name) == FFS_FRAME_DEFER) {
+    const ffs_frame_t *whole = ffs_io_gather(io, &f, lim, chan, sub, chan_name);
+    if (whole && s_dispatch(io, whole, chan, sub, chan_name) == FFS_FRAME_DEFER)
+      ffs_io_bad_frame(io, chan_name, "a gathered frame cannot be deferred");
+  } else if (s_dispatch(io, &f, chan, sub, chan_name) == FFS_FRAME_DEFER) {
     zmq_msg_init(&io->held);
     zmq_msg_move(&io->held, &msg);
     // decode again: a very small message lives inside zmq_msg_t and moved
@@ -575,14 +352,14 @@ static void s_recv_one(ffs_io_t *io, void *sock, const ffs_frame_limits_t *lim, 
 
 // Offers the held input frame again (after feedback arrived, or a timeout).
 static void s_retry_held(ffs_io_t *io) {
-  if (!io->holding || ffs_io_dispatch(io, &io->held_f, FFS_CHAN_IN, 0, "input") == FFS_FRAME_DEFER)
+  if (!io->holding || s_dispatch(io, &io->held_f, FFS_CHAN_IN, 0, "input") == FFS_FRAME_DEFER)
     return;
   zmq_msg_close(&io->held);
   io->holding = 0;
 }
 
 // Handles one control line. Returns 1 when the stage must stop.
-int ffs_io_on_control(ffs_io_t *io) {
+static int s_on_control(ffs_io_t *io) {
   char cmd[512];
   int n = zmq_recv(io->ctl, cmd, sizeof cmd - 1, ZMQ_DONTWAIT);
   if (n < 0) return 0;
@@ -596,7 +373,7 @@ int ffs_io_on_control(ffs_io_t *io) {
   int stage;
   unsigned inc;
   if (sscanf(cmd, "LOST %d %u", &stage, &inc) == 2) {
-    s_on_lost(io, stage, inc);
+    ffs_io_on_lost(io, stage, inc);
     return 0;
   }
   if (io->ops->on_control && io->ops->on_control(io->self, io, cmd) < 0)
@@ -641,7 +418,6 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
   ffs_io_t *io = calloc(1, sizeof *io);
   if (!io) return -1;
   io->env = env;
-  io->lent = -1;
   io->ops = ffs_stage_ops(me->kind);
   for (int k = 0; k < S_SEND_BUFS; k++) io->shm[k].fd = -1;
   for (int k = 0; k < FFS_SHM_SLOTS; k++) io->slot_stage[k] = -1;
@@ -681,7 +457,7 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
 
   double t_start = ffs_now(), t_stats = t_start, t_ckpt = t_start;
   int pumping = 0, stopping = 0;
-  while (!stopping && !io->stop_req && !ffs_io_stopping(io) && !io->ctl_failed[0]) {
+  while (!stopping && !ffs_io_stopping(io) && !io->ctl_failed[0]) {
     zmq_pollitem_t items[4 + FFS_MAX_STAGES];
     int who[4 + FFS_MAX_STAGES], n = 0;
     items[n] = (zmq_pollitem_t){io->ctl, 0, ZMQ_POLLIN, 0}, who[n++] = -1;
@@ -698,7 +474,7 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
     }
     for (int k = 0; k < n; k++) {
       if (!(items[k].revents & ZMQ_POLLIN)) continue;
-      if (who[k] == -1) stopping = ffs_io_on_control(io);
+      if (who[k] == -1) stopping = s_on_control(io);
       else if (who[k] == -2) s_recv_one(io, io->in, &io->lim_in, FFS_CHAN_IN, 0, "input");
       else if (who[k] == -3) {
         // drain what has arrived, then give a held frame its chance

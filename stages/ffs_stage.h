@@ -90,25 +90,25 @@ int ffs_stage_run(const ffs_stage_env_t *env);
 
 // ---- what a stage may call from its callbacks ----
 
-// Sends a frame down the forward path (blocks for backpressure; returns -1
-// only when the stage is stopping). No-op returning 0 if there is no next stage.
-int ffs_io_send_forward(ffs_io_t *io, const void *buf, size_t len);
-// Sends a report frame to the readout (blocking, bounded HWM).
-int ffs_io_send_report(ffs_io_t *io, const void *buf, size_t len);
-// An encode buffer of at least cap bytes for the next outgoing frame, or
-// NULL when none is free (encode into your own buffer then). When the frame
-// encoded into it goes out with ffs_io_send_forward or ffs_io_send_report,
-// ZeroMQ takes the bytes without a copy (frames of 64 KB and more) and the
-// buffer must not be touched again; ask for a new one per frame. The io
-// keeps a few such buffers, allocated on first use and reused after ZeroMQ
-// has sent them.
-uint8_t *ffs_io_frame_buf(ffs_io_t *io, size_t cap);
-// Sends a feedback frame on this stage's k-th outgoing feedback edge without
-// ever blocking: when the receiver is full the frame is dropped and counted.
-// Exception: a lockstep recurrent topology's top-down edges (ff_layer to
-// ff_layer) must not lose a vector, so there the send waits like a forward
-// send (the receiver always drains them; see docs/ARCHITECTURE.md).
-int ffs_io_send_feedback(ffs_io_t *io, int k, const void *buf, size_t len);
+// Where ffs_io_send sends a frame.
+typedef enum {
+  FFS_OUT_FORWARD = 0, // the next stage (each of its shards): blocks for
+                       // backpressure, never drops
+  FFS_OUT_REPORT,      // the readout (a layer's report): blocks, never drops
+  FFS_OUT_FEEDBACK,    // every outgoing feedback edge: never blocks; when a
+                       // receiver is full the frame is dropped and counted.
+                       // Exception: a lockstep recurrent topology's top-down
+                       // edges (ff_layer to ff_layer) must not lose a vector
+                       // and wait like a forward send (docs/ARCHITECTURE.md)
+} ffs_out_t;
+// Encodes the frame h with its per-row arrays (labels, cands, ids: rows
+// each, NULL = none) and payload (rows, cols) and sends it to `out`. Frames
+// of 64 KB and more leave without a copy (over ipc through shared memory);
+// nothing of the caller's is kept. Returns 0 (also when `out` has no
+// socket, e.g. the last layer's forward), or -1 when the stage is stopping
+// or the frame is wider than this stage's outputs.
+int ffs_io_send(ffs_io_t *io, ffs_out_t out, const ffs_frame_hdr_t *h, const uint8_t *labels,
+                const uint8_t *cands, const uint32_t *ids, const float *payload);
 int ffs_io_n_feedback_out(const ffs_io_t *io);
 // Sockets a forward frame goes to: 0 for the last ff_layer (the readout
 // takes reports only), which then need not encode its forward frames.

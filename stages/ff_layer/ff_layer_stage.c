@@ -61,8 +61,6 @@ typedef struct {
   uint32_t fb_rows, fb_cols;
   uint32_t *ids;         // (max_rows) sample ids of the outgoing frame
   uint8_t *labels, *cands; // (max_rows) FFCL: expanded candidate rows
-  uint8_t *buf;          // encode buffer (forward, report, feedback)
-  size_t buf_cap;
   s_slot_t slots[S_SLOTS];
   double hold_since;     // lockstep: when the held frame started waiting (0 = not)
   double t_frame;        // when the frame being handled arrived (for `work`)
@@ -84,7 +82,7 @@ static s_rows_t s_rows_of(s_layer_t *s, const ffs_frame_t *in) {
   return r;
 }
 
-enum { S_FORWARD = 0, S_REPORT, S_FEEDBACK };
+enum { S_FORWARD = FFS_OUT_FORWARD, S_REPORT = FFS_OUT_REPORT, S_FEEDBACK = FFS_OUT_FEEDBACK };
 
 static int s_send(s_layer_t *s, ffs_io_t *io, int which, const ffs_frame_hdr_t *in, uint8_t kind,
                   uint32_t rows, uint32_t cols, uint32_t aux, const s_rows_t *r,
@@ -100,16 +98,7 @@ static int s_send(s_layer_t *s, ffs_io_t *io, int which, const ffs_frame_hdr_t *
   h.col0 = s->n_shards < 2 || kind == FFS_FRAME_MARK || s->shard == 0 ? 0
            : which == S_FORWARD                                       ? (uint32_t)s->unit0
                                                                       : 1u + (h.cols ? (uint32_t)s->unit0 : 0u);
-  uint8_t *buf = which == S_FEEDBACK ? NULL : ffs_io_frame_buf(io, s->buf_cap);
-  if (!buf) buf = s->buf; // none free (or feedback, which may be dropped): copied
-  size_t len = ffs_frame_encode(buf, s->buf_cap, &h, h.rows ? r->labels : NULL,
-                                h.rows ? r->cands : NULL, h.rows ? r->ids : NULL, payload);
-  if (!len) return -1;
-  if (which == S_FORWARD) return ffs_io_send_forward(io, buf, len);
-  if (which == S_REPORT) return ffs_io_send_report(io, buf, len);
-  for (int k = 0; k < ffs_io_n_feedback_out(io); k++)
-    if (ffs_io_send_feedback(io, k, buf, len) < 0) return -1;
-  return 0;
+  return ffs_io_send(io, (ffs_out_t)which, &h, r->labels, r->cands, r->ids, payload);
 }
 
 static int s_on_mark(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f) {
@@ -476,7 +465,7 @@ static void s_destroy(void **self_p) {
   if (!s) return;
   ffs_ff_layer_destroy(&s->layer);
   free(s->x), free(s->rep), free(s->out), free(s->lg), free(s->fb), free(s->ids);
-  free(s->labels), free(s->cands), free(s->buf), free(s->part);
+  free(s->labels), free(s->cands), free(s->part);
   for (int k = 0; k < S_SLOTS; k++) free(s->slots[k].state), free(s->slots[k].gsum), free(s->slots[k].td);
   free(s);
   *self_p = NULL;
@@ -521,8 +510,6 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   ok &= (s->ids = malloc(sizeof(uint32_t) * mr)) != NULL;
   ok &= (s->part = malloc(sizeof(float) * (mr + 2))) != NULL;
   ok &= (s->labels = malloc(mr)) != NULL && (s->cands = malloc(mr)) != NULL;
-  s->buf_cap = ffs_frame_encoded_max((uint32_t)s->max_rows, (uint32_t)widest);
-  ok &= (s->buf = malloc(s->buf_cap)) != NULL;
   for (int k = 0; ok && s->ticks > 1 && k < S_SLOTS; k++) {
     s_slot_t *sl = &s->slots[k];
     ok &= (sl->state = malloc(sizeof(float) * mr * (size_t)s->units)) != NULL;

@@ -53,8 +53,6 @@ typedef struct {
   float *b_all;          // (10) combined head bias
   float *logits, *dlog;  // (max_rows, 10)
   float *probs;          // (max_rows, 10) predictions sent back to the source
-  uint8_t *fb_buf;       // encode buffer for those
-  size_t fb_cap;
   uint64_t n_energy, err_energy, n_softmax, err_softmax, join_missed;
   long marks[S_MARKS_KEPT]; // phases (2 epoch + mode) whose MARK was handled
   int n_marks;
@@ -110,9 +108,7 @@ static void s_send_predictions(s_readout_t *s, ffs_io_t *io, const s_slot_t *sl,
   ffs_frame_hdr_t h = {.kind = FFS_FRAME_FEEDBACK, .pol = FFS_POL_NEUTRAL, .mode = sl->h.mode,
                        .seq = sl->h.seq, .epoch = sl->h.epoch, .stage = (uint32_t)s->index,
                        .rows = (uint32_t)rows, .cols = S_NCLASSES};
-  size_t len = ffs_frame_encode(s->fb_buf, s->fb_cap, &h, sl->labels, NULL, sl->ids, s->probs);
-  for (int k = 0; len && k < ffs_io_n_feedback_out(io); k++)
-    ffs_io_send_feedback(io, k, s->fb_buf, len);
+  ffs_io_send(io, FFS_OUT_FEEDBACK, &h, sl->labels, NULL, sl->ids, s->probs);
 }
 
 // Neutral rows: train (mode train) or score (mode eval) every softmax head.
@@ -376,7 +372,7 @@ static void s_destroy(void **self_p) {
     free(L->w_own), free(L->b_own), free(L->w_all);
   }
   free(s->lat), free(s->hop), free(s->sorted);
-  free(s->b_all), free(s->logits), free(s->dlog), free(s->probs), free(s->fb_buf);
+  free(s->b_all), free(s->logits), free(s->dlog), free(s->probs);
   free(s);
   *self_p = NULL;
 }
@@ -425,9 +421,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->logits = malloc(sizeof(float) * (size_t)s->max_rows * S_NCLASSES);
   s->dlog = malloc(sizeof(float) * (size_t)s->max_rows * S_NCLASSES);
   s->probs = malloc(sizeof(float) * (size_t)s->max_rows * S_NCLASSES);
-  s->fb_cap = ffs_frame_encoded_max((uint32_t)s->max_rows, S_NCLASSES);
-  s->fb_buf = malloc(s->fb_cap);
-  ok &= s->b_all && s->logits && s->dlog && s->probs && s->fb_buf;
+  ok &= s->b_all && s->logits && s->dlog && s->probs;
   if (!ok || s->n_layers == 0) {
     snprintf(err, errlen, s->n_layers ? "out of memory" : "%s: readout has no ff_layer to read", t->path);
     void *p = s;

@@ -55,8 +55,6 @@ typedef struct {
   float *x[S_NPOL];        // (max_rows, dim) rows being built, one buffer per frame of a batch
   uint8_t *labels[S_NPOL], *cands[S_NPOL]; // (max_rows)
   uint32_t *ids[S_NPOL];   // (max_rows)
-  uint8_t *buf;            // encode buffer
-  size_t buf_cap;
   int hard;                // negatives drawn from predictions (FFS_NEG_HARD)
   int hybrid;              // unsupervised: no label overlay, hybrid negatives
   int separate;            // FFCL: the label travels in the header, never painted
@@ -98,16 +96,8 @@ static int s_emit(s_source_t *s, ffs_io_t *io, int p, uint8_t pol, uint8_t mode,
                        .epoch = (uint32_t)s->cur.epoch, .tick = (uint32_t)tick,
                        .stage = (uint32_t)s->index, .rows = rows, .cols = (uint32_t)s->dim,
                        .ts = (uint64_t)(ffs_now() * 1e9)}; // for the readout's latency
-  uint8_t *buf = ffs_io_frame_buf(io, s->buf_cap);
-  if (!buf) buf = s->buf; // none free: encoded here, copied by ZeroMQ
-  size_t len = ffs_frame_encode(buf, s->buf_cap, &h, s->labels[p], s->cands[p], s->ids[p],
-                                s->x[p]);
-  if (!len) {
-    ffs_error("encode buffer too small for %u rows", rows);
-    return -1;
-  }
   ffs_io_stats(io)->frames++; // a source's frames are the ones it emits
-  return ffs_io_send_forward(io, buf, len);
+  return ffs_io_send(io, FFS_OUT_FORWARD, &h, s->labels[p], s->cands[p], s->ids[p], s->x[p]);
 }
 
 // Sends the npol frames of a batch (buffers 0..npol-1), each once per tick.
@@ -215,8 +205,7 @@ static int s_eval_batch(s_source_t *s, ffs_io_t *io, int n) {
 static int s_send_mark(s_source_t *s, ffs_io_t *io, int epoch, int mode) {
   ffs_frame_hdr_t h = {.kind = FFS_FRAME_MARK, .mode = (uint8_t)mode, .seq = s->seq++,
                        .epoch = (uint32_t)epoch, .stage = (uint32_t)s->index};
-  size_t len = ffs_frame_encode(s->buf, s->buf_cap, &h, NULL, NULL, NULL, NULL);
-  return len ? ffs_io_send_forward(io, s->buf, len) : -1;
+  return ffs_io_send(io, FFS_OUT_FORWARD, &h, NULL, NULL, NULL, NULL);
 }
 
 static int s_end_phase(s_source_t *s, ffs_io_t *io) {
@@ -295,7 +284,7 @@ static void s_destroy(void **self_p) {
   ffs_dataset_destroy(&s->train);
   ffs_dataset_destroy(&s->test);
   for (int p = 0; p < S_NPOL; p++) free(s->x[p]), free(s->labels[p]), free(s->cands[p]), free(s->ids[p]);
-  free(s->order), free(s->buf);
+  free(s->order);
   free(s->pred), free(s->fb_rows), free(s->mask), free(s->mask_tmp);
   free(s);
   *self_p = NULL;
@@ -337,8 +326,6 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
     ok &= (s->cands[p] = malloc((size_t)max_rows)) != NULL;
     ok &= (s->ids[p] = malloc(sizeof(uint32_t) * (size_t)max_rows)) != NULL;
   }
-  s->buf_cap = ffs_frame_encoded_max((uint32_t)max_rows, (uint32_t)s->dim);
-  s->buf = malloc(s->buf_cap);
   s->hard = t->negatives == FFS_NEG_HARD;
   s->hybrid = t->negatives == FFS_NEG_HYBRID;
   s->separate = t->labels == FFS_LABELS_SEPARATE;
@@ -353,7 +340,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->mask_tmp = malloc(sizeof(float) * (size_t)s->dim);
   s->pred = malloc(sizeof(float) * (size_t)s->train->n * S_NCLASSES);
   s->fb_rows = malloc(sizeof(float) * (size_t)max_rows * S_NCLASSES);
-  if (!ok || !s->order || !s->buf || !s->pred ||
+  if (!ok || !s->order || !s->pred ||
       !s->fb_rows || !s->mask || !s->mask_tmp) {
     snprintf(err, errlen, "out of memory");
     goto fail;

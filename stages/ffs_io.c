@@ -1,0 +1,270 @@
+// ffs_io: the sending half of the stage runtime, under ffs_stage.c (the
+// loop) and ffs_shards.c (a sharded layer's gathering and partial sums):
+// blocking sends with backpressure, the encode buffers lent for zero-copy
+// and shared-memory frames, ffs_io_send (encode + send for stage kinds),
+// feedback's latest-wins sends, and the counters of bad frames. It calls
+// nothing above it.
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "ffs_io_impl.h"
+#include "ffs_log.h"
+
+#define S_BAD_LOG_MAX 5 // log the first few bad frames, then only count
+
+double ffs_thread_cpu(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double ffs_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// ---- sending ----
+
+int ffs_io_stopping(const ffs_io_t *io) { return *io->env->stop != 0; }
+
+// Blocks until msg is sent (backpressure); on success msg is left empty.
+// The time spent waiting is not work, so it is counted apart and left out
+// of the stage's utilization.
+static int s_send_msg_blocking(ffs_io_t *io, void *sock, zmq_msg_t *msg) {
+  if (zmq_msg_send(msg, sock, ZMQ_DONTWAIT) >= 0) return 0;
+  double t0 = ffs_now();
+  int rc = 0;
+  while (zmq_msg_send(msg, sock, 0) < 0) {
+    if ((zmq_errno() != EAGAIN && zmq_errno() != EINTR) || ffs_io_stopping(io)) {
+      rc = -1;
+      break;
+    }
+  }
+  io->stats.blocked_s += ffs_now() - t0;
+  return rc;
+}
+
+int ffs_io_send_blocking(ffs_io_t *io, void *sock, const void *buf, size_t len) {
+  zmq_msg_t msg; // a copy of buf, as zmq_send would make
+  if (zmq_msg_init_size(&msg, len) < 0) return -1;
+  memcpy(zmq_msg_data(&msg), buf, len);
+  int rc = s_send_msg_blocking(io, sock, &msg);
+  zmq_msg_close(&msg);
+  return rc;
+}
+
+// Frames from this size on go to ZeroMQ without a copy (a batch-100 frame
+// is 300-400 KB; a batch-1 frame, 2-3 KB, is cheaper to copy).
+#define S_ZERO_COPY_MIN (64 << 10)
+
+// ZeroMQ's free callback (often on its I/O thread): the buffer is free
+// again, or freed if its io has closed meanwhile.
+static void s_send_buf_release(void *data, void *hint) {
+  (void)data;
+  s_send_buf_t *b = hint;
+  if (atomic_exchange(&b->state, S_BUF_FREE) == S_BUF_ORPHAN) free(b);
+}
+
+// A shared-memory encode buffer (transport ipc; io->n_shm of them, as many
+// frames as the sockets' queues held in flight): a free one, opened on
+// first use (or reopened when too small). When every one is still being
+// read downstream, waits for the one sent longest ago (counted as blocked
+// time, as a full socket's wait is), a few milliseconds at a time, since
+// another may come free first (a report read later than a forward frame).
+// NULL: stopping, or none came free within S_SHM_WAIT_S (a consumer
+// stalled, or died holding buffers until the launcher's LOST gives them
+// back): the frame goes by copy, with ZeroMQ's backpressure, and so does
+// every frame after it until a buffer is free again, without waiting.
+static uint8_t *s_shm_frame_buf(ffs_io_t *io, size_t cap, int *lent) {
+  double t0 = 0;
+  for (;;) {
+    int oldest = -1;
+    for (int k = 0; k < io->n_shm; k++) {
+      ffs_shm_buf_t *b = &io->shm[k];
+      if (b->fd >= 0 && !ffs_shm_buf_idle(b)) {
+        if (oldest < 0 || io->shm_sent[k] < io->shm_sent[oldest]) oldest = k;
+        continue;
+      }
+      if (b->fd >= 0 && b->cap < cap) ffs_shm_buf_close(b);
+      char err[256];
+      if (b->fd < 0 && ffs_shm_buf_open(b, cap, err, sizeof err) < 0) {
+        ffs_warn("%s; large frames are copied from now on", err);
+        io->use_shm = 0;
+        return NULL;
+      }
+      *lent = k;
+      io->shm_gave_up = 0;
+      if (t0 > 0) io->stats.blocked_s += ffs_now() - t0;
+      return b->data;
+    }
+    if (io->shm_gave_up) return NULL;
+    double now = ffs_now();
+    if (t0 == 0) t0 = now;
+    if (ffs_io_stopping(io) || now - t0 > S_SHM_WAIT_S) {
+      io->stats.blocked_s += now - t0;
+      if (!ffs_io_stopping(io)) {
+        io->shm_gave_up = 1;
+        if (!io->shm_warned++)
+          ffs_warn("no shared frame buffer came free in %.0f s (a consumer stalled or died "
+                   "holding some): copying frames until one does", S_SHM_WAIT_S);
+      }
+      return NULL;
+    }
+    ffs_shm_buf_wait(&io->shm[oldest], 2);
+  }
+}
+
+// An encode buffer of cap bytes that the next frame can leave in without a
+// copy (*lent: its index, -1 for none: NULL), shared memory over ipc.
+static uint8_t *s_frame_buf(ffs_io_t *io, size_t cap, int *lent) {
+  *lent = -1;
+  if (io->use_shm) return s_shm_frame_buf(io, cap, lent);
+  for (int k = 0; k < S_SEND_BUFS; k++) {
+    s_send_buf_t *b = io->send_buf[k];
+    if (!b) { // first use of this slot: the only allocation
+      if (!(b = malloc(sizeof *b + cap))) return NULL;
+      atomic_init(&b->state, S_BUF_FREE);
+      b->cap = cap;
+      io->send_buf[k] = b;
+    }
+    if (b->cap >= cap && atomic_load(&b->state) == S_BUF_FREE) {
+      *lent = k;
+      return b->data;
+    }
+  }
+  return NULL;
+}
+
+// Sends buf (len bytes) on each of n > 0 sockets (socks[k] reads shared
+// buffers as slots[k]): without a copy when buf is lent buffer `lent` (of
+// s_frame_buf; -1: buf is the io's own) and large, else copied.
+static int s_send_frame(ffs_io_t *io, void *const *socks, const int *slots, int n, const void *buf,
+                        size_t len, int lent) {
+  if (io->use_shm && lent >= 0 && len >= S_ZERO_COPY_MIN) {
+    ffs_shm_buf_t *sb = &io->shm[lent];
+    io->shm_sent[lent] = ++io->shm_count;
+    uint32_t mask = 0;
+    for (int k = 0; k < n; k++) mask |= 1u << slots[k];
+    ffs_shm_buf_send(sb, mask);
+    for (int k = 0; k < n; k++) {
+      uint8_t desc[FFS_SHM_DESC_LEN]; // all that goes over ZeroMQ
+      ffs_shm_buf_desc(sb, len, slots[k], io->inc[io->slot_stage[slots[k]]], desc);
+      if (ffs_io_send_blocking(io, socks[k], desc, sizeof desc) < 0) {
+        for (; k < n; k++) ffs_shm_buf_reclaim(sb, slots[k]); // these never got it
+        return -1;
+      }
+    }
+    return 0;
+  }
+  s_send_buf_t *b = lent >= 0 && !io->use_shm ? io->send_buf[lent] : NULL;
+  if (!b || len < S_ZERO_COPY_MIN) { // copied: a small frame, or the io's own buffer
+    for (int k = 0; k < n; k++)
+      if (ffs_io_send_blocking(io, socks[k], buf, len) < 0) return -1;
+    return 0;
+  }
+  atomic_store(&b->state, S_BUF_SENT);
+  zmq_msg_t msg;
+  if (zmq_msg_init_data(&msg, b->data, len, s_send_buf_release, b) < 0) {
+    atomic_store(&b->state, S_BUF_FREE);
+    return -1;
+  }
+  int rc = 0;
+  for (int k = 0; k < n && rc == 0; k++) {
+    zmq_msg_t one; // each socket gets a reference to the same bytes
+    zmq_msg_init(&one);
+    if (zmq_msg_copy(&one, &msg) < 0 || s_send_msg_blocking(io, socks[k], &one) < 0) rc = -1;
+    zmq_msg_close(&one);
+  }
+  zmq_msg_close(&msg); // the callback runs once the last reference is sent
+  return rc;
+}
+
+// At close: free the buffers ZeroMQ no longer holds; those it still holds
+// are freed by their callback.
+void ffs_io_send_bufs_close(ffs_io_t *io) {
+  for (int k = 0; k < S_SEND_BUFS; k++) ffs_shm_buf_close(&io->shm[k]);
+  for (int k = 0; k < S_SEND_BUFS; k++) {
+    s_send_buf_t *b = io->send_buf[k];
+    if (b && atomic_exchange(&b->state, S_BUF_ORPHAN) == S_BUF_FREE) free(b);
+    io->send_buf[k] = NULL;
+  }
+}
+
+int ffs_io_n_feedback_out(const ffs_io_t *io) { return io->n_fb_out; }
+int ffs_io_n_forward_out(const ffs_io_t *io) { return io->n_fwd; }
+
+
+// The launcher restarted stage `stage` as incarnation inc: the shared
+// buffers whose frames went to its dead process come back (their readers
+// will never release them; the new process drops descriptors meant for the
+// old one), and descriptors from now on are meant for the new one.
+void ffs_io_on_lost(ffs_io_t *io, int stage, uint32_t inc) {
+  if (stage < 0 || stage >= io->env->topo->n_stages) return;
+  io->inc[stage] = inc;
+  int n = 0;
+  for (int slot = 0; slot < FFS_SHM_SLOTS; slot++) {
+    if (io->slot_stage[slot] != stage) continue;
+    for (int k = 0; k < S_SEND_BUFS; k++) n += ffs_shm_buf_reclaim(&io->shm[k], slot);
+  }
+  if (n > 0)
+    ffs_info("%d shared frame buffers held by the lost process of '%s' are free again", n,
+             io->env->topo->stages[stage].name);
+}
+
+// Feedback edge k: latest wins (dropped and counted when the receiver is
+// full), except a lockstep top-down edge, which waits like a forward send.
+static int s_send_feedback(ffs_io_t *io, int k, const void *buf, size_t len) {
+  assert(k >= 0 && k < io->n_fb_out);
+  if (io->fb_reliable[k]) {
+    if (ffs_io_send_blocking(io, io->fb_out[k], buf, len) < 0) return -1;
+    io->stats.fb_sent++;
+    return 0;
+  }
+  if (zmq_send(io->fb_out[k], buf, len, ZMQ_DONTWAIT) < 0) {
+    io->stats.fb_dropped++; // latest wins: the receiver still has an older one
+    return 0;
+  }
+  io->stats.fb_sent++;
+  return 0;
+}
+
+int ffs_io_send(ffs_io_t *io, ffs_out_t out, const ffs_frame_hdr_t *h, const uint8_t *labels,
+                const uint8_t *cands, const uint32_t *ids, const float *payload) {
+  static const int fwd_slots[FFS_MAX_SHARDS] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  static const int rep_slot = S_SLOT_REP;
+  int n = out == FFS_OUT_FORWARD ? io->n_fwd : out == FFS_OUT_REPORT ? io->rep != NULL : io->n_fb_out;
+  if (n == 0) return 0;
+  // feedback may be dropped: never into a lent buffer, which would wait
+  int lent = -1;
+  uint8_t *buf = out == FFS_OUT_FEEDBACK ? NULL : s_frame_buf(io, io->enc_cap, &lent);
+  if (!buf) buf = io->enc_buf, lent = -1;
+  int rows = h->rows > 0;
+  size_t len = ffs_frame_encode(buf, io->enc_cap, h, rows ? labels : NULL, rows ? cands : NULL,
+                                rows ? ids : NULL, payload);
+  if (!len) { // a programming error: the kind sends wider frames than its stage's widths
+    ffs_error("a frame of %u x %u does not fit the %zu-byte encode buffer", h->rows, h->cols,
+              io->enc_cap);
+    return -1;
+  }
+  if (out == FFS_OUT_FORWARD) return s_send_frame(io, io->fwd, fwd_slots, n, buf, len, lent);
+  if (out == FFS_OUT_REPORT) return s_send_frame(io, &io->rep, &rep_slot, n, buf, len, lent);
+  for (int k = 0; k < n; k++)
+    if (s_send_feedback(io, k, buf, len) < 0) return -1;
+  return 0;
+}
+
+void ffs_io_bad_frame(ffs_io_t *io, const char *chan, const char *why) {
+  io->stats.bad_frames++;
+  if (io->bad_logged < S_BAD_LOG_MAX) {
+    io->bad_logged++;
+    ffs_warn("dropped a bad frame on %s: %s%s", chan, why,
+             io->bad_logged == S_BAD_LOG_MAX ? " (further bad frames are only counted)" : "");
+  }
+}
+
