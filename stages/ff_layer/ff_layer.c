@@ -1,7 +1,10 @@
-// ff_layer: the arithmetic of one FF layer (ALGORITHMS.md section 1).
-// ---- state ---- holds parameters, optimizer state and per-frame buffers;
-// ---- kernels ---- forward, loss, gradient, update. Never stores a frame's
-// activations beyond the next forward: nothing is kept for a backward pass.
+// ff_layer: the FF objective (ALGORITHMS.md section 1) on a dense block
+// (common/ffs_dense.h, which owns W, b, the input, the optimizer and the
+// evaluation average): relu, goodness, the logistic loss, peer
+// normalization and FFCL's label weights, turned into the pre-activation
+// gradient the block steps on. State first, then the kernels (forward,
+// loss, gradient, update). Never stores a frame's activations beyond the
+// next forward: nothing is kept for a backward pass.
 #include "ff_layer.h"
 
 #include <assert.h>
@@ -10,22 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ffs_dense.h"
 #include "ffs_math.h"
 #include "ffs_optim.h"
 #include "ffs_rng.h"
 
 // ---- state ----
-
-// sgd: frames of at most this many rows (the streaming case) keep their
-// weight gradient as factors (rows of dz and xn) until the step, which then
-// reads and writes w and its smoothed gradient once. Larger frames go
-// through sgemm straight into the smoothed gradient.
-enum { S_FACTOR_ROWS = 8 };
-
-// eval_average: the moving average takes in the weights every this many
-// steps (with the decay raised to that power), so it costs a pass over w
-// once per S_AVERAGE_EVERY steps, not per step.
-enum { S_AVERAGE_EVERY = 4 };
 
 struct ffs_ff_layer {
   int in_dim, units, max_rows;
@@ -34,32 +27,21 @@ struct ffs_ff_layer {
   float act_sum;   // shard: whole layer's sum of mean activities in the last forward
   ffs_layer_cfg_t cfg;
   float theta;     // resolved threshold
-  float *w;        // (units, in_dim)
-  float *b;        // (units)
+  ffs_dense_t *dense; // W, b, the input xn, their optimizer and averages
   float *peer;     // (units) running mean activity
-  float *mw, *vw;  // (units, in_dim) optimizer state for w (vw: adam only)
-  float *mb, *vb;  // (units)
-  long step;       // updates applied
-  int pending;     // update: pair: a positive frame's gradient waits in gw, gb
-                   // (gu) for its negative frame's
-  float *xn;       // (max_rows, in_dim) normalized input of the last forward
+  int pending;     // update: pair: a positive frame's gradient waits (in the
+                   // block's, and gu) for its negative frame's
   float *y;        // (max_rows, units) relu activity
   float *yn;       // (max_rows, units) normalized activity
   float *g;        // (max_rows) goodness
   float *dz;       // (max_rows, units) gradient wrt pre-activation
-  float *gw, *gb;  // gradient buffers (gw: adam only; sgd adds into mw)
   float *colsum;   // (units) scratch: sums of y over a frame's rows
-  int m_open;      // sgd: mw already holds this step's decay (0 only before the first)
-  int n_factor;    // sgd: rows of factors waiting for the step
-  float *fa, *fx;  // (S_FACTOR_ROWS, units) (1 - momentum) dz, (.., in_dim) xn
   // FFCL label weights (n_labels > 0 only)
   int n_labels;
   float *u, *mu, *vu, *gu; // (n_labels, units) weights, optimizer state, gradient
   float *s;        // (max_rows, units) features W xn + b of the last forward
   uint8_t *lab;    // (max_rows) label of each row of the last forward
-  // eval_average > 0: moving averages of w, b (and u) that evaluation sees
-  float *wa, *ba, *ua;
-  int eval;        // the next forwards serve evaluation frames
+  float *ua;       // eval_average > 0: the moving average of u evaluation sees
 };
 
 static ffs_ff_layer_t *s_new(int in_dim, int units, int unit0, int total_units, int n_labels,
@@ -95,26 +77,17 @@ static ffs_ff_layer_t *s_new(int in_dim, int units, int unit0, int total_units, 
   l->theta = cfg->theta > 0 ? cfg->theta
              : cfg->goodness == FFS_GOODNESS_MSQ ? 1.0f
                                                  : (float)total_units;
-  size_t nw = (size_t)units * (size_t)in_dim, nu = (size_t)units;
-  size_t nr = (size_t)max_rows;
-  l->w = malloc(nw * sizeof(float));
-  l->b = calloc(nu, sizeof(float));
+  ffs_rng_t rng;
+  ffs_rng_seed(&rng, seed, stream); // W first (the block's), then U
+  l->dense = ffs_dense_new(in_dim, units, unit0, total_units, max_rows, cfg, &rng);
+  size_t nu = (size_t)units, nr = (size_t)max_rows;
+  int adam = cfg->opt == FFS_OPT_ADAM;
   l->peer = malloc(nu * sizeof(float));
-  l->mw = calloc(nw, sizeof(float));
-  l->mb = calloc(nu, sizeof(float));
-  l->vw = cfg->opt == FFS_OPT_ADAM ? calloc(nw, sizeof(float)) : NULL;
-  l->vb = cfg->opt == FFS_OPT_ADAM ? calloc(nu, sizeof(float)) : NULL;
-  l->xn = malloc(nr * (size_t)in_dim * sizeof(float));
   l->y = malloc(nr * nu * sizeof(float));
   l->yn = malloc(nr * nu * sizeof(float));
   l->g = malloc(nr * sizeof(float));
   l->dz = malloc(nr * nu * sizeof(float));
-  int adam = cfg->opt == FFS_OPT_ADAM;
-  l->gw = adam ? malloc(nw * sizeof(float)) : NULL;
-  l->gb = malloc(nu * sizeof(float));
   l->colsum = malloc(nu * sizeof(float));
-  l->fa = adam ? NULL : malloc(S_FACTOR_ROWS * nu * sizeof(float));
-  l->fx = adam ? NULL : malloc(S_FACTOR_ROWS * (size_t)in_dim * sizeof(float));
   if (n_labels) {
     size_t nl = (size_t)n_labels * nu;
     l->n_labels = n_labels;
@@ -124,34 +97,18 @@ static ffs_ff_layer_t *s_new(int in_dim, int units, int unit0, int total_units, 
     l->gu = malloc(nl * sizeof(float));
     l->s = malloc(nr * nu * sizeof(float));
     l->lab = malloc(nr);
+    l->ua = cfg->eval_average > 0.0f ? malloc(nl * sizeof(float)) : NULL;
   }
-  if (!l->w || !l->b || !l->peer || !l->mw || !l->mb || !l->xn || !l->y || !l->yn || !l->g ||
-      !l->dz || !l->gb || !l->colsum || (adam && (!l->gw || !l->vw || !l->vb)) ||
-      (!adam && (!l->fa || !l->fx)) ||
-      (n_labels && (!l->u || !l->mu || !l->gu || !l->s || !l->lab || (adam && !l->vu)))) {
+  if (!l->dense || !l->peer || !l->y || !l->yn || !l->g || !l->dz || !l->colsum ||
+      (n_labels && (!l->u || !l->mu || !l->gu || !l->s || !l->lab || (adam && !l->vu) ||
+                    (cfg->eval_average > 0.0f && !l->ua)))) {
     ffs_ff_layer_destroy(&l);
     return NULL;
   }
-  ffs_rng_t rng;
-  ffs_rng_seed(&rng, seed, stream);
-  float scale = 1.0f / sqrtf((float)in_dim);
-  // a shard draws the whole layer's weights in order and keeps its rows
-  for (size_t i = 0; i < (size_t)unit0 * (size_t)in_dim; i++) (void)ffs_rng_normal(&rng);
-  for (size_t i = 0; i < nw; i++) l->w[i] = ffs_rng_normal(&rng) * scale;
   for (size_t j = 0; j < nu; j++) l->peer[j] = 0.5f;
   float uscale = n_labels ? 1.0f / sqrtf((float)n_labels) : 0.0f;
   for (size_t i = 0; i < (size_t)n_labels * nu; i++) l->u[i] = ffs_rng_normal(&rng) * uscale;
-  if (cfg->eval_average > 0.0f) { // the averages start from the initial weights
-    l->wa = malloc(nw * sizeof(float));
-    l->ba = calloc(nu, sizeof(float));
-    l->ua = n_labels ? malloc((size_t)n_labels * nu * sizeof(float)) : NULL;
-    if (!l->wa || !l->ba || (n_labels && !l->ua)) {
-      ffs_ff_layer_destroy(&l);
-      return NULL;
-    }
-    memcpy(l->wa, l->w, nw * sizeof(float));
-    if (n_labels) memcpy(l->ua, l->u, (size_t)n_labels * nu * sizeof(float));
-  }
+  if (l->ua) memcpy(l->ua, l->u, (size_t)n_labels * nu * sizeof(float));
   return l;
 }
 
@@ -159,9 +116,9 @@ void ffs_ff_layer_destroy(ffs_ff_layer_t **self_p) {
   assert(self_p);
   ffs_ff_layer_t *l = *self_p;
   if (!l) return;
-  float *bufs[] = {l->w,  l->b,  l->peer, l->mw, l->vw, l->mb, l->vb, l->xn, l->y, l->yn,
-                   l->g,  l->dz, l->gw,   l->gb, l->u,  l->mu, l->vu, l->gu, l->s,
-                   l->fa, l->fx, l->wa, l->ba, l->ua, l->colsum};
+  ffs_dense_destroy(&l->dense);
+  float *bufs[] = {l->peer, l->y, l->yn, l->g, l->dz, l->u, l->mu, l->vu, l->gu, l->s, l->ua,
+                   l->colsum};
   free(l->lab);
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
   free(l);
@@ -174,35 +131,35 @@ void ffs_ff_layer_forward(ffs_ff_layer_t *l, const float *x, int rows) {
   ffs_ff_layer_forward_labeled(l, x, rows, NULL);
 }
 
-void ffs_ff_layer_set_eval(ffs_ff_layer_t *l, int eval) { l->eval = eval; }
+void ffs_ff_layer_set_eval(ffs_ff_layer_t *l, int eval) { ffs_dense_set_eval(l->dense, eval); }
 
 void ffs_ff_layer_forward_labeled(ffs_ff_layer_t *l, const float *x, int rows,
                                   const uint8_t *labels) {
   assert(rows > 0 && rows <= l->max_rows);
-  ffs_rms_normalize(l->xn, x, rows, l->in_dim, 1e-8f);
+  ffs_rms_normalize(ffs_dense_input(l->dense), x, rows, l->in_dim, 1e-8f);
   ffs_ff_layer_forward_normalized(l, rows, labels);
 }
 
-float *ffs_ff_layer_input(ffs_ff_layer_t *l) { return l->xn; }
+float *ffs_ff_layer_input(ffs_ff_layer_t *l) { return ffs_dense_input(l->dense); }
 
 void ffs_ff_layer_forward_normalized(ffs_ff_layer_t *l, int rows, const uint8_t *labels) {
   assert(rows > 0 && rows <= l->max_rows);
   const int u = l->units;
-  const int avg = l->eval && l->wa; // evaluation with eval_average: the averaged weights
-  const float *w = avg ? l->wa : l->w, *b = avg ? l->ba : l->b, *uw = avg ? l->ua : l->u;
+  // evaluation with eval_average: the averaged weights (the block's, and u's)
+  const float *uw = ffs_dense_eval(l->dense) ? l->ua : l->u;
   if (l->total_units != u) { // a shard: partial goodness; yn waits for the totals
-    ffs_linear_forward(l->y, l->xn, w, b, rows, l->in_dim, u);
+    ffs_dense_forward(l->dense, l->y, rows);
     ffs_relu(l->y, (long)rows * u);
     ffs_goodness(l->g, l->y, rows, u, FFS_GOODNESS_SSQ);
     return;
   }
   if (!l->n_labels) {
-    ffs_linear_forward(l->y, l->xn, w, b, rows, l->in_dim, u);
+    ffs_dense_forward(l->dense, l->y, rows);
     ffs_relu(l->y, (long)rows * u);
     ffs_rms_normalize(l->yn, l->y, rows, u, 1e-8f);
   } else {
     // FFCL: features s go on (as relu(s), normalized); y = relu(s + U[label])
-    ffs_linear_forward(l->s, l->xn, w, b, rows, l->in_dim, u);
+    ffs_dense_forward(l->dense, l->s, rows);
     for (int r = 0; r < rows; r++) {
       const float *sr = l->s + (long)r * u;
       float *yr = l->y + (long)r * u, *fr = l->yn + (long)r * u;
@@ -224,7 +181,7 @@ void ffs_ff_layer_forward_normalized(ffs_ff_layer_t *l, int rows, const uint8_t 
 void ffs_ff_layer_label_goodness(const ffs_ff_layer_t *l, int rows, float *out) {
   assert(l->n_labels > 0 && rows > 0 && rows <= l->max_rows);
   const int u = l->units;
-  const float *uw = l->eval && l->ua ? l->ua : l->u; // as the forward chose
+  const float *uw = ffs_dense_eval(l->dense) ? l->ua : l->u; // as the forward chose
   for (int r = 0; r < rows; r++) {
     const float *sr = l->s + (long)r * u;
     for (int c = 0; c < l->n_labels; c++) {
@@ -291,12 +248,11 @@ float ffs_ff_layer_loss(const ffs_ff_layer_t *l, int rows, int positive) {
   return (float)s_mean_loss(l, 0, rows, positive);
 }
 
-static void s_grad(ffs_ff_layer_t *l, int rows, int n_pos, float *gw, float *gb,
-                   int accumulate);
-static void s_w_add(ffs_ff_layer_t *l, int rows);
+static void s_dz(ffs_ff_layer_t *l, int rows, int n_pos, int accumulate);
 
 void ffs_ff_layer_grad(ffs_ff_layer_t *l, int rows, int positive, float *gw, float *gb) {
-  s_grad(l, rows, positive ? rows : 0, gw, gb, 0);
+  s_dz(l, rows, positive ? rows : 0, 0);
+  ffs_linear_backward_w(gw, gb, l->dz, ffs_dense_input(l->dense), rows, l->in_dim, l->units, 0);
 }
 
 // One row of dL/dz: a * y (the relu gate is implicit: y = 0 wherever the
@@ -310,12 +266,10 @@ FFS_VECTOR_LOOP static void s_dz_row(float *restrict dz, const float *restrict y
     for (int j = 0; j < u; j++) dz[j] = a * y[j];
 }
 
-// The gradient of the mean loss of rows [0, n_pos) as positives plus the
-// mean loss of the rest as negatives (one of the two may be empty) into gw,
-// gb (and gu), or added to what they hold. gw NULL: only dz, gb (and gu);
-// the caller takes the weight gradient from dz.
-static void s_grad(ffs_ff_layer_t *l, int rows, int n_pos, float *gw, float *gb,
-                   int accumulate) {
+// dz: the gradient wrt the pre-activation of the mean loss of rows
+// [0, n_pos) as positives plus the mean loss of the rest as negatives (one
+// of the two may be empty); and U's (gu), or added to what gu holds.
+static void s_dz(ffs_ff_layer_t *l, int rows, int n_pos, int accumulate) {
   const int u = l->units;
   const ffs_layer_cfg_t *c = &l->cfg;
   // dG/dy = 2y (ssq, min_ssq) or 2y/units (msq); the relu gate is implicit:
@@ -338,7 +292,6 @@ static void s_grad(ffs_ff_layer_t *l, int rows, int n_pos, float *gw, float *gb,
     s_dz_row(l->dz + (long)r * u, l->y + (long)r * u, l->peer, u, dldg * dgdy,
              c->peer_lambda / n, peer_avg);
   }
-  ffs_linear_backward_w(gw, gb, l->dz, l->xn, rows, l->in_dim, u, accumulate);
   if (l->n_labels) { // dL/dU[c] = sum of dz over the rows labeled c
     if (!accumulate) memset(l->gu, 0, sizeof(float) * (size_t)l->n_labels * (size_t)u);
     for (int r = 0; r < rows; r++) {
@@ -369,14 +322,14 @@ static void s_peer_update(ffs_ff_layer_t *l, int n) {
 float ffs_ff_layer_learn(ffs_ff_layer_t *l, int rows, int positive, float lr_factor) {
   const ffs_layer_cfg_t *c = &l->cfg;
   float loss = ffs_ff_layer_loss(l, rows, positive);
-  const int sgd = c->opt == FFS_OPT_SGD;
   if (positive) s_peer_update(l, rows);
   // update: pair sums a positive frame's gradient with the next negative
   // frame's and steps once (a positive without its negative steps alone)
   int pair = c->update == FFS_UPDATE_PAIR;
   if (pair && positive && l->pending) s_step(l, lr_factor);
-  s_grad(l, rows, positive ? rows : 0, sgd ? NULL : l->gw, l->gb, pair && !positive && l->pending);
-  if (sgd) s_w_add(l, rows);
+  int accumulate = pair && !positive && l->pending;
+  s_dz(l, rows, positive ? rows : 0, accumulate);
+  ffs_dense_add_grad(l->dense, l->dz, rows, accumulate);
   l->pending = pair && positive;
   if (!l->pending) s_step(l, lr_factor);
   return loss;
@@ -384,90 +337,44 @@ float ffs_ff_layer_learn(ffs_ff_layer_t *l, int rows, int positive, float lr_fac
 
 float ffs_ff_layer_learn_pair(ffs_ff_layer_t *l, int rows, int n_pos, float lr_factor) {
   assert(n_pos > 0 && n_pos < rows && rows <= l->max_rows);
-  const ffs_layer_cfg_t *c = &l->cfg;
   float loss = (float)(s_mean_loss(l, 0, n_pos, 1) + s_mean_loss(l, n_pos, rows, 0));
   if (l->pending) s_step(l, lr_factor); // update: pair's positive frame, alone
   l->pending = 0;
   s_peer_update(l, n_pos);
-  s_grad(l, rows, n_pos, c->opt == FFS_OPT_SGD ? NULL : l->gw, l->gb, 0);
-  if (c->opt == FFS_OPT_SGD) s_w_add(l, rows);
+  s_dz(l, rows, n_pos, 0);
+  ffs_dense_add_grad(l->dense, l->dz, rows, 0);
   s_step(l, lr_factor);
   return loss;
 }
 
-// sgd: the factors waiting go into mw (w's smoothed gradient); with step,
-// w steps on it as well and mw takes the next step's decay. One pass over w
-// and mw either way; afterwards mw is open (holds its decay) for the next
-// gradient.
-static void s_w_flush(ffs_ff_layer_t *l, int step, float lr) {
-  if (!step && !l->n_factor) return;
-  const ffs_layer_cfg_t *c = &l->cfg;
-  ffs_optim_sgd_outer(l->w, l->mw, l->fa, l->fx, l->n_factor, l->units, l->in_dim,
-                      l->m_open ? 1.0f : c->momentum, step, lr, c->weight_decay,
-                      step ? c->momentum : 1.0f);
-  l->n_factor = 0;
-  l->m_open = 1;
-}
-
-// sgd: adds the last frame's weight gradient, (1 - momentum) dz^T xn, to the
-// step in progress: as factors while they are few, else by sgemm into mw.
-static void s_w_add(ffs_ff_layer_t *l, int rows) {
-  const int u = l->units, in = l->in_dim;
-  const float a = 1.0f - l->cfg.momentum;
-  if (l->n_factor + rows <= S_FACTOR_ROWS) {
-    float *fa = l->fa + (long)l->n_factor * u;
-    for (long i = 0; i < (long)rows * u; i++) fa[i] = a * l->dz[i];
-    memcpy(l->fx + (long)l->n_factor * in, l->xn, sizeof(float) * (size_t)rows * (size_t)in);
-    l->n_factor += rows;
-    return;
-  }
-  s_w_flush(l, 0, 0.0f);
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, u, in, rows, a, l->dz, u, l->xn, in,
-              l->m_open ? 1.0f : l->cfg.momentum, l->mw, in);
-  l->m_open = 1;
-}
-
-// One optimizer step on the gradient in gw (sgd: mw and the factors), gb
-// (and gu).
+// One optimizer step: the block's W and b, and (FFCL) U with the same step.
 static void s_step(ffs_ff_layer_t *l, float lr_factor) {
-  const ffs_layer_cfg_t *c = &l->cfg;
-  l->step++;
-  ffs_optim_step_t st = {.kind = c->opt, .lr = c->lr * lr_factor, .momentum = c->momentum,
-                         .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = c->weight_decay,
-                         .step = l->step};
-  if (c->opt == FFS_OPT_SGD)
-    s_w_flush(l, 1, st.lr);
-  else
-    ffs_optim_apply(l->w, l->gw, l->mw, l->vw, (long)l->units * l->in_dim, &st);
-  if (l->n_labels) ffs_optim_apply(l->u, l->gu, l->mu, l->vu, (long)l->n_labels * l->units, &st);
-  st.weight_decay = 0.0f; // no decay on biases
-  ffs_optim_apply(l->b, l->gb, l->mb, l->vb, l->units, &st);
-  if (l->wa && l->step % S_AVERAGE_EVERY == 0) {
-    float keep = powf(c->eval_average, (float)S_AVERAGE_EVERY);
-    ffs_optim_average(l->wa, l->w, (long)l->units * l->in_dim, keep);
-    ffs_optim_average(l->ba, l->b, l->units, keep);
-    if (l->ua) ffs_optim_average(l->ua, l->u, (long)l->n_labels * l->units, keep);
-  }
+  ffs_optim_step_t st;
+  int averaged;
+  float keep;
+  ffs_dense_step(l->dense, lr_factor, &st, &averaged, &keep);
+  if (!l->n_labels) return;
+  ffs_optim_apply(l->u, l->gu, l->mu, l->vu, (long)l->n_labels * l->units, &st);
+  if (averaged && l->ua) ffs_optim_average(l->ua, l->u, (long)l->n_labels * l->units, keep);
 }
 
 ffs_ff_layer_opt_t ffs_ff_layer_opt(ffs_ff_layer_t *l) {
-  return (ffs_ff_layer_opt_t){.m_w = l->mw, .m_b = l->mb, .v_w = l->vw, .v_b = l->vb,
-                              .m_u = l->mu, .v_u = l->vu, .g_w = l->gw, .g_b = l->gb,
+  ffs_dense_opt_t d = ffs_dense_opt(l->dense);
+  return (ffs_ff_layer_opt_t){.m_w = d.m_w, .m_b = d.m_b, .v_w = d.v_w, .v_b = d.v_b,
+                              .m_u = l->mu, .v_u = l->vu, .g_w = d.g_w, .g_b = d.g_b,
                               .g_u = l->gu};
 }
 
-void ffs_ff_layer_settle(ffs_ff_layer_t *l) {
-  if (l->cfg.opt == FFS_OPT_SGD) s_w_flush(l, 0, 0.0f);
-}
+void ffs_ff_layer_settle(ffs_ff_layer_t *l) { ffs_dense_settle(l->dense); }
 
 enum { S_STEP_LOW = 1 << 20 };
 
 void ffs_ff_layer_opt_scalars(const ffs_ff_layer_t *l, float *out) {
-  assert(l->n_factor == 0); // settled
-  out[0] = (float)(l->step % S_STEP_LOW);
-  out[1] = (float)(l->step / S_STEP_LOW);
+  long step = ffs_dense_steps(l->dense);
+  out[0] = (float)(step % S_STEP_LOW);
+  out[1] = (float)(step / S_STEP_LOW);
   out[2] = (float)l->pending;
-  out[3] = (float)l->m_open;
+  out[3] = (float)ffs_dense_m_open(l->dense); // asserts it settled
 }
 
 int ffs_ff_layer_set_opt_scalars(ffs_ff_layer_t *l, const float *in) {
@@ -475,24 +382,20 @@ int ffs_ff_layer_set_opt_scalars(ffs_ff_layer_t *l, const float *in) {
     if (!(in[k] >= 0.0f && in[k] == floorf(in[k]))) return -1; // also NaN
   if (in[0] >= (float)S_STEP_LOW || in[1] >= (float)S_STEP_LOW || in[2] > 1.0f || in[3] > 1.0f)
     return -1;
-  l->step = (long)in[1] * S_STEP_LOW + (long)in[0];
+  ffs_dense_set_state(l->dense, (long)in[1] * S_STEP_LOW + (long)in[0], (int)in[3]);
   l->pending = (int)in[2];
-  l->m_open = (int)in[3];
-  l->n_factor = 0;
   return 0;
 }
 
-float *ffs_ff_layer_weights(ffs_ff_layer_t *l) { return l->w; }
-float *ffs_ff_layer_bias(ffs_ff_layer_t *l) { return l->b; }
+float *ffs_ff_layer_weights(ffs_ff_layer_t *l) { return ffs_dense_weights(l->dense); }
+float *ffs_ff_layer_bias(ffs_ff_layer_t *l) { return ffs_dense_bias(l->dense); }
 void ffs_ff_layer_restart_average(ffs_ff_layer_t *l) {
-  if (!l->wa) return;
-  memcpy(l->wa, l->w, (size_t)l->units * (size_t)l->in_dim * sizeof(float));
-  memcpy(l->ba, l->b, (size_t)l->units * sizeof(float));
+  ffs_dense_restart_average(l->dense);
   if (l->ua) memcpy(l->ua, l->u, (size_t)l->n_labels * (size_t)l->units * sizeof(float));
 }
 
-float *ffs_ff_layer_avg_weights(ffs_ff_layer_t *l) { return l->wa; }
-float *ffs_ff_layer_avg_bias(ffs_ff_layer_t *l) { return l->ba; }
+float *ffs_ff_layer_avg_weights(ffs_ff_layer_t *l) { return ffs_dense_avg_weights(l->dense); }
+float *ffs_ff_layer_avg_bias(ffs_ff_layer_t *l) { return ffs_dense_avg_bias(l->dense); }
 float *ffs_ff_layer_avg_label_weights(ffs_ff_layer_t *l) { return l->ua; }
 float *ffs_ff_layer_peer_mean(ffs_ff_layer_t *l) { return l->peer; }
 float ffs_ff_layer_theta(const ffs_ff_layer_t *l) { return l->theta; }
