@@ -5,6 +5,7 @@
 // The launcher never computes on frames; it must never block on a stage.
 #include "ffs_launch.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "ffs_ctl.h"
 #include "ffs_log.h"
 #include "ffs_pin.h"
 #include "ffs_shm.h"
@@ -100,6 +102,7 @@ typedef struct {
   int tty;
   int no_shm;              // the shared-memory probe failed: stages get shm=false
   double last_progress;
+  uint8_t rx[FFS_CTL_MSG_MAX]; // a control message off the socket
 } s_run_t;
 
 static int s_stage_index(const s_run_t *r, const char *name, size_t len) {
@@ -108,16 +111,19 @@ static int s_stage_index(const s_run_t *r, const char *name, size_t len) {
   return -1;
 }
 
-static int s_send(s_run_t *r, int stage, const char *msg) {
+static int s_send(s_run_t *r, int stage, const ffs_ctl_msg_t *m) {
   const char *name = r->t->stages[stage].name;
+  uint8_t buf[256]; // the launcher's messages take a few dozen bytes
+  size_t len = ffs_ctl_encode(buf, sizeof buf, m);
+  assert(len > 0);
   if (zmq_send(r->ctl, name, strlen(name), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -1;
-  return zmq_send(r->ctl, msg, strlen(msg), ZMQ_DONTWAIT) < 0 ? -1 : 0;
+  return zmq_send(r->ctl, buf, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
 }
 
-// Sends a control line to stage i. Returns 0 when sent; 1 when not, because
+// Sends a control message to stage i. Returns 0 when sent; 1 when not, because
 // the stage has just died (the supervisor restarts it and re-drives what it
-// missed); -1 otherwise, and the run's error names the stage and the line.
-static int s_send_checked(s_run_t *r, int i, const char *msg);
+// missed); -1 otherwise, and the run's error names the stage and the message.
+static int s_send_checked(s_run_t *r, int i, const ffs_ctl_msg_t *m);
 
 // ---- spawn ----
 
@@ -211,10 +217,9 @@ static void s_reap(s_run_t *r) {
       if (s_spawn_one(r, i, 1) < 0) return;
       // the stages that sent it frames through shared memory take back the
       // buffers its dead process held, and address the new one from now on
-      char lost[64];
-      snprintf(lost, sizeof lost, "LOST %d %d", i, s->restarts);
+      ffs_ctl_msg_t lost = {.type = FFS_CTL_LOST, .lost = {.stage = i, .incarnation = s->restarts}};
       for (int j = 0; j < r->t->n_stages; j++)
-        if (j != i && r->st[j].pid > 0 && s_send_checked(r, j, lost) < 0) return;
+        if (j != i && r->st[j].pid > 0 && s_send_checked(r, j, &lost) < 0) return;
       continue;
     }
     if (WIFSIGNALED(status))
@@ -227,13 +232,6 @@ static void s_reap(s_run_t *r) {
 }
 
 // ---- control ----
-
-static double s_kv(const char *line, const char *key) {
-  char pat[40];
-  snprintf(pat, sizeof pat, " %s=", key);
-  const char *p = strstr(line, pat);
-  return p ? strtod(p + strlen(pat), NULL) : -1.0;
-}
 
 // Command k's phase: *epoch, *mode (0 train, 1 eval). Epoch e's training is
 // command e + e / eval_every (the evaluations before it come in between),
@@ -288,8 +286,8 @@ static int s_set_done(s_run_t *r, long k) {
   return 0;
 }
 
-static int s_send_checked(s_run_t *r, int i, const char *msg) {
-  if (s_send(r, i, msg) == 0) return 0;
+static int s_send_checked(s_run_t *r, int i, const ffs_ctl_msg_t *m) {
+  if (s_send(r, i, m) == 0) return 0;
   int err = zmq_errno();
   pid_t pid = r->st[i].pid;
   siginfo_t si = {0};
@@ -297,20 +295,20 @@ static int s_send_checked(s_run_t *r, int i, const char *msg) {
       (!r->o->threads && waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
        si.si_pid == pid))
     return 1;
+  char line[128];
   if (!r->error[0])
-    snprintf(r->error, sizeof r->error, "cannot send '%s' to stage '%s': %s", msg,
-             r->t->stages[i].name, zmq_strerror(err));
+    snprintf(r->error, sizeof r->error, "cannot send '%s' to stage '%s': %s",
+             ffs_ctl_str(m, line, sizeof line), r->t->stages[i].name, zmq_strerror(err));
   return -1;
 }
 
 static void s_send_next_cmd(s_run_t *r) {
   if (r->next_cmd >= r->n_cmds) return;
-  char msg[64];
   int epoch, mode;
   s_cmd_at(r->t, r->next_cmd, &epoch, &mode);
-  snprintf(msg, sizeof msg, "EPOCH %d %s", epoch, mode ? "eval" : "train");
+  ffs_ctl_msg_t m = {.type = FFS_CTL_EPOCH, .phase = {.epoch = epoch, .mode = mode}};
   // sent; or the source died, and its restart re-drives from n_sent
-  if (s_send_checked(r, 0, msg) == 0) r->next_cmd++;
+  if (s_send_checked(r, 0, &m) == 0) r->next_cmd++;
 }
 
 // Marks phase (epoch, mode) as having reached the readout. Returns 0 the
@@ -369,35 +367,27 @@ static void s_redrive(s_run_t *r, int stage) {
   }
   for (long k = r->done_base; k < r->n_sent; k++) {
     if (s_is_done(r, k)) continue;
-    char msg[64];
     int epoch, mode;
     s_cmd_at(r->t, k, &epoch, &mode);
-    snprintf(msg, sizeof msg, "MARK %d %s", epoch, mode ? "eval" : "train");
-    if (s_send_checked(r, 0, msg) < 0) return;
+    ffs_ctl_msg_t m = {.type = FFS_CTL_MARK, .phase = {.epoch = epoch, .mode = mode}};
+    if (s_send_checked(r, 0, &m) < 0) return;
   }
 }
 
-static void s_on_result(s_run_t *r, const char *line) {
+static void s_on_result(s_run_t *r, const ffs_ctl_msg_t *m) {
   s_result_t *x = &r->res;
   r->have_res = 1;
   memset(x, 0, sizeof *x);
-  x->epoch = (int)s_kv(line, "epoch");
-  x->energy = s_kv(line, "energy");
-  x->softmax = s_kv(line, "softmax");
+  x->epoch = m->result.epoch;
+  x->energy = m->result.energy;
+  x->softmax = m->result.softmax;
   x->wall_s = ffs_now() - r->t0;
   x->train_s = r->train_s_total;
   x->samples_per_s = r->train_s_total > 0 ? (double)r->train_samples_total / r->train_s_total : 0;
-  const char *p = line;
-  while ((p = strstr(p, " layer=")) && x->n_layers < FFS_MAX_STAGES) {
-    p += 7;
-    const char *colon = strchr(p, ':');
-    if (!colon) break;
-    size_t len = (size_t)(colon - p) < FFS_NAME_MAX - 1 ? (size_t)(colon - p) : FFS_NAME_MAX - 1;
-    memcpy(x->layer_name[x->n_layers], p, len);
-    x->layer_name[x->n_layers][len] = 0;
-    char *end;
-    x->layer_energy[x->n_layers] = strtod(colon + 1, &end);
-    x->layer_softmax[x->n_layers] = *end == ':' ? strtod(end + 1, NULL) : -1.0;
+  for (int k = 0; k < m->result.n_layers && k < FFS_MAX_STAGES; k++) {
+    const ffs_ctl_layer_t *L = &m->result.layers[k];
+    snprintf(x->layer_name[k], sizeof x->layer_name[k], "%s", L->name);
+    x->layer_energy[k] = L->energy, x->layer_softmax[k] = L->softmax;
     x->n_layers++;
   }
   r->last_epoch_done = x->epoch;
@@ -434,86 +424,109 @@ static const char *s_pct(char out[16], double v) {
   return out;
 }
 
-static void s_on_message(s_run_t *r, int i, char *line) {
+static void s_on_stats(s_stage_t *s, const ffs_ctl_msg_t *m) {
+  s->frames = (double)m->stats.frames, s->bad = (double)m->stats.bad, s->busy = m->stats.busy;
+  s->blocked = m->stats.blocked, s->cpu = m->stats.cpu;
+  s->wall = m->stats.wall, s->samples = (double)m->stats.samples;
+  s->gpos = m->stats.gpos, s->gneg = m->stats.gneg;
+  s->fbr = (double)m->stats.fbr, s->fbs = (double)m->stats.fbs, s->fbd = (double)m->stats.fbd;
+  s->tds = (double)m->stats.tds, s->tdk = (double)m->stats.tdk, s->shm = (double)m->stats.shm;
+  s->lat[0][0] = m->stats.l50, s->lat[0][1] = m->stats.l99, s->lat[0][2] = m->stats.h50;
+  s->lat[0][3] = (double)m->stats.ln;
+  s->lat[1][0] = m->stats.e50, s->lat[1][1] = m->stats.e99, s->lat[1][2] = m->stats.eh50;
+  s->lat[1][3] = (double)m->stats.en;
+}
+
+static void s_on_message(s_run_t *r, int i, const ffs_ctl_msg_t *m) {
   s_stage_t *s = &r->st[i];
   const char *name = r->t->stages[i].name;
-  if (!strncmp(line, "READY", 5)) {
+  switch (m->type) {
+  case FFS_CTL_READY:
     s->ready = 1;
-    const char *b = strstr(line, " blas=");
-    if (b) sscanf(b + 6, "%15[A-Za-z0-9_]", s->blas);
+    snprintf(s->blas, sizeof s->blas, "%s", m->ready.blas);
     if (s->await_ready) {
       s->await_ready = 0;
       ffs_info("stage '%s' is back", name);
       s_redrive(r, i);
     }
-  } else if (!strncmp(line, "STATS ", 6)) {
-    char *l = line + 5; // keys are matched as " key="
-    s->frames = s_kv(l, "frames"), s->bad = s_kv(l, "bad"), s->busy = s_kv(l, "busy");
-    s->blocked = s_kv(l, "blocked"), s->cpu = s_kv(l, "cpu");
-    s->wall = s_kv(l, "wall"), s->samples = s_kv(l, "samples");
-    s->gpos = s_kv(l, "gpos"), s->gneg = s_kv(l, "gneg");
-    s->fbr = s_kv(l, "fbr"), s->fbs = s_kv(l, "fbs"), s->fbd = s_kv(l, "fbd");
-    s->tds = s_kv(l, "tds"), s->tdk = s_kv(l, "tdk"), s->shm = s_kv(l, "shm");
-    const char *lk[2][4] = {{"l50", "l99", "h50", "ln"}, {"e50", "e99", "eh50", "en"}};
-    for (int m = 0; m < 2; m++)
-      for (int k = 0; k < 4; k++) s->lat[m][k] = s_kv(l, lk[m][k]);
-  } else if (!strncmp(line, "SENT", 4)) {
-    if (strstr(line, " train ")) r->train_n_sent = (long)s_kv(line, "n");
+    break;
+  case FFS_CTL_STATS: s_on_stats(s, m); break;
+  case FFS_CTL_SENT:
+    if (!m->sent.mode) r->train_n_sent = m->sent.n;
     if (r->n_sent < r->next_cmd) r->n_sent++;
     s_send_next_cmd(r);
-  } else if (!strncmp(line, "TRAINED", 7)) {
-    if (s_phase_done(r, (int)s_kv(line, "epoch"), 0) < 0) return; // duplicate
+    break;
+  case FFS_CTL_TRAINED: {
+    if (s_phase_done(r, m->trained.epoch, 0) < 0) return; // duplicate
     double now = ffs_now();
     r->train_s_total += now - r->t_phase;
     r->train_samples_total += r->train_n_sent > 0 ? r->train_n_sent : 0;
     r->t_phase = now;
-  } else if (!strncmp(line, "RESULT", 6)) {
-    if (s_phase_done(r, (int)s_kv(line, "epoch"), 1) < 0) return; // duplicate
-    s_on_result(r, line);
+    break;
+  }
+  case FFS_CTL_RESULT: {
+    if (s_phase_done(r, m->result.epoch, 1) < 0) return; // duplicate
+    s_on_result(r, m);
     s_result_t *x = &r->res;
     s_metrics_row(r, x);
     if (r->tty) fputs("\r\033[K", stdout);
-    char e[16], m[16];
+    char e[16], sm[16];
     printf("epoch %d/%d: test error %.2f%% (energy %s, softmax %s), %.0f train samples/s, %.1f s\n",
            x->epoch + 1, r->t->epochs, 100.0 * s_primary(r, x), s_pct(e, x->energy),
-           s_pct(m, x->softmax), x->samples_per_s, x->wall_s);
+           s_pct(sm, x->softmax), x->samples_per_s, x->wall_s);
     printf("    per layer (energy/softmax):");
     for (int k = 0; k < x->n_layers; k++)
       printf(" %s %s/%s", x->layer_name[k], s_pct(e, x->layer_energy[k]),
-             s_pct(m, x->layer_softmax[k]));
+             s_pct(sm, x->layer_softmax[k]));
     printf("\n");
     fflush(stdout);
     if (x->epoch >= r->t->epochs - 1) r->finished = 1;
-  } else if (!strncmp(line, "ERROR", 5)) {
+    break;
+  }
+  case FFS_CTL_ERROR:
     s->failed = 1;
-    if (!r->error[0]) snprintf(r->error, sizeof r->error, "stage '%s': %.900s", name, line + 6);
-  } else if (!strncmp(line, "BYE", 3)) {
-    s->bye = 1;
+    if (!r->error[0]) snprintf(r->error, sizeof r->error, "stage '%s': %.900s", name, m->error.text);
+    break;
+  case FFS_CTL_BYE: s->bye = 1; break;
+  default: {
+    char line[128];
+    ffs_warn("stage '%s' sent a message only the launcher sends: '%s'", name,
+             ffs_ctl_str(m, line, sizeof line));
+  }
   }
 }
 
-// Receives every pending control message, waiting at most timeout_ms.
+// Receives every pending control message, waiting at most timeout_ms. A
+// malformed one is logged, naming its stage, and ignored.
 static void s_pump_ctl(s_run_t *r, int timeout_ms) {
   zmq_pollitem_t it = {r->ctl, 0, ZMQ_POLLIN, 0};
   if (zmq_poll(&it, 1, timeout_ms) <= 0) return;
   for (;;) {
-    char id[64], line[2048];
+    char id[64], why[256];
     int n = zmq_recv(r->ctl, id, sizeof id, ZMQ_DONTWAIT);
     if (n < 0) return;
     int more = 0;
     size_t ml = sizeof more;
     zmq_getsockopt(r->ctl, ZMQ_RCVMORE, &more, &ml);
     if (!more) continue;
-    int m = zmq_recv(r->ctl, line, sizeof line - 1, ZMQ_DONTWAIT);
+    int m = zmq_recv(r->ctl, r->rx, sizeof r->rx, ZMQ_DONTWAIT);
     if (m < 0) return;
-    line[m < (int)sizeof line - 1 ? m : (int)sizeof line - 1] = 0;
     // drain any further parts of a malformed multi-part message
+    int parts = 0;
     while (zmq_getsockopt(r->ctl, ZMQ_RCVMORE, &more, &ml) == 0 && more) {
       char junk[64];
       if (zmq_recv(r->ctl, junk, sizeof junk, ZMQ_DONTWAIT) < 0) break;
+      parts++;
     }
     int i = s_stage_index(r, id, n < (int)sizeof id ? (size_t)n : sizeof id);
-    if (i >= 0) s_on_message(r, i, line);
+    if (i < 0) continue;
+    ffs_ctl_msg_t msg;
+    if (parts) snprintf(why, sizeof why, "%d parts more than one", parts);
+    if (parts || ffs_ctl_decode(&msg, r->rx, m < (int)sizeof r->rx ? (size_t)m : sizeof r->rx,
+                                why, sizeof why) < 0)
+      ffs_warn("stage '%s': control message refused: %s", r->t->stages[i].name, why);
+    else
+      s_on_message(r, i, &msg);
   }
 }
 
@@ -618,7 +631,7 @@ static void s_write_summary(s_run_t *r, int rc) {
 // ---- shutdown ----
 
 static void s_shutdown(s_run_t *r) {
-  for (int i = 0; i < r->t->n_stages; i++) s_send(r, i, "STOP");
+  for (int i = 0; i < r->t->n_stages; i++) s_send(r, i, &(ffs_ctl_msg_t){.type = FFS_CTL_STOP});
   // A stage blocked on a full queue does not read its control socket; the
   // signal sets its stop flag, so it still checkpoints and exits in time.
   if (r->o->threads) r->thread_stop = 1;
@@ -755,7 +768,7 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
   zmq_setsockopt(r->ctl, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(r->ctl, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory);
   zmq_setsockopt(r->ctl, ZMQ_ROUTER_HANDOVER, &handover, sizeof handover);
-  int64_t maxmsg = 1 << 16;
+  int64_t maxmsg = FFS_CTL_MSG_MAX;
   zmq_setsockopt(r->ctl, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
   char ep[FFS_PATH_MAX + 64];
   ffs_topo_endpoint(t, r->run_dir, 0, FFS_CHAN_CTL, 0, ep, sizeof ep);

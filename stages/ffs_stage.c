@@ -9,7 +9,6 @@
 #include <cblas.h>
 #include <errno.h>
 #include <malloc.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +95,7 @@ static int s_open_sockets(ffs_io_t *io, char *err, size_t errlen) {
   }
   io->n_asm = S_ASM_SLOTS(t);
 
-  io->ctl = s_socket(io, ZMQ_DEALER, 0, 1 << 16);
+  io->ctl = s_socket(io, ZMQ_DEALER, 0, FFS_CTL_MSG_MAX);
   if (!io->ctl) goto zfail;
   zmq_setsockopt(io->ctl, ZMQ_ROUTING_ID, me->name, strlen(me->name));
   int linger = 1000; // let READY/STATS/BYE reach the launcher
@@ -441,20 +440,17 @@ int ffs_io_send_feedback(ffs_io_t *io, int k, const void *buf, size_t len) {
   return 0;
 }
 
-int ffs_io_send_ctl(ffs_io_t *io, const char *fmt, ...) {
-  char line[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  if (n < 0) return -1;
-  size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-  if (ffs_io_send_blocking(io, io->ctl, line, len) == 0) return 0;
-  // the launcher waits on these lines (SENT, TRAINED, RESULT): losing one
+int ffs_io_send_ctl(ffs_io_t *io, const ffs_ctl_msg_t *m) {
+  uint8_t buf[4096]; // the largest message a stage sends (a RESULT) takes < 3 KB
+  size_t len = ffs_ctl_encode(buf, sizeof buf, m);
+  if (len && ffs_io_send_blocking(io, io->ctl, buf, len) == 0) return 0;
+  // the launcher waits on these messages (SENT, TRAINED, RESULT): losing one
   // would stall the run, so the stage fails instead, saying which
-  if (!ffs_io_stopping(io) && !io->ctl_failed[0])
-    snprintf(io->ctl_failed, sizeof io->ctl_failed, "cannot send '%.*s' to the launcher: %s",
-             (int)(len < 400 ? len : 400), line, zmq_strerror(zmq_errno()));
+  if (!ffs_io_stopping(io) && !io->ctl_failed[0]) {
+    char line[400];
+    snprintf(io->ctl_failed, sizeof io->ctl_failed, "cannot send '%s' to the launcher: %s",
+             ffs_ctl_str(m, line, sizeof line), len ? zmq_strerror(zmq_errno()) : "too long");
+  }
   return -1;
 }
 
@@ -581,45 +577,48 @@ static void s_retry_held(ffs_io_t *io) {
   io->holding = 0;
 }
 
-// Handles one control line. Returns 1 when the stage must stop.
+// Handles one control message. Returns 1 when the stage must stop. A
+// malformed one is logged and ignored.
 int ffs_io_on_control(ffs_io_t *io) {
-  char cmd[512];
-  int n = zmq_recv(io->ctl, cmd, sizeof cmd - 1, ZMQ_DONTWAIT);
+  uint8_t buf[1024]; // the launcher's messages take a few dozen bytes
+  int n = zmq_recv(io->ctl, buf, sizeof buf, ZMQ_DONTWAIT);
   if (n < 0) return 0;
-  if (n > (int)sizeof cmd - 1) n = (int)sizeof cmd - 1;
-  cmd[n] = 0;
-  if (!strcmp(cmd, "STOP")) return 1;
-  if (!strcmp(cmd, "CKPT")) {
-    ffs_io_checkpoint(io);
+  ffs_ctl_msg_t m;
+  char why[256], line[256];
+  if (n > (int)sizeof buf) {
+    ffs_warn("control message of %d bytes refused (at most %zu)", n, sizeof buf);
     return 0;
   }
-  int stage;
-  unsigned inc;
-  if (sscanf(cmd, "LOST %d %u", &stage, &inc) == 2) {
-    s_on_lost(io, stage, inc);
+  if (ffs_ctl_decode(&m, buf, (size_t)n, why, sizeof why) < 0) {
+    ffs_warn("control message refused: %s", why);
     return 0;
   }
-  if (io->ops->on_control && io->ops->on_control(io->self, io, cmd) < 0)
-    ffs_warn("control command not understood: '%s'", cmd);
-  return 0;
+  switch (m.type) {
+  case FFS_CTL_STOP: return 1;
+  case FFS_CTL_CKPT: ffs_io_checkpoint(io); return 0;
+  case FFS_CTL_LOST:
+    if (m.lost.incarnation >= 0) s_on_lost(io, m.lost.stage, (uint32_t)m.lost.incarnation);
+    return 0;
+  default:
+    if (!io->ops->on_control || io->ops->on_control(io->self, io, &m) < 0)
+      ffs_warn("control message not understood: '%s'", ffs_ctl_str(&m, line, sizeof line));
+    return 0;
+  }
 }
 
 static void s_send_stats(ffs_io_t *io, double wall_s) {
   const ffs_stage_stats_t *s = &io->stats;
-  ffs_io_send_ctl(io,
-                  "STATS frames=%llu bad=%llu busy=%.4f blocked=%.4f cpu=%.4f wall=%.4f samples=%llu "
-                  "gpos=%.4g gneg=%.4g "
-                  "fbr=%llu fbs=%llu fbd=%llu tds=%llu tdk=%llu l50=%.1f l99=%.1f h50=%.1f ln=%llu "
-                  "e50=%.1f e99=%.1f eh50=%.1f en=%llu shm=%llu",
-                  (unsigned long long)s->frames, (unsigned long long)s->bad_frames, s->busy_s,
-                  s->blocked_s, s->cpu_s, wall_s,
-                  (unsigned long long)s->samples, s->g_pos, s->g_neg,
-                  (unsigned long long)s->fb_frames, (unsigned long long)s->fb_sent,
-                  (unsigned long long)s->fb_dropped, (unsigned long long)s->td_stale,
-                  (unsigned long long)s->td_stale_ticks, s->lat_p50_us[0], s->lat_p99_us[0],
-                  s->hop_p50_us[0], (unsigned long long)s->lat_n[0], s->lat_p50_us[1],
-                  s->lat_p99_us[1], s->hop_p50_us[1], (unsigned long long)s->lat_n[1],
-                  (unsigned long long)s->shm_frames);
+  ffs_ctl_msg_t m = {.type = FFS_CTL_STATS};
+  m.stats.frames = s->frames, m.stats.bad = s->bad_frames, m.stats.samples = s->samples;
+  m.stats.busy = s->busy_s, m.stats.blocked = s->blocked_s, m.stats.cpu = s->cpu_s;
+  m.stats.wall = wall_s, m.stats.gpos = s->g_pos, m.stats.gneg = s->g_neg;
+  m.stats.fbr = s->fb_frames, m.stats.fbs = s->fb_sent, m.stats.fbd = s->fb_dropped;
+  m.stats.tds = s->td_stale, m.stats.tdk = s->td_stale_ticks, m.stats.shm = s->shm_frames;
+  m.stats.l50 = s->lat_p50_us[0], m.stats.l99 = s->lat_p99_us[0], m.stats.h50 = s->hop_p50_us[0];
+  m.stats.ln = s->lat_n[0];
+  m.stats.e50 = s->lat_p50_us[1], m.stats.e99 = s->lat_p99_us[1], m.stats.eh50 = s->hop_p50_us[1];
+  m.stats.en = s->lat_n[1];
+  ffs_io_send_ctl(io, &m);
 }
 
 // ---- the loop ----
@@ -676,8 +675,11 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
     if (io->ops->load(io->self, io->ckpt_path, err, sizeof err) < 0) goto fail;
     ffs_info("resumed from %s", io->ckpt_path);
   }
-  ffs_io_send_ctl(io, "READY core=%d pid=%d blas=%.15s", env->core, (int)getpid(),
-                  openblas_get_corename()); // the kernels OpenBLAS chose when it loaded
+  ffs_ctl_msg_t ready = {.type = FFS_CTL_READY};
+  ready.ready.core = env->core, ready.ready.pid = (int32_t)getpid();
+  // the kernels OpenBLAS chose when it loaded
+  snprintf(ready.ready.blas, sizeof ready.ready.blas, "%.15s", openblas_get_corename());
+  ffs_io_send_ctl(io, &ready);
 
   double t_start = ffs_now(), t_stats = t_start, t_ckpt = t_start;
   int pumping = 0, stopping = 0;
@@ -733,15 +735,17 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
     goto fail;
   }
   s_send_stats(io, ffs_now() - t_start);
-  ffs_io_send_ctl(io, "BYE");
+  ffs_io_send_ctl(io, &(ffs_ctl_msg_t){.type = FFS_CTL_BYE});
   rc = 0;
 fail:
   if (rc < 0) {
     ffs_error("%s", err[0] ? err : "stage failed");
     if (io->ctl) {
-      char line[1100];
-      snprintf(line, sizeof line, "ERROR %s", err);
-      zmq_send(io->ctl, line, strlen(line), ZMQ_DONTWAIT);
+      ffs_ctl_msg_t m = {.type = FFS_CTL_ERROR};
+      snprintf(m.error.text, sizeof m.error.text, "%s", err);
+      uint8_t buf[FFS_CTL_TEXT_MAX + 64];
+      size_t len = ffs_ctl_encode(buf, sizeof buf, &m);
+      if (len) zmq_send(io->ctl, buf, len, ZMQ_DONTWAIT);
     }
   }
   if (io->holding) zmq_msg_close(&io->held);
