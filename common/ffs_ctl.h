@@ -52,6 +52,15 @@ typedef struct {
   double energy, softmax;  // its test errors (fractions; -1 = not measured)
 } ffs_ctl_layer_t;
 
+// A stage's counters (STATS), as ffs_stage_stats_t keeps them.
+typedef struct {
+  uint64_t frames, bad, samples, fbr, fbs, fbd, tds, tdk, shm; // ffs_stage_stats_t's counters
+  double busy, blocked, cpu, wall; // seconds
+  double gpos, gneg;               // mean goodness of the latest positive / negative frame
+  double l50, l99, h50, e50, e99, eh50; // readout latency (us): train l*, h50; eval e*
+  uint64_t ln, en;                 // frames those figures cover (train, eval)
+} ffs_ctl_stats_t;
+
 // One decoded (or to-be-encoded) message: `type` says which member of the
 // union holds its fields. EPOCH and MARK share `phase`.
 typedef struct {
@@ -61,13 +70,7 @@ typedef struct {
       int32_t core, pid; // where the stage runs
       char blas[16];     // the kernels OpenBLAS chose when it loaded
     } ready;
-    struct {
-      uint64_t frames, bad, samples, fbr, fbs, fbd, tds, tdk, shm; // ffs_stage_stats_t's counters
-      double busy, blocked, cpu, wall; // seconds
-      double gpos, gneg;               // mean goodness of the latest positive / negative frame
-      double l50, l99, h50, e50, e99, eh50; // readout latency (us): train l*, h50; eval e*
-      uint64_t ln, en;                 // frames those figures cover (train, eval)
-    } stats;
+    ffs_ctl_stats_t stats;
     struct {
       int32_t epoch, mode;
       int32_t n; // samples sent
