@@ -633,6 +633,61 @@ static void s_keep_freed_memory(void) {
   mallopt(M_TOP_PAD, 16 << 20);
 }
 
+// READY: the stage's sockets are bound and connected; it may be streamed to.
+static void s_send_ready(ffs_io_t *io) {
+  ffs_ctl_msg_t m = {.type = FFS_CTL_READY};
+  m.ready.core = io->env->core, m.ready.pid = (int32_t)getpid();
+  // the kernels OpenBLAS chose when it loaded
+  snprintf(m.ready.blas, sizeof m.ready.blas, "%.15s", openblas_get_corename());
+  ffs_io_send_ctl(io, &m);
+}
+
+// ERROR: the stage failed, and why (without waiting: it is on its way out).
+static void s_send_error(ffs_io_t *io, const char *err) {
+  ffs_ctl_msg_t m = {.type = FFS_CTL_ERROR};
+  snprintf(m.error.text, sizeof m.error.text, "%s", err);
+  uint8_t buf[FFS_CTL_TEXT_MAX + 64];
+  size_t len = ffs_ctl_encode(buf, sizeof buf, &m);
+  if (len) zmq_send(io->ctl, buf, len, ZMQ_DONTWAIT);
+}
+
+// Waits for the control, input, feedback and report sockets (not at all
+// while pumping) and handles what arrived; *stopping is set on STOP.
+// Returns 0, or -1 with err set when polling fails.
+static int s_poll_once(ffs_io_t *io, int pumping, int *stopping, char *err, size_t errlen) {
+  const ffs_topo_t *t = io->env->topo;
+  zmq_pollitem_t items[4 + FFS_MAX_STAGES];
+  int who[4 + FFS_MAX_STAGES], n = 0;
+  items[n] = (zmq_pollitem_t){io->ctl, 0, ZMQ_POLLIN, 0}, who[n++] = -1;
+  if (io->in && !io->holding) items[n] = (zmq_pollitem_t){io->in, 0, ZMQ_POLLIN, 0}, who[n++] = -2;
+  if (io->fb_in) items[n] = (zmq_pollitem_t){io->fb_in, 0, ZMQ_POLLIN, 0}, who[n++] = -3;
+  for (int i = 0; i < t->n_stages; i++)
+    if (io->rep_in[i] && !io->rep_paused[i])
+      items[n] = (zmq_pollitem_t){io->rep_in[i], 0, ZMQ_POLLIN, 0}, who[n++] = i;
+  // a held frame waits for feedback, but is retried every 10 ms regardless
+  // (the stage decides when waiting longer is pointless)
+  if (zmq_poll(items, n, pumping ? 0 : io->holding ? 10 : 100) < 0 && zmq_errno() != EINTR) {
+    snprintf(err, errlen, "zmq_poll: %s", zmq_strerror(zmq_errno()));
+    return -1;
+  }
+  for (int k = 0; k < n; k++) {
+    if (!(items[k].revents & ZMQ_POLLIN)) continue;
+    if (who[k] == -1) *stopping = ffs_io_on_control(io);
+    else if (who[k] == -2) s_recv_one(io, io->in, &io->lim_in, FFS_CHAN_IN, 0, "input");
+    else if (who[k] == -3) {
+      // drain what has arrived, then give a held frame its chance
+      for (int burst = 0; burst < 64 && !ffs_io_stopping(io); burst++) {
+        uint64_t before = io->stats.frames + io->stats.bad_frames;
+        s_recv_one(io, io->fb_in, &io->lim_fb, FFS_CHAN_FB, 0, "feedback");
+        if (io->stats.frames + io->stats.bad_frames == before) break; // queue empty
+      }
+    }
+    else if (!io->rep_paused[who[k]])
+      s_recv_one(io, io->rep_in[who[k]], &io->lim_rep[who[k]], FFS_CHAN_REP, who[k], "report");
+  }
+  return 0;
+}
+
 int ffs_stage_run(const ffs_stage_env_t *env) {
   const ffs_topo_t *t = env->topo;
   const ffs_stage_cfg_t *me = &t->stages[env->index];
@@ -675,44 +730,12 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
     if (io->ops->load(io->self, io->ckpt_path, err, sizeof err) < 0) goto fail;
     ffs_info("resumed from %s", io->ckpt_path);
   }
-  ffs_ctl_msg_t ready = {.type = FFS_CTL_READY};
-  ready.ready.core = env->core, ready.ready.pid = (int32_t)getpid();
-  // the kernels OpenBLAS chose when it loaded
-  snprintf(ready.ready.blas, sizeof ready.ready.blas, "%.15s", openblas_get_corename());
-  ffs_io_send_ctl(io, &ready);
+  s_send_ready(io);
 
   double t_start = ffs_now(), t_stats = t_start, t_ckpt = t_start;
   int pumping = 0, stopping = 0;
   while (!stopping && !io->stop_req && !ffs_io_stopping(io) && !io->ctl_failed[0]) {
-    zmq_pollitem_t items[4 + FFS_MAX_STAGES];
-    int who[4 + FFS_MAX_STAGES], n = 0;
-    items[n] = (zmq_pollitem_t){io->ctl, 0, ZMQ_POLLIN, 0}, who[n++] = -1;
-    if (io->in && !io->holding) items[n] = (zmq_pollitem_t){io->in, 0, ZMQ_POLLIN, 0}, who[n++] = -2;
-    if (io->fb_in) items[n] = (zmq_pollitem_t){io->fb_in, 0, ZMQ_POLLIN, 0}, who[n++] = -3;
-    for (int i = 0; i < t->n_stages; i++)
-      if (io->rep_in[i] && !io->rep_paused[i])
-        items[n] = (zmq_pollitem_t){io->rep_in[i], 0, ZMQ_POLLIN, 0}, who[n++] = i;
-    // a held frame waits for feedback, but is retried every 10 ms regardless
-    // (the stage decides when waiting longer is pointless)
-    if (zmq_poll(items, n, pumping ? 0 : io->holding ? 10 : 100) < 0 && zmq_errno() != EINTR) {
-      snprintf(err, sizeof err, "zmq_poll: %s", zmq_strerror(zmq_errno()));
-      goto fail;
-    }
-    for (int k = 0; k < n; k++) {
-      if (!(items[k].revents & ZMQ_POLLIN)) continue;
-      if (who[k] == -1) stopping = ffs_io_on_control(io);
-      else if (who[k] == -2) s_recv_one(io, io->in, &io->lim_in, FFS_CHAN_IN, 0, "input");
-      else if (who[k] == -3) {
-        // drain what has arrived, then give a held frame its chance
-        for (int burst = 0; burst < 64 && !ffs_io_stopping(io); burst++) {
-          uint64_t before = io->stats.frames + io->stats.bad_frames;
-          s_recv_one(io, io->fb_in, &io->lim_fb, FFS_CHAN_FB, 0, "feedback");
-          if (io->stats.frames + io->stats.bad_frames == before) break; // queue empty
-        }
-      }
-      else if (!io->rep_paused[who[k]])
-        s_recv_one(io, io->rep_in[who[k]], &io->lim_rep[who[k]], FFS_CHAN_REP, who[k], "report");
-    }
+    if (s_poll_once(io, pumping, &stopping, err, sizeof err) < 0) goto fail;
     if (io->holding) s_retry_held(io);
     if (io->ops->pump && !stopping) {
       double t0 = ffs_now(), c0 = ffs_thread_cpu();
@@ -740,13 +763,7 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
 fail:
   if (rc < 0) {
     ffs_error("%s", err[0] ? err : "stage failed");
-    if (io->ctl) {
-      ffs_ctl_msg_t m = {.type = FFS_CTL_ERROR};
-      snprintf(m.error.text, sizeof m.error.text, "%s", err);
-      uint8_t buf[FFS_CTL_TEXT_MAX + 64];
-      size_t len = ffs_ctl_encode(buf, sizeof buf, &m);
-      if (len) zmq_send(io->ctl, buf, len, ZMQ_DONTWAIT);
-    }
+    if (io->ctl) s_send_error(io, err);
   }
   if (io->holding) zmq_msg_close(&io->held);
   if (io->self) io->ops->destroy(&io->self);
