@@ -1,24 +1,29 @@
-// ffs_launch: the supervisor side of `ffstream run`. ---- spawn ---- starts
-// the stages (processes via fork+exec of `ffstream stage`, or threads);
-// ---- control ---- is the ROUTER loop that hears READY/STATS/SENT/TRAINED/
-// RESULT/ERROR/BYE; ---- results ---- writes metrics.csv and summary.json.
-// The launcher never computes on frames; it must never block on a stage.
+// ffs_launch: `ffstream run`'s orchestration: plans the run's phases (and
+// where a resumed run goes on), opens the control socket, starts the stages
+// through a spawner (ffs_spawn.h), does the ready handshake, drives the
+// phases over the control channel (ffs_ctl.h), supervises (a stage killed by
+// a signal is restarted from its checkpoint, the others told LOST, the lost
+// MARKs re-driven) and shuts down; what the run shows and writes is
+// ffs_results.h. The launcher never computes on frames; it must never block
+// on a stage.
 #include "ffs_launch.h"
 
+#include <assert.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
+#include "ffs_ctl.h"
 #include "ffs_log.h"
 #include "ffs_pin.h"
+#include "ffs_results.h"
 #include "ffs_shm.h"
+#include "ffs_spawn.h"
 #include "ffs_stage.h"
 
 volatile sig_atomic_t ffs_interrupted = 0;
@@ -42,46 +47,27 @@ void ffs_install_signal_handlers(void) {
 #define S_STOP_TIMEOUT_S 2.0
 #define S_MAX_RESTARTS 3 // per stage and run
 
+// A stage as the supervisor sees it (what the outputs show is in rep[]).
 typedef struct {
   int ready, bye, failed;
-  pid_t pid;
-  int core;
-  int restarts;     // times the supervisor restarted it from its checkpoint
-  char blas[16];    // OpenBLAS's kernels in the stage (its READY line)
   int await_ready;  // restarted: re-drive the stream once it is READY again
-  // latest STATS
-  double frames, bad, busy, blocked, cpu, wall, samples, gpos, gneg, fbr, fbs, fbd, tds, tdk, shm;
-  double lat[2][4]; // readout, per phase mode (train, eval): end-to-end frame
-                    // latency p50, p99, transport per hop p50 (us), frames
 } s_stage_t;
-
-typedef struct {
-  int epoch;
-  double train_s, samples_per_s;
-  double energy, softmax; // -1 = not measured
-  int n_layers;
-  char layer_name[FFS_MAX_STAGES][FFS_NAME_MAX];
-  double layer_energy[FFS_MAX_STAGES], layer_softmax[FFS_MAX_STAGES];
-  double wall_s;
-} s_result_t;
 
 typedef struct {
   const ffs_launch_opts_t *o;
   const ffs_topo_t *t;
   void *zctx, *ctl;
+  ffs_spawner_t *sp;       // starts and reaps the stages
+  ffs_results_t *res;      // progress line, metrics.csv, summary.json
   char run_dir[128];
   char out_dir[FFS_PATH_MAX];
   s_stage_t st[FFS_MAX_STAGES];
-  pthread_t thr[FFS_MAX_STAGES];
-  ffs_stage_env_t env[FFS_MAX_STAGES];
-  volatile sig_atomic_t thread_stop;
+  ffs_results_stage_t rep[FFS_MAX_STAGES]; // pid, core, restarts, blas, latest STATS
   int cores[FFS_MAX_STAGES];
   double t0, t_phase;      // run start; end of the previous phase at the readout
   double train_s_total;
   long train_samples_total;
   long train_n_sent;       // samples in the latest training phase the source sent
-  s_result_t res;          // the latest evaluation's result (when have_res)
-  int have_res;
   // The run's phases are commands k = 0, 1, ...: epoch e's training, then
   // its evaluation when it has one (s_cmd_at); none is stored, so a run may
   // have any number of epochs.
@@ -94,12 +80,9 @@ typedef struct {
   long done_cap;           // whether command k did (done_cap entries)
   int finished;
   char error[1024];
-  FILE *metrics;
-  int metrics_header;      // metrics.csv still needs its header line
   int nothing_to_do;       // --resume of a finished run
-  int tty;
   int no_shm;              // the shared-memory probe failed: stages get shm=false
-  double last_progress;
+  uint8_t rx[FFS_CTL_MSG_MAX]; // a control message off the socket
 } s_run_t;
 
 static int s_stage_index(const s_run_t *r, const char *name, size_t len) {
@@ -108,132 +91,7 @@ static int s_stage_index(const s_run_t *r, const char *name, size_t len) {
   return -1;
 }
 
-static int s_send(s_run_t *r, int stage, const char *msg) {
-  const char *name = r->t->stages[stage].name;
-  if (zmq_send(r->ctl, name, strlen(name), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -1;
-  return zmq_send(r->ctl, msg, strlen(msg), ZMQ_DONTWAIT) < 0 ? -1 : 0;
-}
-
-// Sends a control line to stage i. Returns 0 when sent; 1 when not, because
-// the stage has just died (the supervisor restarts it and re-drives what it
-// missed); -1 otherwise, and the run's error names the stage and the line.
-static int s_send_checked(s_run_t *r, int i, const char *msg);
-
-// ---- spawn ----
-
-static void *s_thread_main(void *arg) {
-  ffs_stage_env_t *env = arg;
-  ffs_stage_run(env);
-  return NULL;
-}
-
-// Starts stage i as a thread, or as a process running `ffstream stage`
-// (with --resume: from its checkpoint). Returns 0 or -1 with r->error set.
-static int s_spawn_one(s_run_t *r, int i, int resume) {
-  const ffs_topo_t *t = r->t;
-  r->st[i].core = r->cores[i];
-  if (r->o->threads) {
-    r->env[i] = (ffs_stage_env_t){.topo = t, .index = i, .run_dir = r->run_dir,
-                                  .out_dir = r->out_dir, .zctx = r->zctx,
-                                  .stop = &r->thread_stop, .core = r->cores[i],
-                                  .thread_mode = 1, .resume = resume};
-    if (pthread_create(&r->thr[i], NULL, s_thread_main, &r->env[i]) != 0) {
-      snprintf(r->error, sizeof r->error, "cannot start a thread for stage '%s'", t->stages[i].name);
-      return -1;
-    }
-    r->st[i].pid = getpid();
-    return 0;
-  }
-  char core[16];
-  snprintf(core, sizeof core, "%d", r->cores[i]);
-  const char *argv[16 + 2 * 64];
-  int a = 0;
-  argv[a++] = r->o->exe;
-  argv[a++] = "stage";
-  argv[a++] = "--topology", argv[a++] = r->o->topo_path;
-  argv[a++] = "--name", argv[a++] = t->stages[i].name;
-  argv[a++] = "--run-dir", argv[a++] = r->run_dir;
-  argv[a++] = "--out", argv[a++] = r->out_dir;
-  argv[a++] = "--core", argv[a++] = core;
-  if (resume) argv[a++] = "--resume";
-  // after a restart every stage learns each one's incarnation (restarts so
-  // far): the shared-memory descriptors it sends and accepts carry it
-  char inc[FFS_MAX_STAGES * 8] = "";
-  int any = 0;
-  for (int k = 0, n = 0; k < t->n_stages; k++) {
-    n += snprintf(inc + n, sizeof inc - (size_t)n, "%s%d", k ? "," : "", r->st[k].restarts);
-    any |= r->st[k].restarts > 0;
-  }
-  if (any) argv[a++] = "--incarnations", argv[a++] = inc;
-  for (int k = 0; k < r->o->n_sets && k < 64; k++) argv[a++] = "--set", argv[a++] = r->o->sets[k];
-  if (r->no_shm) argv[a++] = "--set", argv[a++] = "shm=false";
-  argv[a] = NULL;
-  pid_t pid = fork();
-  if (pid < 0) {
-    snprintf(r->error, sizeof r->error, "fork: %s", strerror(errno));
-    return -1;
-  }
-  if (pid == 0) {
-    execv(r->o->exe, (char *const *)argv);
-    fprintf(stderr, "ffstream: cannot exec %s: %s\n", r->o->exe, strerror(errno));
-    _exit(127);
-  }
-  r->st[i].pid = pid;
-  return 0;
-}
-
-static int s_spawn(s_run_t *r) {
-  for (int i = 0; i < r->t->n_stages; i++)
-    if (s_spawn_one(r, i, r->o->resume) < 0) return -1;
-  return 0;
-}
-
-// Reaps children that exited. A stage killed by a signal (kill -9, the OOM
-// killer) while the run streams is restarted from its last checkpoint, up to
-// S_MAX_RESTARTS times; any other early exit fails the run.
-static void s_reap(s_run_t *r) {
-  if (r->o->threads) return;
-  for (int i = 0; i < r->t->n_stages; i++) {
-    s_stage_t *s = &r->st[i];
-    if (s->pid <= 0) continue;
-    int status;
-    pid_t p = waitpid(s->pid, &status, WNOHANG);
-    if (p != s->pid) continue;
-    s->pid = -s->pid; // remember it, mark it gone
-    if (s->bye || r->error[0] || ffs_interrupted) continue;
-    const char *name = r->t->stages[i].name;
-    if (WIFSIGNALED(status) && r->streaming && !r->finished && s->restarts < S_MAX_RESTARTS) {
-      s->restarts++;
-      ffs_warn("stage '%s' (pid %d) was killed by signal %d: restarting it from its last "
-               "checkpoint (restart %d of %d)",
-               name, -s->pid, WTERMSIG(status), s->restarts, S_MAX_RESTARTS);
-      s->ready = 0, s->await_ready = 1;
-      if (s_spawn_one(r, i, 1) < 0) return;
-      // the stages that sent it frames through shared memory take back the
-      // buffers its dead process held, and address the new one from now on
-      char lost[64];
-      snprintf(lost, sizeof lost, "LOST %d %d", i, s->restarts);
-      for (int j = 0; j < r->t->n_stages; j++)
-        if (j != i && r->st[j].pid > 0 && s_send_checked(r, j, lost) < 0) return;
-      continue;
-    }
-    if (WIFSIGNALED(status))
-      snprintf(r->error, sizeof r->error, "stage '%s' was killed by signal %d%s", name,
-               WTERMSIG(status), s->restarts >= S_MAX_RESTARTS ? " (no restarts left)" : "");
-    else
-      snprintf(r->error, sizeof r->error, "stage '%s' exited with status %d before finishing",
-               name, WEXITSTATUS(status));
-  }
-}
-
-// ---- control ----
-
-static double s_kv(const char *line, const char *key) {
-  char pat[40];
-  snprintf(pat, sizeof pat, " %s=", key);
-  const char *p = strstr(line, pat);
-  return p ? strtod(p + strlen(pat), NULL) : -1.0;
-}
+// ---- phases ----
 
 // Command k's phase: *epoch, *mode (0 train, 1 eval). Epoch e's training is
 // command e + e / eval_every (the evaluations before it come in between),
@@ -288,31 +146,6 @@ static int s_set_done(s_run_t *r, long k) {
   return 0;
 }
 
-static int s_send_checked(s_run_t *r, int i, const char *msg) {
-  if (s_send(r, i, msg) == 0) return 0;
-  int err = zmq_errno();
-  pid_t pid = r->st[i].pid;
-  siginfo_t si = {0};
-  if (pid <= 0 || r->st[i].await_ready ||
-      (!r->o->threads && waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-       si.si_pid == pid))
-    return 1;
-  if (!r->error[0])
-    snprintf(r->error, sizeof r->error, "cannot send '%s' to stage '%s': %s", msg,
-             r->t->stages[i].name, zmq_strerror(err));
-  return -1;
-}
-
-static void s_send_next_cmd(s_run_t *r) {
-  if (r->next_cmd >= r->n_cmds) return;
-  char msg[64];
-  int epoch, mode;
-  s_cmd_at(r->t, r->next_cmd, &epoch, &mode);
-  snprintf(msg, sizeof msg, "EPOCH %d %s", epoch, mode ? "eval" : "train");
-  // sent; or the source died, and its restart re-drives from n_sent
-  if (s_send_checked(r, 0, msg) == 0) r->next_cmd++;
-}
-
 // Marks phase (epoch, mode) as having reached the readout. Returns 0 the
 // first time, -1 for a duplicate (a MARK re-sent after a restart) or a
 // phase the run does not have.
@@ -354,6 +187,40 @@ static int s_load_progress(s_run_t *r) {
   return n;
 }
 
+// ---- control ----
+
+static int s_send(s_run_t *r, int stage, const ffs_ctl_msg_t *m) {
+  const char *name = r->t->stages[stage].name;
+  uint8_t buf[256]; // the launcher's messages take a few dozen bytes
+  size_t len = ffs_ctl_encode(buf, sizeof buf, m);
+  assert(len > 0);
+  if (zmq_send(r->ctl, name, strlen(name), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -1;
+  return zmq_send(r->ctl, buf, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+}
+
+// Sends a control message to stage i. Returns 0 when sent; 1 when not, because
+// the stage has just died (the supervisor restarts it and re-drives what it
+// missed); -1 otherwise, and the run's error names the stage and the message.
+static int s_send_checked(s_run_t *r, int i, const ffs_ctl_msg_t *m) {
+  if (s_send(r, i, m) == 0) return 0;
+  int err = zmq_errno();
+  if (r->st[i].await_ready || r->sp->ops->state(r->sp, i) != FFS_SPAWN_RUNNING) return 1;
+  char line[128];
+  if (!r->error[0])
+    snprintf(r->error, sizeof r->error, "cannot send '%s' to stage '%s': %s",
+             ffs_ctl_str(m, line, sizeof line), r->t->stages[i].name, zmq_strerror(err));
+  return -1;
+}
+
+static void s_send_next_cmd(s_run_t *r) {
+  if (r->next_cmd >= r->n_cmds) return;
+  int epoch, mode;
+  s_cmd_at(r->t, r->next_cmd, &epoch, &mode);
+  ffs_ctl_msg_t m = {.type = FFS_CTL_EPOCH, .phase = {.epoch = epoch, .mode = mode}};
+  // sent; or the source died, and its restart re-drives from n_sent
+  if (s_send_checked(r, 0, &m) == 0) r->next_cmd++;
+}
+
 // A restarted stage is READY again. Frames that were inside the dead process
 // are gone, the end-of-phase MARKs among them: ask the source to re-send the
 // MARK of every phase it finished sending that has not reached the readout
@@ -369,285 +236,177 @@ static void s_redrive(s_run_t *r, int stage) {
   }
   for (long k = r->done_base; k < r->n_sent; k++) {
     if (s_is_done(r, k)) continue;
-    char msg[64];
     int epoch, mode;
     s_cmd_at(r->t, k, &epoch, &mode);
-    snprintf(msg, sizeof msg, "MARK %d %s", epoch, mode ? "eval" : "train");
-    if (s_send_checked(r, 0, msg) < 0) return;
+    ffs_ctl_msg_t m = {.type = FFS_CTL_MARK, .phase = {.epoch = epoch, .mode = mode}};
+    if (s_send_checked(r, 0, &m) < 0) return;
   }
 }
 
-static void s_on_result(s_run_t *r, const char *line) {
-  s_result_t *x = &r->res;
-  r->have_res = 1;
-  memset(x, 0, sizeof *x);
-  x->epoch = (int)s_kv(line, "epoch");
-  x->energy = s_kv(line, "energy");
-  x->softmax = s_kv(line, "softmax");
-  x->wall_s = ffs_now() - r->t0;
-  x->train_s = r->train_s_total;
-  x->samples_per_s = r->train_s_total > 0 ? (double)r->train_samples_total / r->train_s_total : 0;
-  const char *p = line;
-  while ((p = strstr(p, " layer=")) && x->n_layers < FFS_MAX_STAGES) {
-    p += 7;
-    const char *colon = strchr(p, ':');
-    if (!colon) break;
-    size_t len = (size_t)(colon - p) < FFS_NAME_MAX - 1 ? (size_t)(colon - p) : FFS_NAME_MAX - 1;
-    memcpy(x->layer_name[x->n_layers], p, len);
-    x->layer_name[x->n_layers][len] = 0;
-    char *end;
-    x->layer_energy[x->n_layers] = strtod(colon + 1, &end);
-    x->layer_softmax[x->n_layers] = *end == ':' ? strtod(end + 1, NULL) : -1.0;
-    x->n_layers++;
+static void s_on_ready(s_run_t *r, int i, const ffs_ctl_msg_t *m) {
+  s_stage_t *s = &r->st[i];
+  s->ready = 1;
+  snprintf(r->rep[i].blas, sizeof r->rep[i].blas, "%s", m->ready.blas);
+  if (s->await_ready) {
+    s->await_ready = 0;
+    ffs_info("stage '%s' is back", r->t->stages[i].name);
+    s_redrive(r, i);
   }
-  r->last_epoch_done = x->epoch;
-  r->t_phase = ffs_now();
 }
 
-static double s_primary(const s_run_t *r, const s_result_t *x) {
-  const ffs_stage_cfg_t *ro = &r->t->stages[r->t->n_stages - 1];
-  if (ro->primary == FFS_INFER_SOFTMAX && x->softmax >= 0) return x->softmax;
-  return x->energy >= 0 ? x->energy : x->softmax;
-}
-
-static void s_metrics_row(s_run_t *r, const s_result_t *x) {
-  if (!r->metrics) return;
-  if (r->metrics_header) {
-    r->metrics_header = 0;
-    fprintf(r->metrics, "epoch,wall_s,train_s,train_samples_per_s,test_error,test_error_energy,test_error_softmax");
-    for (int i = 0; i < x->n_layers; i++)
-      fprintf(r->metrics, ",energy_%s,softmax_%s", x->layer_name[i], x->layer_name[i]);
-    fputc('\n', r->metrics);
-  }
-  fprintf(r->metrics, "%d,%.3f,%.3f,%.1f,%.6f,%.6f,%.6f", x->epoch + 1, x->wall_s, x->train_s,
-          x->samples_per_s, s_primary(r, x), x->energy, x->softmax);
-  for (int i = 0; i < x->n_layers; i++)
-    fprintf(r->metrics, ",%.6f,%.6f", x->layer_energy[i], x->layer_softmax[i]);
-  fputc('\n', r->metrics);
-  fflush(r->metrics);
-}
-
-// "1.23%", or "-" for a figure that was not measured (negative).
-static const char *s_pct(char out[16], double v) {
-  if (v < 0) snprintf(out, 16, "-");
-  else snprintf(out, 16, "%.2f%%", 100.0 * v);
-  return out;
-}
-
-static void s_on_message(s_run_t *r, int i, char *line) {
+static void s_on_message(s_run_t *r, int i, const ffs_ctl_msg_t *m) {
   s_stage_t *s = &r->st[i];
   const char *name = r->t->stages[i].name;
-  if (!strncmp(line, "READY", 5)) {
-    s->ready = 1;
-    const char *b = strstr(line, " blas=");
-    if (b) sscanf(b + 6, "%15[A-Za-z0-9_]", s->blas);
-    if (s->await_ready) {
-      s->await_ready = 0;
-      ffs_info("stage '%s' is back", name);
-      s_redrive(r, i);
-    }
-  } else if (!strncmp(line, "STATS ", 6)) {
-    char *l = line + 5; // keys are matched as " key="
-    s->frames = s_kv(l, "frames"), s->bad = s_kv(l, "bad"), s->busy = s_kv(l, "busy");
-    s->blocked = s_kv(l, "blocked"), s->cpu = s_kv(l, "cpu");
-    s->wall = s_kv(l, "wall"), s->samples = s_kv(l, "samples");
-    s->gpos = s_kv(l, "gpos"), s->gneg = s_kv(l, "gneg");
-    s->fbr = s_kv(l, "fbr"), s->fbs = s_kv(l, "fbs"), s->fbd = s_kv(l, "fbd");
-    s->tds = s_kv(l, "tds"), s->tdk = s_kv(l, "tdk"), s->shm = s_kv(l, "shm");
-    const char *lk[2][4] = {{"l50", "l99", "h50", "ln"}, {"e50", "e99", "eh50", "en"}};
-    for (int m = 0; m < 2; m++)
-      for (int k = 0; k < 4; k++) s->lat[m][k] = s_kv(l, lk[m][k]);
-  } else if (!strncmp(line, "SENT", 4)) {
-    if (strstr(line, " train ")) r->train_n_sent = (long)s_kv(line, "n");
+  char line[128];
+  switch (m->type) {
+  case FFS_CTL_READY: s_on_ready(r, i, m); break;
+  case FFS_CTL_STATS: r->rep[i].stats = m->stats; break;
+  case FFS_CTL_SENT:
+    if (!m->sent.mode) r->train_n_sent = m->sent.n;
     if (r->n_sent < r->next_cmd) r->n_sent++;
     s_send_next_cmd(r);
-  } else if (!strncmp(line, "TRAINED", 7)) {
-    if (s_phase_done(r, (int)s_kv(line, "epoch"), 0) < 0) return; // duplicate
+    break;
+  case FFS_CTL_TRAINED: {
+    if (s_phase_done(r, m->trained.epoch, 0) < 0) return; // duplicate
     double now = ffs_now();
     r->train_s_total += now - r->t_phase;
     r->train_samples_total += r->train_n_sent > 0 ? r->train_n_sent : 0;
     r->t_phase = now;
-  } else if (!strncmp(line, "RESULT", 6)) {
-    if (s_phase_done(r, (int)s_kv(line, "epoch"), 1) < 0) return; // duplicate
-    s_on_result(r, line);
-    s_result_t *x = &r->res;
-    s_metrics_row(r, x);
-    if (r->tty) fputs("\r\033[K", stdout);
-    char e[16], m[16];
-    printf("epoch %d/%d: test error %.2f%% (energy %s, softmax %s), %.0f train samples/s, %.1f s\n",
-           x->epoch + 1, r->t->epochs, 100.0 * s_primary(r, x), s_pct(e, x->energy),
-           s_pct(m, x->softmax), x->samples_per_s, x->wall_s);
-    printf("    per layer (energy/softmax):");
-    for (int k = 0; k < x->n_layers; k++)
-      printf(" %s %s/%s", x->layer_name[k], s_pct(e, x->layer_energy[k]),
-             s_pct(m, x->layer_softmax[k]));
-    printf("\n");
-    fflush(stdout);
-    if (x->epoch >= r->t->epochs - 1) r->finished = 1;
-  } else if (!strncmp(line, "ERROR", 5)) {
+    break;
+  }
+  case FFS_CTL_RESULT:
+    if (s_phase_done(r, m->result.epoch, 1) < 0) return; // duplicate
+    ffs_results_on_result(r->res, m, r->train_s_total, r->train_samples_total);
+    r->last_epoch_done = m->result.epoch;
+    r->t_phase = ffs_now();
+    if (m->result.epoch >= r->t->epochs - 1) r->finished = 1;
+    break;
+  case FFS_CTL_ERROR:
     s->failed = 1;
-    if (!r->error[0]) snprintf(r->error, sizeof r->error, "stage '%s': %.900s", name, line + 6);
-  } else if (!strncmp(line, "BYE", 3)) {
-    s->bye = 1;
+    if (!r->error[0]) snprintf(r->error, sizeof r->error, "stage '%s': %.900s", name, m->error.text);
+    break;
+  case FFS_CTL_BYE: s->bye = 1; break;
+  default:
+    ffs_warn("stage '%s' sent a message only the launcher sends: '%s'", name,
+             ffs_ctl_str(m, line, sizeof line));
   }
 }
 
-// Receives every pending control message, waiting at most timeout_ms.
+// Receives every pending control message, waiting at most timeout_ms. A
+// malformed one is logged, naming its stage, and ignored.
 static void s_pump_ctl(s_run_t *r, int timeout_ms) {
   zmq_pollitem_t it = {r->ctl, 0, ZMQ_POLLIN, 0};
   if (zmq_poll(&it, 1, timeout_ms) <= 0) return;
   for (;;) {
-    char id[64], line[2048];
+    char id[64], why[256];
     int n = zmq_recv(r->ctl, id, sizeof id, ZMQ_DONTWAIT);
     if (n < 0) return;
     int more = 0;
     size_t ml = sizeof more;
     zmq_getsockopt(r->ctl, ZMQ_RCVMORE, &more, &ml);
     if (!more) continue;
-    int m = zmq_recv(r->ctl, line, sizeof line - 1, ZMQ_DONTWAIT);
+    int m = zmq_recv(r->ctl, r->rx, sizeof r->rx, ZMQ_DONTWAIT);
     if (m < 0) return;
-    line[m < (int)sizeof line - 1 ? m : (int)sizeof line - 1] = 0;
     // drain any further parts of a malformed multi-part message
+    int parts = 0;
     while (zmq_getsockopt(r->ctl, ZMQ_RCVMORE, &more, &ml) == 0 && more) {
       char junk[64];
       if (zmq_recv(r->ctl, junk, sizeof junk, ZMQ_DONTWAIT) < 0) break;
+      parts++;
     }
     int i = s_stage_index(r, id, n < (int)sizeof id ? (size_t)n : sizeof id);
-    if (i >= 0) s_on_message(r, i, line);
+    if (i < 0) continue;
+    ffs_ctl_msg_t msg;
+    if (parts) snprintf(why, sizeof why, "%d parts more than one", parts);
+    if (parts || ffs_ctl_decode(&msg, r->rx, m < (int)sizeof r->rx ? (size_t)m : sizeof r->rx,
+                                why, sizeof why) < 0)
+      ffs_warn("stage '%s': control message refused: %s", r->t->stages[i].name, why);
+    else
+      s_on_message(r, i, &msg);
   }
 }
 
-// Fraction of wall time a stage computed (waiting on backpressure excluded).
-static double s_utilization(const s_stage_t *s) {
-  return s->wall > 0 ? (s->busy - s->blocked) / s->wall : 0.0;
+// ---- supervision ----
+
+// Starts stage i through the spawner (resume: from its checkpoint). Returns 0
+// or -1 with r->error set.
+static int s_start(s_run_t *r, int i, int resume) {
+  uint32_t inc[FFS_MAX_STAGES];
+  for (int k = 0; k < r->t->n_stages; k++) inc[k] = (uint32_t)r->rep[k].restarts;
+  if (r->sp->ops->start(r->sp, i, resume, inc, r->error, sizeof r->error) < 0) return -1;
+  r->rep[i].core = r->cores[i];
+  r->rep[i].pid = r->sp->ops->pid(r->sp, i);
+  return 0;
 }
 
-static void s_progress(s_run_t *r) {
-  double now = ffs_now();
-  if (r->o->quiet || now - r->last_progress < (r->tty ? 0.5 : 10.0)) return;
-  r->last_progress = now;
-  const ffs_topo_t *t = r->t;
-  int last_layer = t->n_stages - 2;
-  double done = r->st[last_layer].samples / 2.0; // positive + negative rows
-  double elapsed = now - r->t0;
-  char line[1024];
-  int n = snprintf(line, sizeof line, "epoch %d/%d | %.0f samples/s | util", r->last_epoch_done + 2 > t->epochs ? t->epochs : r->last_epoch_done + 2,
-                   t->epochs, elapsed > 0 ? done / elapsed : 0.0);
-  for (int i = 0; i < t->n_stages && n < (int)sizeof line - 64; i++) {
-    double u = s_utilization(&r->st[i]);
-    n += snprintf(line + n, sizeof line - (size_t)n, " %s %.0f%%", t->stages[i].name, 100 * u);
-  }
-  n += snprintf(line + n, sizeof line - (size_t)n, " | g+ %.0f g- %.0f (%s)", r->st[1].gpos,
-                r->st[1].gneg, t->stages[1].name);
-  if (r->have_res)
-    snprintf(line + n, sizeof line - (size_t)n, " | last test error %.2f%%",
-             100 * s_primary(r, &r->res));
-  if (r->tty) printf("\r\033[K%s", line);
-  else printf("%s\n", line);
-  fflush(stdout);
+// Stage i was killed by signal sig while the run streams: starts it again
+// from its last checkpoint and tells every other stage. Returns 0 or -1.
+static int s_restart(s_run_t *r, int i, int sig) {
+  ffs_results_stage_t *rep = &r->rep[i];
+  rep->restarts++;
+  ffs_warn("stage '%s' (pid %d) was killed by signal %d: restarting it from its last "
+           "checkpoint (restart %d of %d)",
+           r->t->stages[i].name, rep->pid, sig, rep->restarts, S_MAX_RESTARTS);
+  r->st[i].ready = 0, r->st[i].await_ready = 1;
+  if (s_start(r, i, 1) < 0) return -1;
+  // the stages that sent it frames through shared memory take back the
+  // buffers its dead process held, and address the new one from now on
+  ffs_ctl_msg_t lost = {.type = FFS_CTL_LOST, .lost = {.stage = i, .incarnation = rep->restarts}};
+  for (int j = 0; j < r->t->n_stages; j++)
+    if (j != i && r->sp->ops->state(r->sp, j) != FFS_SPAWN_NONE &&
+        s_send_checked(r, j, &lost) < 0)
+      return -1;
+  return 0;
 }
 
-// ---- results ----
-
-static void s_json_num(FILE *f, double v) {
-  if (v < 0) fputs("null", f);
-  else fprintf(f, "%.6g", v);
-}
-
-static void s_write_summary(s_run_t *r, int rc) {
-  char path[FFS_PATH_MAX + 32];
-  snprintf(path, sizeof path, "%s/summary.json", r->out_dir);
-  FILE *f = fopen(path, "w");
-  if (!f) {
-    ffs_error("cannot write %s: %s", path, strerror(errno));
-    return;
-  }
-  const s_result_t *x = r->have_res ? &r->res : NULL;
-  fprintf(f, "{\n  \"topology\": \"%s\",\n  \"name\": \"%s\",\n  \"status\": \"%s\",\n",
-          r->t->path, r->t->name, rc == 0 ? "ok" : rc == 130 ? "interrupted" : "failed");
-  fprintf(f, "  \"mode\": \"%s\",\n  \"cores\": %d,\n", r->o->threads ? "threads" : "processes",
-          ffs_pin_ncores());
-  fputs("  \"test_error\": ", f), s_json_num(f, x ? s_primary(r, x) : -1);
-  fputs(",\n  \"test_error_energy\": ", f), s_json_num(f, x ? x->energy : -1);
-  fputs(",\n  \"test_error_softmax\": ", f), s_json_num(f, x ? x->softmax : -1);
-  fputs(",\n  \"test_error_per_layer\": {", f);
-  for (int i = 0; x && i < x->n_layers; i++) {
-    fprintf(f, "%s\"%s\": {\"energy\": ", i ? ", " : "", x->layer_name[i]);
-    s_json_num(f, x->layer_energy[i]);
-    fputs(", \"softmax\": ", f);
-    s_json_num(f, x->layer_softmax[i]);
-    fputc('}', f);
-  }
-  fprintf(f, "},\n  \"train_samples_per_s\": %.1f,\n", x ? x->samples_per_s : 0.0);
-  fprintf(f, "  \"epochs\": %d,\n  \"epochs_completed\": %d,\n  \"wall_s\": %.3f,\n", r->t->epochs,
-          x ? x->epoch + 1 : 0, ffs_now() - r->t0);
-  const s_stage_t *ro = &r->st[r->t->n_stages - 1];
-  const char *phase[2] = {"train", "eval"}, *what[3] = {"p50_us", "p99_us", "hop_p50_us"};
-  fputs("  \"latency\": {", f); // per phase: the readout's latest figures (null: none)
-  for (int m = 0; m < 2; m++) {
-    int have = ro->lat[m][3] > 0;
-    fprintf(f, "%s\"%s\": {", m ? ", " : "", phase[m]);
-    for (int k = 0; k < 3; k++) {
-      fprintf(f, "%s\"%s\": ", k ? ", " : "", what[k]);
-      s_json_num(f, have ? ro->lat[m][k] : -1);
+// Reaps stages that ended. A stage killed by a signal (kill -9, the OOM
+// killer) while the run streams is restarted from its last checkpoint, up to
+// S_MAX_RESTARTS times; any other early end fails the run.
+static void s_reap(s_run_t *r) {
+  ffs_spawn_exit_t how;
+  int i;
+  while ((i = r->sp->ops->reap(r->sp, &how)) >= 0) {
+    if (r->st[i].bye || r->error[0] || ffs_interrupted) continue;
+    const char *name = r->t->stages[i].name;
+    int restarts = r->rep[i].restarts;
+    if (how.signaled && r->streaming && !r->finished && restarts < S_MAX_RESTARTS) {
+      if (s_restart(r, i, how.code) < 0) return;
+      continue;
     }
-    fprintf(f, ", \"frames\": %.0f}", have ? ro->lat[m][3] : 0.0);
+    if (how.signaled)
+      snprintf(r->error, sizeof r->error, "stage '%s' was killed by signal %d%s", name, how.code,
+               restarts >= S_MAX_RESTARTS ? " (no restarts left)" : "");
+    else
+      snprintf(r->error, sizeof r->error, "stage '%s' exited with status %d before finishing",
+               name, how.code);
   }
-  fputs("},\n", f);
-  fputs("  \"stages\": [\n", f);
-  for (int i = 0; i < r->t->n_stages; i++) {
-    const s_stage_t *s = &r->st[i];
-    int pid = s->pid < 0 ? -s->pid : s->pid;
-    fprintf(f,
-            "    {\"name\": \"%s\", \"kind\": \"%s\", \"pid\": %d, \"core\": %d, \"frames\": %.0f, "
-            "\"bad_frames\": %.0f, \"utilization\": %.4f, \"cpu_s\": %.3f, \"feedback_received\": %.0f, "
-            "\"feedback_sent\": %.0f, \"feedback_dropped\": %.0f, \"topdown_stale\": %.0f, "
-            "\"topdown_stale_ticks\": %.0f, \"shm_frames\": %.0f, \"blas\": \"%s\", "
-            "\"restarts\": %d}%s\n",
-            r->t->stages[i].name, ffs_stage_kind_str(r->t->stages[i].kind), pid, s->core,
-            s->frames < 0 ? 0 : s->frames, s->bad < 0 ? 0 : s->bad,
-            s_utilization(s), s->cpu < 0 ? 0 : s->cpu, s->fbr < 0 ? 0 : s->fbr,
-            s->fbs < 0 ? 0 : s->fbs, s->fbd < 0 ? 0 : s->fbd, s->tds < 0 ? 0 : s->tds,
-            s->tdk < 0 ? 0 : s->tdk, s->shm < 0 ? 0 : s->shm, s->blas, s->restarts,
-            i + 1 < r->t->n_stages ? "," : "");
-  }
-  fputs("  ]\n}\n", f);
-  fclose(f);
 }
 
 // ---- shutdown ----
 
 static void s_shutdown(s_run_t *r) {
-  for (int i = 0; i < r->t->n_stages; i++) s_send(r, i, "STOP");
+  ffs_spawner_t *sp = r->sp;
+  for (int i = 0; i < r->t->n_stages; i++) s_send(r, i, &(ffs_ctl_msg_t){.type = FFS_CTL_STOP});
   // A stage blocked on a full queue does not read its control socket; the
-  // signal sets its stop flag, so it still checkpoints and exits in time.
-  if (r->o->threads) r->thread_stop = 1;
-  else if (ffs_interrupted || r->error[0])
-    for (int i = 0; i < r->t->n_stages; i++)
-      if (r->st[i].pid > 0) kill(r->st[i].pid, SIGTERM);
+  // spawner sets its stop flag (a signal), so it still checkpoints and exits in time.
+  sp->ops->stop(sp, ffs_interrupted || r->error[0]);
   double deadline = ffs_now() + S_STOP_TIMEOUT_S;
   for (;;) {
     s_pump_ctl(r, 20);
     s_reap(r);
     int alive = 0;
-    for (int i = 0; i < r->t->n_stages; i++)
-      alive += r->o->threads ? !r->st[i].bye && !r->st[i].failed : r->st[i].pid > 0;
+    for (int i = 0; i < r->t->n_stages; i++) alive += sp->ops->state(sp, i) != FFS_SPAWN_NONE;
     if (!alive || ffs_now() > deadline) break;
   }
   // a stage's last STATS and BYE are flushed before it exits, but may still
   // sit unread here after the reap: read them so the summary is final
   s_pump_ctl(r, 50);
-  if (r->o->threads) {
-    for (int i = 0; i < r->t->n_stages; i++) pthread_join(r->thr[i], NULL);
-    return;
-  }
-  for (int i = 0; i < r->t->n_stages; i++)
-    if (r->st[i].pid > 0) {
+  for (int i = 0; sp->ops->kill && i < r->t->n_stages; i++)
+    if (sp->ops->state(sp, i) == FFS_SPAWN_RUNNING) {
       ffs_warn("stage '%s' did not stop in %.0f s: killing it", r->t->stages[i].name, S_STOP_TIMEOUT_S);
-      kill(r->st[i].pid, SIGKILL);
-      waitpid(r->st[i].pid, NULL, 0);
-      r->st[i].pid = -r->st[i].pid;
+      sp->ops->kill(sp, i);
     }
+  sp->ops->wait_all(sp);
 }
 
 static void s_remove_run_dir(s_run_t *r) {
@@ -664,8 +423,6 @@ static void s_remove_run_dir(s_run_t *r) {
   rmdir(r->run_dir);
 }
 
-// ---- the run ----
-
 // mkdir -p: creates path and any missing parents. Returns 0 or -1 (errno).
 static int s_mkdirs(const char *path) {
   char p[FFS_PATH_MAX];
@@ -679,28 +436,13 @@ static int s_mkdirs(const char *path) {
   return mkdir(p, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-// OpenBLAS 0.3.21 runs its AVX2 kernels on AVX-512 CPUs it does not know,
-// and a machine-wide OPENBLAS_CORETYPE (this workplace sets Haswell) pins
-// them too: the stages get SkylakeX kernels wherever AVX-512 is there.
-// FFS_BLAS_CORETYPE, when set, is what they get instead.
-int ffs_launch_set_blas_coretype(void) {
-  const char *coretype = getenv("FFS_BLAS_CORETYPE"), *had = getenv("OPENBLAS_CORETYPE");
-  __builtin_cpu_init();
-  if (!coretype && __builtin_cpu_supports("avx512f")) coretype = "SkylakeX";
-  if (!coretype || !coretype[0] || (had && !strcmp(had, coretype))) return 0;
-  if (had)
-    ffs_info("blas: the stages use OpenBLAS's %s kernels, not OPENBLAS_CORETYPE=%s from the "
-             "environment (FFS_BLAS_CORETYPE chooses)", coretype, had);
-  setenv("OPENBLAS_CORETYPE", coretype, 1);
-  return 1;
-}
+// ---- the run ----
 
-int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
-  s_run_t *r = calloc(1, sizeof *r);
-  if (!r) return 1;
-  r->o = o, r->t = t, r->last_epoch_done = -1;
-  r->tty = isatty(STDOUT_FILENO) && !o->quiet;
-  int rc = 1;
+// Output folder, run folder (the ipc endpoints), the stages' environment,
+// the shared-memory probe and the cores. Returns 0, or 2 (bad output folder).
+static int s_prepare(s_run_t *r) {
+  const ffs_launch_opts_t *o = r->o;
+  const ffs_topo_t *t = r->t;
   if (o->out_dir) {
     snprintf(r->out_dir, sizeof r->out_dir, "%s", o->out_dir);
   } else {
@@ -711,7 +453,6 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
   }
   if (s_mkdirs(r->out_dir) < 0) {
     fprintf(stderr, "ffstream: cannot create output folder %s: %s\n", r->out_dir, strerror(errno));
-    free(r);
     return 2;
   }
   if (o->threads) snprintf(r->run_dir, sizeof r->run_dir, "ffs-%d", (int)getpid());
@@ -719,16 +460,7 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
     snprintf(r->run_dir, sizeof r->run_dir, "/tmp/ffs-%d", (int)getpid());
     mkdir(r->run_dir, 0700);
   }
-  char path[FFS_PATH_MAX + 32];
-  snprintf(path, sizeof path, "%s/metrics.csv", r->out_dir);
-  r->metrics_header = !(o->resume && access(path, F_OK) == 0);
-  r->metrics = fopen(path, o->resume ? "a" : "w");
-
-  // children: one BLAS thread per pinned stage, and the fastest kernels
-  // (threads mode: main() has already re-executed with them)
-  setenv("OPENBLAS_NUM_THREADS", "1", 0);
-  ffs_launch_set_blas_coretype();
-
+  ffs_spawn_prepare_env(); // children: one BLAS thread per pinned stage, the fastest kernels
   // frames through shared memory need /proc/<pid>/fd of a sibling stage;
   // where that is closed, every frame goes through ZeroMQ instead
   if (!o->threads && t->transport == FFS_TRANSPORT_IPC && t->shm) {
@@ -739,38 +471,60 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
       r->no_shm = 1;
     }
   }
-
   int ncores = ffs_pin_ncores();
   int shared = ffs_pin_plan(t, ncores, r->cores);
   if (shared > 0)
     ffs_warn("%d stages on %d cores: %d stages share a core (pinning wraps around)", t->n_stages,
              ncores, shared);
+  return 0;
+}
 
+// The ZeroMQ context, the spawner and the results. Returns 0 or -1.
+static int s_create(s_run_t *r) {
+  const ffs_launch_opts_t *o = r->o;
   r->zctx = zmq_ctx_new();
+  ffs_spawn_cfg_t cfg = {.topo = r->t, .topo_path = o->topo_path, .exe = o->exe, .sets = o->sets,
+                         .n_sets = o->n_sets, .no_shm = r->no_shm, .run_dir = r->run_dir,
+                         .out_dir = r->out_dir, .cores = r->cores, .zctx = r->zctx};
+  r->sp = o->threads ? ffs_spawn_threads_new(&cfg) : ffs_spawn_processes_new(&cfg);
+  if (!r->zctx || !r->sp) return -1;
+  r->res = ffs_results_new(r->t, r->out_dir, o->resume, r->sp->ops->mode, o->quiet);
+  return r->res ? 0 : -1;
+}
+
+// Binds the ROUTER the stages connect to. Returns 0 or -1 with r->error set.
+static int s_open_ctl(s_run_t *r) {
   r->ctl = zmq_socket(r->zctx, ZMQ_ROUTER);
-  // mandatory: a line for a stage that is not connected fails instead of
+  // mandatory: a message for a stage that is not connected fails instead of
   // vanishing (s_send_checked); handover: a restarted stage takes its name
   // over from its dead process's connection at once
   int linger = 0, mandatory = 1, handover = 1;
   zmq_setsockopt(r->ctl, ZMQ_LINGER, &linger, sizeof linger);
   zmq_setsockopt(r->ctl, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory);
   zmq_setsockopt(r->ctl, ZMQ_ROUTER_HANDOVER, &handover, sizeof handover);
-  int64_t maxmsg = 1 << 16;
+  int64_t maxmsg = FFS_CTL_MSG_MAX;
   zmq_setsockopt(r->ctl, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
   char ep[FFS_PATH_MAX + 64];
-  ffs_topo_endpoint(t, r->run_dir, 0, FFS_CHAN_CTL, 0, ep, sizeof ep);
+  ffs_topo_endpoint(r->t, r->run_dir, 0, FFS_CHAN_CTL, 0, ep, sizeof ep);
   if (zmq_bind(r->ctl, ep) < 0) {
     snprintf(r->error, sizeof r->error, "cannot bind the control socket %s: %s", ep,
              zmq_strerror(zmq_errno()));
-    goto done;
+    return -1;
   }
+  return 0;
+}
+
+// The phases to run; with --resume, from the first unfinished one. Returns 0,
+// or 1 when a resumed run has nothing left to do.
+static int s_plan(s_run_t *r) {
+  const ffs_topo_t *t = r->t;
   r->n_cmds = s_n_cmds(t);
-  if (o->resume) {
+  if (r->o->resume) {
     int done = s_load_progress(r);
     if (r->next_cmd >= r->n_cmds) {
       printf("ffstream: %s: nothing to resume, all %d epochs are done\n", r->out_dir, t->epochs);
       r->nothing_to_do = 1; // and nothing to overwrite: summary.json stays as it is
-      goto done;
+      return 1;
     }
     int epoch, mode;
     s_cmd_at(t, r->next_cmd, &epoch, &mode);
@@ -778,59 +532,78 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
            epoch + 1);
   }
   printf("ffstream: %s: %d stages (%s) on %d cores, output in %s\n", t->path, t->n_stages,
-         o->threads ? "threads" : "processes", ncores, r->out_dir);
+         r->sp->ops->mode, ffs_pin_ncores(), r->out_dir);
   fflush(stdout);
-  r->t0 = ffs_now();
-  if (s_spawn(r) < 0) goto done;
+  return 0;
+}
 
-  // ready handshake: nothing is streamed until every stage has bound its inputs
+// Starts every stage and waits until all are READY: nothing is streamed
+// until every stage has bound its inputs. Returns 0 or -1.
+static int s_start_all(s_run_t *r) {
+  r->t0 = ffs_now();
+  ffs_results_start(r->res, r->t0);
+  for (int i = 0; i < r->t->n_stages; i++)
+    if (s_start(r, i, r->o->resume) < 0) return -1;
   for (;;) {
     s_pump_ctl(r, 50);
     s_reap(r);
     int ready = 0;
-    for (int i = 0; i < t->n_stages; i++) ready += r->st[i].ready;
-    if (ready == t->n_stages || r->error[0] || ffs_interrupted) break;
+    for (int i = 0; i < r->t->n_stages; i++) ready += r->st[i].ready;
+    if (ready == r->t->n_stages || r->error[0] || ffs_interrupted) break;
     if (ffs_now() - r->t0 > S_READY_TIMEOUT_S) {
       snprintf(r->error, sizeof r->error, "stages not ready after %.0f s", S_READY_TIMEOUT_S);
       break;
     }
   }
-  if (!r->error[0] && !ffs_interrupted) {
-    for (int i = 0; i < t->n_stages; i++)
-      printf("  stage %-8s %-9s pid %-7d core %d\n", t->stages[i].name,
-             ffs_stage_kind_str(t->stages[i].kind), (int)r->st[i].pid, r->cores[i]);
-    r->t_phase = ffs_now();
-    r->streaming = 1;
-    s_send_next_cmd(r);
-    s_send_next_cmd(r); // one phase queued ahead keeps the pipeline full
-    while (!r->finished && !r->error[0] && !ffs_interrupted) {
-      s_pump_ctl(r, 100);
-      s_reap(r);
-      s_progress(r);
-    }
+  return r->error[0] || ffs_interrupted ? -1 : 0;
+}
+
+// Drives the phases until the last evaluation's RESULT, an error or an interrupt.
+static void s_stream(s_run_t *r) {
+  const ffs_topo_t *t = r->t;
+  for (int i = 0; i < t->n_stages; i++)
+    printf("  stage %-8s %-9s pid %-7d core %d\n", t->stages[i].name,
+           ffs_stage_kind_str(t->stages[i].kind), r->rep[i].pid, r->cores[i]);
+  r->t_phase = ffs_now();
+  r->streaming = 1;
+  s_send_next_cmd(r);
+  s_send_next_cmd(r); // one phase queued ahead keeps the pipeline full
+  while (!r->finished && !r->error[0] && !ffs_interrupted) {
+    s_pump_ctl(r, 100);
+    s_reap(r);
+    ffs_results_progress(r->res, r->rep, r->last_epoch_done);
   }
-done:
-  if (r->tty) fputs("\r\033[K", stdout);
-  if (ffs_interrupted) rc = 130;
-  else if (r->error[0]) rc = 1;
-  else rc = 0;
-  if (r->error[0]) fprintf(stderr, "ffstream: %s\n", r->error);
-  if (ffs_interrupted) fprintf(stderr, "ffstream: interrupted; stopping stages\n");
-  s_shutdown(r);
-  if (!r->nothing_to_do) s_write_summary(r, rc);
-  if (r->metrics) fclose(r->metrics);
-  zmq_close(r->ctl);
-  zmq_ctx_term(r->zctx);
+}
+
+int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
+  s_run_t *r = calloc(1, sizeof *r);
+  if (!r) return 1;
+  r->o = o, r->t = t, r->last_epoch_done = -1;
+  int rc = s_prepare(r);
+  if (rc) {
+    free(r);
+    return rc;
+  }
+  if (s_create(r) < 0) {
+    fprintf(stderr, "ffstream: out of memory\n");
+    rc = 1;
+  } else if (s_open_ctl(r) == 0 && s_plan(r) == 0 && s_start_all(r) == 0) {
+    s_stream(r);
+  }
+  if (r->res) {
+    ffs_results_end_progress(r->res);
+    rc = ffs_interrupted ? 130 : r->error[0] ? 1 : 0;
+    if (r->error[0]) fprintf(stderr, "ffstream: %s\n", r->error);
+    if (ffs_interrupted) fprintf(stderr, "ffstream: interrupted; stopping stages\n");
+    s_shutdown(r);
+    if (!r->nothing_to_do) ffs_results_write_summary(r->res, r->rep, rc);
+  }
+  if (r->ctl) zmq_close(r->ctl);
+  if (r->zctx) zmq_ctx_term(r->zctx);
   s_remove_run_dir(r);
-  if (r->have_res) {
-    const s_result_t *x = &r->res;
-    char e[16], m[16];
-    printf("result: test error %.2f%% after %d epochs (energy %s, softmax %s), %.0f train "
-           "samples/s, %.1f s wall\n",
-           100 * s_primary(r, x), x->epoch + 1, s_pct(e, x->energy), s_pct(m, x->softmax),
-           x->samples_per_s, ffs_now() - r->t0);
-  }
-  printf("summary: %s/summary.json\n", r->out_dir);
+  if (r->res) ffs_results_print_final(r->res);
+  ffs_results_destroy(&r->res);
+  if (r->sp) r->sp->ops->destroy(&r->sp);
   free(r->done_win);
   free(r);
   return rc;

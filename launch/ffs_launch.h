@@ -1,7 +1,8 @@
-// ffs_launch: `ffstream run`: spawns one pinned process (or thread) per
-// stage, wires them through endpoints derived from the topology, does the
-// ready handshake, drives train/eval epochs over the control channel, shows
-// progress, writes summary.json / metrics.csv, and shuts everything down.
+// ffs_launch: `ffstream run`: starts one pinned process (or thread) per
+// stage (ffs_spawn.h), wires them through endpoints derived from the
+// topology, does the ready handshake, drives train/eval epochs over the
+// control channel (ffs_ctl.h), supervises, and shuts everything down; the
+// progress line, metrics.csv and summary.json are ffs_results.h.
 #ifndef FFS_LAUNCH_H
 #define FFS_LAUNCH_H
 
@@ -23,12 +24,6 @@ typedef struct {
 // Runs the topology to completion. Returns the process exit code:
 // 0 success, 1 a stage failed, 2 bad topology or options, 130 interrupted.
 int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t);
-
-// Sets OPENBLAS_CORETYPE to the kernels the stages should run (SkylakeX on
-// an AVX-512 CPU, FFS_BLAS_CORETYPE when set). Returns 1 when that changed
-// it: OpenBLAS reads it once, when it loads, so only processes started
-// afterwards (or this one, re-executed) get those kernels.
-int ffs_launch_set_blas_coretype(void);
 
 // The flag SIGINT / SIGTERM set (the one mutable global, see STYLE.md).
 extern volatile sig_atomic_t ffs_interrupted;

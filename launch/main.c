@@ -12,6 +12,7 @@
 
 #include "ffs_launch.h"
 #include "ffs_log.h"
+#include "ffs_spawn.h"
 #include "ffs_stage.h"
 #include "ffs_topo.h"
 
@@ -189,7 +190,7 @@ static int s_cmd_run(int argc, char **argv) {
   exe[n] = 0;
   // threads run in this process, whose OpenBLAS chose its kernels when it
   // loaded: start again with the ones the stages should have
-  if (a.threads && ffs_launch_set_blas_coretype()) {
+  if (a.threads && ffs_spawn_set_blas_coretype()) {
     execv(exe, argv);
     fprintf(stderr, "ffstream: cannot re-execute %s: %s (going on with OpenBLAS's kernels)\n", exe,
             strerror(errno));

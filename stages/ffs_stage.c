@@ -9,7 +9,6 @@
 #include <cblas.h>
 #include <errno.h>
 #include <malloc.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +93,7 @@ static int s_open_sockets(ffs_io_t *io, char *err, size_t errlen) {
     return -1;
   }
 
-  io->ctl = s_socket(io, ZMQ_DEALER, 0, 1 << 16);
+  io->ctl = s_socket(io, ZMQ_DEALER, 0, FFS_CTL_MSG_MAX);
   if (!io->ctl) goto zfail;
   zmq_setsockopt(io->ctl, ZMQ_ROUTING_ID, me->name, strlen(me->name));
   int linger = 1000; // let READY/STATS/BYE reach the launcher
@@ -225,20 +224,17 @@ static void s_close_sockets(ffs_io_t *io) {
   free(io->asm_), io->asm_ = NULL, io->n_asm = 0;
 }
 
-int ffs_io_send_ctl(ffs_io_t *io, const char *fmt, ...) {
-  char line[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  if (n < 0) return -1;
-  size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-  if (ffs_io_send_blocking(io, io->ctl, line, len) == 0) return 0;
-  // the launcher waits on these lines (SENT, TRAINED, RESULT): losing one
+int ffs_io_send_ctl(ffs_io_t *io, const ffs_ctl_msg_t *m) {
+  uint8_t buf[4096]; // the largest message a stage sends (a RESULT) takes < 3 KB
+  size_t len = ffs_ctl_encode(buf, sizeof buf, m);
+  if (len && ffs_io_send_blocking(io, io->ctl, buf, len) == 0) return 0;
+  // the launcher waits on these messages (SENT, TRAINED, RESULT): losing one
   // would stall the run, so the stage fails instead, saying which
-  if (!ffs_io_stopping(io) && !io->ctl_failed[0])
-    snprintf(io->ctl_failed, sizeof io->ctl_failed, "cannot send '%.*s' to the launcher: %s",
-             (int)(len < 400 ? len : 400), line, zmq_strerror(zmq_errno()));
+  if (!ffs_io_stopping(io) && !io->ctl_failed[0]) {
+    char line[400];
+    snprintf(io->ctl_failed, sizeof io->ctl_failed, "cannot send '%s' to the launcher: %s",
+             ffs_ctl_str(m, line, sizeof line), len ? zmq_strerror(zmq_errno()) : "too long");
+  }
   return -1;
 }
 
@@ -358,45 +354,48 @@ static void s_retry_held(ffs_io_t *io) {
   io->holding = 0;
 }
 
-// Handles one control line. Returns 1 when the stage must stop.
+// Handles one control message. Returns 1 when the stage must stop. A
+// malformed one is logged and ignored.
 static int s_on_control(ffs_io_t *io) {
-  char cmd[512];
-  int n = zmq_recv(io->ctl, cmd, sizeof cmd - 1, ZMQ_DONTWAIT);
+  uint8_t buf[1024]; // the launcher's messages take a few dozen bytes
+  int n = zmq_recv(io->ctl, buf, sizeof buf, ZMQ_DONTWAIT);
   if (n < 0) return 0;
-  if (n > (int)sizeof cmd - 1) n = (int)sizeof cmd - 1;
-  cmd[n] = 0;
-  if (!strcmp(cmd, "STOP")) return 1;
-  if (!strcmp(cmd, "CKPT")) {
-    ffs_io_checkpoint(io);
+  ffs_ctl_msg_t m;
+  char why[256], line[256];
+  if (n > (int)sizeof buf) {
+    ffs_warn("control message of %d bytes refused (at most %zu)", n, sizeof buf);
     return 0;
   }
-  int stage;
-  unsigned inc;
-  if (sscanf(cmd, "LOST %d %u", &stage, &inc) == 2) {
-    ffs_io_on_lost(io, stage, inc);
+  if (ffs_ctl_decode(&m, buf, (size_t)n, why, sizeof why) < 0) {
+    ffs_warn("control message refused: %s", why);
     return 0;
   }
-  if (io->ops->on_control && io->ops->on_control(io->self, io, cmd) < 0)
-    ffs_warn("control command not understood: '%s'", cmd);
-  return 0;
+  switch (m.type) {
+  case FFS_CTL_STOP: return 1;
+  case FFS_CTL_CKPT: ffs_io_checkpoint(io); return 0;
+  case FFS_CTL_LOST:
+    if (m.lost.incarnation >= 0) ffs_io_on_lost(io, m.lost.stage, (uint32_t)m.lost.incarnation);
+    return 0;
+  default:
+    if (!io->ops->on_control || io->ops->on_control(io->self, io, &m) < 0)
+      ffs_warn("control message not understood: '%s'", ffs_ctl_str(&m, line, sizeof line));
+    return 0;
+  }
 }
 
 static void s_send_stats(ffs_io_t *io, double wall_s) {
   const ffs_stage_stats_t *s = &io->stats;
-  ffs_io_send_ctl(io,
-                  "STATS frames=%llu bad=%llu busy=%.4f blocked=%.4f cpu=%.4f wall=%.4f samples=%llu "
-                  "gpos=%.4g gneg=%.4g "
-                  "fbr=%llu fbs=%llu fbd=%llu tds=%llu tdk=%llu l50=%.1f l99=%.1f h50=%.1f ln=%llu "
-                  "e50=%.1f e99=%.1f eh50=%.1f en=%llu shm=%llu",
-                  (unsigned long long)s->frames, (unsigned long long)s->bad_frames, s->busy_s,
-                  s->blocked_s, s->cpu_s, wall_s,
-                  (unsigned long long)s->samples, s->g_pos, s->g_neg,
-                  (unsigned long long)s->fb_frames, (unsigned long long)s->fb_sent,
-                  (unsigned long long)s->fb_dropped, (unsigned long long)s->td_stale,
-                  (unsigned long long)s->td_stale_ticks, s->lat_p50_us[0], s->lat_p99_us[0],
-                  s->hop_p50_us[0], (unsigned long long)s->lat_n[0], s->lat_p50_us[1],
-                  s->lat_p99_us[1], s->hop_p50_us[1], (unsigned long long)s->lat_n[1],
-                  (unsigned long long)s->shm_frames);
+  ffs_ctl_msg_t m = {.type = FFS_CTL_STATS};
+  m.stats.frames = s->frames, m.stats.bad = s->bad_frames, m.stats.samples = s->samples;
+  m.stats.busy = s->busy_s, m.stats.blocked = s->blocked_s, m.stats.cpu = s->cpu_s;
+  m.stats.wall = wall_s, m.stats.gpos = s->g_pos, m.stats.gneg = s->g_neg;
+  m.stats.fbr = s->fb_frames, m.stats.fbs = s->fb_sent, m.stats.fbd = s->fb_dropped;
+  m.stats.tds = s->td_stale, m.stats.tdk = s->td_stale_ticks, m.stats.shm = s->shm_frames;
+  m.stats.l50 = s->lat_p50_us[0], m.stats.l99 = s->lat_p99_us[0], m.stats.h50 = s->hop_p50_us[0];
+  m.stats.ln = s->lat_n[0];
+  m.stats.e50 = s->lat_p50_us[1], m.stats.e99 = s->lat_p99_us[1], m.stats.eh50 = s->hop_p50_us[1];
+  m.stats.en = s->lat_n[1];
+  ffs_io_send_ctl(io, &m);
 }
 
 // ---- the loop ----
@@ -409,6 +408,61 @@ static void s_keep_freed_memory(void) {
   mallopt(M_MMAP_THRESHOLD, 32 << 20); // glibc's largest; bigger blocks still map
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
   mallopt(M_TOP_PAD, 16 << 20);
+}
+
+// READY: the stage's sockets are bound and connected; it may be streamed to.
+static void s_send_ready(ffs_io_t *io) {
+  ffs_ctl_msg_t m = {.type = FFS_CTL_READY};
+  m.ready.core = io->env->core, m.ready.pid = (int32_t)getpid();
+  // the kernels OpenBLAS chose when it loaded
+  snprintf(m.ready.blas, sizeof m.ready.blas, "%.15s", openblas_get_corename());
+  ffs_io_send_ctl(io, &m);
+}
+
+// ERROR: the stage failed, and why (without waiting: it is on its way out).
+static void s_send_error(ffs_io_t *io, const char *err) {
+  ffs_ctl_msg_t m = {.type = FFS_CTL_ERROR};
+  snprintf(m.error.text, sizeof m.error.text, "%s", err);
+  uint8_t buf[FFS_CTL_TEXT_MAX + 64];
+  size_t len = ffs_ctl_encode(buf, sizeof buf, &m);
+  if (len) zmq_send(io->ctl, buf, len, ZMQ_DONTWAIT);
+}
+
+// Waits for the control, input, feedback and report sockets (not at all
+// while pumping) and handles what arrived; *stopping is set on STOP.
+// Returns 0, or -1 with err set when polling fails.
+static int s_poll_once(ffs_io_t *io, int pumping, int *stopping, char *err, size_t errlen) {
+  const ffs_topo_t *t = io->env->topo;
+  zmq_pollitem_t items[4 + FFS_MAX_STAGES];
+  int who[4 + FFS_MAX_STAGES], n = 0;
+  items[n] = (zmq_pollitem_t){io->ctl, 0, ZMQ_POLLIN, 0}, who[n++] = -1;
+  if (io->in && !io->holding) items[n] = (zmq_pollitem_t){io->in, 0, ZMQ_POLLIN, 0}, who[n++] = -2;
+  if (io->fb_in) items[n] = (zmq_pollitem_t){io->fb_in, 0, ZMQ_POLLIN, 0}, who[n++] = -3;
+  for (int i = 0; i < t->n_stages; i++)
+    if (io->rep_in[i] && !io->rep_paused[i])
+      items[n] = (zmq_pollitem_t){io->rep_in[i], 0, ZMQ_POLLIN, 0}, who[n++] = i;
+  // a held frame waits for feedback, but is retried every 10 ms regardless
+  // (the stage decides when waiting longer is pointless)
+  if (zmq_poll(items, n, pumping ? 0 : io->holding ? 10 : 100) < 0 && zmq_errno() != EINTR) {
+    snprintf(err, errlen, "zmq_poll: %s", zmq_strerror(zmq_errno()));
+    return -1;
+  }
+  for (int k = 0; k < n; k++) {
+    if (!(items[k].revents & ZMQ_POLLIN)) continue;
+    if (who[k] == -1) *stopping = s_on_control(io);
+    else if (who[k] == -2) s_recv_one(io, io->in, &io->lim_in, FFS_CHAN_IN, 0, "input");
+    else if (who[k] == -3) {
+      // drain what has arrived, then give a held frame its chance
+      for (int burst = 0; burst < 64 && !ffs_io_stopping(io); burst++) {
+        uint64_t before = io->stats.frames + io->stats.bad_frames;
+        s_recv_one(io, io->fb_in, &io->lim_fb, FFS_CHAN_FB, 0, "feedback");
+        if (io->stats.frames + io->stats.bad_frames == before) break; // queue empty
+      }
+    }
+    else if (!io->rep_paused[who[k]])
+      s_recv_one(io, io->rep_in[who[k]], &io->lim_rep[who[k]], FFS_CHAN_REP, who[k], "report");
+  }
+  return 0;
 }
 
 int ffs_stage_run(const ffs_stage_env_t *env) {
@@ -452,41 +506,12 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
     if (io->ops->load(io->self, io->ckpt_path, err, sizeof err) < 0) goto fail;
     ffs_info("resumed from %s", io->ckpt_path);
   }
-  ffs_io_send_ctl(io, "READY core=%d pid=%d blas=%.15s", env->core, (int)getpid(),
-                  openblas_get_corename()); // the kernels OpenBLAS chose when it loaded
+  s_send_ready(io);
 
   double t_start = ffs_now(), t_stats = t_start, t_ckpt = t_start;
   int pumping = 0, stopping = 0;
   while (!stopping && !ffs_io_stopping(io) && !io->ctl_failed[0]) {
-    zmq_pollitem_t items[4 + FFS_MAX_STAGES];
-    int who[4 + FFS_MAX_STAGES], n = 0;
-    items[n] = (zmq_pollitem_t){io->ctl, 0, ZMQ_POLLIN, 0}, who[n++] = -1;
-    if (io->in && !io->holding) items[n] = (zmq_pollitem_t){io->in, 0, ZMQ_POLLIN, 0}, who[n++] = -2;
-    if (io->fb_in) items[n] = (zmq_pollitem_t){io->fb_in, 0, ZMQ_POLLIN, 0}, who[n++] = -3;
-    for (int i = 0; i < t->n_stages; i++)
-      if (io->rep_in[i] && !io->rep_paused[i])
-        items[n] = (zmq_pollitem_t){io->rep_in[i], 0, ZMQ_POLLIN, 0}, who[n++] = i;
-    // a held frame waits for feedback, but is retried every 10 ms regardless
-    // (the stage decides when waiting longer is pointless)
-    if (zmq_poll(items, n, pumping ? 0 : io->holding ? 10 : 100) < 0 && zmq_errno() != EINTR) {
-      snprintf(err, sizeof err, "zmq_poll: %s", zmq_strerror(zmq_errno()));
-      goto fail;
-    }
-    for (int k = 0; k < n; k++) {
-      if (!(items[k].revents & ZMQ_POLLIN)) continue;
-      if (who[k] == -1) stopping = s_on_control(io);
-      else if (who[k] == -2) s_recv_one(io, io->in, &io->lim_in, FFS_CHAN_IN, 0, "input");
-      else if (who[k] == -3) {
-        // drain what has arrived, then give a held frame its chance
-        for (int burst = 0; burst < 64 && !ffs_io_stopping(io); burst++) {
-          uint64_t before = io->stats.frames + io->stats.bad_frames;
-          s_recv_one(io, io->fb_in, &io->lim_fb, FFS_CHAN_FB, 0, "feedback");
-          if (io->stats.frames + io->stats.bad_frames == before) break; // queue empty
-        }
-      }
-      else if (!io->rep_paused[who[k]])
-        s_recv_one(io, io->rep_in[who[k]], &io->lim_rep[who[k]], FFS_CHAN_REP, who[k], "report");
-    }
+    if (s_poll_once(io, pumping, &stopping, err, sizeof err) < 0) goto fail;
     if (io->holding) s_retry_held(io);
     if (io->ops->pump && !stopping) {
       double t0 = ffs_now(), c0 = ffs_thread_cpu();
@@ -509,16 +534,12 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
     goto fail;
   }
   s_send_stats(io, ffs_now() - t_start);
-  ffs_io_send_ctl(io, "BYE");
+  ffs_io_send_ctl(io, &(ffs_ctl_msg_t){.type = FFS_CTL_BYE});
   rc = 0;
 fail:
   if (rc < 0) {
     ffs_error("%s", err[0] ? err : "stage failed");
-    if (io->ctl) {
-      char line[1100];
-      snprintf(line, sizeof line, "ERROR %s", err);
-      zmq_send(io->ctl, line, strlen(line), ZMQ_DONTWAIT);
-    }
+    if (io->ctl) s_send_error(io, err);
   }
   if (io->holding) zmq_msg_close(&io->held);
   if (io->self) io->ops->destroy(&io->self);

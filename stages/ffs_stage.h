@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ffs_ctl.h"
 #include "ffs_frame.h"
 #include "ffs_topo.h"
 
@@ -69,8 +70,10 @@ typedef struct {
   // REP with sub = the reporting stage). Returns 0, -1 to drop it as bad, or
   // FFS_FRAME_DEFER (input channel only) to have it offered again later.
   int (*on_frame)(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub);
-  // A control command from the launcher other than STOP / CKPT. May be NULL.
-  int (*on_control)(void *self, ffs_io_t *io, const char *cmd);
+  // A control message from the launcher other than STOP / CKPT / LOST
+  // (decoded and checked, ffs_ctl.h). Returns 0, or -1 when the kind does not
+  // take it (logged). May be NULL.
+  int (*on_control)(void *self, ffs_io_t *io, const ffs_ctl_msg_t *m);
   // Called when nothing else is pending; returns 1 while it has more work
   // (the source streams its epochs from here). May be NULL.
   int (*pump)(void *self, ffs_io_t *io);
@@ -119,8 +122,9 @@ int ffs_io_n_forward_out(const ffs_io_t *io);
 // or -1 when the stage is stopping or a sibling lost this frame (then drop
 // it). A no-op for an unsharded stage.
 int ffs_io_allreduce(ffs_io_t *io, uint64_t seq, float *v, int n);
-// Sends a one-line control message to the launcher.
-int ffs_io_send_ctl(ffs_io_t *io, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Sends a control message to the launcher (SENT, TRAINED, RESULT, ...). A
+// message that cannot be sent fails the stage (the launcher waits on it).
+int ffs_io_send_ctl(ffs_io_t *io, const ffs_ctl_msg_t *m);
 // Pauses (1) or resumes (0) reading the report channel of stage sub.
 void ffs_io_pause_report(ffs_io_t *io, int sub, int paused);
 // Writes a checkpoint now (the runtime names the file). Returns 0 or -1.

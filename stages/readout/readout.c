@@ -230,24 +230,23 @@ static void s_on_mark(s_readout_t *s, ffs_io_t *io, const ffs_frame_hdr_t *h) {
   }
   if (h->mode == FFS_MODE_TRAIN) {
     ffs_io_checkpoint(io);
-    ffs_io_send_ctl(io, "TRAINED epoch=%u", h->epoch);
+    ffs_io_send_ctl(io, &(ffs_ctl_msg_t){.type = FFS_CTL_TRAINED, .trained.epoch = (int32_t)h->epoch});
     return;
   }
-  char line[900];
-  int n = snprintf(line, sizeof line, "RESULT epoch=%u n_energy=%llu energy=%.6f n_softmax=%llu softmax=%.6f",
-                   h->epoch, (unsigned long long)s->n_energy,
-                   s->n_energy ? (double)s->err_energy / (double)s->n_energy : -1.0,
-                   (unsigned long long)s->n_softmax,
-                   s->n_softmax ? (double)s->err_softmax / (double)s->n_softmax : -1.0);
-  for (int i = 0; i < s->n_layers && n < (int)sizeof line - 80; i++) {
+  ffs_ctl_msg_t m = {.type = FFS_CTL_RESULT};
+  m.result.epoch = (int32_t)h->epoch;
+  m.result.n_energy = s->n_energy, m.result.n_softmax = s->n_softmax;
+  m.result.energy = s->n_energy ? (double)s->err_energy / (double)s->n_energy : -1.0;
+  m.result.softmax = s->n_softmax ? (double)s->err_softmax / (double)s->n_softmax : -1.0;
+  for (int i = 0; i < s->n_layers && i < FFS_MAX_STAGES; i++) {
     s_layer_t *L = &s->layers[i];
-    double ee = s->n_energy ? (double)L->err_energy / (double)s->n_energy : -1.0;
-    double es = L->softmax && s->n_softmax ? (double)L->err_softmax / (double)s->n_softmax : -1.0;
-    n += snprintf(line + n, sizeof line - (size_t)n, " layer=%s:%.6f:%.6f",
-                  s->topo->stages[L->stage].layer_name, ee, es);
+    ffs_ctl_layer_t *out = &m.result.layers[m.result.n_layers++];
+    snprintf(out->name, sizeof out->name, "%s", s->topo->stages[L->stage].layer_name);
+    out->energy = s->n_energy ? (double)L->err_energy / (double)s->n_energy : -1.0;
+    out->softmax = L->softmax && s->n_softmax ? (double)L->err_softmax / (double)s->n_softmax : -1.0;
     L->err_energy = L->err_softmax = 0;
   }
-  ffs_io_send_ctl(io, "%s", line);
+  ffs_io_send_ctl(io, &m);
   s->n_energy = s->err_energy = s->n_softmax = s->err_softmax = 0;
 }
 

@@ -211,8 +211,9 @@ static int s_send_mark(s_source_t *s, ffs_io_t *io, int epoch, int mode) {
 static int s_end_phase(s_source_t *s, ffs_io_t *io) {
   if (s_send_mark(s, io, s->cur.epoch, s->cur.mode) < 0) return -1;
   s->active = 0;
-  return ffs_io_send_ctl(io, "SENT %d %s n=%d", s->cur.epoch,
-                         s->cur.mode == FFS_MODE_TRAIN ? "train" : "eval", s->pos);
+  ffs_ctl_msg_t m = {.type = FFS_CTL_SENT};
+  m.sent.epoch = s->cur.epoch, m.sent.mode = s->cur.mode != FFS_MODE_TRAIN, m.sent.n = s->pos;
+  return ffs_io_send_ctl(io, &m);
 }
 
 static int s_pump(void *self, ffs_io_t *io) {
@@ -238,23 +239,19 @@ static int s_pump(void *self, ffs_io_t *io) {
 
 // ---- control and feedback ----
 
-// "EPOCH e train|eval" queues a phase; "MARK e train|eval" re-sends the end
+// EPOCH (epoch, mode) queues a phase; MARK (epoch, mode) re-sends the end
 // of a phase whose MARK was lost with a stage that died (the supervisor asks).
-static int s_on_control(void *self, ffs_io_t *io, const char *cmd) {
+static int s_on_control(void *self, ffs_io_t *io, const ffs_ctl_msg_t *m) {
   s_source_t *s = self;
-  int epoch;
-  char mode[16];
-  if (sscanf(cmd, "MARK %d %15s", &epoch, mode) == 2 && epoch >= 0 &&
-      (!strcmp(mode, "train") || !strcmp(mode, "eval")))
-    return s_send_mark(s, io, epoch, strcmp(mode, "train") ? FFS_MODE_EVAL : FFS_MODE_TRAIN);
-  if (sscanf(cmd, "EPOCH %d %15s", &epoch, mode) != 2 || epoch < 0) return -1;
-  if (strcmp(mode, "train") && strcmp(mode, "eval")) return -1;
+  if (m->type != FFS_CTL_EPOCH && m->type != FFS_CTL_MARK) return -1;
+  int epoch = m->phase.epoch, mode = m->phase.mode ? FFS_MODE_EVAL : FFS_MODE_TRAIN;
+  if (epoch < 0) return -1;
+  if (m->type == FFS_CTL_MARK) return s_send_mark(s, io, epoch, mode);
   if (s->q_len == S_QUEUE) {
-    ffs_error("phase queue full; dropping EPOCH %d %s", epoch, mode);
+    ffs_error("phase queue full; dropping EPOCH %d %s", epoch, m->phase.mode ? "eval" : "train");
     return -1;
   }
-  s->queue[(s->q_head + s->q_len++) % S_QUEUE] =
-      (s_phase_t){epoch, strcmp(mode, "train") ? FFS_MODE_EVAL : FFS_MODE_TRAIN};
+  s->queue[(s->q_head + s->q_len++) % S_QUEUE] = (s_phase_t){epoch, mode};
   return 0;
 }
 
