@@ -3,6 +3,7 @@
 // every kind of bad file is refused with one line naming the right file:line.
 // Each test writes its YAML into a fresh temp folder under /tmp.
 #include "ffs_topo.h"
+#include "ffs_wiring.h"
 
 #include "ffs_check.h"
 #include <math.h>
