@@ -12,32 +12,33 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ffs_topo_forms.h"
 #include "ffs_wiring.h" // FFS_TCP_PORTS_PER_STAGE: the tcp port range is checked at load
 #include "ffs_yaml.h"
 
 // ---- schema vocabulary ----
 
-static const char *const s_top_keys[] = {"name",  "seed",  "transport", "shm",      "tcp",
-                                         "data",  "train", "layer",     "stages",   "feedback",
-                                         NULL};
+static const char *const s_top_keys[] = {"name",  "seed",  "transport", "shm",      "tcp", "data",
+                                         "train", "layer", "stages",    "feedback", NULL};
 // top-level keys whose value is a mapping, addressable as --set BLOCK.KEY=...
 static const char *const s_block_keys[] = {"tcp", "data", "train", "layer", NULL};
 static const char *const s_tcp_keys[] = {"host", "port", NULL};
-static const char *const s_data_keys[] = {"set", "dir", "dim", "train_limit", "test_limit", NULL};
-static const char *const s_train_keys[] = {"epochs",    "batch",      "eval_batch", "eval_every",
+static const char *const s_data_keys[] = {"set",         "dir",        "dim", "classes",
+                                          "train_limit", "test_limit", NULL};
+static const char *const s_train_keys[] = {"epochs",    "batch",      "eval_batch",   "eval_every",
                                            "negatives", "hwm_frames", "ckpt_every_s", "labels",
-                                           "ticks",     "timing",     "damping",    "score_ticks",
-                                           "pace_us",   "pairs",      "triples",    NULL};
+                                           "ticks",     "timing",     "damping",      "score_ticks",
+                                           "pace_us",   "pairs",      "triples",      NULL};
 static const char *const s_layer_keys[] = {
-    "goodness",     "theta",    "temp",        "optimizer",  "lr", "momentum",
-    "weight_decay", "cooldown", "peer_lambda", "peer_decay", "update", "eval_average", NULL};
+    "goodness", "theta",        "temp",     "optimizer",   "lr",
+    "momentum", "weight_decay", "cooldown", "peer_lambda", "peer_decay",
+    "update",   "eval_average", NULL};
 // keys a stage may carry, per kind (indexed by ffs_stage_kind_t)
 static const char *const s_source_keys[] = {"name", "kind", "core", NULL};
 static const char *const s_ff_layer_keys[] = {
-    "name",         "kind",     "units",       "core",       "goodness",
-    "theta",        "temp",     "optimizer",   "lr",         "momentum",
-    "weight_decay", "cooldown", "peer_lambda", "peer_decay", "update",     "delay_ms",
-    "shards",       "eval_average", NULL};
+    "name",      "kind",     "units",    "core",         "goodness", "theta",       "temp",
+    "optimizer", "lr",       "momentum", "weight_decay", "cooldown", "peer_lambda", "peer_decay",
+    "update",    "delay_ms", "shards",   "eval_average", NULL};
 static const char *const s_readout_keys[] = {"name",    "kind",       "core",    "energy",
                                              "softmax", "softmax_lr", "primary", NULL};
 static const char *const *const s_stage_keys[] = {s_source_keys, s_ff_layer_keys, s_readout_keys};
@@ -55,6 +56,9 @@ static const char *const s_infer_names[] = {"energy", "softmax", NULL};
 static const char *const s_labels_names[] = {"overlay", "separate", NULL};
 static const char *const s_timing_names[] = {"lockstep", "free-running", NULL};
 static const char *const s_set_names[] = {"mnist", "fashion", NULL};
+// data.classes unless the file says otherwise, per data.set: the labels of
+// the MNIST and Fashion-MNIST IDX files are the digits / garments 0..9
+static const int s_set_classes[] = {10, 10};
 
 // ---- validation: blocks ----
 
@@ -66,7 +70,8 @@ static const char *s_label(char *buf, size_t cap, const char *prefix, const char
 
 // Reads the layer keys present in m (a `layer:` block or a stage) over l.
 // prefix starts each label: "layer." or "stage 'l1': ".
-static int s_layer(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *m, const char *prefix, ffs_layer_cfg_t *l) {
+static int s_layer(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *m, const char *prefix,
+                   ffs_layer_cfg_t *l) {
   const struct {
     const char *key;
     int range;
@@ -83,7 +88,8 @@ static int s_layer(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *m, const char *pref
   const ffs_yaml_node_t *v;
   int e;
   if ((v = ffs_yaml_map_get(m, "goodness"))) {
-    if (ffs_yaml_enum(c, v, s_label(label, sizeof label, prefix, "goodness"), s_goodness_names, &e) < 0)
+    if (ffs_yaml_enum(c, v, s_label(label, sizeof label, prefix, "goodness"), s_goodness_names,
+                      &e) < 0)
       return -1;
     l->goodness = (ffs_goodness_t)e;
   }
@@ -138,7 +144,8 @@ static int s_recurrent(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *m, ffs_topo_t *
     if (ffs_yaml_enum(c, v, "train.labels", s_labels_names, &e) < 0) return -1;
     t->labels = (ffs_labels_t)e;
   }
-  if ((v = ffs_yaml_map_get(m, "ticks")) && ffs_yaml_int(c, v, "train.ticks", 1, 64, &t->ticks) < 0) return -1;
+  if ((v = ffs_yaml_map_get(m, "ticks")) && ffs_yaml_int(c, v, "train.ticks", 1, 64, &t->ticks) < 0)
+    return -1;
   if ((v = ffs_yaml_map_get(m, "timing"))) {
     if (ffs_yaml_enum(c, v, "train.timing", s_timing_names, &e) < 0) return -1;
     t->timing = (ffs_timing_t)e;
@@ -146,29 +153,77 @@ static int s_recurrent(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *m, ffs_topo_t *
   if ((v = ffs_yaml_map_get(m, "damping"))) {
     if (ffs_yaml_num(c, v, "train.damping", FFS_YAML_POSITIVE, &t->damping) < 0) return -1;
     if (t->damping > 1.0f)
-      return ffs_yaml_fail(c, v, "train.damping: %g is above 1 (expected the weight of the newly "
-                    "computed state, in (0, 1])", (double)t->damping);
+      return ffs_yaml_fail(c, v,
+                           "train.damping: %g is above 1 (expected the weight of the newly "
+                           "computed state, in (0, 1])",
+                           (double)t->damping);
   }
   // Hinton scores ticks 3..5 of 8: the middle of the run, after the top-down
   // signal has settled in
   t->score_from = (3 * t->ticks) / 8, t->score_to = (5 * t->ticks) / 8;
   if ((v = ffs_yaml_map_get(m, "score_ticks"))) {
     if (v->type != FFS_YAML_SEQ || v->n != 2)
-      return ffs_yaml_fail(c, v, "train.score_ticks: expected [first, last], two tick numbers, got %s",
-                    ffs_yaml_got(v, got, sizeof got));
+      return ffs_yaml_fail(c, v,
+                           "train.score_ticks: expected [first, last], two tick numbers, got %s",
+                           ffs_yaml_got(v, got, sizeof got));
     if (ffs_yaml_int(c, v->kids[0], "train.score_ticks[0]", 0, t->ticks - 1, &t->score_from) < 0 ||
         ffs_yaml_int(c, v->kids[1], "train.score_ticks[1]", t->score_from, t->ticks - 1,
-              &t->score_to) < 0)
+                     &t->score_to) < 0)
       return -1;
   }
   return 0;
 }
 
+// One integer key of a block: its range and where it goes.
+typedef struct {
+  const char *key;
+  long long lo, hi;
+  int *dst;
+} s_int_key_t;
+
+// Reads the keys of keys[0..n) present in m, in that order, each labelled
+// "BLOCK.KEY".
+static int s_ints(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *m, const char *block,
+                  const s_int_key_t *keys, size_t n) {
+  char label[64];
+  const ffs_yaml_node_t *v;
+  for (size_t i = 0; i < n; i++) {
+    if (!(v = ffs_yaml_map_get(m, keys[i].key))) continue;
+    snprintf(label, sizeof label, "%s.%s", block, keys[i].key);
+    if (ffs_yaml_int(c, v, label, keys[i].lo, keys[i].hi, keys[i].dst) < 0) return -1;
+  }
+  return 0;
+}
+
+// The data block: which set, where, its row width and its class count (the
+// set's own unless data.classes says otherwise). *dim gets data.dim.
+static int s_data(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t, int *dim) {
+  const ffs_yaml_node_t *m, *v;
+  int e = 0;
+  if (ffs_yaml_block(c, root, "data", s_data_keys, &m) < 0) return -1;
+  if ((v = ffs_yaml_map_get(m, "set")) && ffs_yaml_enum(c, v, "data.set", s_set_names, &e) < 0)
+    return -1;
+  snprintf(t->data_set, sizeof t->data_set, "%s", s_set_names[e]);
+  snprintf(t->data_dir, sizeof t->data_dir, "data/%s", s_set_names[e]);
+  if ((v = ffs_yaml_map_get(m, "dir")) &&
+      ffs_yaml_str(c, v, "data.dir", t->data_dir, sizeof t->data_dir) < 0)
+    return -1;
+  *dim = 784;
+  t->classes = s_set_classes[e];
+  const s_int_key_t ints[] = {{"dim", 1, 1 << 20, dim},
+                              {"classes", 2, 255, &t->classes}, // labels are bytes, 255 = none
+                              {"train_limit", 0, INT_MAX, &t->train_limit},
+                              {"test_limit", 0, INT_MAX, &t->test_limit}};
+  return s_ints(c, m, "data", ints, sizeof ints / sizeof *ints);
+}
+
+// name, seed, transport, tcp, data, train, layer. *dim gets data.dim.
 static int s_top(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t, int *dim) {
   const ffs_yaml_node_t *m, *v;
   int e;
   s_default_name(t->path, t->name);
-  if ((v = ffs_yaml_map_get(root, "name")) && ffs_yaml_name(c, v, "name", 1, t->name, sizeof t->name) < 0)
+  if ((v = ffs_yaml_map_get(root, "name")) &&
+      ffs_yaml_name(c, v, "name", 1, t->name, sizeof t->name) < 0)
     return -1;
   t->seed = 1;
   if ((v = ffs_yaml_map_get(root, "seed")) && ffs_yaml_u64(c, v, "seed", &t->seed) < 0) return -1;
@@ -182,26 +237,14 @@ static int s_top(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t, 
   if (ffs_yaml_block(c, root, "tcp", s_tcp_keys, &m) < 0) return -1;
   snprintf(t->tcp_host, sizeof t->tcp_host, "127.0.0.1");
   t->tcp_port = 5570;
-  if ((v = ffs_yaml_map_get(m, "host")) && ffs_yaml_str(c, v, "tcp.host", t->tcp_host, sizeof t->tcp_host) < 0)
+  if ((v = ffs_yaml_map_get(m, "host")) &&
+      ffs_yaml_str(c, v, "tcp.host", t->tcp_host, sizeof t->tcp_host) < 0)
     return -1;
-  if ((v = ffs_yaml_map_get(m, "port")) && ffs_yaml_int(c, v, "tcp.port", 1024, 65000, &t->tcp_port) < 0)
+  if ((v = ffs_yaml_map_get(m, "port")) &&
+      ffs_yaml_int(c, v, "tcp.port", 1024, 65000, &t->tcp_port) < 0)
     return -1;
 
-  if (ffs_yaml_block(c, root, "data", s_data_keys, &m) < 0) return -1;
-  e = 0;
-  if ((v = ffs_yaml_map_get(m, "set")) && ffs_yaml_enum(c, v, "data.set", s_set_names, &e) < 0) return -1;
-  snprintf(t->data_set, sizeof t->data_set, "%s", s_set_names[e]);
-  snprintf(t->data_dir, sizeof t->data_dir, "data/%s", s_set_names[e]);
-  if ((v = ffs_yaml_map_get(m, "dir")) && ffs_yaml_str(c, v, "data.dir", t->data_dir, sizeof t->data_dir) < 0)
-    return -1;
-  *dim = 784;
-  if ((v = ffs_yaml_map_get(m, "dim")) && ffs_yaml_int(c, v, "data.dim", 1, 1 << 20, dim) < 0) return -1;
-  if ((v = ffs_yaml_map_get(m, "train_limit")) &&
-      ffs_yaml_int(c, v, "data.train_limit", 0, INT_MAX, &t->train_limit) < 0)
-    return -1;
-  if ((v = ffs_yaml_map_get(m, "test_limit")) &&
-      ffs_yaml_int(c, v, "data.test_limit", 0, INT_MAX, &t->test_limit) < 0)
-    return -1;
+  if (s_data(c, root, t, dim) < 0) return -1;
 
   if (ffs_yaml_block(c, root, "train", s_train_keys, &m) < 0) return -1;
   t->epochs = 10;
@@ -211,30 +254,24 @@ static int s_top(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t, 
   t->negatives = FFS_NEG_RANDOM;
   t->hwm_frames = 4;
   t->ckpt_every_s = 10;
-  if ((v = ffs_yaml_map_get(m, "epochs")) && ffs_yaml_int(c, v, "train.epochs", 1, INT_MAX, &t->epochs) < 0)
-    return -1;
-  if ((v = ffs_yaml_map_get(m, "batch")) && ffs_yaml_int(c, v, "train.batch", 1, 10000, &t->batch) < 0) return -1;
-  if ((v = ffs_yaml_map_get(m, "eval_batch")) &&
-      ffs_yaml_int(c, v, "train.eval_batch", 1, 1000, &t->eval_batch) < 0)
-    return -1;
-  if ((v = ffs_yaml_map_get(m, "eval_every")) &&
-      ffs_yaml_int(c, v, "train.eval_every", 1, INT_MAX, &t->eval_every) < 0)
-    return -1;
+  const s_int_key_t sizes[] = {{"epochs", 1, INT_MAX, &t->epochs},
+                               {"batch", 1, 10000, &t->batch},
+                               {"eval_batch", 1, 1000, &t->eval_batch},
+                               {"eval_every", 1, INT_MAX, &t->eval_every}};
+  if (s_ints(c, m, "train", sizes, sizeof sizes / sizeof *sizes) < 0) return -1;
   if ((v = ffs_yaml_map_get(m, "negatives"))) {
     if (ffs_yaml_enum(c, v, "train.negatives", s_negatives_names, &e) < 0) return -1;
     t->negatives = (ffs_negatives_t)e;
   }
-  if ((v = ffs_yaml_map_get(m, "pairs")) && ffs_yaml_bool(c, v, "train.pairs", &t->pairs) < 0) return -1;
-  if ((v = ffs_yaml_map_get(m, "triples")) && ffs_yaml_bool(c, v, "train.triples", &t->triples) < 0) return -1;
+  if ((v = ffs_yaml_map_get(m, "pairs")) && ffs_yaml_bool(c, v, "train.pairs", &t->pairs) < 0)
+    return -1;
+  if ((v = ffs_yaml_map_get(m, "triples")) && ffs_yaml_bool(c, v, "train.triples", &t->triples) < 0)
+    return -1;
   if (t->triples) t->pairs = 1; // a triple frame is a pair frame with the neutral rows
-  if ((v = ffs_yaml_map_get(m, "hwm_frames")) &&
-      ffs_yaml_int(c, v, "train.hwm_frames", 1, 1024, &t->hwm_frames) < 0)
-    return -1;
-  if ((v = ffs_yaml_map_get(m, "ckpt_every_s")) &&
-      ffs_yaml_int(c, v, "train.ckpt_every_s", 0, 86400, &t->ckpt_every_s) < 0)
-    return -1;
-  if ((v = ffs_yaml_map_get(m, "pace_us")) && ffs_yaml_int(c, v, "train.pace_us", 0, 1000000, &t->pace_us) < 0)
-    return -1;
+  const s_int_key_t flow[] = {{"hwm_frames", 1, 1024, &t->hwm_frames},
+                              {"ckpt_every_s", 0, 86400, &t->ckpt_every_s},
+                              {"pace_us", 0, 1000000, &t->pace_us}};
+  if (s_ints(c, m, "train", flow, sizeof flow / sizeof *flow) < 0) return -1;
   if (s_recurrent(c, m, t) < 0) return -1;
 
   if (ffs_yaml_block(c, root, "layer", s_layer_keys, &m) < 0) return -1;
@@ -288,7 +325,7 @@ static int s_stage(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *stages, ffs_topo_t 
   s_who(t, i, who, sizeof who);
   if (item->type != FFS_YAML_MAP)
     return ffs_yaml_fail(c, item, "%s: expected a mapping with at least name and kind, got %s", who,
-                  ffs_yaml_got(item, got, sizeof got));
+                         ffs_yaml_got(item, got, sizeof got));
 
   if (!(v = ffs_yaml_map_get(item, "name")))
     return ffs_yaml_fail(c, item, "%s: missing required key 'name'", who);
@@ -296,21 +333,21 @@ static int s_stage(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *stages, ffs_topo_t 
   if (ffs_yaml_name(c, v, label, 0, st->name, sizeof st->name) < 0) return -1;
   if (ffs_yaml_in_list(st->name, s_top_keys))
     return ffs_yaml_fail(c, v,
-                  "stage '%s': the name is reserved, it is a top-level key (--set %s.KEY "
-                  "could not address the stage)",
-                  st->name, st->name);
+                         "stage '%s': the name is reserved, it is a top-level key (--set %s.KEY "
+                         "could not address the stage)",
+                         st->name, st->name);
   for (int j = 0; j < i; j++)
     if (!strcmp(t->stages[j].name, st->name))
-      return ffs_yaml_fail(c, v, "stage '%s': duplicate stage name (first at %s; names must be unique)",
-                    st->name, ffs_yaml_where(ffs_yaml_map_get(stages->kids[j], "name"), where, sizeof where));
+      return ffs_yaml_fail(
+          c, v, "stage '%s': duplicate stage name (first at %s; names must be unique)", st->name,
+          ffs_yaml_where(ffs_yaml_map_get(stages->kids[j], "name"), where, sizeof where));
   s_who(t, i, who, sizeof who);
   snprintf(st->layer_name, sizeof st->layer_name, "%s", st->name);
 
   if (!(v = ffs_yaml_map_get(item, "kind")))
-    return ffs_yaml_fail(c, item,
-                  "%s: missing required key 'kind' (expected one of source, ff_layer, "
-                  "readout)",
-                  who);
+    return ffs_yaml_fail(
+        c, item, "%s: missing required key 'kind' (expected one of source, ff_layer, readout)",
+        who);
   snprintf(label, sizeof label, "%s: kind", who);
   if (ffs_yaml_enum(c, v, label, s_kind_names, &e) < 0) return -1;
   st->kind = (ffs_stage_kind_t)e;
@@ -324,39 +361,42 @@ static int s_stage(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *stages, ffs_topo_t 
     ffs_yaml_join(list, sizeof list, keys);
     for (int other = 0; other < 3; other++)
       if (ffs_yaml_in_list(key->str, s_stage_keys[other]))
-        return ffs_yaml_fail(c, key, "%s: key '%s' does not apply to a %s (expected one of: %s)", who,
-                      name, s_kind_names[st->kind], list);
+        return ffs_yaml_fail(c, key, "%s: key '%s' does not apply to a %s (expected one of: %s)",
+                             who, name, s_kind_names[st->kind], list);
     return ffs_yaml_fail(c, key, "%s: unknown key '%s' (expected one of: %s)", who, name, list);
   }
 
   snprintf(label, sizeof label, "%s: core", who);
-  if ((v = ffs_yaml_map_get(item, "core")) && ffs_yaml_int(c, v, label, 0, 65535, &st->core) < 0) return -1;
+  if ((v = ffs_yaml_map_get(item, "core")) && ffs_yaml_int(c, v, label, 0, 65535, &st->core) < 0)
+    return -1;
   if (st->kind == FFS_STAGE_FF_LAYER) {
     if (!(v = ffs_yaml_map_get(item, "units")))
-      return ffs_yaml_fail(c, item,
-                    "%s: missing required key 'units' (an ff_layer needs units: "
-                    "1..65536)",
-                    who);
+      return ffs_yaml_fail(
+          c, item, "%s: missing required key 'units' (an ff_layer needs units: 1..65536)", who);
     snprintf(label, sizeof label, "%s: units", who);
     if (ffs_yaml_int(c, v, label, 1, 65536, &st->units) < 0) return -1;
     snprintf(label, sizeof label, "%s: ", who);
     if (s_layer(c, item, label, &st->layer) < 0) return -1;
     snprintf(label, sizeof label, "%s: delay_ms", who);
-    if ((v = ffs_yaml_map_get(item, "delay_ms")) && ffs_yaml_int(c, v, label, 0, 10000, &st->delay_ms) < 0)
+    if ((v = ffs_yaml_map_get(item, "delay_ms")) &&
+        ffs_yaml_int(c, v, label, 0, 10000, &st->delay_ms) < 0)
       return -1;
     snprintf(label, sizeof label, "%s: shards", who);
     if ((v = ffs_yaml_map_get(item, "shards")) &&
         ffs_yaml_int(c, v, label, 1, FFS_MAX_SHARDS, &st->n_shards) < 0)
       return -1;
     if (st->n_shards > st->units)
-      return ffs_yaml_fail(c, v, "%s: shards: %d shards of %d units leave a shard without units "
-                    "(expected at most %d)", who, st->n_shards, st->units, st->units);
+      return ffs_yaml_fail(c, v,
+                           "%s: shards: %d shards of %d units leave a shard without units "
+                           "(expected at most %d)",
+                           who, st->n_shards, st->units, st->units);
   }
   if (st->kind == FFS_STAGE_READOUT) {
     st->softmax_lr = 0.01f;
     st->primary = FFS_INFER_ENERGY;
     snprintf(label, sizeof label, "%s: softmax_lr", who);
-    if ((v = ffs_yaml_map_get(item, "softmax_lr")) && ffs_yaml_num(c, v, label, FFS_YAML_POSITIVE, &st->softmax_lr) < 0)
+    if ((v = ffs_yaml_map_get(item, "softmax_lr")) &&
+        ffs_yaml_num(c, v, label, FFS_YAML_POSITIVE, &st->softmax_lr) < 0)
       return -1;
     snprintf(label, sizeof label, "%s: primary", who);
     if ((v = ffs_yaml_map_get(item, "primary"))) {
@@ -369,8 +409,8 @@ static int s_stage(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *stages, ffs_topo_t 
 
 // A readout's energy / softmax list: distinct ff_layer names; at least one
 // unless allow_empty (energy: [] switches energy inference off).
-static int s_layer_list(ffs_yaml_ctx_t *c, const ffs_topo_t *t, const ffs_yaml_node_t *v, const char *who,
-                        const char *key, int allow_empty, int *idx, int *n_out) {
+static int s_layer_list(ffs_yaml_ctx_t *c, const ffs_topo_t *t, const ffs_yaml_node_t *v,
+                        const char *who, const char *key, int allow_empty, int *idx, int *n_out) {
   char names[512], got[80], name[64];
   s_names_of(t, FFS_STAGE_FF_LAYER, names, sizeof names);
   if (v->type == FFS_YAML_SEQ && v->n == 0 && allow_empty) {
@@ -378,22 +418,23 @@ static int s_layer_list(ffs_yaml_ctx_t *c, const ffs_topo_t *t, const ffs_yaml_n
     return 0;
   }
   if (v->type != FFS_YAML_SEQ || v->n == 0)
-    return ffs_yaml_fail(c, v, "%s: %s: expected a non-empty list of ff_layer names like [%s], got %s",
-                  who, key, names, ffs_yaml_got(v, got, sizeof got));
+    return ffs_yaml_fail(c, v,
+                         "%s: %s: expected a non-empty list of ff_layer names like [%s], got %s",
+                         who, key, names, ffs_yaml_got(v, got, sizeof got));
   int n = 0;
   for (int i = 0; i < v->n; i++) {
     const ffs_yaml_node_t *it = v->kids[i];
     if (it->type != FFS_YAML_SCALAR)
-      return ffs_yaml_fail(c, it, "%s: %s: expected an ff_layer name (one of: %s), got %s", who, key,
-                    names, ffs_yaml_got(it, got, sizeof got));
+      return ffs_yaml_fail(c, it, "%s: %s: expected an ff_layer name (one of: %s), got %s", who,
+                           key, names, ffs_yaml_got(it, got, sizeof got));
     ffs_yaml_clip(name, sizeof name, it->str);
     int j = ffs_topo_find(t, it->str);
     if (j < 0)
-      return ffs_yaml_fail(c, it, "%s: %s: no stage named '%s' (expected ff_layers: %s)", who, key, name,
-                    names);
+      return ffs_yaml_fail(c, it, "%s: %s: no stage named '%s' (expected ff_layers: %s)", who, key,
+                           name, names);
     if (t->stages[j].kind != FFS_STAGE_FF_LAYER)
-      return ffs_yaml_fail(c, it, "%s: %s: '%s' is a %s, not an ff_layer (expected ff_layers: %s)", who,
-                    key, name, ffs_stage_kind_str(t->stages[j].kind), names);
+      return ffs_yaml_fail(c, it, "%s: %s: '%s' is a %s, not an ff_layer (expected ff_layers: %s)",
+                           who, key, name, ffs_stage_kind_str(t->stages[j].kind), names);
     for (int k = 0; k < n; k++)
       if (idx[k] == j) return ffs_yaml_fail(c, it, "%s: %s: '%s' is listed twice", who, key, name);
     idx[n++] = j; // distinct ff_layers, so n stays < FFS_MAX_STAGES
@@ -412,40 +453,36 @@ static int s_graph(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *stages, const ffs_t
     if (st->kind == FFS_STAGE_SOURCE) {
       if (src >= 0)
         return ffs_yaml_fail(c, at,
-                      "stage '%s': a second source (the first is '%s' at %s; expected "
-                      "exactly one source, the first stage)",
-                      st->name, t->stages[src].name,
-                      ffs_yaml_where(stages->kids[src], where, sizeof where));
+                             "stage '%s': a second source (the first is '%s' at %s; expected "
+                             "exactly one source, the first stage)",
+                             st->name, t->stages[src].name,
+                             ffs_yaml_where(stages->kids[src], where, sizeof where));
       src = i;
     }
     if (st->kind == FFS_STAGE_READOUT) {
       if (out >= 0)
         return ffs_yaml_fail(c, at,
-                      "stage '%s': a second readout (the first is '%s' at %s; expected "
-                      "exactly one readout, the last stage)",
-                      st->name, t->stages[out].name,
-                      ffs_yaml_where(stages->kids[out], where, sizeof where));
+                             "stage '%s': a second readout (the first is '%s' at %s; expected "
+                             "exactly one readout, the last stage)",
+                             st->name, t->stages[out].name,
+                             ffs_yaml_where(stages->kids[out], where, sizeof where));
       out = i;
     }
   }
   if (src < 0)
     return ffs_yaml_fail(c, stages->kids[0],
-                  "stages: no source (expected the first stage to have "
-                  "kind: source)");
+                         "stages: no source (expected the first stage to have kind: source)");
   if (src != 0)
     return ffs_yaml_fail(c, stages->kids[src],
-                  "stage '%s': the source must be the first stage (it is "
-                  "stage %d of %d)",
-                  t->stages[src].name, src + 1, n);
+                         "stage '%s': the source must be the first stage (it is stage %d of %d)",
+                         t->stages[src].name, src + 1, n);
   if (out < 0)
     return ffs_yaml_fail(c, stages->kids[n - 1],
-                  "stages: no readout (expected the last stage to have "
-                  "kind: readout)");
+                         "stages: no readout (expected the last stage to have kind: readout)");
   if (out != n - 1)
     return ffs_yaml_fail(c, stages->kids[out],
-                  "stage '%s': the readout must be the last stage (it is "
-                  "stage %d of %d)",
-                  t->stages[out].name, out + 1, n);
+                         "stage '%s': the readout must be the last stage (it is stage %d of %d)",
+                         t->stages[out].name, out + 1, n);
   return 0; // n >= 3, so at least one stage lies between, and it is an ff_layer
 }
 
@@ -454,27 +491,26 @@ static int s_stages(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *
   char got[80], who[64];
   if (!stages)
     return ffs_yaml_fail(c, root,
-                  "missing required key 'stages' (expected a sequence: the source, one "
-                  "or more ff_layers, the readout)");
+                         "missing required key 'stages' (expected a sequence: the source, one "
+                         "or more ff_layers, the readout)");
   if (stages->type != FFS_YAML_SEQ)
     return ffs_yaml_fail(c, stages,
-                  "stages: expected a sequence of stages (the source, one or more "
-                  "ff_layers, the readout), got %s",
-                  ffs_yaml_got(stages, got, sizeof got));
+                         "stages: expected a sequence of stages (the source, one or more "
+                         "ff_layers, the readout), got %s",
+                         ffs_yaml_got(stages, got, sizeof got));
   if (stages->n > FFS_MAX_STAGES)
     return ffs_yaml_fail(c, stages->kids[FFS_MAX_STAGES],
-                  "stages: more than %d stages (expected at "
-                  "most %d)",
-                  FFS_MAX_STAGES, FFS_MAX_STAGES);
+                         "stages: more than %d stages (expected at most %d)", FFS_MAX_STAGES,
+                         FFS_MAX_STAGES);
   for (int i = 0; i < stages->n; i++) {
     if (s_stage(c, stages, t, i) < 0) return -1;
     t->n_stages = i + 1;
   }
   if (stages->n < 3)
     return ffs_yaml_fail(c, stages,
-                  "stages: expected at least 3 stages (the source, one or more "
-                  "ff_layers, the readout), got %d",
-                  stages->n);
+                         "stages: expected at least 3 stages (the source, one or more "
+                         "ff_layers, the readout), got %d",
+                         stages->n);
   if (s_graph(c, stages, t) < 0) return -1;
 
   // derived dimensions: each stage eats the previous stage's rows
@@ -513,15 +549,16 @@ static int s_feedback(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t
   char got[80], who[64], names[1024], where[128];
   if (!fb || ffs_yaml_is_null(fb)) return 0;
   if (fb->type != FFS_YAML_SEQ)
-    return ffs_yaml_fail(c, fb, "feedback: expected a sequence of edges (- from: l2 / to: l1), got %s",
-                  ffs_yaml_got(fb, got, sizeof got));
+    return ffs_yaml_fail(c, fb,
+                         "feedback: expected a sequence of edges (- from: l2 / to: l1), got %s",
+                         ffs_yaml_got(fb, got, sizeof got));
   if (fb->n > FFS_MAX_FEEDBACK)
     return ffs_yaml_fail(c, fb->kids[FFS_MAX_FEEDBACK],
-                  "feedback: more than %d edges (expected at "
-                  "most %d)",
-                  FFS_MAX_FEEDBACK, FFS_MAX_FEEDBACK);
+                         "feedback: more than %d edges (expected at most %d)", FFS_MAX_FEEDBACK,
+                         FFS_MAX_FEEDBACK);
   const char *all[FFS_MAX_STAGES + 1];
-  for (int i = 0; i < t->n_stages; i++) all[i] = t->stages[i].name;
+  for (int i = 0; i < t->n_stages; i++)
+    all[i] = t->stages[i].name;
   all[t->n_stages] = NULL;
   ffs_yaml_join(names, sizeof names, all);
   for (int i = 0; i < fb->n; i++) {
@@ -529,19 +566,19 @@ static int s_feedback(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t
     snprintf(who, sizeof who, "feedback %d", i + 1);
     if (item->type != FFS_YAML_MAP)
       return ffs_yaml_fail(c, item, "%s: expected a mapping with from and to, got %s", who,
-                    ffs_yaml_got(item, got, sizeof got));
+                           ffs_yaml_got(item, got, sizeof got));
     if (ffs_yaml_check_keys(c, item, who, s_feedback_keys) < 0) return -1;
     int end[2];
     for (int k = 0; k < 2; k++) {
       const char *key = s_feedback_keys[k];
       const ffs_yaml_node_t *v = ffs_yaml_map_get(item, key);
       if (!v)
-        return ffs_yaml_fail(c, item, "%s: missing required key '%s' (expected a stage name: %s)", who,
-                      key, names);
+        return ffs_yaml_fail(c, item, "%s: missing required key '%s' (expected a stage name: %s)",
+                             who, key, names);
       end[k] = v->type == FFS_YAML_SCALAR ? ffs_topo_find(t, v->str) : -1;
       if (end[k] < 0)
         return ffs_yaml_fail(c, v, "%s: %s: no stage named %s (expected one of: %s)", who, key,
-                      ffs_yaml_got(v, got, sizeof got), names);
+                             ffs_yaml_got(v, got, sizeof got), names);
     }
     const char *from = t->stages[end[0]].name, *to = t->stages[end[1]].name;
     // from later than to implies the kinds: the source is first and the
@@ -549,151 +586,16 @@ static int s_feedback(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t
     // an ff_layer
     if (end[0] <= end[1])
       return ffs_yaml_fail(c, item,
-                    "feedback %s -> %s: 'from' must be a later stage than 'to' "
-                    "(feedback flows backward, from a later stage to an earlier one)",
-                    from, to);
+                           "feedback %s -> %s: 'from' must be a later stage than 'to' "
+                           "(feedback flows backward, from a later stage to an earlier one)",
+                           from, to);
     for (int j = 0; j < i; j++)
       if (t->feedback[j].from == end[0] && t->feedback[j].to == end[1])
         return ffs_yaml_fail(c, item, "feedback %s -> %s: duplicate edge (first at %s)", from, to,
-                      ffs_yaml_where(fb->kids[j], where, sizeof where));
+                             ffs_yaml_where(fb->kids[j], where, sizeof where));
     t->feedback[i] = (ffs_feedback_cfg_t){.from = end[0], .to = end[1], .line = item->line};
     t->n_feedback = i + 1;
   }
-  return 0;
-}
-
-// ---- validation: labels and recurrent loops ----
-
-// FFCL label weights and the recurrent form: what each needs, and the
-// top-down input every ff_layer gets in the recurrent form (one edge from
-// an ff_layer above it at most).
-static int s_validate_loops(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t) {
-  const ffs_yaml_node_t *train = ffs_yaml_map_get(root, "train");
-  if (t->labels == FFS_LABELS_SEPARATE && t->negatives == FFS_NEG_HYBRID)
-    return ffs_yaml_fail(c, ffs_yaml_map_get(train, "labels"),
-                  "train.labels: separate gives each layer the label, but hybrid negatives are "
-                  "unsupervised and carry none (expected labels: overlay, or negatives: random "
-                  "| hard)");
-  if (t->ticks == 1) return 0;
-  if (t->pairs) {
-    const char *key = t->triples ? "triples" : "pairs";
-    return ffs_yaml_fail(c, ffs_yaml_map_get(train, key),
-                  "train.%s: the recurrent form (ticks > 1) sends positive and negative "
-                  "frames tick by tick, never as one %s frame (expected %s: false, or "
-                  "ticks: 1)", key, key[0] == 'p' ? "pair" : "triple", key);
-  }
-  if (t->labels == FFS_LABELS_SEPARATE)
-    return ffs_yaml_fail(c, ffs_yaml_map_get(train, "ticks"),
-                  "train.ticks: the recurrent form (ticks > 1) is not implemented together with "
-                  "labels: separate (expected ticks: 1, or labels: overlay)");
-  int loops = 0;
-  for (int k = 0; k < t->n_feedback; k++) {
-    const ffs_feedback_cfg_t *e = &t->feedback[k];
-    ffs_stage_cfg_t *to = &t->stages[e->to], *from = &t->stages[e->from];
-    if (to->kind != FFS_STAGE_FF_LAYER) continue;
-    if (from->kind != FFS_STAGE_FF_LAYER)
-      return ffs_yaml_failf(c, NULL, e->line,
-                     "feedback %s -> %s: with train.ticks > 1 an ff_layer's feedback is its "
-                     "top-down input, so it must come from an ff_layer (expected from: one of "
-                     "the ff_layers after %s)",
-                     from->name, to->name, to->name);
-    if (to->td_from >= 0)
-      return ffs_yaml_failf(c, NULL, e->line,
-                     "feedback %s -> %s: %s already takes top-down input from %s; the recurrent "
-                     "form allows one edge into each ff_layer",
-                     from->name, to->name, to->name, t->stages[to->td_from].name);
-    to->td_from = e->from;
-    to->td_dim = from->units;
-    loops++;
-  }
-  // a lockstep layer waits on its upper neighbour, which must never be more
-  // than the readout's join window (16 reports) ahead of it
-  if (t->timing == FFS_TIMING_LOCKSTEP && t->hwm_frames > 8)
-    return ffs_yaml_fail(c, ffs_yaml_map_get(train, "hwm_frames"),
-                  "train.hwm_frames: %d is too deep for a lockstep recurrent run (expected at "
-                  "most 8: a layer waiting for its top-down vector must not fall more than the "
-                  "readout's 16-frame join window behind the layer above)",
-                  t->hwm_frames);
-  if (!loops)
-    return ffs_yaml_fail(c, ffs_yaml_map_get(train, "ticks"),
-                  "train.ticks: %d ticks need at least one top-down feedback edge between "
-                  "ff_layers (expected e.g. feedback: - {from: l2, to: l1})",
-                  t->ticks);
-  return 0;
-}
-
-// ---- sharded layers ----
-
-// Expands every ff_layer with shards: k > 1 into k consecutive stages named
-// <name>.0 .. <name>.<k-1>, each owning a contiguous slice of the units, and
-// renumbers the readout's lists and the feedback edges. What sharding does
-// not support yet is refused here, by the line of its `shards` key.
-static int s_expand_shards(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t) {
-  const ffs_yaml_node_t *stages = ffs_yaml_map_get(root, "stages");
-  int total = 0, any = 0;
-  for (int i = 0; i < t->n_stages; i++) {
-    const ffs_stage_cfg_t *st = &t->stages[i];
-    total += st->n_shards;
-    if (st->n_shards == 1) continue;
-    any = 1;
-    const ffs_yaml_node_t *at = ffs_yaml_map_get(stages->kids[i], "shards");
-    if (t->ticks > 1 || t->labels == FFS_LABELS_SEPARATE)
-      return ffs_yaml_fail(c, at,
-                    "stage '%s': shards: a layer cannot be sharded in %s yet (expected "
-                    "shards: 1, or train.ticks: 1 and train.labels: overlay)",
-                    st->name,
-                    t->ticks > 1 ? "the recurrent form (train.ticks > 1)"
-                                 : "the FFCL form (train.labels: separate)");
-    for (int k = 0; k < t->n_feedback; k++) {
-      const ffs_feedback_cfg_t *e = &t->feedback[k];
-      if (e->from == i || e->to == i)
-        return ffs_yaml_failf(c, NULL, e->line,
-                       "feedback %s -> %s: '%s' is sharded (shards: %d) and a sharded layer "
-                       "cannot start or end a feedback edge yet (expected shards: 1 on '%s', "
-                       "or no such edge)",
-                       t->stages[e->from].name, t->stages[e->to].name, st->name, st->n_shards,
-                       st->name);
-    }
-    if (strlen(st->name) + (st->n_shards > 10 ? 3 : 2) >= FFS_NAME_MAX)
-      return ffs_yaml_fail(c, at,
-                    "stage '%s': shards: its shards' names (%s.0 ...) would be longer than %d "
-                    "characters (expected a shorter stage name)",
-                    st->name, st->name, FFS_NAME_MAX - 1);
-  }
-  if (!any) return 0;
-  if (total > FFS_MAX_STAGES)
-    return ffs_yaml_fail(c, stages,
-                  "stages: with their shards the stages make %d processes (expected at most %d)",
-                  total, FFS_MAX_STAGES);
-  ffs_stage_cfg_t old[FFS_MAX_STAGES];
-  int first[FFS_MAX_STAGES], n_old = t->n_stages, n = 0;
-  memcpy(old, t->stages, sizeof(ffs_stage_cfg_t) * (size_t)n_old);
-  for (int i = 0; i < n_old; i++) {
-    const ffs_stage_cfg_t *o = &old[i];
-    first[i] = n;
-    for (int k = 0; k < o->n_shards; k++, n++) {
-      ffs_stage_cfg_t *st = &t->stages[n];
-      *st = *o;
-      st->group = first[i], st->shard = k;
-      if (o->n_shards == 1) continue;
-      int base = o->units / o->n_shards, extra = o->units % o->n_shards;
-      size_t len = strlen(o->name); // checked above: the suffix fits
-      snprintf(st->name + len, sizeof st->name - len, ".%d", k);
-      st->units = base + (k < extra);
-      st->unit0 = k * base + (k < extra ? k : extra);
-      if (o->core >= 0) st->core = o->core + k;
-    }
-  }
-  t->n_stages = n; // stage names hold no '.', so shard names are new ones
-  ffs_stage_cfg_t *ro = &t->stages[n - 1];
-  for (int k = 0; k < ro->n_energy; k++) ro->energy[k] = first[ro->energy[k]];
-  for (int k = 0; k < ro->n_softmax; k++) ro->softmax[k] = first[ro->softmax[k]];
-  for (int k = 0; k < t->n_feedback; k++) {
-    t->feedback[k].from = first[t->feedback[k].from];
-    t->feedback[k].to = first[t->feedback[k].to];
-  }
-  for (int i = 0; i < n; i++)
-    if (t->stages[i].td_from >= 0) t->stages[i].td_from = first[t->stages[i].td_from];
   return 0;
 }
 
@@ -713,23 +615,28 @@ static int s_validate(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t
     const ffs_yaml_node_t *at = ffs_yaml_map_get(ffs_yaml_map_get(root, "train"), "negatives");
     // (the readout's softmax list is never empty, so predictions exist)
     if (!edge)
-      return ffs_yaml_fail(c, at,
-                    "train.negatives: hard needs a feedback edge from the readout to the source "
-                    "(expected feedback: - {from: %s, to: %s})",
-                    t->stages[readout].name, t->stages[0].name);
+      return ffs_yaml_fail(
+          c, at,
+          "train.negatives: hard needs a feedback edge from the readout to the source "
+          "(expected feedback: - {from: %s, to: %s})",
+          t->stages[readout].name, t->stages[0].name);
   }
-  if (s_validate_loops(c, root, t) < 0) return -1;
-  if (s_expand_shards(c, root, t) < 0) return -1;
+  if (ffs_topo_check_forms(c, root, t) < 0) return -1;
+  if (ffs_topo_expand_shards(c, root, t) < 0) return -1;
   const ffs_stage_cfg_t *ro = &t->stages[t->n_stages - 1];
   const ffs_yaml_node_t *ro_node = ffs_yaml_map_get(root, "stages")->kids[t->n_stages - 1];
   if (ro->primary == FFS_INFER_ENERGY && ro->n_energy == 0)
-    return ffs_yaml_fail(c, ffs_yaml_map_get(ro_node, "primary") ? ffs_yaml_map_get(ro_node, "primary") : ro_node,
-                  "stage '%s': primary: energy needs a non-empty energy list (expected "
-                  "primary: softmax, or energy: [layers])", ro->name);
+    return ffs_yaml_fail(
+        c, ffs_yaml_map_get(ro_node, "primary") ? ffs_yaml_map_get(ro_node, "primary") : ro_node,
+        "stage '%s': primary: energy needs a non-empty energy list (expected "
+        "primary: softmax, or energy: [layers])",
+        ro->name);
   if (t->negatives == FFS_NEG_HYBRID && ro->n_energy > 0)
-    return ffs_yaml_fail(c, ffs_yaml_map_get(ro_node, "energy") ? ffs_yaml_map_get(ro_node, "energy") : ro_node,
-                  "stage '%s': hybrid negatives carry no label, so there is no energy to "
-                  "compare across labels (expected energy: [] and primary: softmax)", ro->name);
+    return ffs_yaml_fail(
+        c, ffs_yaml_map_get(ro_node, "energy") ? ffs_yaml_map_get(ro_node, "energy") : ro_node,
+        "stage '%s': hybrid negatives carry no label, so there is no energy to "
+        "compare across labels (expected energy: [] and primary: softmax)",
+        ro->name);
   if (t->transport == FFS_TRANSPORT_TCP) {
     // ffs_topo_endpoint gives each stage (each shard) a block of ports
     long last = (long)t->tcp_port + (long)FFS_TCP_PORTS_PER_STAGE * t->n_stages;
@@ -737,9 +644,10 @@ static int s_validate(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t
       const ffs_yaml_node_t *at = ffs_yaml_map_get(ffs_yaml_map_get(root, "tcp"), "port");
       if (!at) at = ffs_yaml_map_get(root, "transport");
       return ffs_yaml_fail(c, at,
-                    "tcp.port: %d leaves too few ports for %d stages (they use ports "
-                    "%d..%ld; expected a first port <= %ld)",
-                    t->tcp_port, t->n_stages, t->tcp_port, last, 65535 - (last - t->tcp_port));
+                           "tcp.port: %d leaves too few ports for %d stages (they use ports "
+                           "%d..%ld; expected a first port <= %ld)",
+                           t->tcp_port, t->n_stages, t->tcp_port, last,
+                           65535 - (last - t->tcp_port));
     }
   }
   return 0;
@@ -769,7 +677,8 @@ int ffs_topo_load(ffs_topo_t *t, const char *path, const char *const *overrides,
   if (root->type != FFS_YAML_MAP) {
     char list[256], got[80];
     ffs_yaml_fail(&c, root, "top level: expected a mapping of keys (%s), got %s",
-           ffs_yaml_join(list, sizeof list, s_top_keys), ffs_yaml_got(root, got, sizeof got));
+                  ffs_yaml_join(list, sizeof list, s_top_keys),
+                  ffs_yaml_got(root, got, sizeof got));
     goto fail;
   }
   for (int i = 0; i < n_overrides; i++) {
@@ -795,4 +704,3 @@ const char *ffs_stage_kind_str(ffs_stage_kind_t k) {
   if ((int)k >= 0 && (int)k < 3) return s_kind_names[k];
   return "unknown";
 }
-

@@ -29,7 +29,7 @@ typedef enum {
 } ffs_negatives_t;
 typedef enum { FFS_INFER_ENERGY = 0, FFS_INFER_SOFTMAX } ffs_infer_t;
 typedef enum {
-  FFS_LABELS_OVERLAY = 0, // Hinton: the label is painted into the first 10 pixels
+  FFS_LABELS_OVERLAY = 0, // Hinton: the label is painted into the first data.classes pixels
   FFS_LABELS_SEPARATE,    // FFCL: pixels only; each layer adds its own label weights
 } ffs_labels_t;
 typedef enum {
@@ -111,10 +111,12 @@ typedef struct {
   char data_dir[FFS_PATH_MAX]; // folder holding the IDX files (relative to cwd)
   int train_limit;             // use the first N training samples (0 = all)
   int test_limit;              // use the first N test samples (0 = all)
+  int classes;                 // data.classes: labels are 0..classes-1 (2..255; default
+                               // the set's own: 10 for mnist and fashion)
   // training
   int epochs;
   int batch;          // micro-batch rows per frame
-  int eval_batch;     // samples per evaluation frame (x10 candidate rows)
+  int eval_batch;     // samples per evaluation frame (x classes candidate rows)
   int eval_every;     // evaluate after every N epochs (and after the last)
   ffs_negatives_t negatives;
   int pairs;          // a training batch's positive and negative rows travel in

@@ -55,13 +55,13 @@ int ffs_topo_next(const ffs_topo_t *t, int i) {
 
 int ffs_topo_max_rows(const ffs_topo_t *t) {
   int train = t->triples ? 3 * t->batch : t->pairs ? 2 * t->batch : t->batch;
-  int eval = t->eval_batch * 10;
+  int eval = t->eval_batch * t->classes;
   return train > eval ? train : eval;
 }
 
 int ffs_topo_feedback_cols(const ffs_topo_t *t, int from) {
   assert(t && from >= 0 && from < t->n_stages);
-  return t->stages[from].kind == FFS_STAGE_READOUT ? 10 : t->stages[from].out_dim;
+  return t->stages[from].kind == FFS_STAGE_READOUT ? t->classes : t->stages[from].out_dim;
 }
 
 // Unlinks the file behind one ipc endpoint ("ipc://PATH").
@@ -80,7 +80,8 @@ void ffs_topo_remove_endpoints(const ffs_topo_t *t, const char *run_dir) {
     s_unlink_ipc(t, run_dir, i, FFS_CHAN_IN, 0);
     s_unlink_ipc(t, run_dir, i, FFS_CHAN_FB, 0);
     s_unlink_ipc(t, run_dir, i, FFS_CHAN_PEER, 0);
-    for (int k = 0; k < t->n_stages; k++) s_unlink_ipc(t, run_dir, i, FFS_CHAN_REP, k);
+    for (int k = 0; k < t->n_stages; k++)
+      s_unlink_ipc(t, run_dir, i, FFS_CHAN_REP, k);
   }
   s_unlink_ipc(t, run_dir, 0, FFS_CHAN_CTL, 0);
 }

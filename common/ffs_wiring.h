@@ -25,8 +25,8 @@ typedef enum {
 //   tcp:    tcp://<host>:<port>, port = tcp_port for ctl, else
 //           tcp_port + 1 + stage*FFS_TCP_PORTS_PER_STAGE + {in:0, fb:1, peer:2, rep:3+sub}
 #define FFS_TCP_PORTS_PER_STAGE (3 + FFS_MAX_STAGES)
-void ffs_topo_endpoint(const ffs_topo_t *t, const char *run_dir, int stage,
-                       ffs_chan_t chan, int sub, char *out, size_t outlen);
+void ffs_topo_endpoint(const ffs_topo_t *t, const char *run_dir, int stage, ffs_chan_t chan,
+                       int sub, char *out, size_t outlen);
 
 // Removes every ipc socket file the stages of t may have bound in run_dir
 // (all the names ffs_topo_endpoint can give there); missing files are fine.

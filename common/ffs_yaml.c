@@ -56,8 +56,7 @@ static int s_vfail(ffs_yaml_ctx_t *c, const char *origin, int line, const char *
   return -1;
 }
 
-int ffs_yaml_failf(ffs_yaml_ctx_t *c, const char *origin, int line,
-                                                         const char *fmt, ...) {
+int ffs_yaml_failf(ffs_yaml_ctx_t *c, const char *origin, int line, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   s_vfail(c, origin, line, fmt, ap);
@@ -66,8 +65,7 @@ int ffs_yaml_failf(ffs_yaml_ctx_t *c, const char *origin, int line,
 }
 
 // An error located at node at (its file line, or the override that made it).
-int ffs_yaml_fail(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *at,
-                                                        const char *fmt, ...) {
+int ffs_yaml_fail(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *at, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   s_vfail(c, at ? at->origin : NULL, at ? at->line : 0, fmt, ap);
@@ -103,7 +101,8 @@ const char *ffs_yaml_join(char *buf, size_t cap, const char *const *words) {
 
 static void s_node_free(ffs_yaml_node_t *n) {
   if (!n) return;
-  for (int i = 0; i < n->n; i++) s_node_free(n->kids[i]);
+  for (int i = 0; i < n->n; i++)
+    s_node_free(n->kids[i]);
   free(n->kids);
   free(n->str);
   free(n);
@@ -112,7 +111,7 @@ static void s_node_free(ffs_yaml_node_t *n) {
 static ffs_yaml_node_t *s_node_new(ffs_yaml_ctx_t *c, int type, int line, const char *origin) {
   if (c->n_nodes >= S_MAX_NODES) {
     ffs_yaml_failf(c, origin, line, "more than %d YAML nodes (a topology file needs a few hundred)",
-            S_MAX_NODES);
+                   S_MAX_NODES);
     return NULL;
   }
   ffs_yaml_node_t *n = calloc(1, sizeof *n);
@@ -128,8 +127,8 @@ static ffs_yaml_node_t *s_node_new(ffs_yaml_ctx_t *c, int type, int line, const 
 }
 
 // A scalar node holding a copy of text[0..len).
-static ffs_yaml_node_t *s_scalar_new(ffs_yaml_ctx_t *c, const char *text, size_t len, int plain, int line,
-                              const char *origin) {
+static ffs_yaml_node_t *s_scalar_new(ffs_yaml_ctx_t *c, const char *text, size_t len, int plain,
+                                     int line, const char *origin) {
   ffs_yaml_node_t *n = s_node_new(c, FFS_YAML_SCALAR, line, origin);
   if (!n) return NULL;
   n->str = malloc(len + 1);
@@ -187,31 +186,34 @@ const char *ffs_yaml_got(const ffs_yaml_node_t *v, char *buf, size_t cap) {
 }
 
 // Reports libyaml's problem as one line with the line it happened on.
-static int s_yaml_error(ffs_yaml_ctx_t *c, const yaml_parser_t *p, const char *origin, const char *buf,
-                        size_t len) {
+static int s_yaml_error(ffs_yaml_ctx_t *c, const yaml_parser_t *p, const char *origin,
+                        const char *buf, size_t len) {
   const char *problem = p->problem ? p->problem : "unknown problem";
-  if (p->error == YAML_MEMORY_ERROR) return ffs_yaml_failf(c, origin, 1, "out of memory reading YAML");
+  if (p->error == YAML_MEMORY_ERROR)
+    return ffs_yaml_failf(c, origin, 1, "out of memory reading YAML");
   if (p->error == YAML_READER_ERROR) {
     // the reader reports a byte offset, not a mark: count the lines to it
     size_t end = p->problem_offset < len ? p->problem_offset : len;
     int line = 1;
-    for (size_t i = 0; i < end; i++) line += buf[i] == '\n';
+    for (size_t i = 0; i < end; i++)
+      line += buf[i] == '\n';
     if (p->problem_value >= 0)
       return ffs_yaml_failf(c, origin, line, "not valid YAML text: %s (byte 0x%02x at offset %zu)",
-                     problem, (unsigned)p->problem_value & 0xffu, p->problem_offset);
+                            problem, (unsigned)p->problem_value & 0xffu, p->problem_offset);
     return ffs_yaml_failf(c, origin, line, "not valid YAML text: %s (at offset %zu)", problem,
-                   p->problem_offset);
+                          p->problem_offset);
   }
   int line = (int)p->problem_mark.line + 1;
   if (p->context)
-    return ffs_yaml_failf(c, origin, line, "YAML syntax error: %s (%s at line %d)", problem, p->context,
-                   (int)p->context_mark.line + 1);
+    return ffs_yaml_failf(c, origin, line, "YAML syntax error: %s (%s at line %d)", problem,
+                          p->context, (int)p->context_mark.line + 1);
   return ffs_yaml_failf(c, origin, line, "YAML syntax error: %s", problem);
 }
 
 // Attaches a freshly made node under the open container (or as the root),
 // checking mapping keys: scalars only, no duplicates. Frees node on failure.
-static int s_attach(ffs_yaml_ctx_t *c, ffs_yaml_node_t **stack, int depth, ffs_yaml_node_t **root_p, ffs_yaml_node_t *node) {
+static int s_attach(ffs_yaml_ctx_t *c, ffs_yaml_node_t **stack, int depth, ffs_yaml_node_t **root_p,
+                    ffs_yaml_node_t *node) {
   if (depth == 0) {
     if (*root_p) { // libyaml gives one root per document; kept as a guard
       int rc = ffs_yaml_fail(c, node, "more than one top-level node");
@@ -225,7 +227,7 @@ static int s_attach(ffs_yaml_ctx_t *c, ffs_yaml_node_t **stack, int depth, ffs_y
   if (parent->type == FFS_YAML_MAP && parent->n % 2 == 0) { // node is a key
     if (node->type != FFS_YAML_SCALAR) {
       int rc = ffs_yaml_fail(c, node, "a mapping key must be a plain word, not a %s",
-                      node->type == FFS_YAML_SEQ ? "sequence" : "mapping");
+                             node->type == FFS_YAML_SEQ ? "sequence" : "mapping");
       s_node_free(node);
       return rc;
     }
@@ -233,9 +235,9 @@ static int s_attach(ffs_yaml_ctx_t *c, ffs_yaml_node_t **stack, int depth, ffs_y
     if (first >= 0) {
       char key[64], where[128];
       ffs_yaml_clip(key, sizeof key, node->str);
-      int rc =
-          ffs_yaml_fail(c, node, "duplicate key '%s' (first at %s; a key may appear once per mapping)",
-                 key, ffs_yaml_where(parent->kids[first], where, sizeof where));
+      int rc = ffs_yaml_fail(c, node,
+                             "duplicate key '%s' (first at %s; a key may appear once per mapping)",
+                             key, ffs_yaml_where(parent->kids[first], where, sizeof where));
       s_node_free(node);
       return rc;
     }
@@ -317,8 +319,8 @@ static int s_event(ffs_yaml_ctx_t *c, s_parse_t *ps, const yaml_event_t *ev,
     }
     if (s_refuse_decorations(c, origin, line, anchor, tag) < 0) return -1;
     if (ps->depth == S_MAX_DEPTH)
-      return ffs_yaml_failf(c, origin, line, "nested deeper than %d levels (a topology file needs 4)",
-                            S_MAX_DEPTH);
+      return ffs_yaml_failf(c, origin, line,
+                            "nested deeper than %d levels (a topology file needs 4)", S_MAX_DEPTH);
     *node_p = s_node_new(c, ev->type == YAML_SEQUENCE_START_EVENT ? FFS_YAML_SEQ : FFS_YAML_MAP,
                          line, origin);
     return *node_p ? 0 : -1;
@@ -381,7 +383,7 @@ static int s_read_file(ffs_yaml_ctx_t *c, char **buf_p, size_t *len_p) {
     rc = ffs_yaml_failf(c, NULL, 0, "cannot read: %s", strerror(errno));
   else if (len > S_MAX_FILE_BYTES)
     rc = ffs_yaml_failf(c, NULL, 0, "larger than %d KiB (a topology file is a few KiB)",
-                 S_MAX_FILE_BYTES / 1024);
+                        S_MAX_FILE_BYTES / 1024);
   fclose(f);
   if (rc < 0) {
     free(buf);
@@ -417,8 +419,8 @@ int ffs_yaml_in_list(const char *s, const char *const *list) {
   return 0;
 }
 
-int ffs_yaml_int(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *v, const char *label, long long lo, long long hi,
-                 int *out) {
+int ffs_yaml_int(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *v, const char *label, long long lo,
+                 long long hi, int *out) {
   if (v->type == FFS_YAML_SCALAR && !ffs_yaml_is_null(v)) {
     const char *s = v->str;
     const char *d = (*s == '-' || *s == '+') ? s + 1 : s;
@@ -438,7 +440,7 @@ int ffs_yaml_int(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *v, const char *label,
   else
     snprintf(range, sizeof range, "in %lld..%lld", lo, hi);
   return ffs_yaml_fail(c, v, "%s: expected an integer %s, got %s", label, range,
-                ffs_yaml_got(v, got, sizeof got));
+                       ffs_yaml_got(v, got, sizeof got));
 }
 
 int ffs_yaml_u64(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *v, const char *label, uint64_t *out) {
@@ -453,10 +455,11 @@ int ffs_yaml_u64(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *v, const char *label,
   }
   char got[80];
   return ffs_yaml_fail(c, v, "%s: expected an integer in 0..18446744073709551615, got %s", label,
-                ffs_yaml_got(v, got, sizeof got));
+                       ffs_yaml_got(v, got, sizeof got));
 }
 
-int ffs_yaml_num(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *v, const char *label, int range, float *out) {
+int ffs_yaml_num(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *v, const char *label, int range,
+                 float *out) {
   static const char *const desc[] = {"> 0", ">= 0", "in [0, 1)"};
   if (v->type == FFS_YAML_SCALAR && v->str[0] && strchr("+-.0123456789", v->str[0])) {
     char *end;
@@ -472,7 +475,7 @@ int ffs_yaml_num(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *v, const char *label,
   }
   char got[80];
   return ffs_yaml_fail(c, v, "%s: expected a number %s, got %s", label, desc[range],
-                ffs_yaml_got(v, got, sizeof got));
+                       ffs_yaml_got(v, got, sizeof got));
 }
 
 int ffs_yaml_bool(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *v, const char *label, int *out) {
@@ -489,12 +492,13 @@ int ffs_yaml_bool(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *v, const char *label
     return 0;
   }
   char got[80];
-  return ffs_yaml_fail(c, v, "%s: expected true or false, got %s", label, ffs_yaml_got(v, got, sizeof got));
+  return ffs_yaml_fail(c, v, "%s: expected true or false, got %s", label,
+                       ffs_yaml_got(v, got, sizeof got));
 }
 
 // Index of the scalar in names (NULL-terminated).
-int ffs_yaml_enum(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *v, const char *label, const char *const *names,
-                  int *out) {
+int ffs_yaml_enum(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *v, const char *label,
+                  const char *const *names, int *out) {
   if (v->type == FFS_YAML_SCALAR)
     for (int i = 0; names[i]; i++)
       if (!strcmp(v->str, names[i])) {
@@ -502,15 +506,17 @@ int ffs_yaml_enum(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *v, const char *label
         return 0;
       }
   char list[256], got[80];
-  return ffs_yaml_fail(c, v, "%s: expected one of %s, got %s", label, ffs_yaml_join(list, sizeof list, names),
-                ffs_yaml_got(v, got, sizeof got));
+  return ffs_yaml_fail(c, v, "%s: expected one of %s, got %s", label,
+                       ffs_yaml_join(list, sizeof list, names), ffs_yaml_got(v, got, sizeof got));
 }
 
 // A non-empty string without control characters that fits in dst.
-int ffs_yaml_str(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *v, const char *label, char *dst, size_t cap) {
+int ffs_yaml_str(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *v, const char *label, char *dst,
+                 size_t cap) {
   if (v->type == FFS_YAML_SCALAR && !ffs_yaml_is_null(v) && strlen(v->str) < cap) {
     int ok = 1;
-    for (const char *s = v->str; *s; s++) ok &= (unsigned char)*s >= 0x20 && *s != 0x7f;
+    for (const char *s = v->str; *s; s++)
+      ok &= (unsigned char)*s >= 0x20 && *s != 0x7f;
     if (ok) {
       snprintf(dst, cap, "%s", v->str);
       return 0;
@@ -518,7 +524,7 @@ int ffs_yaml_str(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *v, const char *label,
   }
   char got[80];
   return ffs_yaml_fail(c, v, "%s: expected text of 1..%zu characters, got %s", label, cap - 1,
-                ffs_yaml_got(v, got, sizeof got));
+                       ffs_yaml_got(v, got, sizeof got));
 }
 
 int ffs_yaml_name_ok(const char *s, int dot, size_t cap) {
@@ -541,7 +547,7 @@ int ffs_yaml_name(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *v, const char *label
   }
   char got[80];
   return ffs_yaml_fail(c, v, "%s: expected 1..%d characters of A-Z a-z 0-9 _ -%s, got %s", label,
-                (int)cap - 1, dot ? " ." : "", ffs_yaml_got(v, got, sizeof got));
+                       (int)cap - 1, dot ? " ." : "", ffs_yaml_got(v, got, sizeof got));
 }
 
 // Fails on the first key of map that is not in keys. label may be NULL.
@@ -553,21 +559,21 @@ int ffs_yaml_check_keys(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *map, const cha
     char list[512], key[64];
     ffs_yaml_clip(key, sizeof key, k->str);
     return ffs_yaml_fail(c, k, "%s%sunknown key '%s' (expected one of: %s)", label ? label : "",
-                  label ? ": " : "", key, ffs_yaml_join(list, sizeof list, keys));
+                         label ? ": " : "", key, ffs_yaml_join(list, sizeof list, keys));
   }
   return 0;
 }
 
 // The mapping under root[key], or NULL (absent or empty: all defaults).
-int ffs_yaml_block(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, const char *key, const char *const *keys,
-                   const ffs_yaml_node_t **map_p) {
+int ffs_yaml_block(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, const char *key,
+                   const char *const *keys, const ffs_yaml_node_t **map_p) {
   *map_p = NULL;
   const ffs_yaml_node_t *v = ffs_yaml_map_get(root, key);
   if (!v || ffs_yaml_is_null(v)) return 0;
   if (v->type != FFS_YAML_MAP) {
     char list[256], got[80];
     return ffs_yaml_fail(c, v, "%s: expected a mapping of keys (%s), got %s", key,
-                  ffs_yaml_join(list, sizeof list, keys), ffs_yaml_got(v, got, sizeof got));
+                         ffs_yaml_join(list, sizeof list, keys), ffs_yaml_got(v, got, sizeof got));
   }
   if (ffs_yaml_check_keys(c, v, key, keys) < 0) return -1;
   *map_p = v;
@@ -645,8 +651,9 @@ int ffs_yaml_override(ffs_yaml_ctx_t *c, ffs_yaml_node_t *root, const char *ov,
       target = root;
     } else if (!ffs_yaml_in_list(key, spec->block_keys)) {
       char list[128];
-      return ffs_yaml_failf(c, ov, 0, "'%s' is not a block (blocks: %s; a stage is addressed by its name)",
-                     key, ffs_yaml_join(list, sizeof list, spec->block_keys));
+      return ffs_yaml_failf(c, ov, 0,
+                            "'%s' is not a block (blocks: %s; a stage is addressed by its name)",
+                            key, ffs_yaml_join(list, sizeof list, spec->block_keys));
     } else {
       int slot = ffs_yaml_map_find(root, key);
       if (slot < 0 || ffs_yaml_is_null(root->kids[slot + 1])) { // absent block: make it
@@ -658,7 +665,7 @@ int ffs_yaml_override(ffs_yaml_ctx_t *c, ffs_yaml_node_t *root, const char *ov,
       if (target->type != FFS_YAML_MAP) {
         char where[128];
         return ffs_yaml_failf(c, ov, 0, "'%s' (%s) is not a mapping", key,
-                       ffs_yaml_where(target, where, sizeof where));
+                              ffs_yaml_where(target, where, sizeof where));
       }
     }
   } else {
@@ -666,9 +673,9 @@ int ffs_yaml_override(ffs_yaml_ctx_t *c, ffs_yaml_node_t *root, const char *ov,
     if (!target) return ffs_yaml_failf(c, ov, 0, "no stage or top-level block named '%s'", key);
     if (!sub)
       return ffs_yaml_failf(c, ov, 0,
-                     "a stage is set one key at a time (expected %s.KEY=VALUE, "
-                     "e.g. %s.units=500)",
-                     key, key);
+                            "a stage is set one key at a time (expected %s.KEY=VALUE, "
+                            "e.g. %s.units=500)",
+                            key, key);
   }
   ffs_yaml_node_t *val = NULL;
   if (s_parse(c, eq + 1, strlen(eq + 1), ov, &val) < 0) return -1;

@@ -16,14 +16,14 @@ enum { FFS_YAML_SCALAR = 0, FFS_YAML_SEQ, FFS_YAML_MAP };
 // struct, like a config struct); only this module creates or frees nodes.
 typedef struct ffs_yaml_node ffs_yaml_node_t;
 struct ffs_yaml_node {
-  int type;                // FFS_YAML_SCALAR | FFS_YAML_SEQ | FFS_YAML_MAP
-  int line;                // 1-based line in the file; 0 = made by an override
-  const char *origin;      // the override text ("KEY=VALUE") when line is 0; borrowed
-  char *str;               // scalar: the text, NUL-terminated (owned)
-  int plain;               // scalar: unquoted, so '', '~' and 'null' mean "no value"
-  int n;                   // slots used in kids: seq items; map 2 per key/value pair
-  int cap;                 // slots allocated in kids
-  ffs_yaml_node_t **kids;  // seq: item i at i; map: key i at 2i, its value at 2i+1
+  int type;               // FFS_YAML_SCALAR | FFS_YAML_SEQ | FFS_YAML_MAP
+  int line;               // 1-based line in the file; 0 = made by an override
+  const char *origin;     // the override text ("KEY=VALUE") when line is 0; borrowed
+  char *str;              // scalar: the text, NUL-terminated (owned)
+  int plain;              // scalar: unquoted, so '', '~' and 'null' mean "no value"
+  int n;                  // slots used in kids: seq items; map 2 per key/value pair
+  int cap;                // slots allocated in kids
+  ffs_yaml_node_t **kids; // seq: item i at i; map: key i at 2i, its value at 2i+1
 };
 
 // One load: where errors go. Zero it, then set path, err and errlen.
@@ -31,8 +31,8 @@ typedef struct {
   const char *path; // file being loaded, for "PATH:LINE:" prefixes
   char *err;        // caller's buffer for the one-line message
   size_t errlen;
-  int failed;       // an error has been written; later ones are dropped
-  int n_nodes;      // nodes made so far (capped)
+  int failed;  // an error has been written; later ones are dropped
+  int n_nodes; // nodes made so far (capped)
 } ffs_yaml_ctx_t;
 
 // ---- the tree ----
@@ -76,9 +76,8 @@ int ffs_yaml_override(ffs_yaml_ctx_t *c, ffs_yaml_node_t *root, const char *ov,
 __attribute__((format(printf, 4, 5))) int ffs_yaml_failf(ffs_yaml_ctx_t *c, const char *origin,
                                                          int line, const char *fmt, ...);
 // An error located at node at (its file line, or the override that made it).
-__attribute__((format(printf, 3, 4))) int ffs_yaml_fail(ffs_yaml_ctx_t *c,
-                                                        const ffs_yaml_node_t *at,
-                                                        const char *fmt, ...);
+__attribute__((format(printf, 3, 4))) int
+ffs_yaml_fail(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *at, const char *fmt, ...);
 // Copies src into dst for quoting in a message: at most cap-4 bytes, control
 // characters replaced by '?', "..." when cut, so a message stays one line.
 void ffs_yaml_clip(char *dst, size_t cap, const char *src);
