@@ -281,9 +281,9 @@ static int s_find(const char *dir, const char *name, char *out, size_t outlen, c
   return -1;
 }
 
-ffs_dataset_t *ffs_dataset_load(const char *dir, const char *split, int limit, char *err,
-                                size_t errlen) {
-  assert(dir && split);
+ffs_dataset_t *ffs_dataset_load(const char *dir, const char *split, int limit, int classes,
+                                char *err, size_t errlen) {
+  assert(dir && split && classes >= 2 && classes <= 255);
   ffs_dataset_t *self = NULL;
   ffs_idx_t *img = NULL, *lbl = NULL;
   char img_path[4096], lbl_path[4096], name[256];
@@ -313,9 +313,10 @@ ffs_dataset_t *ffs_dataset_load(const char *dir, const char *split, int limit, c
     goto fail;
   }
   for (int i = 0; i < lbl->n; i++) {
-    if (lbl->data[i] >= 10) {
-      ffs_errf(err, errlen, "%s: label %d at index %d is out of range (expected 0..9)", lbl_path,
-            lbl->data[i], i);
+    if (lbl->data[i] >= classes) {
+      ffs_errf(err, errlen,
+               "%s: label %d at index %d is out of range (expected 0..%d: data.classes is %d)",
+               lbl_path, lbl->data[i], i, classes - 1, classes);
       goto fail;
     }
   }

@@ -25,14 +25,16 @@ typedef struct {
   int n;          // samples
   int dim;        // pixels per sample
   float *x;       // (n, dim) in [0, 1], owned
-  uint8_t *y;     // (n) labels 0..9, owned
+  uint8_t *y;     // (n) labels 0..classes-1, owned
 } ffs_dataset_t;
 
 // Loads "<dir>/<split>-images-idx3-ubyte[.gz]" and "<split>-labels-idx1-ubyte[.gz]"
 // (split = "train" or "t10k"), keeping the first `limit` samples (0 = all).
-// Checks that counts match and that labels are < 10.
-// Returns NULL with a message naming the file and the problem.
-ffs_dataset_t *ffs_dataset_load(const char *dir, const char *split, int limit,
+// Checks that counts match and that every label is < classes (the
+// topology's data.classes, 2..255): the first one that is not is named with
+// its file, value and index. Returns NULL with a message naming the file
+// and the problem.
+ffs_dataset_t *ffs_dataset_load(const char *dir, const char *split, int limit, int classes,
                                 char *err, size_t errlen);
 void ffs_dataset_destroy(ffs_dataset_t **self_p);
 

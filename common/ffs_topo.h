@@ -1,7 +1,8 @@
-// ffs_topo: a topology file (YAML) loaded into a plain, validated struct.
-// Every stage process loads the same file, so endpoints and dimensions are
-// derived here and never typed by hand. Errors name file:line and what was
-// expected; the loader never asserts on file content.
+// ffs_topo: a topology file (YAML) loaded into a plain, validated struct:
+// the ffstream schema. Every stage process loads the same file, so
+// dimensions are derived here and never typed by hand; what the stages ask
+// of the graph (endpoints, widths, rows) is in ffs_wiring.h. Errors name
+// file:line and what was expected; the loader never asserts on file content.
 #ifndef FFS_TOPO_H
 #define FFS_TOPO_H
 
@@ -28,7 +29,7 @@ typedef enum {
 } ffs_negatives_t;
 typedef enum { FFS_INFER_ENERGY = 0, FFS_INFER_SOFTMAX } ffs_infer_t;
 typedef enum {
-  FFS_LABELS_OVERLAY = 0, // Hinton: the label is painted into the first 10 pixels
+  FFS_LABELS_OVERLAY = 0, // Hinton: the label is painted into the first data.classes pixels
   FFS_LABELS_SEPARATE,    // FFCL: pixels only; each layer adds its own label weights
 } ffs_labels_t;
 typedef enum {
@@ -110,10 +111,12 @@ typedef struct {
   char data_dir[FFS_PATH_MAX]; // folder holding the IDX files (relative to cwd)
   int train_limit;             // use the first N training samples (0 = all)
   int test_limit;              // use the first N test samples (0 = all)
+  int classes;                 // data.classes: labels are 0..classes-1 (2..255; default
+                               // the set's own: 10 for mnist and fashion)
   // training
   int epochs;
   int batch;          // micro-batch rows per frame
-  int eval_batch;     // samples per evaluation frame (x10 candidate rows)
+  int eval_batch;     // samples per evaluation frame (x classes candidate rows)
   int eval_every;     // evaluate after every N epochs (and after the last)
   ffs_negatives_t negatives;
   int pairs;          // a training batch's positive and negative rows travel in
@@ -147,35 +150,6 @@ int ffs_topo_load(ffs_topo_t *t, const char *path, const char *const *overrides,
 // Index of the stage named name, or -1.
 int ffs_topo_find(const ffs_topo_t *t, const char *name);
 
-typedef enum {
-  FFS_CHAN_IN = 0, // a stage's forward input (PULL, bound by the receiver)
-  FFS_CHAN_FB,     // a stage's feedback input (PULL, bound by the receiver)
-  FFS_CHAN_REP,    // the readout's report input from stage `sub` (PULL)
-  FFS_CHAN_CTL,    // the launcher's control socket (ROUTER); stage ignored
-  FFS_CHAN_PEER,   // a shard's input for its siblings' partial sums (PULL)
-} ffs_chan_t;
-
-// Writes the endpoint of one channel into out (never longer than outlen-1):
-//   ipc:    ipc://<run_dir>/<stage name>.in | .fb | .peer | .rep<sub> ; <run_dir>/ctl
-//   inproc: inproc://<run_dir>/<same names>
-//   tcp:    tcp://<host>:<port>, port = tcp_port for ctl, else
-//           tcp_port + 1 + stage*FFS_TCP_PORTS_PER_STAGE + {in:0, fb:1, peer:2, rep:3+sub}
-#define FFS_TCP_PORTS_PER_STAGE (3 + FFS_MAX_STAGES)
-void ffs_topo_endpoint(const ffs_topo_t *t, const char *run_dir, int stage,
-                       ffs_chan_t chan, int sub, char *out, size_t outlen);
-
 const char *ffs_stage_kind_str(ffs_stage_kind_t k);
-
-// Index of the first stage after stage i's shard group (the next stage of the
-// chain; for an unsharded stage simply i + 1).
-int ffs_topo_next(const ffs_topo_t *t, int i);
-
-// The most rows any frame of this topology carries: a training batch (twice
-// that with train.pairs), or 10 candidate rows per evaluated sample.
-int ffs_topo_max_rows(const ffs_topo_t *t);
-
-// Width of the vectors stage `from` sends on a feedback edge: its units, or
-// 10 class probabilities for the readout.
-int ffs_topo_feedback_cols(const ffs_topo_t *t, int from);
 
 #endif

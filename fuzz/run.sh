@@ -16,7 +16,8 @@ flags=(-std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -Icommon -Iproto)
 "$CC" "${flags[@]}" fuzz/fuzz_frame.c proto/ffs_frame.c common/ffs_log.c \
   $(pkg-config --cflags --libs msgpack) -o "$out/bin/fuzz_frame"
-"$CC" "${flags[@]}" fuzz/fuzz_topo.c common/ffs_topo.c common/ffs_log.c \
+"$CC" "${flags[@]}" fuzz/fuzz_topo.c common/ffs_topo.c common/ffs_yaml.c common/ffs_topo_forms.c \
+  common/ffs_wiring.c common/ffs_log.c \
   $(pkg-config --cflags --libs yaml-0.1) -lm -o "$out/bin/fuzz_topo"
 
 status=0

@@ -411,15 +411,7 @@ static void s_shutdown(s_run_t *r) {
 
 static void s_remove_run_dir(s_run_t *r) {
   if (r->o->threads || r->t->transport != FFS_TRANSPORT_IPC) return;
-  char p[256];
-  for (int i = 0; i < r->t->n_stages; i++) {
-    const char *nm = r->t->stages[i].name;
-    snprintf(p, sizeof p, "%s/%s.in", r->run_dir, nm), unlink(p);
-    snprintf(p, sizeof p, "%s/%s.fb", r->run_dir, nm), unlink(p);
-    snprintf(p, sizeof p, "%s/%s.peer", r->run_dir, nm), unlink(p);
-    for (int k = 0; k < r->t->n_stages; k++) snprintf(p, sizeof p, "%s/%s.rep%d", r->run_dir, nm, k), unlink(p);
-  }
-  snprintf(p, sizeof p, "%s/ctl", r->run_dir), unlink(p);
+  ffs_topo_remove_endpoints(r->t, r->run_dir); // the names are ffs_topo_endpoint's
   rmdir(r->run_dir);
 }
 

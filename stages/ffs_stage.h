@@ -13,6 +13,7 @@
 #include "ffs_ctl.h"
 #include "ffs_frame.h"
 #include "ffs_topo.h"
+#include "ffs_wiring.h"
 
 typedef struct ffs_io ffs_io_t; // a running stage's sockets and counters
 

@@ -21,6 +21,7 @@
 #include "ffs_ckpt.h"
 #include "ffs_frame.h"
 #include "ffs_topo.h"
+#include "ffs_wiring.h"
 
 // 10000 samples, 3 epochs, 3x256 units: a 4-second run. Measured: 13.0 %
 // (processes) and 14.4 % (threads) energy error; the same run with learning

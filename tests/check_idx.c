@@ -71,6 +71,7 @@ static size_t s_idx(uint8_t *out, uint8_t type, int ndims, const uint32_t *dims,
 // labels 7, 0, 9.
 enum { S_N = 3, S_ROWS = 2, S_COLS = 3, S_DIM = S_ROWS * S_COLS };
 static const uint8_t s_labels[S_N] = {7, 0, 9};
+#define S_CLASSES 10 // the MNIST files' data.classes
 
 static size_t s_good_images(uint8_t *out) {
   uint8_t px[S_N * S_DIM];
@@ -109,12 +110,18 @@ static void s_expect_fail(const char *name, const char *needle1, const char *nee
   if (needle2) ck_assert_msg(strstr(err, needle2), "error lacks \"%s\": %s", needle2, err);
 }
 
-static void s_expect_dataset_fail(const char *needle1, const char *needle2) {
+// Loads the train split with data.classes = classes and expects a refusal
+// naming both needles.
+static void s_expect_classes_fail(int classes, const char *needle1, const char *needle2) {
   char err[1024] = "";
-  ffs_dataset_t *ds = ffs_dataset_load(s_dir, "train", 0, err, sizeof err);
+  ffs_dataset_t *ds = ffs_dataset_load(s_dir, "train", 0, classes, err, sizeof err);
   ck_assert_msg(ds == NULL, "data set loaded but should not have");
   ck_assert_msg(strstr(err, needle1), "error lacks \"%s\": %s", needle1, err);
   if (needle2) ck_assert_msg(strstr(err, needle2), "error lacks \"%s\": %s", needle2, err);
+}
+
+static void s_expect_dataset_fail(const char *needle1, const char *needle2) {
+  s_expect_classes_fail(S_CLASSES, needle1, needle2);
 }
 
 static double s_now(void) {
@@ -195,7 +202,7 @@ static void s_check_good_dataset(const ffs_dataset_t *ds, int n) {
 START_TEST(test_dataset_raw) {
   s_write_good_split(0);
   char err[512];
-  ffs_dataset_t *ds = ffs_dataset_load(s_dir, "train", 0, err, sizeof err);
+  ffs_dataset_t *ds = ffs_dataset_load(s_dir, "train", 0, S_CLASSES, err, sizeof err);
   ck_assert_msg(ds != NULL, "%s", err);
   s_check_good_dataset(ds, S_N);
   ffs_dataset_destroy(&ds);
@@ -206,7 +213,7 @@ END_TEST
 START_TEST(test_dataset_gz_only) {
   s_write_good_split(1);
   char err[512];
-  ffs_dataset_t *ds = ffs_dataset_load(s_dir, "train", 0, err, sizeof err);
+  ffs_dataset_t *ds = ffs_dataset_load(s_dir, "train", 0, S_CLASSES, err, sizeof err);
   ck_assert_msg(ds != NULL, "%s", err);
   s_check_good_dataset(ds, S_N);
   ffs_dataset_destroy(&ds);
@@ -216,11 +223,11 @@ END_TEST
 START_TEST(test_dataset_limit) {
   s_write_good_split(0);
   char err[512];
-  ffs_dataset_t *ds = ffs_dataset_load(s_dir, "train", 2, err, sizeof err);
+  ffs_dataset_t *ds = ffs_dataset_load(s_dir, "train", 2, S_CLASSES, err, sizeof err);
   ck_assert_msg(ds != NULL, "%s", err);
   s_check_good_dataset(ds, 2);
   ffs_dataset_destroy(&ds);
-  ds = ffs_dataset_load(s_dir, "train", 100, err, sizeof err); // more than there is
+  ds = ffs_dataset_load(s_dir, "train", 100, S_CLASSES, err, sizeof err); // more than there is
   ck_assert_msg(ds != NULL, "%s", err);
   s_check_good_dataset(ds, S_N);
   ffs_dataset_destroy(&ds);
@@ -244,7 +251,7 @@ static void s_check_real(const char *sub, const char *probe) {
   snprintf(path, sizeof path, "%s/%s", dir, probe);
   // make test fetches the data first; a missing file is a failure, never a pass
   ck_assert_msg(access(path, R_OK) == 0, "%s: missing (run `make data`)", path);
-  ffs_dataset_t *ds = ffs_dataset_load(dir, "t10k", 0, err, sizeof err);
+  ffs_dataset_t *ds = ffs_dataset_load(dir, "t10k", 0, S_CLASSES, err, sizeof err);
   ck_assert_msg(ds != NULL, "%s", err);
   ck_assert_int_eq(ds->n, 10000);
   ck_assert_int_eq(ds->dim, 784);
@@ -387,6 +394,19 @@ START_TEST(test_label_out_of_range) {
 }
 END_TEST
 
+START_TEST(test_label_beyond_data_classes) {
+  // labels 7, 0, 9 are fine for ten classes and for 9 only up to index 1;
+  // with data.classes = 3 the first bad one is 7 at index 0
+  s_write_good_split(0);
+  s_expect_classes_fail(3, "train-labels-idx1-ubyte: label 7 at index 0", "expected 0..2");
+  s_expect_classes_fail(9, "train-labels-idx1-ubyte: label 9 at index 2", "data.classes is 9");
+  char err[1024] = "";
+  ffs_dataset_t *ds = ffs_dataset_load(s_dir, "train", 0, 255, err, sizeof err);
+  ck_assert_msg(ds != NULL, "%s", err); // more classes than the labels use is fine
+  ffs_dataset_destroy(&ds);
+}
+END_TEST
+
 START_TEST(test_swapped_files) {
   // a label file where the images should be: refused for its dimensions
   uint8_t lbl[64];
@@ -401,7 +421,7 @@ START_TEST(test_missing_files) {
   char raw[512], gz[512], err[1024] = "";
   s_join(raw, sizeof raw, "t10k-images-idx3-ubyte");
   s_join(gz, sizeof gz, "t10k-images-idx3-ubyte.gz");
-  ffs_dataset_t *ds = ffs_dataset_load(s_dir, "t10k", 0, err, sizeof err);
+  ffs_dataset_t *ds = ffs_dataset_load(s_dir, "t10k", 0, S_CLASSES, err, sizeof err);
   ck_assert_ptr_null(ds);
   ck_assert_msg(strstr(err, raw) && strstr(err, gz), "error lacks both paths: %s", err);
   ck_assert_msg(strstr(err, "make data"), "error lacks the hint: %s", err);
@@ -416,10 +436,10 @@ END_TEST
 START_TEST(test_negative_limit_and_null_err) {
   s_write_good_split(0);
   char err[256] = "";
-  ck_assert_ptr_null(ffs_dataset_load(s_dir, "train", -1, err, sizeof err));
+  ck_assert_ptr_null(ffs_dataset_load(s_dir, "train", -1, S_CLASSES, err, sizeof err));
   ck_assert_msg(strstr(err, "negative"), "%s", err);
   // a caller without an error buffer gets NULL, not a crash
-  ck_assert_ptr_null(ffs_dataset_load(s_dir, "nope", 0, NULL, 0));
+  ck_assert_ptr_null(ffs_dataset_load(s_dir, "nope", 0, S_CLASSES, NULL, 0));
   ck_assert_ptr_null(ffs_idx_load("/nonexistent/x", NULL, 0));
 }
 END_TEST
@@ -454,6 +474,7 @@ static Suite *s_suite(void) {
   tcase_add_test(limits, test_huge_declared_size);
   tcase_add_test(limits, test_count_mismatch);
   tcase_add_test(limits, test_label_out_of_range);
+  tcase_add_test(limits, test_label_beyond_data_classes);
   tcase_add_test(limits, test_swapped_files);
   tcase_add_test(limits, test_missing_files);
   tcase_add_test(limits, test_negative_limit_and_null_err);

@@ -3,6 +3,7 @@
 // every kind of bad file is refused with one line naming the right file:line.
 // Each test writes its YAML into a fresh temp folder under /tmp.
 #include "ffs_topo.h"
+#include "ffs_wiring.h"
 
 #include "ffs_check.h"
 #include <math.h>
@@ -987,6 +988,63 @@ START_TEST(test_hostile_junk) {
 }
 END_TEST
 
+// data.classes: the set's own count (10 for mnist and fashion) unless the
+// file says otherwise; it sizes the candidate rows, the readout's feedback
+// vectors and the overlay.
+START_TEST(test_data_classes) {
+  ffs_topo_t t;
+  ck_assert_msg(s_load(&t, s_min, NULL, 0) == 0, "%s", s_err);
+  ck_assert_int_eq(t.classes, 10);
+  const char *fashion = "data.set=fashion";
+  ck_assert_msg(s_load(&t, s_min, &fashion, 1) == 0, "%s", s_err);
+  ck_assert_int_eq(t.classes, 10);
+  char text[512];
+  snprintf(text, sizeof text,
+           "data:\n  classes: 3\n%sfeedback:\n  - {from: out, to: src}\n", s_min);
+  ck_assert_msg(s_load(&t, text, NULL, 0) == 0, "%s", s_err);
+  ck_assert_int_eq(t.classes, 3);
+  ck_assert_int_eq(ffs_topo_max_rows(&t), 300); // 100 samples x 3 candidates
+  ck_assert_int_eq(ffs_topo_feedback_cols(&t, t.n_stages - 1), 3);
+  ck_assert_int_eq(ffs_topo_feedback_cols(&t, 1), 20); // a layer's: its units
+  const char *ov[] = {"data.classes=255", "data.dim=255"};
+  ck_assert_msg(s_load(&t, s_min, ov, 2) == 0, "%s", s_err);
+  ck_assert_int_eq(t.classes, 255);
+  ck_assert_int_eq(ffs_topo_max_rows(&t), 25500);
+  ck_assert_int_eq(t.stages[1].in_dim, 255);
+  // FFCL and hybrid negatives paint no label: a narrow row is fine
+  const char *ffcl[] = {"data.dim=4", "train.labels=separate"};
+  ck_assert_msg(s_load(&t, s_min, ffcl, 2) == 0, "%s", s_err);
+  ck_assert_int_eq(t.classes, 10);
+}
+END_TEST
+
+START_TEST(test_err_data_classes) {
+  s_expect_set_fail("data.classes=1", "data.classes: expected an integer in 2..255, got '1'");
+  s_expect_set_fail("data.classes=256", "data.classes: expected an integer in 2..255, got '256'");
+  s_expect_set_fail("data.classes=ten", "data.classes: expected an integer in 2..255");
+  s_expect_set_fail("data.classes=[10]", "data.classes: expected an integer in 2..255");
+  char text[512];
+  snprintf(text, sizeof text, "data:\n  classes: 0\n%s", s_min);
+  s_expect_fail_at(text, 2, "data.classes: expected an integer in 2..255, got '0'");
+  // the overlay paints data.classes pixels: data.dim must hold them
+  snprintf(text, sizeof text, "data:\n  dim: 9\n%s", s_min);
+  s_expect_fail_at(text, 2, "data.dim: 9 pixels cannot hold the label overlay of data.classes "
+                            "= 10 labels (expected data.dim >= data.classes");
+  snprintf(text, sizeof text, "data:\n  dim: 100\n  classes: 101\n%s", s_min);
+  s_expect_fail_at(text, 2, "cannot hold the label overlay of data.classes = 101 labels");
+  const char *ov = "data.classes=200";
+  ffs_topo_t t;
+  snprintf(text, sizeof text, "data:\n  dim: 100\n%s", s_min);
+  ck_assert_int_eq(s_load(&t, text, &ov, 1), -1);
+  s_expect_err(s_dir, "t.yaml:2: data.dim: 100 pixels cannot hold");
+  snprintf(text, sizeof text, "data:\n  set: mnist\n%s", s_min);
+  const char *ov2[] = {"data.dim=50", "data.classes=60"};
+  ck_assert_int_eq(s_load(&t, text, ov2, 2), -1);
+  s_expect_err("--set data.dim=50: ",
+               "50 pixels cannot hold the label overlay of data.classes = 60");
+}
+END_TEST
+
 static Suite *s_suite(void) {
   Suite *s = suite_create("topo");
   TCase *core = tcase_create("core");
@@ -1007,6 +1065,7 @@ static Suite *s_suite(void) {
   tcase_add_test(core, test_labels_and_recurrent_keys);
   tcase_add_test(core, test_shards_expand);
   tcase_add_test(core, test_pace_and_update);
+  tcase_add_test(core, test_data_classes);
   suite_add_tcase(s, core);
 
   TCase *errors = tcase_create("errors");
@@ -1029,6 +1088,7 @@ static Suite *s_suite(void) {
   tcase_add_test(errors, test_err_labels_and_recurrent);
   tcase_add_test(errors, test_err_shards);
   tcase_add_test(errors, test_err_tcp_ports);
+  tcase_add_test(errors, test_err_data_classes);
   tcase_add_test(errors, test_err_yaml_syntax);
   tcase_add_test(errors, test_err_anchor_alias);
   tcase_add_test(errors, test_err_empty_and_top_level);

@@ -68,7 +68,7 @@ ffs_ff_layer_t *ffs_ff_layer_new_shard(int in_dim, int units, int unit0, int tot
 static ffs_ff_layer_t *s_new(int in_dim, int units, int unit0, int total_units, int n_labels,
                              int max_rows, const ffs_layer_cfg_t *cfg, uint64_t seed,
                              uint64_t stream) {
-  assert(in_dim > 0 && units > 0 && n_labels >= 0 && n_labels < 255 && max_rows > 0 && cfg);
+  assert(in_dim > 0 && units > 0 && n_labels >= 0 && n_labels <= 255 && max_rows > 0 && cfg);
   assert(unit0 >= 0 && unit0 + units <= total_units && (total_units == units || !n_labels));
   ffs_ff_layer_t *l = calloc(1, sizeof *l);
   if (!l) return NULL;

@@ -8,7 +8,7 @@
 //   later stages are kept latest-wins and only counted;
 // - FFCL (train.labels: separate): the label comes in the frame header and
 //   enters through the layer's label weights; a CANDIDATES frame carries one
-//   row per sample and the layer reports the goodness of all 10 labels;
+//   row per sample and the layer reports the goodness of all data.classes labels;
 // - recurrent (train.ticks > 1): a sample group arrives once per tick; the
 //   layer's input is the activity from below (this tick) and its top-down
 //   feedback from above (previous tick); its state is damped across ticks.
@@ -26,7 +26,6 @@
 #include "ffs_optim.h"
 #include "ffs_stage.h"
 
-#define S_NCLASSES 10
 #define S_SLOTS 8          // sample groups in flight at once (recurrent form)
 #define S_HOLD_MAX_S 10.0  // lockstep: longest wait for a top-down vector
 
@@ -50,13 +49,14 @@ typedef struct {
   float *part;           // (max_rows + 2) a shard's partial sums, then the totals
   int report_activity;   // the readout's softmax reads this layer
   int labeled;           // FFCL: label weights, no painted label
+  int classes;           // data.classes: rows of the label weights, candidates per sample
   int ticks, td_dim;     // recurrent form (ticks > 1) and its top-down width
   ffs_ff_layer_t *layer;
   float opt_state[FFS_FF_LAYER_OPT_SCALARS]; // the optimizer's scalars, as checkpointed
   float *x;              // (max_rows, in_dim + td_dim) recurrent: decoded input | top-down
   float *rep;            // (max_rows, 1 + units) goodness | activity
   float *out;            // (max_rows, units) recurrent: normalized damped state
-  float *lg;             // (max_rows, 10) FFCL: goodness per candidate label
+  float *lg;             // (max_rows, classes) FFCL: goodness per candidate label
   float *fb;             // (max_rows, fb_cols) latest feedback vector(s)
   uint32_t fb_rows, fb_cols;
   uint32_t *ids;         // (max_rows) sample ids of the outgoing frame
@@ -127,18 +127,18 @@ static int s_report(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f, const floa
   int rows = (int)h.rows;
   if (s->labeled && h.pol == FFS_POL_CANDIDATES) {
     // FFCL: one row per sample came in; the readout gets the usual groups of
-    // 10 candidate rows, each with that label's goodness
+    // data.classes candidate rows, each with that label's goodness
     ffs_ff_layer_label_goodness(s->layer, rows, s->lg);
     for (int i = 0; i < rows; i++)
-      for (int c = 0; c < S_NCLASSES; c++) {
-        int k = i * S_NCLASSES + c;
+      for (int c = 0; c < s->classes; c++) {
+        int k = i * s->classes + c;
         s->rep[k] = s->lg[k];
         s->labels[k] = f->labels ? f->labels[i] : FFS_LABEL_NONE;
         s->cands[k] = (uint8_t)c;
         if (r.ids) s->ids[k] = ffs_frame_id(f, (uint32_t)i);
       }
     s_rows_t ex = {s->labels, s->cands, r.ids ? s->ids : NULL};
-    return s_send(s, io, S_REPORT, &h, FFS_FRAME_REPORT, (uint32_t)(rows * S_NCLASSES), 1, 1,
+    return s_send(s, io, S_REPORT, &h, FFS_FRAME_REPORT, (uint32_t)(rows * s->classes), 1, 1,
                   &ex, s->rep);
   }
   int with_act = s->report_activity && h.pol == FFS_POL_NEUTRAL;
@@ -381,14 +381,14 @@ static int s_tensors(s_layer_t *s, ffs_tensor_ref_t t[FFS_CKPT_MAX_TENSORS], int
   t[n++] = (ffs_tensor_ref_t){"b", 1, {s->units, 0}, ffs_ff_layer_bias(s->layer)};
   t[n++] = (ffs_tensor_ref_t){"peer_mean", 1, {s->units, 0}, ffs_ff_layer_peer_mean(s->layer)};
   if (s->labeled)
-    t[n++] = (ffs_tensor_ref_t){"u", 2, {S_NCLASSES, s->units},
+    t[n++] = (ffs_tensor_ref_t){"u", 2, {s->classes, s->units},
                                 ffs_ff_layer_label_weights(s->layer)};
   ends[0] = n;
   if (ffs_ff_layer_avg_weights(s->layer)) {
     t[n++] = (ffs_tensor_ref_t){"w_avg", 2, {s->units, w}, ffs_ff_layer_avg_weights(s->layer)};
     t[n++] = (ffs_tensor_ref_t){"b_avg", 1, {s->units, 0}, ffs_ff_layer_avg_bias(s->layer)};
     if (s->labeled)
-      t[n++] = (ffs_tensor_ref_t){"u_avg", 2, {S_NCLASSES, s->units},
+      t[n++] = (ffs_tensor_ref_t){"u_avg", 2, {s->classes, s->units},
                                   ffs_ff_layer_avg_label_weights(s->layer)};
   }
   ends[1] = n;
@@ -402,7 +402,7 @@ static int s_tensors(s_layer_t *s, ffs_tensor_ref_t t[FFS_CKPT_MAX_TENSORS], int
   const struct { float *data; int rows, cols; } opt[] = {
       {o.m_w, s->units, w},          {o.v_w, s->units, w},          {o.g_w, s->units, w},
       {o.m_b, s->units, 0},          {o.v_b, s->units, 0},          {o.g_b, s->units, 0},
-      {o.m_u, S_NCLASSES, s->units}, {o.v_u, S_NCLASSES, s->units}, {o.g_u, S_NCLASSES, s->units},
+      {o.m_u, s->classes, s->units}, {o.v_u, s->classes, s->units}, {o.g_u, s->classes, s->units},
       {s->opt_state, FFS_FF_LAYER_OPT_SCALARS, 0}};
   for (size_t k = 0; k < sizeof opt / sizeof opt[0]; k++)
     if (opt[k].data)
@@ -483,6 +483,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->labeled = t->labels == FFS_LABELS_SEPARATE;
   s->ticks = t->ticks, s->td_dim = t->ticks > 1 ? me->td_dim : 0;
   s->max_rows = ffs_topo_max_rows(t);
+  s->classes = t->classes;
   for (int k = 0; k < ro->n_softmax; k++) s->report_activity |= ro->softmax[k] == me->group;
   for (int k = 0; k < t->n_feedback; k++)
     if (t->feedback[k].to == env->index) {
@@ -496,7 +497,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->layer = s->n_shards > 1
                  ? ffs_ff_layer_new_shard(w, s->units, s->unit0, me->out_dim, s->max_rows,
                                           &me->layer, t->seed, stream)
-                 : ffs_ff_layer_new_labeled(w, s->units, s->labeled ? S_NCLASSES : 0,
+                 : ffs_ff_layer_new_labeled(w, s->units, s->labeled ? s->classes : 0,
                                             s->max_rows, &me->layer, t->seed, stream);
   size_t mr = (size_t)s->max_rows, widest = (size_t)(w > s->units + 1 ? w : s->units + 1);
   int ok = s->layer != NULL;
@@ -505,7 +506,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   ok &= s->ticks == 1 || (s->x = malloc(sizeof(float) * mr * (size_t)w)) != NULL;
   ok &= (s->rep = malloc(sizeof(float) * mr * (size_t)(s->units + 1))) != NULL;
   ok &= s->ticks == 1 || (s->out = malloc(sizeof(float) * mr * (size_t)widest)) != NULL;
-  ok &= (s->lg = malloc(sizeof(float) * mr * S_NCLASSES)) != NULL;
+  ok &= (s->lg = malloc(sizeof(float) * mr * (size_t)s->classes)) != NULL;
   ok &= !s->fb_cols || (s->fb = malloc(sizeof(float) * mr * s->fb_cols)) != NULL;
   ok &= (s->ids = malloc(sizeof(uint32_t) * mr)) != NULL;
   ok &= (s->part = malloc(sizeof(float) * (mr + 2))) != NULL;

@@ -15,7 +15,6 @@
 #include "ffs_math.h"
 #include "ffs_stage.h"
 
-#define S_NCLASSES 10
 #define S_WINDOW 16 // frames held per layer while the others catch up
 #define S_MARKS_KEPT 8 // recent phase ends remembered to ignore a re-sent MARK
 #define S_LAT_N 65536 // latest end-to-end latencies kept for the percentiles
@@ -37,8 +36,8 @@ typedef struct {
   float sign;            // +1: high goodness = positive; -1 for min_ssq
   s_slot_t fifo[S_WINDOW];
   int head, len;
-  float *w_own, *b_own;  // (10, units), (10): this layer's own softmax head
-  float *w_all;          // (10, units): its block of the combined head
+  float *w_own, *b_own;  // (classes, units), (classes): this layer's own softmax head
+  float *w_all;          // (classes, units): its block of the combined head
   uint64_t err_energy, err_softmax;
 } s_layer_t;
 
@@ -50,9 +49,11 @@ typedef struct {
   int by_stage[FFS_MAX_STAGES]; // stage index -> layers[] index, -1 if none
   int max_rows;
   float lr;
-  float *b_all;          // (10) combined head bias
-  float *logits, *dlog;  // (max_rows, 10)
-  float *probs;          // (max_rows, 10) predictions sent back to the source
+  int classes;           // data.classes: softmax width, candidate rows per sample
+  float *b_all;          // (classes) combined head bias
+  float *logits, *dlog;  // (max_rows, classes)
+  float *probs;          // (max_rows, classes) predictions sent back to the source
+  float *score, *total;  // (classes) energy inference: one layer's, the sum
   uint64_t n_energy, err_energy, n_softmax, err_softmax, join_missed;
   long marks[S_MARKS_KEPT]; // phases (2 epoch + mode) whose MARK was handled
   int n_marks;
@@ -65,37 +66,38 @@ typedef struct {
 
 // ---- softmax heads ----
 
-// logits (rows, 10) = h (rows, units) @ w^T (+=) ; h rows are strided
+// logits (rows, classes) = h (rows, units) @ w^T (+=) ; h rows are strided
 static void s_head_forward(float *logits, const float *h, int ld, const float *w, int rows,
-                           int units, int accumulate) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, S_NCLASSES, units, 1.0f, h, ld, w,
-              units, accumulate ? 1.0f : 0.0f, logits, S_NCLASSES);
+                           int units, int accumulate, int classes) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, classes, units, 1.0f, h, ld, w,
+              units, accumulate ? 1.0f : 0.0f, logits, classes);
 }
 
 // dlog = (softmax(logits) - onehot(labels)) / rows ; returns errors counted
-static int s_softmax_grad(float *dlog, const float *logits, const uint8_t *labels, int rows) {
+static int s_softmax_grad(float *dlog, const float *logits, const uint8_t *labels, int rows,
+                          int classes) {
   int errors = 0;
   for (int r = 0; r < rows; r++) {
-    const float *l = logits + r * S_NCLASSES;
-    float *d = dlog + r * S_NCLASSES;
-    errors += ffs_argmax(l, S_NCLASSES) != labels[r];
-    memcpy(d, l, sizeof(float) * S_NCLASSES);
-    ffs_softmax_rows(d, 1, S_NCLASSES);
+    const float *l = logits + r * classes;
+    float *d = dlog + r * classes;
+    errors += ffs_argmax(l, classes) != labels[r];
+    memcpy(d, l, sizeof(float) * classes);
+    ffs_softmax_rows(d, 1, classes);
     d[labels[r]] -= 1.0f;
-    for (int c = 0; c < S_NCLASSES; c++) d[c] /= (float)rows;
+    for (int c = 0; c < classes; c++) d[c] /= (float)rows;
   }
   return errors;
 }
 
-// w (10, units) -= lr dlog^T (10, rows) @ h (rows, units) ; b (10) -= lr column sums
+// w (classes, units) -= lr dlog^T (classes, rows) @ h (rows, units) ; b (classes) -= lr column sums
 static void s_head_update(float *w, float *b, const float *dlog, const float *h, int ld,
-                          int rows, int units, float lr) {
+                          int rows, int units, float lr, int classes) {
   if (w)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S_NCLASSES, units, rows, -lr, dlog,
-                S_NCLASSES, h, ld, 1.0f, w, units);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, classes, units, rows, -lr, dlog,
+                classes, h, ld, 1.0f, w, units);
   if (b)
     for (int r = 0; r < rows; r++)
-      for (int c = 0; c < S_NCLASSES; c++) b[c] -= lr * dlog[r * S_NCLASSES + c];
+      for (int c = 0; c < classes; c++) b[c] -= lr * dlog[r * classes + c];
 }
 
 // Sends the combined head's softmax for each training row back to the source
@@ -103,11 +105,11 @@ static void s_head_update(float *w, float *b, const float *dlog, const float *h,
 // of the next epoch are drawn from it. Never blocks; drops are counted.
 static void s_send_predictions(s_readout_t *s, ffs_io_t *io, const s_slot_t *sl, int rows) {
   if (!ffs_io_n_feedback_out(io) || !sl->has_ids) return;
-  memcpy(s->probs, s->logits, sizeof(float) * (size_t)rows * S_NCLASSES);
-  ffs_softmax_rows(s->probs, rows, S_NCLASSES);
+  memcpy(s->probs, s->logits, sizeof(float) * (size_t)rows * (size_t)s->classes);
+  ffs_softmax_rows(s->probs, rows, s->classes);
   ffs_frame_hdr_t h = {.kind = FFS_FRAME_FEEDBACK, .pol = FFS_POL_NEUTRAL, .mode = sl->h.mode,
                        .seq = sl->h.seq, .epoch = sl->h.epoch, .stage = (uint32_t)s->index,
-                       .rows = (uint32_t)rows, .cols = S_NCLASSES};
+                       .rows = (uint32_t)rows, .cols = (uint32_t)s->classes};
   ffs_io_send(io, FFS_OUT_FEEDBACK, &h, sl->labels, NULL, sl->ids, s->probs);
 }
 
@@ -118,25 +120,27 @@ static void s_on_neutral(s_readout_t *s, ffs_io_t *io, int train) {
   const uint8_t *labels = first->labels;
   int have_all = 0;
   // combined head: bias + sum of every softmax layer's block
-  for (int r = 0; r < rows; r++) memcpy(s->logits + r * S_NCLASSES, s->b_all, sizeof(float) * S_NCLASSES);
+  for (int r = 0; r < rows; r++)
+    memcpy(s->logits + r * s->classes, s->b_all, sizeof(float) * (size_t)s->classes);
   for (int i = 0; i < s->n_layers; i++) {
     s_layer_t *L = &s->layers[i];
     const s_slot_t *sl = &L->fifo[L->head];
     if (!L->softmax || sl->h.cols != (uint32_t)(1 + L->units)) continue;
-    s_head_forward(s->logits, sl->data + 1, 1 + L->units, L->w_all, rows, L->units, 1);
+    s_head_forward(s->logits, sl->data + 1, 1 + L->units, L->w_all, rows, L->units, 1, s->classes);
     have_all = 1;
   }
   if (!have_all) return;
   if (train) s_send_predictions(s, io, first, rows);
-  int err = s_softmax_grad(s->dlog, s->logits, labels, rows);
+  int err = s_softmax_grad(s->dlog, s->logits, labels, rows, s->classes);
   if (train) {
     for (int i = 0; i < s->n_layers; i++) {
       s_layer_t *L = &s->layers[i];
       const s_slot_t *sl = &L->fifo[L->head];
       if (!L->softmax || sl->h.cols != (uint32_t)(1 + L->units)) continue;
-      s_head_update(L->w_all, NULL, s->dlog, sl->data + 1, 1 + L->units, rows, L->units, s->lr);
+      s_head_update(L->w_all, NULL, s->dlog, sl->data + 1, 1 + L->units, rows, L->units, s->lr,
+                    s->classes);
     }
-    s_head_update(NULL, s->b_all, s->dlog, NULL, 0, rows, 0, s->lr);
+    s_head_update(NULL, s->b_all, s->dlog, NULL, 0, rows, 0, s->lr, s->classes);
   } else {
     s->n_softmax += (uint64_t)rows;
     s->err_softmax += (uint64_t)err;
@@ -146,11 +150,13 @@ static void s_on_neutral(s_readout_t *s, ffs_io_t *io, int train) {
     s_layer_t *L = &s->layers[i];
     const s_slot_t *sl = &L->fifo[L->head];
     if (!L->softmax || sl->h.cols != (uint32_t)(1 + L->units)) continue;
-    for (int r = 0; r < rows; r++) memcpy(s->logits + r * S_NCLASSES, L->b_own, sizeof(float) * S_NCLASSES);
-    s_head_forward(s->logits, sl->data + 1, 1 + L->units, L->w_own, rows, L->units, 1);
-    int e = s_softmax_grad(s->dlog, s->logits, labels, rows);
+    for (int r = 0; r < rows; r++)
+      memcpy(s->logits + r * s->classes, L->b_own, sizeof(float) * (size_t)s->classes);
+    s_head_forward(s->logits, sl->data + 1, 1 + L->units, L->w_own, rows, L->units, 1, s->classes);
+    int e = s_softmax_grad(s->dlog, s->logits, labels, rows, s->classes);
     if (train)
-      s_head_update(L->w_own, L->b_own, s->dlog, sl->data + 1, 1 + L->units, rows, L->units, s->lr);
+      s_head_update(L->w_own, L->b_own, s->dlog, sl->data + 1, 1 + L->units, rows, L->units, s->lr,
+                    s->classes);
     else
       L->err_softmax += (uint64_t)e;
   }
@@ -158,27 +164,27 @@ static void s_on_neutral(s_readout_t *s, ffs_io_t *io, int train) {
 
 // ---- energy inference ----
 
-// Candidate rows come in groups of 10 (one per label) per sample.
+// Candidate rows come in groups of data.classes (one per label) per sample.
 static void s_on_candidates(s_readout_t *s) {
   const s_slot_t *first = &s->layers[0].fifo[s->layers[0].head];
   int rows = (int)first->h.rows;
-  for (int base = 0; base + S_NCLASSES <= rows; base += S_NCLASSES) {
+  for (int base = 0; base + s->classes <= rows; base += s->classes) {
     int ok = 1;
-    for (int c = 0; c < S_NCLASSES; c++) ok &= first->cands[base + c] == c;
+    for (int c = 0; c < s->classes; c++) ok &= first->cands[base + c] == c;
     if (!ok) continue; // not a candidate group: ignore rather than guess
     uint8_t truth = first->labels[base];
-    float total[S_NCLASSES] = {0};
+    float *total = s->total, *score = s->score;
+    memset(total, 0, sizeof(float) * (size_t)s->classes);
     for (int i = 0; i < s->n_layers; i++) {
       s_layer_t *L = &s->layers[i];
       const s_slot_t *sl = &L->fifo[L->head];
-      float score[S_NCLASSES];
-      for (int c = 0; c < S_NCLASSES; c++)
+      for (int c = 0; c < s->classes; c++)
         score[c] = L->sign * sl->data[(long)(base + c) * sl->h.cols];
-      L->err_energy += ffs_argmax(score, S_NCLASSES) != truth;
+      L->err_energy += ffs_argmax(score, s->classes) != truth;
       if (L->energy)
-        for (int c = 0; c < S_NCLASSES; c++) total[c] += score[c];
+        for (int c = 0; c < s->classes; c++) total[c] += score[c];
     }
-    s->err_energy += ffs_argmax(total, S_NCLASSES) != truth;
+    s->err_energy += ffs_argmax(total, s->classes) != truth;
     s->n_energy++;
   }
 }
@@ -304,7 +310,7 @@ static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t
     // activity columns only from layers the softmax reads (the slot is sized so)
     if (f->h.cols != 1 && !(L->softmax && f->h.cols == (uint32_t)(1 + L->units))) return -1;
     for (uint32_t r = 0; r < f->h.rows; r++)
-      if (f->labels[r] >= S_NCLASSES) return -1;
+      if (f->labels[r] >= s->classes) return -1;
     // neutral rows show no label (a triple frame's report: its last third)
     for (uint32_t r = 0; f->h.pol == FFS_POL_NEUTRAL && r < f->h.rows; r++)
       if (f->cands[r] != FFS_LABEL_NONE) return -1;
@@ -327,17 +333,17 @@ static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t
 
 static int s_tensors(s_readout_t *s, ffs_tensor_ref_t *t, char names[][48]) {
   int n = 0;
-  t[n++] = (ffs_tensor_ref_t){"b_all", 1, {S_NCLASSES, 0}, s->b_all};
+  t[n++] = (ffs_tensor_ref_t){"b_all", 1, {s->classes, 0}, s->b_all};
   for (int i = 0; i < s->n_layers && n + 3 <= FFS_CKPT_MAX_TENSORS; i++) {
     s_layer_t *L = &s->layers[i];
     if (!L->softmax) continue;
     const char *nm = s->topo->stages[L->stage].layer_name;
     snprintf(names[n], 48, "w_all.%s", nm);
-    t[n] = (ffs_tensor_ref_t){names[n], 2, {S_NCLASSES, L->units}, L->w_all}, n++;
+    t[n] = (ffs_tensor_ref_t){names[n], 2, {s->classes, L->units}, L->w_all}, n++;
     snprintf(names[n], 48, "w.%s", nm);
-    t[n] = (ffs_tensor_ref_t){names[n], 2, {S_NCLASSES, L->units}, L->w_own}, n++;
+    t[n] = (ffs_tensor_ref_t){names[n], 2, {s->classes, L->units}, L->w_own}, n++;
     snprintf(names[n], 48, "b.%s", nm);
-    t[n] = (ffs_tensor_ref_t){names[n], 1, {S_NCLASSES, 0}, L->b_own}, n++;
+    t[n] = (ffs_tensor_ref_t){names[n], 1, {s->classes, 0}, L->b_own}, n++;
   }
   return n;
 }
@@ -372,6 +378,7 @@ static void s_destroy(void **self_p) {
   }
   free(s->lat), free(s->hop), free(s->sorted);
   free(s->b_all), free(s->logits), free(s->dlog), free(s->probs);
+  free(s->score), free(s->total);
   free(s);
   *self_p = NULL;
 }
@@ -383,6 +390,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   if (!s) return NULL;
   s->topo = t, s->index = env->index, s->lr = me->softmax_lr;
   s->max_rows = ffs_topo_max_rows(t);
+  s->classes = t->classes;
   int ok = 1;
   for (int i = 0; i < FFS_MAX_STAGES; i++) s->by_stage[i] = -1;
   for (int k = 0; k < S_MARKS_KEPT; k++) s->marks[k] = -1;
@@ -404,23 +412,25 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
       ok &= L->fifo[k].labels && L->fifo[k].cands && L->fifo[k].ids && L->fifo[k].data;
     }
     if (L->softmax) {
-      L->w_own = calloc((size_t)S_NCLASSES * (size_t)L->units, sizeof(float));
-      L->b_own = calloc(S_NCLASSES, sizeof(float));
-      L->w_all = calloc((size_t)S_NCLASSES * (size_t)L->units, sizeof(float));
+      L->w_own = calloc((size_t)s->classes * (size_t)L->units, sizeof(float));
+      L->b_own = calloc((size_t)s->classes, sizeof(float));
+      L->w_all = calloc((size_t)s->classes * (size_t)L->units, sizeof(float));
       ok &= L->w_own && L->b_own && L->w_all;
     }
   }
-  s->b_all = calloc(S_NCLASSES, sizeof(float));
+  s->b_all = calloc((size_t)s->classes, sizeof(float));
   s->lat = malloc(sizeof(float) * S_LAT_N);
   s->hop = malloc(sizeof(float) * S_LAT_N);
   s->sorted = malloc(sizeof(float) * S_LAT_N);
   ok &= s->lat && s->hop && s->sorted;
   for (int i = 1; i < t->n_stages - 1; i = ffs_topo_next(t, i)) s->hops++; // layers
   s->hops++; // and the last one's report
-  s->logits = malloc(sizeof(float) * (size_t)s->max_rows * S_NCLASSES);
-  s->dlog = malloc(sizeof(float) * (size_t)s->max_rows * S_NCLASSES);
-  s->probs = malloc(sizeof(float) * (size_t)s->max_rows * S_NCLASSES);
-  ok &= s->b_all && s->logits && s->dlog && s->probs;
+  s->logits = malloc(sizeof(float) * (size_t)s->max_rows * (size_t)s->classes);
+  s->dlog = malloc(sizeof(float) * (size_t)s->max_rows * (size_t)s->classes);
+  s->probs = malloc(sizeof(float) * (size_t)s->max_rows * (size_t)s->classes);
+  s->score = malloc(sizeof(float) * (size_t)s->classes);
+  s->total = malloc(sizeof(float) * (size_t)s->classes);
+  ok &= s->b_all && s->logits && s->dlog && s->probs && s->score && s->total;
   if (!ok || s->n_layers == 0) {
     snprintf(err, errlen, s->n_layers ? "out of memory" : "%s: readout has no ff_layer to read", t->path);
     void *p = s;

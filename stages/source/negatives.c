@@ -3,16 +3,23 @@
 
 #include <assert.h>
 
-uint8_t ffs_negative_label(ffs_rng_t *rng, const float *probs, uint8_t truth) {
-  assert(truth < FFS_NCLASSES);
+void ffs_label_overlay(float *row, int label, int classes) {
+  assert(row && classes >= 2 && classes <= 255);
+  float neutral = 1.0f / (float)classes; // 0.1f for ten classes, as before
+  int one_hot = label >= 0 && label < classes;
+  for (int c = 0; c < classes; c++) row[c] = !one_hot ? neutral : (c == label ? 1.0f : 0.0f);
+}
+
+uint8_t ffs_negative_label(ffs_rng_t *rng, const float *probs, uint8_t truth, int classes) {
+  assert(classes >= 2 && classes <= 255 && truth < classes);
   if (probs && probs[0] >= 0.0f) {
     float total = 0.0f;
-    for (int c = 0; c < FFS_NCLASSES; c++)
+    for (int c = 0; c < classes; c++)
       if (c != truth && probs[c] > 0.0f) total += probs[c];
     if (total > 1e-12f) {
       float u = ffs_rng_uniform(rng) * total;
       int last = -1;
-      for (int c = 0; c < FFS_NCLASSES; c++) {
+      for (int c = 0; c < classes; c++) {
         if (c == truth || !(probs[c] > 0.0f)) continue;
         last = c;
         if ((u -= probs[c]) < 0.0f) return (uint8_t)c;
@@ -20,7 +27,7 @@ uint8_t ffs_negative_label(ffs_rng_t *rng, const float *probs, uint8_t truth) {
       return (uint8_t)last; // rounding left u >= 0: the last candidate
     }
   }
-  uint8_t l = (uint8_t)ffs_rng_below(rng, FFS_NCLASSES - 1);
+  uint8_t l = (uint8_t)ffs_rng_below(rng, (uint32_t)classes - 1);
   return l >= truth ? (uint8_t)(l + 1) : l; // uniform over the wrong labels
 }
 

@@ -1,6 +1,8 @@
-// negatives: how the source picks the wrong label of a negative row.
-// Uniform over the wrong classes, or "hard": in proportion to a predicted
-// probability of each wrong class. Never returns the true label.
+// negatives: how the source shows labels. The label overlay painted into a
+// row, and the wrong label of a negative row: uniform over the wrong
+// classes, or "hard": in proportion to a predicted probability of each wrong
+// class (never the true label). The class count is the topology's
+// data.classes.
 #ifndef FFS_NEGATIVES_H
 #define FFS_NEGATIVES_H
 
@@ -8,12 +10,15 @@
 
 #include "ffs_rng.h"
 
-#define FFS_NCLASSES 10
+// Paints label into the first classes pixels of row: one-hot for a label
+// in 0..classes-1, 1/classes in every label pixel for any other value (the
+// neutral label, FFS_LABEL_NONE). row has at least classes pixels.
+void ffs_label_overlay(float *row, int label, int classes);
 
-// A wrong label for a sample whose true label is truth (< FFS_NCLASSES).
-// probs: FFS_NCLASSES predicted probabilities, or NULL (or probs[0] < 0,
+// A wrong label for a sample whose true label is truth (< classes, 2..255).
+// probs: classes predicted probabilities, or NULL (or probs[0] < 0,
 // "no prediction yet", or no mass on any wrong class) for uniform.
-uint8_t ffs_negative_label(ffs_rng_t *rng, const float *probs, uint8_t truth);
+uint8_t ffs_negative_label(ffs_rng_t *rng, const float *probs, uint8_t truth, int classes);
 
 // Unsupervised negatives (Hinton 2022, section 3.2): a mask of random bits,
 // blurred `blurs` times with the filter [1/4 1/2 1/4] horizontally and

@@ -24,7 +24,6 @@
 #include "ffs_stage.h"
 #include "negatives.h"
 
-#define S_NCLASSES 10
 #define S_QUEUE 64
 #define S_HYBRID_BLURS 6 // Hinton: "repeatedly"; 6 passes give blobs a few pixels wide
 #define S_NPOL 3         // frames per batch: positive, negative, neutral (eval: neutral, candidates)
@@ -38,6 +37,7 @@ typedef struct {
   const ffs_topo_t *topo;
   int index;
   int dim;                 // pixels per row
+  int classes;             // data.classes: labels 0..classes-1
   double next_emit;        // train.pace_us: when the next frame may go out
   int batch, eval_batch;   // samples per frame
   int max_rows;            // rows in the largest frame
@@ -63,22 +63,23 @@ typedef struct {
   int ticks;               // recurrent: frames per batch polarity
   int img_h, img_w;        // image shape for the hybrid mask (h * w = dim)
   float *mask, *mask_tmp;  // (dim) hybrid mask and blur scratch
-  float *pred;             // (train->n, 10) last prediction per sample; row[0] < 0 = none yet
-  float *fb_rows;          // (max_rows, 10) decoded feedback frame
+  float *pred;             // (train->n, classes) last prediction per sample; row[0] < 0 = none yet
+  float *fb_rows;          // (max_rows, classes) decoded feedback frame
 } s_source_t;
 
 // ---- building rows ----
 
-// Writes the label overlay into the first 10 pixels of row: one-hot for a
-// label, 0.1 everywhere for FFS_LABEL_NONE (the neutral label).
+// Writes the label overlay into the first data.classes pixels of row:
+// one-hot for a label, 1/classes everywhere for FFS_LABEL_NONE (the neutral
+// label).
 static void s_overlay(const s_source_t *s, float *row, int label) {
   if (s->hybrid || s->separate) return; // the input itself never shows a label
-  for (int c = 0; c < S_NCLASSES; c++)
-    row[c] = label == FFS_LABEL_NONE ? 0.1f : (c == label ? 1.0f : 0.0f);
+  ffs_label_overlay(row, label, s->classes);
 }
 
 static uint8_t s_wrong_label(s_source_t *s, uint32_t k, uint8_t truth) {
-  return ffs_negative_label(&s->rng, s->hard ? s->pred + (size_t)k * S_NCLASSES : NULL, truth);
+  const float *probs = s->hard ? s->pred + (size_t)k * (size_t)s->classes : NULL;
+  return ffs_negative_label(&s->rng, probs, truth, s->classes);
 }
 
 // Sends buffer p as one frame (sequence number seq, recurrent tick tick).
@@ -187,8 +188,8 @@ static int s_eval_batch(s_source_t *s, ffs_io_t *io, int n) {
     pols[npol] = FFS_POL_CANDIDATES, rows[npol++] = (uint32_t)n;
   } else if (s->want_candidates) {
     for (int i = 0; i < n; i++)
-      for (int c = 0; c < S_NCLASSES; c++) {
-        int r = i * S_NCLASSES + c;
+      for (int c = 0; c < s->classes; c++) {
+        int r = i * s->classes + c;
         float *row = s->x[npol] + (long)r * s->dim;
         memcpy(row, s->test->x + (long)idx[i] * s->dim, sizeof(float) * (size_t)s->dim);
         s_overlay(s, row, c);
@@ -196,7 +197,7 @@ static int s_eval_batch(s_source_t *s, ffs_io_t *io, int n) {
         s->cands[npol][r] = (uint8_t)c;
         s->ids[npol][r] = idx[i];
       }
-    pols[npol] = FFS_POL_CANDIDATES, rows[npol++] = (uint32_t)(n * S_NCLASSES);
+    pols[npol] = FFS_POL_CANDIDATES, rows[npol++] = (uint32_t)(n * s->classes);
   }
   return npol ? s_emit_batch(s, io, npol, pols, rows, FFS_MODE_EVAL) : 0;
 }
@@ -260,14 +261,14 @@ static int s_on_control(void *self, ffs_io_t *io, const ffs_ctl_msg_t *m) {
 static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int sub) {
   s_source_t *s = self;
   if (chan != FFS_CHAN_FB || f->h.kind != FFS_FRAME_FEEDBACK || f->h.rows < 1) return -1;
-  if (f->h.cols != S_NCLASSES || !f->ids || f->h.rows > (uint32_t)s->max_rows) return -1;
+  if (f->h.cols != (uint32_t)s->classes || !f->ids || f->h.rows > (uint32_t)s->max_rows) return -1;
   if (ffs_frame_copy_payload(s->fb_rows, f) < 0) return -1;
   for (uint32_t r = 0; r < f->h.rows; r++) {
     uint32_t k = ffs_frame_id(f, r);
-    const float *p = s->fb_rows + (size_t)r * S_NCLASSES;
+    const float *p = s->fb_rows + (size_t)r * (size_t)s->classes;
     int ok = k < (uint32_t)s->train->n;
-    for (int c = 0; ok && c < S_NCLASSES; c++) ok = p[c] >= 0.0f && p[c] <= 1.0f;
-    if (ok) memcpy(s->pred + (size_t)k * S_NCLASSES, p, sizeof(float) * S_NCLASSES);
+    for (int c = 0; ok && c < s->classes; c++) ok = p[c] >= 0.0f && p[c] <= 1.0f;
+    if (ok) memcpy(s->pred + (size_t)k * (size_t)s->classes, p, sizeof(float) * (size_t)s->classes);
   }
   ffs_io_stats(io)->fb_frames++;
   return 0;
@@ -280,7 +281,8 @@ static void s_destroy(void **self_p) {
   if (!s) return;
   ffs_dataset_destroy(&s->train);
   ffs_dataset_destroy(&s->test);
-  for (int p = 0; p < S_NPOL; p++) free(s->x[p]), free(s->labels[p]), free(s->cands[p]), free(s->ids[p]);
+  for (int p = 0; p < S_NPOL; p++)
+    free(s->x[p]), free(s->labels[p]), free(s->cands[p]), free(s->ids[p]);
   free(s->order);
   free(s->pred), free(s->fb_rows), free(s->mask), free(s->mask_tmp);
   free(s);
@@ -294,20 +296,16 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->topo = t;
   s->index = env->index;
   s->dim = t->stages[env->index].out_dim;
+  s->classes = t->classes; // the loader checked that the overlay fits in dim
   s->batch = t->batch;
   s->eval_batch = t->eval_batch > 1000 ? 1000 : t->eval_batch;
   const ffs_stage_cfg_t *ro = &t->stages[t->n_stages - 1];
   s->want_neutral = ro->n_softmax > 0;
   s->want_candidates = ro->n_energy > 0;
   ffs_rng_seed(&s->rng, t->seed, (uint64_t)env->index);
-  if (s->dim < 10) {
-    snprintf(err, errlen, "%s: data.dim is %d; the label overlay needs at least 10 pixels",
-             t->path, s->dim);
-    goto fail;
-  }
-  s->train = ffs_dataset_load(t->data_dir, "train", t->train_limit, err, errlen);
+  s->train = ffs_dataset_load(t->data_dir, "train", t->train_limit, t->classes, err, errlen);
   if (!s->train) goto fail;
-  s->test = ffs_dataset_load(t->data_dir, "t10k", t->test_limit, err, errlen);
+  s->test = ffs_dataset_load(t->data_dir, "t10k", t->test_limit, t->classes, err, errlen);
   if (!s->test) goto fail;
   if (s->train->dim != s->dim || s->test->dim != s->dim) {
     snprintf(err, errlen, "%s: images have %d pixels but the topology's data.dim is %d (%s)",
@@ -335,15 +333,16 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
     if (side * side == s->dim) s->img_h = s->img_w = side;
   s->mask = malloc(sizeof(float) * (size_t)s->dim);
   s->mask_tmp = malloc(sizeof(float) * (size_t)s->dim);
-  s->pred = malloc(sizeof(float) * (size_t)s->train->n * S_NCLASSES);
-  s->fb_rows = malloc(sizeof(float) * (size_t)max_rows * S_NCLASSES);
+  s->pred = malloc(sizeof(float) * (size_t)s->train->n * (size_t)s->classes);
+  s->fb_rows = malloc(sizeof(float) * (size_t)max_rows * (size_t)s->classes);
   if (!ok || !s->order || !s->pred ||
       !s->fb_rows || !s->mask || !s->mask_tmp) {
     snprintf(err, errlen, "out of memory");
     goto fail;
   }
   for (int i = 0; i < s->train->n; i++) s->order[i] = (uint32_t)i;
-  for (size_t i = 0; i < (size_t)s->train->n * S_NCLASSES; i++) s->pred[i] = -1.0f; // none yet
+  size_t n_pred = (size_t)s->train->n * (size_t)s->classes;
+  for (size_t i = 0; i < n_pred; i++) s->pred[i] = -1.0f; // none yet
   ffs_info("source: %d train / %d test samples of %d pixels from %s", s->train->n, s->test->n,
            s->dim, t->data_dir);
   return s;

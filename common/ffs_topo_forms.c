@@ -1,0 +1,162 @@
+// ffs_topo_forms: the topology loader's rules for the FFCL, recurrent and
+// sharded forms, and shard expansion (see ffs_topo_forms.h). Part of the
+// schema, cut from common/ffs_topo.c to keep each file readable; it never
+// asserts on file content.
+#include "ffs_topo_forms.h"
+
+#include <stdio.h>
+#include <string.h>
+
+// ---- validation: labels and recurrent loops ----
+
+// FFCL label weights and the recurrent form: what each needs, and the
+// top-down input every ff_layer gets in the recurrent form (one edge from
+// an ff_layer above it at most).
+int ffs_topo_check_forms(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t) {
+  const ffs_yaml_node_t *train = ffs_yaml_map_get(root, "train");
+  const ffs_yaml_node_t *data = ffs_yaml_map_get(root, "data");
+  int dim = t->stages[0].out_dim;
+  if (t->labels == FFS_LABELS_OVERLAY && t->negatives != FFS_NEG_HYBRID && dim < t->classes) {
+    // the label is painted into the first data.classes pixels of each row
+    const ffs_yaml_node_t *at = ffs_yaml_map_get(data, "dim");
+    return ffs_yaml_fail(c, at ? at : ffs_yaml_map_get(data, "classes"),
+                         "data.dim: %d pixels cannot hold the label overlay of data.classes = %d "
+                         "labels (expected data.dim >= data.classes, or train.labels: separate)",
+                         dim, t->classes);
+  }
+  if (t->labels == FFS_LABELS_SEPARATE && t->negatives == FFS_NEG_HYBRID)
+    return ffs_yaml_fail(
+        c, ffs_yaml_map_get(train, "labels"),
+        "train.labels: separate gives each layer the label, but hybrid negatives are "
+        "unsupervised and carry none (expected labels: overlay, or negatives: random "
+        "| hard)");
+  if (t->ticks == 1) return 0;
+  if (t->pairs) {
+    const char *key = t->triples ? "triples" : "pairs";
+    return ffs_yaml_fail(c, ffs_yaml_map_get(train, key),
+                         "train.%s: the recurrent form (ticks > 1) sends positive and negative "
+                         "frames tick by tick, never as one %s frame (expected %s: false, or "
+                         "ticks: 1)",
+                         key, key[0] == 'p' ? "pair" : "triple", key);
+  }
+  if (t->labels == FFS_LABELS_SEPARATE)
+    return ffs_yaml_fail(
+        c, ffs_yaml_map_get(train, "ticks"),
+        "train.ticks: the recurrent form (ticks > 1) is not implemented together with "
+        "labels: separate (expected ticks: 1, or labels: overlay)");
+  int loops = 0;
+  for (int k = 0; k < t->n_feedback; k++) {
+    const ffs_feedback_cfg_t *e = &t->feedback[k];
+    ffs_stage_cfg_t *to = &t->stages[e->to], *from = &t->stages[e->from];
+    if (to->kind != FFS_STAGE_FF_LAYER) continue;
+    if (from->kind != FFS_STAGE_FF_LAYER)
+      return ffs_yaml_failf(
+          c, NULL, e->line,
+          "feedback %s -> %s: with train.ticks > 1 an ff_layer's feedback is its "
+          "top-down input, so it must come from an ff_layer (expected from: one of "
+          "the ff_layers after %s)",
+          from->name, to->name, to->name);
+    if (to->td_from >= 0)
+      return ffs_yaml_failf(
+          c, NULL, e->line,
+          "feedback %s -> %s: %s already takes top-down input from %s; the recurrent "
+          "form allows one edge into each ff_layer",
+          from->name, to->name, to->name, t->stages[to->td_from].name);
+    to->td_from = e->from;
+    to->td_dim = from->units;
+    loops++;
+  }
+  // a lockstep layer waits on its upper neighbour, which must never be more
+  // than the readout's join window (16 reports) ahead of it
+  if (t->timing == FFS_TIMING_LOCKSTEP && t->hwm_frames > 8)
+    return ffs_yaml_fail(
+        c, ffs_yaml_map_get(train, "hwm_frames"),
+        "train.hwm_frames: %d is too deep for a lockstep recurrent run (expected at "
+        "most 8: a layer waiting for its top-down vector must not fall more than the "
+        "readout's 16-frame join window behind the layer above)",
+        t->hwm_frames);
+  if (!loops)
+    return ffs_yaml_fail(c, ffs_yaml_map_get(train, "ticks"),
+                         "train.ticks: %d ticks need at least one top-down feedback edge between "
+                         "ff_layers (expected e.g. feedback: - {from: l2, to: l1})",
+                         t->ticks);
+  return 0;
+}
+
+// ---- sharded layers ----
+
+// Expands every ff_layer with shards: k > 1 into k consecutive stages named
+// <name>.0 .. <name>.<k-1>, each owning a contiguous slice of the units, and
+// renumbers the readout's lists and the feedback edges. What sharding does
+// not support yet is refused here, by the line of its `shards` key.
+int ffs_topo_expand_shards(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t) {
+  const ffs_yaml_node_t *stages = ffs_yaml_map_get(root, "stages");
+  int total = 0, any = 0;
+  for (int i = 0; i < t->n_stages; i++) {
+    const ffs_stage_cfg_t *st = &t->stages[i];
+    total += st->n_shards;
+    if (st->n_shards == 1) continue;
+    any = 1;
+    const ffs_yaml_node_t *at = ffs_yaml_map_get(stages->kids[i], "shards");
+    if (t->ticks > 1 || t->labels == FFS_LABELS_SEPARATE)
+      return ffs_yaml_fail(c, at,
+                           "stage '%s': shards: a layer cannot be sharded in %s yet (expected "
+                           "shards: 1, or train.ticks: 1 and train.labels: overlay)",
+                           st->name,
+                           t->ticks > 1 ? "the recurrent form (train.ticks > 1)"
+                                        : "the FFCL form (train.labels: separate)");
+    for (int k = 0; k < t->n_feedback; k++) {
+      const ffs_feedback_cfg_t *e = &t->feedback[k];
+      if (e->from == i || e->to == i)
+        return ffs_yaml_failf(
+            c, NULL, e->line,
+            "feedback %s -> %s: '%s' is sharded (shards: %d) and a sharded layer "
+            "cannot start or end a feedback edge yet (expected shards: 1 on '%s', "
+            "or no such edge)",
+            t->stages[e->from].name, t->stages[e->to].name, st->name, st->n_shards, st->name);
+    }
+    if (strlen(st->name) + (st->n_shards > 10 ? 3 : 2) >= FFS_NAME_MAX)
+      return ffs_yaml_fail(
+          c, at,
+          "stage '%s': shards: its shards' names (%s.0 ...) would be longer than %d "
+          "characters (expected a shorter stage name)",
+          st->name, st->name, FFS_NAME_MAX - 1);
+  }
+  if (!any) return 0;
+  if (total > FFS_MAX_STAGES)
+    return ffs_yaml_fail(
+        c, stages, "stages: with their shards the stages make %d processes (expected at most %d)",
+        total, FFS_MAX_STAGES);
+  ffs_stage_cfg_t old[FFS_MAX_STAGES];
+  int first[FFS_MAX_STAGES], n_old = t->n_stages, n = 0;
+  memcpy(old, t->stages, sizeof(ffs_stage_cfg_t) * (size_t)n_old);
+  for (int i = 0; i < n_old; i++) {
+    const ffs_stage_cfg_t *o = &old[i];
+    first[i] = n;
+    for (int k = 0; k < o->n_shards; k++, n++) {
+      ffs_stage_cfg_t *st = &t->stages[n];
+      *st = *o;
+      st->group = first[i], st->shard = k;
+      if (o->n_shards == 1) continue;
+      int base = o->units / o->n_shards, extra = o->units % o->n_shards;
+      size_t len = strlen(o->name); // checked above: the suffix fits
+      snprintf(st->name + len, sizeof st->name - len, ".%d", k);
+      st->units = base + (k < extra);
+      st->unit0 = k * base + (k < extra ? k : extra);
+      if (o->core >= 0) st->core = o->core + k;
+    }
+  }
+  t->n_stages = n; // stage names hold no '.', so shard names are new ones
+  ffs_stage_cfg_t *ro = &t->stages[n - 1];
+  for (int k = 0; k < ro->n_energy; k++)
+    ro->energy[k] = first[ro->energy[k]];
+  for (int k = 0; k < ro->n_softmax; k++)
+    ro->softmax[k] = first[ro->softmax[k]];
+  for (int k = 0; k < t->n_feedback; k++) {
+    t->feedback[k].from = first[t->feedback[k].from];
+    t->feedback[k].to = first[t->feedback[k].to];
+  }
+  for (int i = 0; i < n; i++)
+    if (t->stages[i].td_from >= 0) t->stages[i].td_from = first[t->stages[i].td_from];
+  return 0;
+}

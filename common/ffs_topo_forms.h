@@ -1,0 +1,23 @@
+// ffs_topo_forms: the loader's rules for the FFCL, recurrent and sharded
+// forms (what each needs of the rest of the file, what they cannot be
+// combined with), the label overlay's room, and the expansion of sharded
+// layers into one stage per shard. Private to the topology loader
+// (common/ffs_topo.c calls these after the stages and feedback edges are
+// read); errors are one line naming FILE:LINE, like the rest of the schema.
+#ifndef FFS_TOPO_FORMS_H
+#define FFS_TOPO_FORMS_H
+
+#include "ffs_topo.h"
+#include "ffs_yaml.h"
+
+// The label overlay fits in data.dim; FFCL labels and the recurrent form:
+// what each needs, and the top-down input (td_from, td_dim) every ff_layer
+// gets in the recurrent form. Returns 0 or -1 with the error written.
+int ffs_topo_check_forms(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t);
+
+// Expands every ff_layer with shards: k > 1 into k consecutive stages named
+// <name>.0 .. <name>.<k-1>, each owning a contiguous slice of the units, and
+// renumbers the readout's lists and the feedback edges. Returns 0 or -1.
+int ffs_topo_expand_shards(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t);
+
+#endif
