@@ -623,8 +623,18 @@ static int s_validate(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t
   }
   if (ffs_topo_check_forms(c, root, t) < 0) return -1;
   if (ffs_topo_expand_shards(c, root, t) < 0) return -1;
-  const ffs_stage_cfg_t *ro = &t->stages[t->n_stages - 1];
-  const ffs_yaml_node_t *ro_node = ffs_yaml_map_get(root, "stages")->kids[t->n_stages - 1];
+  // facts one kind needs of another's configuration, resolved once here
+  t->readout = t->n_stages - 1;
+  const ffs_stage_cfg_t *ro = &t->stages[t->readout];
+  t->want_neutral = ro->n_softmax > 0;
+  t->want_candidates = ro->n_energy > 0;
+  for (int i = 0; i < t->n_stages; i++)
+    for (int k = 0; k < ro->n_softmax; k++)
+      t->stages[i].report_activity |=
+          t->stages[i].kind == FFS_STAGE_FF_LAYER && ro->softmax[k] == t->stages[i].group;
+  // the readout's entry in the file: the list's last (sharding added stages)
+  const ffs_yaml_node_t *stages = ffs_yaml_map_get(root, "stages");
+  const ffs_yaml_node_t *ro_node = stages->kids[stages->n - 1];
   if (ro->primary == FFS_INFER_ENERGY && ro->n_energy == 0)
     return ffs_yaml_fail(
         c, ffs_yaml_map_get(ro_node, "primary") ? ffs_yaml_map_get(ro_node, "primary") : ro_node,

@@ -90,6 +90,9 @@ typedef struct {
   int softmax[FFS_MAX_STAGES];
   float softmax_lr;   // step of the online softmax readout
   ffs_infer_t primary; // which inference gives test_error
+  // resolved by the loader, so that no kind reads another's configuration:
+  int report_activity; // ff_layer: the readout's softmax reads this layer's
+                       // activity (it reports it with the goodness)
 } ffs_stage_cfg_t;
 
 typedef struct {
@@ -136,6 +139,11 @@ typedef struct {
   // graph: stages in forward order; the source is first, the readout last
   int n_stages;
   ffs_stage_cfg_t stages[FFS_MAX_STAGES];
+  int readout;        // resolved: index of the readout stage
+  int want_neutral;   // resolved: the readout trains a softmax (the source sends
+                      // neutral rows)
+  int want_candidates; // resolved: the readout does energy inference (the source
+                       // sends candidate rows in evaluation)
   int n_feedback;
   ffs_feedback_cfg_t feedback[FFS_MAX_FEEDBACK];
 } ffs_topo_t;

@@ -68,7 +68,7 @@ void ffs_results_start(ffs_results_t *self, double t0) { self->t0 = t0; }
 // The run's headline test error: the readout's primary inference when it
 // was measured, else the other one.
 static double s_primary(const ffs_results_t *self, const s_result_t *x) {
-  const ffs_stage_cfg_t *ro = &self->t->stages[self->t->n_stages - 1];
+  const ffs_stage_cfg_t *ro = &self->t->stages[self->t->readout];
   if (ro->primary == FFS_INFER_SOFTMAX && x->softmax >= 0) return x->softmax;
   return x->energy >= 0 ? x->energy : x->softmax;
 }
@@ -148,7 +148,7 @@ void ffs_results_progress(ffs_results_t *self, const ffs_results_stage_t *st, in
   if (self->quiet || now - self->last_progress < (self->tty ? 0.5 : 10.0)) return;
   self->last_progress = now;
   const ffs_topo_t *t = self->t;
-  int last_layer = t->n_stages - 2;
+  int last_layer = t->readout - 1; // (a shard of) the last ff_layer
   double done = (double)st[last_layer].stats.samples / 2.0; // positive + negative rows
   double elapsed = now - self->t0;
   char line[1024];
@@ -243,7 +243,7 @@ void ffs_results_write_summary(ffs_results_t *self, const ffs_results_stage_t *s
   fprintf(f, "},\n  \"train_samples_per_s\": %.1f,\n", x ? x->samples_per_s : 0.0);
   fprintf(f, "  \"epochs\": %d,\n  \"epochs_completed\": %d,\n  \"wall_s\": %.3f,\n", t->epochs,
           x ? x->epoch + 1 : 0, ffs_now() - self->t0);
-  s_json_latency(f, &st[t->n_stages - 1].stats);
+  s_json_latency(f, &st[t->readout].stats);
   s_json_stages(f, t, st);
   fclose(f);
 }

@@ -68,114 +68,139 @@ static int s_connect(void *s, const char *ep, char *err, size_t errlen) {
   return -1;
 }
 
-static int s_open_sockets(ffs_io_t *io, char *err, size_t errlen) {
+// Returns -1 with err set to ZeroMQ's last error (a socket could not be made).
+static int s_zfail(char *err, size_t errlen) {
+  snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(zmq_errno()));
+  return -1;
+}
+
+// The buffers every stage has: the sharded frames being gathered, and one
+// encode buffer that fits every frame the stage sends (its output, a
+// layer's report with the goodness column, its input width for the
+// recurrent form's state, or the readout's class probabilities).
+static int s_open_buffers(ffs_io_t *io, char *err, size_t errlen) {
+  const ffs_topo_t *t = io->env->topo;
+  const ffs_stage_cfg_t *me = &t->stages[io->env->index];
+  io->asm_ = calloc((size_t)S_ASM_SLOTS(t), sizeof *io->asm_);
+  io->n_asm = io->asm_ ? S_ASM_SLOTS(t) : 0;
+  int cols = me->out_dim + 1;
+  if (me->in_dim + me->td_dim > cols) cols = me->in_dim + me->td_dim;
+  if (ffs_topo_feedback_cols(t, io->env->index) > cols)
+    cols = ffs_topo_feedback_cols(t, io->env->index);
+  io->enc_cap = ffs_frame_encoded_max((uint32_t)ffs_topo_max_rows(t), (uint32_t)cols);
+  io->enc_buf = malloc(io->enc_cap);
+  if (io->asm_ && io->enc_buf) return 0;
+  snprintf(err, errlen, "out of memory");
+  return -1;
+}
+
+// The launcher's control channel: a DEALER named after the stage.
+static int s_open_control(ffs_io_t *io, char *err, size_t errlen) {
+  const ffs_stage_env_t *env = io->env;
+  const char *name = env->topo->stages[env->index].name;
+  char ep[FFS_PATH_MAX + 64];
+  if (!(io->ctl = s_socket(io, ZMQ_DEALER, 0, FFS_CTL_MSG_MAX))) return s_zfail(err, errlen);
+  zmq_setsockopt(io->ctl, ZMQ_ROUTING_ID, name, strlen(name));
+  int linger = 1000; // let READY/STATS/BYE reach the launcher
+  zmq_setsockopt(io->ctl, ZMQ_LINGER, &linger, sizeof linger);
+  ffs_topo_endpoint(env->topo, env->run_dir, 0, FFS_CHAN_CTL, 0, ep, sizeof ep);
+  return s_connect(io->ctl, ep, err, errlen);
+}
+
+// The forward path: an ff_layer binds its input; a stage followed by an
+// ff_layer connects to it (to each of its shards, every one getting the
+// whole frame); an ff_layer reports to the readout on a channel of its own
+// (the shards of a layer share their group's), which the readout binds.
+static int s_open_data(ffs_io_t *io, char *err, size_t errlen) {
   const ffs_stage_env_t *env = io->env;
   const ffs_topo_t *t = env->topo;
   const ffs_stage_cfg_t *me = &t->stages[env->index];
   char ep[FFS_PATH_MAX + 64];
   uint32_t max_rows = (uint32_t)ffs_topo_max_rows(t);
   int hwm = t->hwm_frames;
-  io->asm_ = calloc((size_t)S_ASM_SLOTS(t), sizeof *io->asm_);
-  if (!io->asm_) {
-    snprintf(err, errlen, "out of memory");
-    return -1;
-  }
-  io->n_asm = S_ASM_SLOTS(t);
-  // every frame this stage sends fits one encode buffer: its output (a
-  // layer's report adds a goodness column), its input width (the recurrent
-  // form's state), or the readout's class probabilities
-  int cols = me->out_dim + 1;
-  if (me->in_dim + me->td_dim > cols) cols = me->in_dim + me->td_dim;
-  if (ffs_topo_feedback_cols(t, env->index) > cols) cols = ffs_topo_feedback_cols(t, env->index);
-  io->enc_cap = ffs_frame_encoded_max(max_rows, (uint32_t)cols);
-  if (!(io->enc_buf = malloc(io->enc_cap))) {
-    snprintf(err, errlen, "out of memory");
-    return -1;
-  }
-
-  io->ctl = s_socket(io, ZMQ_DEALER, 0, FFS_CTL_MSG_MAX);
-  if (!io->ctl) goto zfail;
-  zmq_setsockopt(io->ctl, ZMQ_ROUTING_ID, me->name, strlen(me->name));
-  int linger = 1000; // let READY/STATS/BYE reach the launcher
-  zmq_setsockopt(io->ctl, ZMQ_LINGER, &linger, sizeof linger);
-  ffs_topo_endpoint(t, env->run_dir, 0, FFS_CHAN_CTL, 0, ep, sizeof ep);
-  if (s_connect(io->ctl, ep, err, errlen)) return -1;
-
-  // forward input: every ff_layer binds one
   if (me->kind == FFS_STAGE_FF_LAYER) {
     io->lim_in = (ffs_frame_limits_t){max_rows, (uint32_t)me->in_dim, (uint32_t)me->in_dim};
     io->in = s_socket(io, ZMQ_PULL, hwm, ffs_frame_encoded_max(max_rows, (uint32_t)me->in_dim));
-    if (!io->in) goto zfail;
+    if (!io->in) return s_zfail(err, errlen);
     ffs_topo_endpoint(t, env->run_dir, env->index, FFS_CHAN_IN, 0, ep, sizeof ep);
     if (s_bind(io->in, ep, err, errlen)) return -1;
   }
-  // forward output: to the next stage when it is an ff_layer, to each of its
-  // shards when it is sharded (every shard gets the whole frame)
   int next = ffs_topo_next(t, env->index);
   if (next < t->n_stages && t->stages[next].kind == FFS_STAGE_FF_LAYER) {
     for (int k = 0; k < t->stages[next].n_shards; k++) {
       io->slot_stage[io->n_fwd] = next + k;
       void *s = io->fwd[io->n_fwd++] = s_socket(io, ZMQ_PUSH, hwm, 0);
-      if (!s) goto zfail;
+      if (!s) return s_zfail(err, errlen);
       ffs_topo_endpoint(t, env->run_dir, next + k, FFS_CHAN_IN, 0, ep, sizeof ep);
       if (s_connect(s, ep, err, errlen)) return -1;
     }
   }
-  // reports: every ff_layer -> the readout (last stage), one channel each
-  // (the shards of a layer share their group's channel)
-  int readout = t->n_stages - 1;
   if (me->kind == FFS_STAGE_FF_LAYER) {
-    io->rep = s_socket(io, ZMQ_PUSH, hwm, 0);
-    if (!io->rep) goto zfail;
-    io->slot_stage[S_SLOT_REP] = readout;
-    ffs_topo_endpoint(t, env->run_dir, readout, FFS_CHAN_REP, me->group, ep, sizeof ep);
+    if (!(io->rep = s_socket(io, ZMQ_PUSH, hwm, 0))) return s_zfail(err, errlen);
+    io->slot_stage[S_SLOT_REP] = t->readout;
+    ffs_topo_endpoint(t, env->run_dir, t->readout, FFS_CHAN_REP, me->group, ep, sizeof ep);
     if (s_connect(io->rep, ep, err, errlen)) return -1;
   }
-  // a shard's siblings: their partial sums come in on one PULL
-  if (me->n_shards > 1) {
-    uint32_t n = max_rows + 2;
-    io->peer_in = s_socket(io, ZMQ_PULL, 16, ffs_frame_encoded_max(1, n));
-    io->peer_sum = malloc(sizeof(float) * n);
-    io->peer_buf = malloc(ffs_frame_encoded_max(1, n));
-    if (!io->peer_in || !io->peer_sum || !io->peer_buf) goto zfail;
-    ffs_topo_endpoint(t, env->run_dir, env->index, FFS_CHAN_PEER, 0, ep, sizeof ep);
-    if (s_bind(io->peer_in, ep, err, errlen)) return -1;
-    for (int k = 0; k < me->n_shards; k++) {
-      for (int j = 0; j < 2; j++)
-        if (!(io->pend[k][j].v = malloc(sizeof(float) * n))) goto zfail;
-      if (k == me->shard) continue;
-      void *s = io->peer_out[k] = s_socket(io, ZMQ_PUSH, 16, 0);
-      if (!s) goto zfail;
-      ffs_topo_endpoint(t, env->run_dir, me->group + k, FFS_CHAN_PEER, 0, ep, sizeof ep);
-      if (s_connect(s, ep, err, errlen)) return -1;
-    }
+  for (int i = 0; me->kind == FFS_STAGE_READOUT && i < t->n_stages; i++) {
+    if (t->stages[i].kind != FFS_STAGE_FF_LAYER || t->stages[i].shard != 0) continue;
+    uint32_t cols = 1u + (uint32_t)t->stages[i].out_dim;
+    io->lim_rep[i] = (ffs_frame_limits_t){max_rows, 0, cols};
+    io->rep_in[i] = s_socket(io, ZMQ_PULL, hwm, ffs_frame_encoded_max(max_rows, cols));
+    if (!io->rep_in[i]) return s_zfail(err, errlen);
+    ffs_topo_endpoint(t, env->run_dir, env->index, FFS_CHAN_REP, i, ep, sizeof ep);
+    if (s_bind(io->rep_in[i], ep, err, errlen)) return -1;
   }
-  if (me->kind == FFS_STAGE_READOUT) {
-    for (int i = 0; i < t->n_stages; i++) {
-      if (t->stages[i].kind != FFS_STAGE_FF_LAYER || t->stages[i].shard != 0) continue;
-      uint32_t cols = 1u + (uint32_t)t->stages[i].out_dim;
-      io->lim_rep[i] = (ffs_frame_limits_t){max_rows, 0, cols};
-      io->rep_in[i] = s_socket(io, ZMQ_PULL, hwm, ffs_frame_encoded_max(max_rows, cols));
-      if (!io->rep_in[i]) goto zfail;
-      ffs_topo_endpoint(t, env->run_dir, env->index, FFS_CHAN_REP, i, ep, sizeof ep);
-      if (s_bind(io->rep_in[i], ep, err, errlen)) return -1;
-    }
+  return 0;
+}
+
+// A shard's siblings: their partial sums come in on one PULL; one PUSH to
+// each of them.
+static int s_open_peers(ffs_io_t *io, char *err, size_t errlen) {
+  const ffs_stage_env_t *env = io->env;
+  const ffs_topo_t *t = env->topo;
+  const ffs_stage_cfg_t *me = &t->stages[env->index];
+  char ep[FFS_PATH_MAX + 64];
+  if (me->n_shards <= 1) return 0;
+  uint32_t n = (uint32_t)ffs_topo_max_rows(t) + 2;
+  io->peer_in = s_socket(io, ZMQ_PULL, 16, ffs_frame_encoded_max(1, n));
+  io->peer_sum = malloc(sizeof(float) * n);
+  io->peer_buf = malloc(ffs_frame_encoded_max(1, n));
+  if (!io->peer_in || !io->peer_sum || !io->peer_buf) return s_zfail(err, errlen);
+  ffs_topo_endpoint(t, env->run_dir, env->index, FFS_CHAN_PEER, 0, ep, sizeof ep);
+  if (s_bind(io->peer_in, ep, err, errlen)) return -1;
+  for (int k = 0; k < me->n_shards; k++) {
+    for (int j = 0; j < 2; j++)
+      if (!(io->pend[k][j].v = malloc(sizeof(float) * n))) return s_zfail(err, errlen);
+    if (k == me->shard) continue;
+    void *s = io->peer_out[k] = s_socket(io, ZMQ_PUSH, 16, 0);
+    if (!s) return s_zfail(err, errlen);
+    ffs_topo_endpoint(t, env->run_dir, me->group + k, FFS_CHAN_PEER, 0, ep, sizeof ep);
+    if (s_connect(s, ep, err, errlen)) return -1;
   }
-  // feedback: bind an input when some edge ends here; connect each edge we start
-  uint32_t fb_cols = 0; // widest vector any edge into this stage carries
+  return 0;
+}
+
+// Feedback: bind an input when some edge ends here (as wide as the widest
+// vector any edge into this stage carries); connect each edge that starts
+// here. Lockstep top-down edges carry at most one vector per sample group
+// in flight (a few); their queue is sized so that a send never waits on it.
+static int s_open_feedback(ffs_io_t *io, char *err, size_t errlen) {
+  const ffs_stage_env_t *env = io->env;
+  const ffs_topo_t *t = env->topo;
+  const ffs_stage_cfg_t *me = &t->stages[env->index];
+  char ep[FFS_PATH_MAX + 64];
+  uint32_t fb_cols = 0, max_rows = (uint32_t)ffs_topo_max_rows(t);
   for (int k = 0; k < t->n_feedback; k++) {
     const ffs_feedback_cfg_t *e = &t->feedback[k];
     uint32_t c = (uint32_t)ffs_topo_feedback_cols(t, e->from);
     if (e->to == env->index && c > fb_cols) fb_cols = c;
   }
-  // lockstep top-down edges carry at most one vector per sample group in
-  // flight (a few); their queue is sized so that a send never waits on it
   int lockstep = t->ticks > 1 && t->timing == FFS_TIMING_LOCKSTEP;
   int fb_hwm = lockstep && me->kind == FFS_STAGE_FF_LAYER ? 64 : 2;
   if (fb_cols > 0) {
     io->lim_fb = (ffs_frame_limits_t){max_rows, 0, fb_cols};
     io->fb_in = s_socket(io, ZMQ_PULL, fb_hwm, ffs_frame_encoded_max(max_rows, fb_cols));
-    if (!io->fb_in) goto zfail;
+    if (!io->fb_in) return s_zfail(err, errlen);
     ffs_topo_endpoint(t, env->run_dir, env->index, FFS_CHAN_FB, 0, ep, sizeof ep);
     if (s_bind(io->fb_in, ep, err, errlen)) return -1;
   }
@@ -185,16 +210,21 @@ static int s_open_sockets(ffs_io_t *io, char *err, size_t errlen) {
     int reliable = lockstep && t->stages[e->to].kind == FFS_STAGE_FF_LAYER &&
                    me->kind == FFS_STAGE_FF_LAYER;
     void *s = s_socket(io, ZMQ_PUSH, reliable ? 64 : 2, 0);
-    if (!s) goto zfail;
+    if (!s) return s_zfail(err, errlen);
     io->fb_reliable[io->n_fb_out] = reliable;
     io->fb_out[io->n_fb_out++] = s;
     ffs_topo_endpoint(t, env->run_dir, e->to, FFS_CHAN_FB, 0, ep, sizeof ep);
     if (s_connect(s, ep, err, errlen)) return -1;
   }
   return 0;
-zfail:
-  snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(zmq_errno()));
-  return -1;
+}
+
+static int s_open_sockets(ffs_io_t *io, char *err, size_t errlen) {
+  if (s_open_buffers(io, err, errlen) < 0 || s_open_control(io, err, errlen) < 0 ||
+      s_open_data(io, err, errlen) < 0 || s_open_peers(io, err, errlen) < 0 ||
+      s_open_feedback(io, err, errlen) < 0)
+    return -1;
+  return 0;
 }
 
 static void s_close_sockets(ffs_io_t *io) {

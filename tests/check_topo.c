@@ -639,6 +639,34 @@ START_TEST(test_err_energy_list) {
   s_expect_fail_at(text, 6, "expected a non-empty list of ff_layer names like [l1], got 'l1'");
   snprintf(text, sizeof text, "%s    primary: both\n", head);
   s_expect_fail_at(text, 6, "stage 'out': primary: expected one of energy, softmax");
+  // the same error with a sharded layer (more stages than entries): the
+  // readout's own entry, line 4, is named
+  snprintf(text, sizeof text, "%s    energy: []\n", head);
+  const char *ov = "l1.shards=2";
+  ck_assert_int_eq(s_load(&t, text, &ov, 1), -1);
+  snprintf(text, sizeof text, "%s/t.yaml:4: ", s_dir);
+  s_expect_err(text, "primary: energy needs a non-empty energy list");
+}
+END_TEST
+
+// What one kind needs of another's configuration is resolved at load: the
+// readout's index, whether it wants neutral and candidate rows, which
+// layers (every shard of them) report their activity for its softmax.
+START_TEST(test_resolved_facts) {
+  ffs_topo_t t;
+  const char *ov[] = {"l1.shards=2", "out.softmax=[l1]", "out.energy=[l2]"};
+  ck_assert_msg(s_load(&t, s_min, ov, 3) == 0, "%s", s_err);
+  ck_assert_int_eq(t.n_stages, 5);
+  ck_assert_int_eq(t.readout, 4);
+  ck_assert_int_eq(t.want_neutral, 1);
+  ck_assert_int_eq(t.want_candidates, 1);
+  ck_assert_int_eq(t.stages[1].report_activity, 1); // l1.0
+  ck_assert_int_eq(t.stages[2].report_activity, 1); // l1.1
+  ck_assert_int_eq(t.stages[3].report_activity, 0); // l2: energy only
+  const char *ov2[] = {"out.energy=[]", "out.primary=softmax"};
+  ck_assert_msg(s_load(&t, s_min, ov2, 2) == 0, "%s", s_err);
+  ck_assert_int_eq(t.want_candidates, 0);
+  ck_assert_int_eq(t.readout, 3);
 }
 END_TEST
 
@@ -1083,6 +1111,7 @@ static Suite *s_suite(void) {
   tcase_add_test(errors, test_err_readouts);
   tcase_add_test(errors, test_err_stage_count);
   tcase_add_test(errors, test_err_energy_list);
+  tcase_add_test(errors, test_resolved_facts);
   tcase_add_test(errors, test_err_feedback);
   tcase_add_test(errors, test_err_hard_negatives_need_the_edge);
   tcase_add_test(errors, test_err_labels_and_recurrent);

@@ -474,7 +474,6 @@ static void s_destroy(void **self_p) {
 static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_t errlen) {
   const ffs_topo_t *t = env->topo;
   const ffs_stage_cfg_t *me = &t->stages[env->index];
-  const ffs_stage_cfg_t *ro = &t->stages[t->n_stages - 1];
   s_layer_t *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->topo = t, s->index = env->index;
@@ -484,7 +483,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->ticks = t->ticks, s->td_dim = t->ticks > 1 ? me->td_dim : 0;
   s->max_rows = ffs_topo_max_rows(t);
   s->classes = t->classes;
-  for (int k = 0; k < ro->n_softmax; k++) s->report_activity |= ro->softmax[k] == me->group;
+  s->report_activity = me->report_activity;
   for (int k = 0; k < t->n_feedback; k++)
     if (t->feedback[k].to == env->index) {
       int c = ffs_topo_feedback_cols(t, t->feedback[k].from);

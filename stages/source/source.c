@@ -299,9 +299,8 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->classes = t->classes; // the loader checked that the overlay fits in dim
   s->batch = t->batch;
   s->eval_batch = t->eval_batch > 1000 ? 1000 : t->eval_batch;
-  const ffs_stage_cfg_t *ro = &t->stages[t->n_stages - 1];
-  s->want_neutral = ro->n_softmax > 0;
-  s->want_candidates = ro->n_energy > 0;
+  s->want_neutral = t->want_neutral;
+  s->want_candidates = t->want_candidates;
   ffs_rng_seed(&s->rng, t->seed, (uint64_t)env->index);
   s->train = ffs_dataset_load(t->data_dir, "train", t->train_limit, t->classes, err, errlen);
   if (!s->train) goto fail;
