@@ -129,12 +129,20 @@ typedef struct {
   size_t whylen;
 } s_reader_t;
 
+// Text that quotes bytes off the wire stays one printable line: every
+// control character (a newline could forge a log line) becomes '?'.
+static void s_one_line(char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = '?';
+}
+
 __attribute__((format(printf, 2, 3))) static int s_fail(s_reader_t *r, const char *fmt, ...) {
   if (r->why && r->whylen) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(r->why, r->whylen, fmt, ap);
     va_end(ap);
+    s_one_line(r->why);
   }
   return -1;
 }
@@ -404,5 +412,6 @@ const char *ffs_ctl_str(const ffs_ctl_msg_t *m, char *out, size_t outlen) {
       break;
     }
   }
+  s_one_line(out); // strings off the wire (an ERROR's text, a name) stay one line
   return out;
 }

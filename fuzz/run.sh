@@ -2,6 +2,7 @@
 # fuzz/run.sh: builds the libFuzzer harnesses with ASan+UBSan (clang) and
 # runs them from the seed corpora in fuzz/corpus.
 #   bash fuzz/run.sh FRAME_RUNS TOPO_RUNS      (make fuzz: 10000000 100000)
+# (the control-message decoder gets FRAME_RUNS too)
 # Prints executions and crashes per target; exits non-zero on any crash.
 # A crashing input lands in fuzz-out/ (git-ignored): copy it into
 # fuzz/regressions/<target>/ so that every later run replays it.
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 frame_runs=${1:-10000000}
 topo_runs=${2:-100000}
 out=fuzz-out
-mkdir -p "$out/bin" "$out/corpus-frame" "$out/corpus-topo"
+mkdir -p "$out/bin" "$out/corpus-frame" "$out/corpus-topo" "$out/corpus-ctl"
 CC=${FUZZ_CC:-clang}
 flags=(-std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -Icommon -Iproto)
@@ -19,6 +20,8 @@ flags=(-std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined
 "$CC" "${flags[@]}" fuzz/fuzz_topo.c common/ffs_topo.c common/ffs_yaml.c common/ffs_topo_forms.c \
   common/ffs_wiring.c common/ffs_log.c \
   $(pkg-config --cflags --libs yaml-0.1) -lm -o "$out/bin/fuzz_topo"
+"$CC" "${flags[@]}" fuzz/fuzz_ctl.c common/ffs_ctl.c \
+  $(pkg-config --cflags --libs msgpack) -o "$out/bin/fuzz_ctl"
 
 status=0
 run() { # target runs seeds...
@@ -40,4 +43,5 @@ run() { # target runs seeds...
 }
 run fuzz_frame "$frame_runs" fuzz/corpus/frame
 run fuzz_topo "$topo_runs" fuzz/corpus/topo configs
+run fuzz_ctl "$frame_runs" fuzz/corpus/ctl
 exit $status

@@ -171,6 +171,22 @@ END_TEST
 
 // ---- limits ----
 
+// Bytes off the wire never break a log line: a key with newlines is
+// refused with a one-line reason, and an ERROR text with control characters
+// prints on one line (a peer cannot forge log lines). Found by fuzz_ctl.
+START_TEST(test_reasons_and_text_stay_one_line) {
+  const uint8_t bad[] = {0x81, 0xa4, 't', '\n', '\n', '\r', 0xa5, 'S', 'T', 'A', 'T', 'S'};
+  ffs_ctl_msg_t m;
+  char why[256], line[256];
+  ck_assert_int_lt(ffs_ctl_decode(&m, bad, sizeof bad, why, sizeof why), 0);
+  ck_assert_msg(!strchr(why, '\n') && !strchr(why, '\r'), "reason spans lines: %s", why);
+  ffs_ctl_msg_t e = {.type = FFS_CTL_ERROR};
+  snprintf(e.error.text, sizeof e.error.text, "line one\nERROR forged\x1b[31m");
+  ffs_ctl_str(&e, line, sizeof line);
+  for (const char *c = line; *c; c++) ck_assert_msg((unsigned char)*c >= 0x20, "control byte in: %s", line);
+}
+END_TEST
+
 START_TEST(test_truncated_refused) {
   for (int type = 0; type < FFS_CTL_N_TYPES; type++) {
     ffs_ctl_msg_t m = t_sample((ffs_ctl_type_t)type), out;
@@ -302,6 +318,7 @@ static Suite *ctl_suite(void) {
   tcase_add_test(core, test_encode_small_buffer);
   suite_add_tcase(s, core);
   TCase *limits = tcase_create("limits");
+  tcase_add_test(limits, test_reasons_and_text_stay_one_line);
   tcase_add_test(limits, test_truncated_refused);
   tcase_add_test(limits, test_garbage_refused);
   tcase_add_test(limits, test_wrong_types_refused);
