@@ -13,6 +13,8 @@
 
 #include <msgpack.h>
 
+#include "ffs_sink.h"
+
 #define S_MAX_ENTRIES 64 // entries allowed in a message's map
 #define S_MAX_KEY 32     // bytes allowed in a key
 #define S_MAX_DEPTH 4    // nesting allowed inside a skipped value
@@ -58,18 +60,6 @@ static double s_rounded(double v, const char *fmt) {
 
 // ---- encoder ----
 
-typedef struct {
-  uint8_t *buf;
-  size_t cap, len;
-} s_sink_t;
-
-static int s_sink_write(void *data, const char *src, size_t n) {
-  s_sink_t *s = data;
-  if (n > s->cap - s->len) return -1;
-  memcpy(s->buf + s->len, src, n);
-  s->len += n;
-  return 0;
-}
 
 static int s_pack_str(msgpack_packer *pk, const char *s, size_t cap) {
   size_t n = strnlen(s, cap);
@@ -103,9 +93,9 @@ static int s_pack_value(msgpack_packer *pk, const ffs_ctl_msg_t *m, const s_fiel
 
 size_t ffs_ctl_encode(uint8_t *buf, size_t cap, const ffs_ctl_msg_t *m) {
   assert(buf && m && m->type >= 0 && m->type < FFS_CTL_N_TYPES);
-  s_sink_t sink = {buf, cap, 0};
+  ffs_sink_t sink = {buf, cap, 0};
   msgpack_packer pk;
-  msgpack_packer_init(&pk, &sink, s_sink_write);
+  msgpack_packer_init(&pk, &sink, ffs_sink_write);
   size_t n = 1;
   for (int i = 0; i < S_N_FIELDS; i++) n += s_fields[i].type == m->type;
   if (msgpack_pack_map(&pk, n) || s_pack_str(&pk, "type", 8) ||

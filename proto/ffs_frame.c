@@ -14,6 +14,8 @@
 
 #include <msgpack.h>
 
+#include "ffs_sink.h"
+
 #include "ffs_math.h" // FFS_VECTOR_LOOP (a macro: nothing of ffs_math is linked)
 #include "ffs_rms.h"
 
@@ -40,20 +42,6 @@ _Static_assert(sizeof(float) == 4, "ffs_frame needs 4-byte IEEE 754 floats");
 
 // ---- encoder ----
 
-// Fixed-capacity sink for msgpack_packer: fails instead of growing.
-typedef struct {
-  uint8_t *buf;
-  size_t cap;
-  size_t len;
-} s_sink_t;
-
-static int s_sink_write(void *data, const char *src, size_t n) {
-  s_sink_t *s = data;
-  if (n > s->cap - s->len) return -1;
-  memcpy(s->buf + s->len, src, n);
-  s->len += n;
-  return 0;
-}
 
 // Each s_pack_* writes one map entry and returns 0, or -1 when buf is full.
 static int s_pack_key(msgpack_packer *pk, const char *key) {
@@ -101,9 +89,9 @@ size_t ffs_frame_encode(uint8_t *buf, size_t cap, const ffs_frame_hdr_t *hdr,
   uint64_t floats = (uint64_t)hdr->rows * hdr->cols;
   assert(payload || floats == 0);
 
-  s_sink_t sink = {buf, cap, 0};
+  ffs_sink_t sink = {buf, cap, 0};
   msgpack_packer pk;
-  msgpack_packer_init(&pk, &sink, s_sink_write);
+  msgpack_packer_init(&pk, &sink, ffs_sink_write);
 
   // Keys in a fixed order, "v" first so that a receiver of another version
   // can say so before it reads anything else; absent arrays are omitted.
