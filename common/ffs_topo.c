@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ffs_kind.h"
 #include "ffs_topo_forms.h"
 #include "ffs_wiring.h" // FFS_TCP_PORTS_PER_STAGE: the tcp port range is checked at load
 #include "ffs_yaml.h"
@@ -33,20 +34,12 @@ static const char *const s_layer_keys[] = {
     "goodness", "theta",        "temp",     "optimizer",   "lr",
     "momentum", "weight_decay", "cooldown", "peer_lambda", "peer_decay",
     "update",   "eval_average", NULL};
-// keys a stage may carry, per kind (indexed by ffs_stage_kind_t)
-static const char *const s_source_keys[] = {"name", "kind", "core", NULL};
-static const char *const s_ff_layer_keys[] = {
-    "name",      "kind",     "units",    "core",         "goodness", "theta",       "temp",
-    "optimizer", "lr",       "momentum", "weight_decay", "cooldown", "peer_lambda", "peer_decay",
-    "update",    "delay_ms", "shards",   "eval_average", NULL};
-static const char *const s_readout_keys[] = {"name",    "kind",       "core",    "energy",
-                                             "softmax", "softmax_lr", "primary", NULL};
-static const char *const *const s_stage_keys[] = {s_source_keys, s_ff_layer_keys, s_readout_keys};
+// (the keys a stage of each kind may carry are in its kind's record:
+// common/ffs_kind.h, stages/ffs_kinds.c)
 static const char *const s_feedback_keys[] = {"from", "to", NULL};
 // what --set may address: top-level keys, BLOCK.KEY, STAGE.KEY
 static const ffs_yaml_override_spec_t s_override_spec = {s_top_keys, s_block_keys, "stages"};
 
-static const char *const s_kind_names[] = {"source", "ff_layer", "readout", NULL};
 static const char *const s_transport_names[] = {"ipc", "inproc", "tcp", NULL};
 static const char *const s_goodness_names[] = {"ssq", "msq", "min_ssq", NULL};
 static const char *const s_opt_names[] = {"sgd", "adam", NULL};
@@ -309,6 +302,60 @@ static const char *s_names_of(const ffs_topo_t *t, ffs_stage_kind_t kind, char *
   return ffs_yaml_join(buf, cap, names);
 }
 
+// A stage entry's kind, from the kind table, and its keys checked against
+// the kind's list. NULL after an error.
+static const ffs_kind_t *s_kind(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *item, const char *who,
+                                ffs_stage_cfg_t *st) {
+  const char *names[FFS_MAX_STAGES + 1];
+  char label[96], list[512], name[64];
+  int n = 0, e;
+  while (ffs_kinds[n] && n < FFS_MAX_STAGES) names[n] = ffs_kinds[n]->name, n++;
+  names[n] = NULL;
+  const ffs_yaml_node_t *v = ffs_yaml_map_get(item, "kind");
+  if (!v) {
+    ffs_yaml_fail(c, item, "%s: missing required key 'kind' (expected one of %s)", who,
+                  ffs_yaml_join(list, sizeof list, names));
+    return NULL;
+  }
+  snprintf(label, sizeof label, "%s: kind", who);
+  if (ffs_yaml_enum(c, v, label, names, &e) < 0) return NULL;
+  st->kind = (ffs_stage_kind_t)e;
+  const ffs_kind_t *kind = ffs_kinds[e];
+  for (int k = 0; k + 1 < item->n; k += 2) {
+    const ffs_yaml_node_t *key = item->kids[k];
+    if (ffs_yaml_in_list(key->str, kind->keys)) continue;
+    ffs_yaml_clip(name, sizeof name, key->str);
+    ffs_yaml_join(list, sizeof list, kind->keys);
+    for (int other = 0; other < n; other++)
+      if (ffs_yaml_in_list(key->str, ffs_kinds[other]->keys)) {
+        ffs_yaml_fail(c, key, "%s: key '%s' does not apply to a %s (expected one of: %s)", who,
+                      name, kind->name, list);
+        return NULL;
+      }
+    ffs_yaml_fail(c, key, "%s: unknown key '%s' (expected one of: %s)", who, name, list);
+    return NULL;
+  }
+  return kind;
+}
+
+// What a kind of its own reads: a side stage's `layer:` (required: the
+// layer whose frames it takes; checked to be an ff_layer once all stages
+// are read), then the kind's own keys through its parser.
+static int s_stage_own(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *item, const char *who,
+                       const ffs_kind_t *kind, ffs_stage_cfg_t *st) {
+  const ffs_yaml_node_t *v;
+  char label[96];
+  st->in_from = -1;
+  if (kind->role == FFS_ROLE_SIDE) {
+    if (!(v = ffs_yaml_map_get(item, "layer")))
+      return ffs_yaml_fail(c, item, "%s: missing required key 'layer' (a %s takes the frames of "
+                           "the ff_layer it names)", who, kind->name);
+    snprintf(label, sizeof label, "%s: layer", who);
+    if (ffs_yaml_name(c, v, label, 0, st->in_name, sizeof st->in_name) < 0) return -1;
+  }
+  return kind->parse ? kind->parse(c, item, who, st) : 0;
+}
+
 // One stage entry: name, kind, keys allowed for that kind, values. energy
 // and softmax are resolved later (they name stages that may come after).
 static int s_stage(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *stages, ffs_topo_t *t, int i) {
@@ -344,27 +391,8 @@ static int s_stage(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *stages, ffs_topo_t 
   s_who(t, i, who, sizeof who);
   snprintf(st->layer_name, sizeof st->layer_name, "%s", st->name);
 
-  if (!(v = ffs_yaml_map_get(item, "kind")))
-    return ffs_yaml_fail(
-        c, item, "%s: missing required key 'kind' (expected one of source, ff_layer, readout)",
-        who);
-  snprintf(label, sizeof label, "%s: kind", who);
-  if (ffs_yaml_enum(c, v, label, s_kind_names, &e) < 0) return -1;
-  st->kind = (ffs_stage_kind_t)e;
-
-  const char *const *keys = s_stage_keys[st->kind];
-  for (int k = 0; k + 1 < item->n; k += 2) {
-    const ffs_yaml_node_t *key = item->kids[k];
-    if (ffs_yaml_in_list(key->str, keys)) continue;
-    char list[512], name[64];
-    ffs_yaml_clip(name, sizeof name, key->str);
-    ffs_yaml_join(list, sizeof list, keys);
-    for (int other = 0; other < 3; other++)
-      if (ffs_yaml_in_list(key->str, s_stage_keys[other]))
-        return ffs_yaml_fail(c, key, "%s: key '%s' does not apply to a %s (expected one of: %s)",
-                             who, name, s_kind_names[st->kind], list);
-    return ffs_yaml_fail(c, key, "%s: unknown key '%s' (expected one of: %s)", who, name, list);
-  }
+  const ffs_kind_t *kind = s_kind(c, item, who, st);
+  if (!kind) return -1;
 
   snprintf(label, sizeof label, "%s: core", who);
   if ((v = ffs_yaml_map_get(item, "core")) && ffs_yaml_int(c, v, label, 0, 65535, &st->core) < 0)
@@ -404,7 +432,7 @@ static int s_stage(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *stages, ffs_topo_t 
       st->primary = (ffs_infer_t)e;
     }
   }
-  return 0;
+  return s_stage_own(c, item, who, kind, st);
 }
 
 // A readout's energy / softmax list: distinct ff_layer names; at least one
@@ -443,14 +471,17 @@ static int s_layer_list(ffs_yaml_ctx_t *c, const ffs_topo_t *t, const ffs_yaml_n
   return 0;
 }
 
-// The order rules: one source, first; one readout, last; ff_layers between.
+// The order rules: one source, first; one readout after the ff_layers (at
+// least one); side stages (a tap) after the readout. Returns the readout's
+// index, or -1.
 static int s_graph(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *stages, const ffs_topo_t *t) {
-  int n = t->n_stages, src = -1, out = -1;
+  int n = t->n_stages, src = -1, out = -1, layers = 0;
   char where[128];
   for (int i = 0; i < n; i++) {
     const ffs_stage_cfg_t *st = &t->stages[i];
     const ffs_yaml_node_t *at = stages->kids[i];
-    if (st->kind == FFS_STAGE_SOURCE) {
+    ffs_role_t role = ffs_kinds[st->kind]->role;
+    if (role == FFS_ROLE_SOURCE) {
       if (src >= 0)
         return ffs_yaml_fail(c, at,
                              "stage '%s': a second source (the first is '%s' at %s; expected "
@@ -459,15 +490,31 @@ static int s_graph(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *stages, const ffs_t
                              ffs_yaml_where(stages->kids[src], where, sizeof where));
       src = i;
     }
-    if (st->kind == FFS_STAGE_READOUT) {
+    if (role == FFS_ROLE_READOUT) {
       if (out >= 0)
         return ffs_yaml_fail(c, at,
                              "stage '%s': a second readout (the first is '%s' at %s; expected "
-                             "exactly one readout, the last stage)",
+                             "exactly one readout, after the ff_layers)",
                              st->name, t->stages[out].name,
                              ffs_yaml_where(stages->kids[out], where, sizeof where));
       out = i;
     }
+  }
+  for (int i = 0; i < n; i++) { // the order, once the source and readout are known
+    const ffs_stage_cfg_t *st = &t->stages[i];
+    ffs_role_t role = ffs_kinds[st->kind]->role;
+    if (role == FFS_ROLE_LAYER && out >= 0 && i > out)
+      return ffs_yaml_fail(c, stages->kids[out],
+                           "stage '%s': the readout must come after every ff_layer ('%s' at %s "
+                           "comes after it)",
+                           t->stages[out].name, st->name,
+                           ffs_yaml_where(stages->kids[i], where, sizeof where));
+    if (role == FFS_ROLE_SIDE && (out < 0 || i < out))
+      return ffs_yaml_fail(c, stages->kids[i],
+                           "stage '%s': a %s before the readout (expected it after the "
+                           "readout, with any other stages off the chain)",
+                           st->name, ffs_kinds[st->kind]->name);
+    layers += role == FFS_ROLE_LAYER;
   }
   if (src < 0)
     return ffs_yaml_fail(c, stages->kids[0],
@@ -479,11 +526,30 @@ static int s_graph(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *stages, const ffs_t
   if (out < 0)
     return ffs_yaml_fail(c, stages->kids[n - 1],
                          "stages: no readout (expected the last stage to have kind: readout)");
-  if (out != n - 1)
+  if (!layers)
     return ffs_yaml_fail(c, stages->kids[out],
-                         "stage '%s': the readout must be the last stage (it is stage %d of %d)",
-                         t->stages[out].name, out + 1, n);
-  return 0; // n >= 3, so at least one stage lies between, and it is an ff_layer
+                         "stage '%s': no ff_layer before the readout (expected one or more)",
+                         t->stages[out].name);
+  return out;
+}
+
+// A side stage's `layer:` names an ff_layer: its frames come in, as wide as
+// its units.
+static int s_side_input(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *item, ffs_topo_t *t, int i) {
+  ffs_stage_cfg_t *st = &t->stages[i];
+  int j = ffs_topo_find(t, st->in_name);
+  if (j < 0 || t->stages[j].kind != FFS_STAGE_FF_LAYER)
+    return ffs_yaml_fail(c, ffs_yaml_map_get(item, "layer"),
+                         "stage '%s': layer: %s '%s' (expected the name of an ff_layer)", st->name,
+                         j < 0 ? "no stage named" : "not an ff_layer:", st->in_name);
+  int taps = 0;
+  for (int k = 0; k < i; k++) taps += t->stages[k].in_from == j;
+  if (taps >= 8)
+    return ffs_yaml_fail(c, item, "stage '%s': more than 8 stages take the frames of '%s' "
+                         "(expected at most 8)", st->name, st->in_name);
+  st->in_from = j;
+  st->in_dim = t->stages[j].out_dim;
+  return 0;
 }
 
 static int s_stages(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t, int dim) {
@@ -511,9 +577,11 @@ static int s_stages(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *
                          "stages: expected at least 3 stages (the source, one or more "
                          "ff_layers, the readout), got %d",
                          stages->n);
-  if (s_graph(c, stages, t) < 0) return -1;
+  int ro_i = s_graph(c, stages, t);
+  if (ro_i < 0) return -1;
 
-  // derived dimensions: each stage eats the previous stage's rows
+  // derived dimensions: each stage of the chain eats the previous stage's
+  // rows; a side stage the rows of the layer it names
   int n = t->n_stages, n_ff = 0, ff[FFS_MAX_STAGES];
   for (int i = 0; i < n; i++) {
     ffs_stage_cfg_t *st = &t->stages[i];
@@ -523,12 +591,14 @@ static int s_stages(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *
       st->out_dim = st->units;
       ff[n_ff++] = i;
     }
+    if (ffs_kinds[st->kind]->role == FFS_ROLE_SIDE && s_side_input(c, stages->kids[i], t, i) < 0)
+      return -1;
   }
 
   // the readout's lists: default all ff_layers but the first (all if only one)
-  ffs_stage_cfg_t *ro = &t->stages[n - 1];
-  const ffs_yaml_node_t *item = stages->kids[n - 1], *v;
-  s_who(t, n - 1, who, sizeof who);
+  ffs_stage_cfg_t *ro = &t->stages[ro_i];
+  const ffs_yaml_node_t *item = stages->kids[ro_i], *v;
+  s_who(t, ro_i, who, sizeof who);
   int skip = n_ff > 1;
   ro->n_energy = ro->n_softmax = n_ff - skip;
   memcpy(ro->energy, ff + skip, (size_t)(n_ff - skip) * sizeof *ff);
@@ -609,7 +679,7 @@ static int s_validate(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t
   if (s_feedback(c, root, t) < 0) return -1;
   if (t->negatives == FFS_NEG_HARD) {
     // the predictions travel back on a feedback edge readout -> source
-    int readout = t->n_stages - 1, edge = 0;
+    int readout = ffs_topo_find_readout(t), edge = 0;
     for (int k = 0; k < t->n_feedback; k++)
       edge |= t->feedback[k].from == readout && t->feedback[k].to == 0;
     const ffs_yaml_node_t *at = ffs_yaml_map_get(ffs_yaml_map_get(root, "train"), "negatives");
@@ -624,17 +694,24 @@ static int s_validate(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t
   if (ffs_topo_check_forms(c, root, t) < 0) return -1;
   if (ffs_topo_expand_shards(c, root, t) < 0) return -1;
   // facts one kind needs of another's configuration, resolved once here
-  t->readout = t->n_stages - 1;
+  t->readout = ffs_topo_find_readout(t);
   const ffs_stage_cfg_t *ro = &t->stages[t->readout];
+  // each ff_layer's frames come from the chain's stage before it (its group)
+  for (int i = 0; i < t->n_stages; i++)
+    if (t->stages[i].kind == FFS_STAGE_FF_LAYER)
+      t->stages[i].in_from = t->stages[t->stages[i].group - 1].group;
   t->want_neutral = ro->n_softmax > 0;
   t->want_candidates = ro->n_energy > 0;
   for (int i = 0; i < t->n_stages; i++)
     for (int k = 0; k < ro->n_softmax; k++)
       t->stages[i].report_activity |=
           t->stages[i].kind == FFS_STAGE_FF_LAYER && ro->softmax[k] == t->stages[i].group;
-  // the readout's entry in the file: the list's last (sharding added stages)
-  const ffs_yaml_node_t *stages = ffs_yaml_map_get(root, "stages");
-  const ffs_yaml_node_t *ro_node = stages->kids[stages->n - 1];
+  // the readout's entry in the file (sharding added stages: found by name)
+  const ffs_yaml_node_t *stages = ffs_yaml_map_get(root, "stages"), *ro_node = stages;
+  for (int i = 0; i < stages->n; i++) {
+    const ffs_yaml_node_t *nm = ffs_yaml_map_get(stages->kids[i], "name");
+    if (nm && nm->str && !strcmp(nm->str, ro->name)) ro_node = stages->kids[i];
+  }
   if (ro->primary == FFS_INFER_ENERGY && ro->n_energy == 0)
     return ffs_yaml_fail(
         c, ffs_yaml_map_get(ro_node, "primary") ? ffs_yaml_map_get(ro_node, "primary") : ro_node,
@@ -703,6 +780,12 @@ fail:
   return rc;
 }
 
+int ffs_topo_find_readout(const ffs_topo_t *t) {
+  for (int i = 0; i < t->n_stages; i++)
+    if (t->stages[i].kind == FFS_STAGE_READOUT) return i;
+  return -1;
+}
+
 int ffs_topo_find(const ffs_topo_t *t, const char *name) {
   assert(t && name);
   for (int i = 0; i < t->n_stages; i++)
@@ -711,6 +794,6 @@ int ffs_topo_find(const ffs_topo_t *t, const char *name) {
 }
 
 const char *ffs_stage_kind_str(ffs_stage_kind_t k) {
-  if ((int)k >= 0 && (int)k < 3) return s_kind_names[k];
-  return "unknown";
+  const ffs_kind_t *kind = ffs_kind_of((int)k);
+  return kind ? kind->name : "unknown";
 }

@@ -15,7 +15,10 @@
 #define FFS_PATH_MAX 512
 #define FFS_MAX_SHARDS 16 // processes one ff_layer may be split into
 
+// The built-in kinds' indices in the kind table (common/ffs_kind.h, which
+// lists every kind; a stage's kind is its index there).
 typedef enum { FFS_STAGE_SOURCE = 0, FFS_STAGE_FF_LAYER, FFS_STAGE_READOUT } ffs_stage_kind_t;
+#define FFS_KIND_CFG_MAX 64 // bytes of options a kind of its own keeps per stage
 typedef enum { FFS_TRANSPORT_IPC = 0, FFS_TRANSPORT_INPROC, FFS_TRANSPORT_TCP } ffs_transport_t;
 typedef enum { FFS_GOODNESS_SSQ = 0, FFS_GOODNESS_MSQ, FFS_GOODNESS_MIN_SSQ } ffs_goodness_t;
 typedef enum { FFS_OPT_SGD = 0, FFS_OPT_ADAM } ffs_opt_kind_t;
@@ -60,7 +63,7 @@ typedef struct {
 
 typedef struct {
   char name[FFS_NAME_MAX];
-  ffs_stage_kind_t kind;
+  ffs_stage_kind_t kind; // an index into the kind table, ffs_kinds
   int line;          // line of the stage's entry in the topology file
   int core;          // core to pin to; -1 = automatic (index mod cores)
   int in_dim;        // derived: floats per input row (0 for the source)
@@ -72,6 +75,12 @@ typedef struct {
   int td_from;       // derived, recurrent only: ff_layer whose activity comes
                      // back as this layer's top-down input; -1 = none
   int td_dim;        // derived: floats of top-down input per row (0 = none)
+  int in_from;       // resolved: the stage (group) whose frames come in on the
+                     // data input: the chain's stage before, or the layer a
+                     // side stage names; -1 = none
+  char in_name[FFS_NAME_MAX]; // a side stage: the layer it names (`layer:`)
+  unsigned char kind_cfg[FFS_KIND_CFG_MAX]; // a kind's own options (its parse
+                                            // writes them, its ops read them)
   int delay_ms;      // testing: sleep this long per data frame (a slow stage)
   // sharding: an ff_layer with `shards: k` is expanded at load time into k
   // consecutive stages named <layer>.0 .. <layer>.<k-1>, one process each,
@@ -157,6 +166,8 @@ int ffs_topo_load(ffs_topo_t *t, const char *path, const char *const *overrides,
 
 // Index of the stage named name, or -1.
 int ffs_topo_find(const ffs_topo_t *t, const char *name);
+// Index of the readout stage, or -1 (a loaded topology has one: t->readout).
+int ffs_topo_find_readout(const ffs_topo_t *t);
 
 const char *ffs_stage_kind_str(ffs_stage_kind_t k);
 

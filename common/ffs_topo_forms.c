@@ -147,7 +147,9 @@ int ffs_topo_expand_shards(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_t
     }
   }
   t->n_stages = n; // stage names hold no '.', so shard names are new ones
-  ffs_stage_cfg_t *ro = &t->stages[n - 1];
+  ffs_stage_cfg_t *ro = &t->stages[ffs_topo_find_readout(t)];
+  for (int i = 0; i < n; i++) // a side stage's layer
+    if (t->stages[i].in_from >= 0) t->stages[i].in_from = first[t->stages[i].in_from];
   for (int k = 0; k < ro->n_energy; k++)
     ro->energy[k] = first[ro->energy[k]];
   for (int k = 0; k < ro->n_softmax; k++)

@@ -17,9 +17,12 @@ flags=(-std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -Icommon -Iproto)
 "$CC" "${flags[@]}" fuzz/fuzz_frame.c proto/ffs_frame.c common/ffs_log.c \
   $(pkg-config --cflags --libs msgpack) -o "$out/bin/fuzz_frame"
-"$CC" "${flags[@]}" fuzz/fuzz_topo.c common/ffs_topo.c common/ffs_yaml.c common/ffs_topo_forms.c \
-  common/ffs_wiring.c common/ffs_log.c \
-  $(pkg-config --cflags --libs yaml-0.1) -lm -o "$out/bin/fuzz_topo"
+# the loader reads the kind table (stages/ffs_kinds.c), whose records carry
+# their kinds' ops: the topology fuzzer links the whole library
+lib=(common/*.c proto/*.c stages/*.c stages/*/*.c launch/ffs_*.c)
+"$CC" "${flags[@]}" -Istages -Istages/ff_layer -Istages/source -Ilaunch fuzz/fuzz_topo.c \
+  "${lib[@]}" $(pkg-config --cflags --libs yaml-0.1 libzmq msgpack hwloc openblas zlib) -lm \
+  -lpthread -o "$out/bin/fuzz_topo"
 "$CC" "${flags[@]}" fuzz/fuzz_ctl.c common/ffs_ctl.c \
   $(pkg-config --cflags --libs msgpack) -o "$out/bin/fuzz_ctl"
 

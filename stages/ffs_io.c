@@ -236,7 +236,9 @@ static int s_send_feedback(ffs_io_t *io, int k, const void *buf, size_t len) {
 
 int ffs_io_send(ffs_io_t *io, ffs_out_t out, const ffs_frame_hdr_t *h, const uint8_t *labels,
                 const uint8_t *cands, const uint32_t *ids, const float *payload) {
-  static const int fwd_slots[FFS_MAX_SHARDS] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  static const int fwd_slots[FFS_MAX_SHARDS + 8] = {0,  1,  2,  3,  4,  5,  6,  7,
+                                                    8,  9,  10, 11, 12, 13, 14, 15,
+                                                    16, 17, 18, 19, 20, 21, 22, 23};
   static const int rep_slot = S_SLOT_REP;
   int n = out == FFS_OUT_FORWARD ? io->n_fwd : out == FFS_OUT_REPORT ? io->rep != NULL : io->n_fb_out;
   if (n == 0) return 0;

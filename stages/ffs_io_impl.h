@@ -22,8 +22,9 @@
 
 #define S_SHM_WAIT_S 1.0 // longest wait for a shared encode buffer to come
                          // free before a frame goes by copy instead
-#define S_SLOT_REP FFS_MAX_SHARDS // reader slot of the report channel
-_Static_assert(S_SLOT_REP < FFS_SHM_SLOTS, "reader slots: shards and the report");
+#define S_SLOT_REP (FFS_SHM_SLOTS - 1) // reader slot of the report channel; the
+                                       // forward sockets take 0 .. FFS_MAX_SHARDS + 7
+_Static_assert(FFS_MAX_SHARDS + 8 < S_SLOT_REP, "reader slots: shards, 8 side stages, the report");
 #define S_SEND_BUFS 16 // encode buffers ZeroMQ may hold at once (>= the
                        // frames queued on a stage's outgoing sockets)
 
@@ -68,7 +69,8 @@ struct ffs_io {
   void *ctl;                          // DEALER to the launcher
   void *in;                           // PULL: forward input (NULL for source/readout)
   void *fb_in;                        // PULL: feedback input (NULL when none)
-  void *fwd[FFS_MAX_SHARDS];          // PUSH: the next stage's input (each shard's)
+  void *fwd[FFS_MAX_SHARDS + 8];      // PUSH: the next stage's input (each shard's),
+                                      // then each side stage's that takes our frames
   int n_fwd;                          // 0 at the end of the chain
   void *rep;                          // PUSH: the readout's report input (layers)
   void *rep_in[FFS_MAX_STAGES];       // PULL: readout's report inputs, by stage

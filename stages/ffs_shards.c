@@ -17,7 +17,7 @@
 int ffs_io_expected_shards(const ffs_io_t *io, ffs_chan_t chan, int sub) {
   const ffs_topo_t *t = io->env->topo;
   const ffs_stage_cfg_t *me = &t->stages[io->env->index];
-  if (chan == FFS_CHAN_IN) return me->group > 0 ? t->stages[me->group - 1].n_shards : 1;
+  if (chan == FFS_CHAN_IN) return me->in_from >= 0 ? t->stages[me->in_from].n_shards : 1;
   if (chan == FFS_CHAN_REP) return t->stages[sub].n_shards;
   return 1;
 }

@@ -18,22 +18,16 @@
 #include <zmq.h>
 
 #include "ffs_io_impl.h"
+#include "ffs_kind.h"
 #include "ffs_log.h"
 #include "ffs_pin.h"
 
-extern const ffs_stage_ops_t ffs_source_ops;
-extern const ffs_stage_ops_t ffs_ff_layer_ops;
-extern const ffs_stage_ops_t ffs_readout_ops;
 
 #define S_STATS_EVERY_S 0.5
 
 const ffs_stage_ops_t *ffs_stage_ops(ffs_stage_kind_t kind) {
-  switch (kind) {
-  case FFS_STAGE_SOURCE: return &ffs_source_ops;
-  case FFS_STAGE_FF_LAYER: return &ffs_ff_layer_ops;
-  case FFS_STAGE_READOUT: return &ffs_readout_ops;
-  }
-  return NULL;
+  const ffs_kind_t *k = ffs_kind_of((int)kind);
+  return k ? k->ops : NULL;
 }
 
 // ---- sockets ----
@@ -107,10 +101,12 @@ static int s_open_control(ffs_io_t *io, char *err, size_t errlen) {
   return s_connect(io->ctl, ep, err, errlen);
 }
 
-// The forward path: an ff_layer binds its input; a stage followed by an
-// ff_layer connects to it (to each of its shards, every one getting the
-// whole frame); an ff_layer reports to the readout on a channel of its own
-// (the shards of a layer share their group's), which the readout binds.
+// The forward path: a stage whose frames come from another (an ff_layer,
+// a side stage) binds its input; a stage followed by an ff_layer connects
+// to it (to each of its shards, every one getting the whole frame), and
+// to every side stage that takes its frames; an ff_layer reports to the
+// readout on a channel of its own (the shards of a layer share their
+// group's), which the readout binds.
 static int s_open_data(ffs_io_t *io, char *err, size_t errlen) {
   const ffs_stage_env_t *env = io->env;
   const ffs_topo_t *t = env->topo;
@@ -118,7 +114,7 @@ static int s_open_data(ffs_io_t *io, char *err, size_t errlen) {
   char ep[FFS_PATH_MAX + 64];
   uint32_t max_rows = (uint32_t)ffs_topo_max_rows(t);
   int hwm = t->hwm_frames;
-  if (me->kind == FFS_STAGE_FF_LAYER) {
+  if (me->in_from >= 0) {
     io->lim_in = (ffs_frame_limits_t){max_rows, (uint32_t)me->in_dim, (uint32_t)me->in_dim};
     io->in = s_socket(io, ZMQ_PULL, hwm, ffs_frame_encoded_max(max_rows, (uint32_t)me->in_dim));
     if (!io->in) return s_zfail(err, errlen);
@@ -134,6 +130,14 @@ static int s_open_data(ffs_io_t *io, char *err, size_t errlen) {
       ffs_topo_endpoint(t, env->run_dir, next + k, FFS_CHAN_IN, 0, ep, sizeof ep);
       if (s_connect(s, ep, err, errlen)) return -1;
     }
+  }
+  for (int j = t->readout + 1; j < t->n_stages; j++) { // side stages taking my frames
+    if (t->stages[j].in_from != me->group) continue;
+    io->slot_stage[io->n_fwd] = j;
+    void *s = io->fwd[io->n_fwd++] = s_socket(io, ZMQ_PUSH, hwm, 0);
+    if (!s) return s_zfail(err, errlen);
+    ffs_topo_endpoint(t, env->run_dir, j, FFS_CHAN_IN, 0, ep, sizeof ep);
+    if (s_connect(s, ep, err, errlen)) return -1;
   }
   if (me->kind == FFS_STAGE_FF_LAYER) {
     if (!(io->rep = s_socket(io, ZMQ_PUSH, hwm, 0))) return s_zfail(err, errlen);

@@ -63,7 +63,7 @@ typedef struct {
 // reading the input, and offers the frame again after each feedback frame.
 #define FFS_FRAME_DEFER 1
 
-typedef struct {
+typedef struct ffs_stage_ops {
   const char *kind;
   // Builds the stage; NULL with a message in err on failure (e.g. bad data).
   void *(*create)(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_t errlen);

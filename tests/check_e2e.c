@@ -531,6 +531,47 @@ START_TEST(test_kill9_layer_is_restarted) {
 }
 END_TEST
 
+// A tap (a kind added through the kind table alone) on a sharded layer
+// records its activity while the run trains: numpy opens the files, one
+// row per evaluated test sample and epoch, as wide as the layer, each row
+// the layer's normalized activity (unit RMS), labels and epochs beside.
+START_TEST(test_tap_records_a_layers_activity) {
+  char cfg[300], out[300], log[300], cmd[1200];
+  snprintf(cfg, sizeof cfg, "%s/tap.yaml", s_tmp);
+  snprintf(out, sizeof out, "%s/tap", s_tmp);
+  snprintf(log, sizeof log, "%s/tap.log", s_tmp);
+  FILE *f = fopen(cfg, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs("data: {set: mnist, dir: data/mnist}\n"
+        "stages:\n"
+        "  - {name: src, kind: source}\n"
+        "  - {name: l1, kind: ff_layer, units: 256}\n"
+        "  - {name: l2, kind: ff_layer, units: 256, shards: 2}\n"
+        "  - {name: l3, kind: ff_layer, units: 256}\n"
+        "  - {name: out, kind: readout}\n"
+        "  - {name: t2, kind: tap, layer: l2}\n",
+        f);
+  fclose(f);
+  const char *argv[] = {"", "run", cfg, "--quiet", "--out", out, S_SMALL_SETS, NULL};
+  int rc = s_wait(s_start(argv, log), 300);
+  ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, s_slurp(log));
+  snprintf(cmd, sizeof cmd,
+           "/usr/bin/python3 -c \"import numpy as np; a = np.load('%s/tap/t2.npy'); "
+           "m = np.load('%s/tap/t2.rows.npy'); rms = np.sqrt((a * a).mean(1)); "
+           "print(a.shape, m.shape, sorted(set(m[:, 2].astype(int))), "
+           "sorted(set(m[:, 0].astype(int))) == list(range(10)), set(m[:, 1].astype(int)), "
+           "bool(abs(rms.mean() - 1) < 0.01))\" 2>&1",
+           out, out);
+  FILE *p = popen(cmd, "r");
+  ck_assert_ptr_nonnull(p);
+  char got[512] = "";
+  size_t n = fread(got, 1, sizeof got - 1, p);
+  got[n] = 0;
+  pclose(p);
+  ck_assert_msg(strstr(got, "(3000, 256) (3000, 3) [0, 1, 2] True {-1} True"), "numpy says: %s", got);
+}
+END_TEST
+
 // Thousands of epochs (here 5 000 of one tiny batch, each evaluated): no
 // count indexes a fixed array, the run ends with a summary of its last.
 START_TEST(test_many_epochs_reach_a_summary) {
@@ -895,6 +936,7 @@ static Suite *s_suite(void) {
   tcase_add_test(faults, test_stalled_consumer_backpressure);
   tcase_add_test(faults, test_kill9_layer_is_restarted);
   tcase_add_test(faults, test_many_epochs_reach_a_summary);
+  tcase_add_test(run, test_tap_records_a_layers_activity);
   tcase_add_test(faults, test_resume_continues_a_stopped_run);
   tcase_add_test(faults, test_resume_turns_eval_average_on);
   tcase_add_test(faults, test_endpoint_in_use_is_reported);

@@ -538,7 +538,7 @@ START_TEST(test_err_unknown_kind) {
                    "  - name: l1\n"
                    "    kind: layer\n"
                    "  - {name: out, kind: readout}\n",
-                   4, "stage 'l1': kind: expected one of source, ff_layer, readout, got 'layer'");
+                   4, "stage 'l1': kind: expected one of source, ff_layer, readout, tap, got 'layer'");
   s_expect_fail_at("stages:\n  - {name: src}\n", 2, "stage 'src': missing required key 'kind'");
 }
 END_TEST
@@ -583,7 +583,7 @@ START_TEST(test_err_readouts) {
                    "  - {name: src, kind: source}\n"
                    "  - {name: r1, kind: readout}\n"
                    "  - {name: l1, kind: ff_layer, units: 5}\n",
-                   3, "stage 'r1': the readout must be the last stage");
+                   3, "stage 'r1': the readout must come after every ff_layer ('l1' at line 4");
   s_expect_fail_at("stages:\n"
                    "  - {name: src, kind: source}\n"
                    "  - {name: l1, kind: ff_layer, units: 5}\n"
@@ -646,6 +646,42 @@ START_TEST(test_err_energy_list) {
   ck_assert_int_eq(s_load(&t, text, &ov, 1), -1);
   snprintf(text, sizeof text, "%s/t.yaml:4: ", s_dir);
   s_expect_err(text, "primary: energy needs a non-empty energy list");
+}
+END_TEST
+
+// A side stage (tap) after the readout takes the frames of the layer it
+// names: its input width, the layer (every shard of it) as its source; its
+// own keys land in its options; misplaced or misnamed ones are refused.
+START_TEST(test_tap_stage) {
+  char text[1024];
+  snprintf(text, sizeof text, "%s  - {name: t2, kind: tap, layer: l2, rows: all}\n", s_min);
+  ffs_topo_t t;
+  const char *ov = "l2.shards=2";
+  ck_assert_msg(s_load(&t, text, &ov, 1) == 0, "%s", s_err);
+  ck_assert_int_eq(t.n_stages, 6);
+  ck_assert_int_eq(t.readout, 4);
+  ck_assert_str_eq(ffs_stage_kind_str(t.stages[5].kind), "tap");
+  ck_assert_int_eq(t.stages[5].in_from, 2); // l2.0, the group of l2
+  ck_assert_int_eq(t.stages[5].in_dim, 10);
+  ck_assert_int_eq(t.stages[2].in_from, 1); // l2.0 takes l1's frames, as l2.1 does
+  ck_assert_int_eq(t.stages[3].in_from, 1);
+  ck_assert_int_eq(ffs_topo_next(&t, 2), 4); // the chain goes on to the readout
+  snprintf(text, sizeof text, "%s  - {name: t2, kind: tap}\n", s_min);
+  s_expect_fail_at(text, 11, "stage 't2': missing required key 'layer'");
+  snprintf(text, sizeof text, "%s  - {name: t2, kind: tap, layer: out}\n", s_min);
+  s_expect_fail_at(text, 11, "stage 't2': layer: not an ff_layer: 'out'");
+  snprintf(text, sizeof text, "%s  - {name: t2, kind: tap, layer: l9}\n", s_min);
+  s_expect_fail_at(text, 11, "stage 't2': layer: no stage named 'l9'");
+  snprintf(text, sizeof text, "%s  - {name: t2, kind: tap, layer: l1, rows: some}\n", s_min);
+  s_expect_fail_at(text, 11, "stage 't2': rows: expected one of neutral, all");
+  snprintf(text, sizeof text, "%s  - {name: t2, kind: tap, layer: l1, units: 5}\n", s_min);
+  s_expect_fail_at(text, 11, "stage 't2': key 'units' does not apply to a tap");
+  const char *before = "stages:\n"
+                       "  - {name: src, kind: source}\n"
+                       "  - {name: l1, kind: ff_layer, units: 5}\n"
+                       "  - {name: t1, kind: tap, layer: l1}\n"
+                       "  - {name: out, kind: readout}\n";
+  s_expect_fail_at(before, 4, "stage 't1': a tap before the readout");
 }
 END_TEST
 
@@ -1112,6 +1148,7 @@ static Suite *s_suite(void) {
   tcase_add_test(errors, test_err_stage_count);
   tcase_add_test(errors, test_err_energy_list);
   tcase_add_test(errors, test_resolved_facts);
+  tcase_add_test(errors, test_tap_stage);
   tcase_add_test(errors, test_err_feedback);
   tcase_add_test(errors, test_err_hard_negatives_need_the_edge);
   tcase_add_test(errors, test_err_labels_and_recurrent);

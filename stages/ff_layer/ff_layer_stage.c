@@ -24,6 +24,7 @@
 #include "ffs_log.h"
 #include "ffs_math.h"
 #include "ffs_optim.h"
+#include "ffs_kind.h"
 #include "ffs_stage.h"
 
 #define S_SLOTS 8          // sample groups in flight at once (recurrent form)
@@ -524,6 +525,14 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   }
   return s;
 }
+
+static const char *const s_keys[] = {
+    "name",      "kind",     "units",    "core",         "goodness", "theta",       "temp",
+    "optimizer", "lr",       "momentum", "weight_decay", "cooldown", "peer_lambda", "peer_decay",
+    "update",    "delay_ms", "shards",   "eval_average", NULL};
+extern const ffs_stage_ops_t ffs_ff_layer_ops;
+const ffs_kind_t ffs_kind_ff_layer = {.name = "ff_layer", .role = FFS_ROLE_LAYER, .keys = s_keys,
+                                      .ops = &ffs_ff_layer_ops};
 
 const ffs_stage_ops_t ffs_ff_layer_ops = {
     .kind = "ff_layer",

@@ -13,6 +13,7 @@
 #include "ffs_ckpt.h"
 #include "ffs_log.h"
 #include "ffs_math.h"
+#include "ffs_kind.h"
 #include "ffs_stage.h"
 
 #define S_WINDOW 16 // frames held per layer while the others catch up
@@ -423,7 +424,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->hop = malloc(sizeof(float) * S_LAT_N);
   s->sorted = malloc(sizeof(float) * S_LAT_N);
   ok &= s->lat && s->hop && s->sorted;
-  for (int i = 1; i < t->n_stages - 1; i = ffs_topo_next(t, i)) s->hops++; // layers
+  for (int i = 1; i < t->readout; i = ffs_topo_next(t, i)) s->hops++; // layers
   s->hops++; // and the last one's report
   s->logits = malloc(sizeof(float) * (size_t)s->max_rows * (size_t)s->classes);
   s->dlog = malloc(sizeof(float) * (size_t)s->max_rows * (size_t)s->classes);
@@ -439,6 +440,12 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   }
   return s;
 }
+
+static const char *const s_keys[] = {"name",    "kind",       "core",    "energy",
+                                     "softmax", "softmax_lr", "primary", NULL};
+extern const ffs_stage_ops_t ffs_readout_ops;
+const ffs_kind_t ffs_kind_readout = {.name = "readout", .role = FFS_ROLE_READOUT, .keys = s_keys,
+                                     .light = 1, .ops = &ffs_readout_ops};
 
 const ffs_stage_ops_t ffs_readout_ops = {
     .kind = "readout",

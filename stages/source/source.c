@@ -21,6 +21,7 @@
 #include "ffs_idx.h"
 #include "ffs_log.h"
 #include "ffs_rng.h"
+#include "ffs_kind.h"
 #include "ffs_stage.h"
 #include "negatives.h"
 
@@ -350,6 +351,11 @@ fail:;
   s_destroy(&p);
   return NULL;
 }
+
+static const char *const s_keys[] = {"name", "kind", "core", NULL};
+extern const ffs_stage_ops_t ffs_source_ops;
+const ffs_kind_t ffs_kind_source = {.name = "source", .role = FFS_ROLE_SOURCE, .keys = s_keys,
+                                    .light = 1, .ops = &ffs_source_ops};
 
 const ffs_stage_ops_t ffs_source_ops = {
     .kind = "source",

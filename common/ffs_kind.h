@@ -1,0 +1,45 @@
+// ffs_kind: what a stage kind is to the rest of ffstream, in one record:
+// its name in topology files, where it sits in the graph, the keys it takes
+// and their parser, its weight for placement, and its ops (what it does
+// with frames: stages/ffs_stage.h). The records are listed in one table,
+// ffs_kinds (stages/ffs_kinds.c): a new kind is a folder under stages/ with
+// its record and ops, plus one line there. The loader, the placement, the
+// runtime and the launcher only ever read these records.
+#ifndef FFS_KIND_H
+#define FFS_KIND_H
+
+#include "ffs_topo.h"
+#include "ffs_yaml.h"
+
+typedef enum {
+  FFS_ROLE_SOURCE = 0, // the chain's first stage: streams the phases it is sent
+  FFS_ROLE_LAYER,      // a layer of the chain: frames in from the stage before,
+                       // out to the next, reports to the readout
+  FFS_ROLE_READOUT,    // the chain's last stage: joins the layers' reports
+  FFS_ROLE_SIDE,       // off the chain, listed after the readout: takes a data
+                       // edge from the layer it names (`layer:`), sends nothing
+} ffs_role_t;
+
+struct ffs_stage_ops; // stages/ffs_stage.h
+
+typedef struct {
+  const char *name;        // as written after `kind:`
+  ffs_role_t role;
+  const char *const *keys; // every key its stage entry may hold (name, kind, core too)
+  // Reads its own keys of stage entry item into st (st->kind_cfg for what is
+  // its own); errors as FILE:LINE through c. NULL: no keys of its own. The
+  // built-in chain kinds' keys are read by the loader itself.
+  int (*parse)(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *item, const char *who,
+               ffs_stage_cfg_t *st);
+  int light;               // placement: 1 = weighs a twentieth of the heaviest layer
+  const struct ffs_stage_ops *ops;
+} ffs_kind_t;
+
+// The table (NULL-terminated); index = ffs_stage_cfg_t.kind. The built-in
+// kinds come first, in ffs_stage_kind_t's order.
+extern const ffs_kind_t *const ffs_kinds[];
+
+// The record of kind k (an index into ffs_kinds), or NULL.
+const ffs_kind_t *ffs_kind_of(int k);
+
+#endif
