@@ -31,7 +31,8 @@ typedef struct {
   // built-in chain kinds' keys are read by the loader itself.
   int (*parse)(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *item, const char *who,
                ffs_stage_cfg_t *st);
-  int light;               // placement: 1 = weighs a twentieth of the heaviest layer
+  int light;               // placement: 1 = weighs a twentieth of the heaviest stage;
+                           // 0 = as its weights do (in_dim x units)
   const struct ffs_stage_ops *ops;
 } ffs_kind_t;
 

@@ -2,6 +2,8 @@
 // loaded per call (start-up only, never in a steady-state loop).
 #include "ffs_pin.h"
 
+#include "ffs_kind.h"
+
 #include <hwloc.h>
 #include <stdlib.h>
 
@@ -38,11 +40,13 @@ int ffs_pin_plan(const ffs_topo_t *t, int ncores, int *cores) {
   double weight[FFS_MAX_STAGES], heaviest = 1.0;
   for (int i = 0; i < t->n_stages; i++) {
     const ffs_stage_cfg_t *s = &t->stages[i];
-    weight[i] = s->kind == FFS_STAGE_FF_LAYER ? (double)s->in_dim * s->units : 0.0;
+    // a kind's record says whether it weighs its weights (in x units) or
+    // is light: a twentieth of the heaviest stage
+    weight[i] = ffs_kind_of(s->kind)->light ? 0.0 : (double)s->in_dim * s->units;
     heaviest = weight[i] > heaviest ? weight[i] : heaviest;
   }
   for (int i = 0; i < t->n_stages; i++)
-    if (t->stages[i].kind != FFS_STAGE_FF_LAYER) weight[i] = heaviest / 20.0;
+    if (ffs_kind_of(t->stages[i].kind)->light) weight[i] = heaviest / 20.0;
   double load[4096] = {0};
   if (ncores > 4096) ncores = 4096;
   int placed[FFS_MAX_STAGES] = {0};
