@@ -85,3 +85,64 @@ void ffs_topo_remove_endpoints(const ffs_topo_t *t, const char *run_dir) {
   }
   s_unlink_ipc(t, run_dir, 0, FFS_CHAN_CTL, 0);
 }
+
+// ---- the graph of typed edges ----
+
+static int s_add(ffs_edge_t *out, int n, int cap, ffs_edge_t e) {
+  if (n < cap) out[n] = e;
+  return n + 1;
+}
+
+int ffs_topo_edges(const ffs_topo_t *t, ffs_edge_t *out, int cap) {
+  assert(t && (out || cap == 0));
+  int n = 0, hwm = t->hwm_frames;
+  for (int i = 0; i < t->n_stages; i++) { // data: the chain, then side stages
+    const ffs_stage_cfg_t *st = &t->stages[i];
+    int next = ffs_topo_next(t, i);
+    if (i < t->readout && next < t->n_stages && t->stages[next].kind == FFS_STAGE_FF_LAYER)
+      for (int k = 0; k < t->stages[next].n_shards; k++)
+        n = s_add(out, n, cap,
+                  (ffs_edge_t){FFS_EDGE_DATA, FFS_POLICY_BLOCK, i, next + k, 0,
+                               t->stages[next].in_dim, hwm});
+    for (int j = t->readout + 1; j < t->n_stages; j++)
+      if (t->stages[j].in_from == st->group && st->kind == FFS_STAGE_FF_LAYER)
+        n = s_add(out, n, cap,
+                  (ffs_edge_t){FFS_EDGE_DATA, FFS_POLICY_BLOCK, i, j, 0, t->stages[j].in_dim, hwm});
+  }
+  for (int i = 0; i < t->n_stages; i++) // reports: every layer's, one channel per group
+    if (t->stages[i].kind == FFS_STAGE_FF_LAYER)
+      n = s_add(out, n, cap,
+                (ffs_edge_t){FFS_EDGE_REPORT, FFS_POLICY_BLOCK, i, t->readout, t->stages[i].group,
+                             1 + t->stages[i].out_dim, hwm});
+  for (int i = 0; i < t->n_stages; i++) { // peers: each shard to each sibling
+    const ffs_stage_cfg_t *st = &t->stages[i];
+    for (int k = 0; st->n_shards > 1 && k < st->n_shards; k++)
+      if (k != st->shard)
+        n = s_add(out, n, cap,
+                  (ffs_edge_t){FFS_EDGE_PEER, FFS_POLICY_BLOCK, i, st->group + k, 0,
+                               ffs_topo_max_rows(t) + 2, 16});
+  }
+  // feedback: latest wins, except a lockstep recurrent topology's top-down
+  // edges between ff_layers, which carry at most one vector per sample group
+  // in flight (a few) and must not lose one: their queue never fills
+  int lockstep = t->ticks > 1 && t->timing == FFS_TIMING_LOCKSTEP;
+  for (int k = 0; k < t->n_feedback; k++) {
+    const ffs_feedback_cfg_t *e = &t->feedback[k];
+    int reliable = lockstep && t->stages[e->from].kind == FFS_STAGE_FF_LAYER &&
+                   t->stages[e->to].kind == FFS_STAGE_FF_LAYER;
+    n = s_add(out, n, cap,
+              (ffs_edge_t){FFS_EDGE_FEEDBACK, reliable ? FFS_POLICY_RELIABLE : FFS_POLICY_LATEST,
+                           e->from, e->to, 0, ffs_topo_feedback_cols(t, e->from),
+                           reliable ? 64 : 2});
+  }
+  return n;
+}
+
+int ffs_topo_streamer(const ffs_topo_t *t) {
+  ffs_edge_t e[FFS_MAX_EDGES];
+  int n = ffs_topo_edges(t, e, FFS_MAX_EDGES), fed[FFS_MAX_STAGES] = {0};
+  for (int k = 0; k < n; k++) fed[e[k].to] |= e[k].type == FFS_EDGE_DATA;
+  for (int i = 0; i < t->n_stages; i++)
+    if (!fed[i] && t->stages[i].kind == FFS_STAGE_SOURCE) return i;
+  return 0; // a loaded topology has its source first
+}

@@ -46,4 +46,39 @@ int ffs_topo_max_rows(const ffs_topo_t *t);
 // data.classes class probabilities for the readout.
 int ffs_topo_feedback_cols(const ffs_topo_t *t, int from);
 
+// ---- the graph of typed edges ----
+// Every socket pair of a run is one edge: the receiver binds one input per
+// kind of edge (per sub for reports), the sender connects one output per
+// edge. Stages open their sockets by looping over their edges, never by
+// asking their kind or position.
+typedef enum {
+  FFS_EDGE_DATA = 0,  // frames forward: the chain, and a layer to its side stages
+  FFS_EDGE_REPORT,    // a layer's report to the readout (sub = its group)
+  FFS_EDGE_FEEDBACK,  // a topology's feedback: edge, backward
+  FFS_EDGE_PEER,      // a shard's partial sums to a sibling
+} ffs_edge_type_t;
+typedef enum {
+  FFS_POLICY_BLOCK = 0, // a full queue makes the sender wait (backpressure); never drops
+  FFS_POLICY_LATEST,    // never waits: when the receiver is full the vector is dropped
+  FFS_POLICY_RELIABLE,  // never dropped, waits like block (lockstep top-down vectors)
+} ffs_edge_policy_t;
+typedef struct {
+  ffs_edge_type_t type;
+  ffs_edge_policy_t policy;
+  int from, to; // stage indices
+  int sub;      // the receiver's channel: a report's sending group; 0 otherwise
+  int width;    // the widest row the edge carries (the receiver's limit)
+  int hwm;      // queue length in messages, on both sides
+} ffs_edge_t;
+#define FFS_MAX_EDGES (FFS_MAX_STAGES * (FFS_MAX_SHARDS + 8) + FFS_MAX_FEEDBACK)
+
+// Writes the topology's edges into out (at most cap; FFS_MAX_EDGES always
+// suffice) in a fixed order: data, reports, peers, feedback, each by
+// sender. Returns how many.
+int ffs_topo_edges(const ffs_topo_t *t, ffs_edge_t *out, int cap);
+
+// The stage that streams: the one no data edge enters (the source). The
+// launcher sends it the phases.
+int ffs_topo_streamer(const ffs_topo_t *t);
+
 #endif

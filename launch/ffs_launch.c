@@ -78,6 +78,7 @@ typedef struct {
   long done_base;          // every command before it reached the readout
   uint8_t *done_win;       // ... and from it on, done_win[k - done_base] says
   long done_cap;           // whether command k did (done_cap entries)
+  int streamer;            // the stage no data edge enters: it streams the phases
   int finished;
   char error[1024];
   int nothing_to_do;       // --resume of a finished run
@@ -218,7 +219,7 @@ static void s_send_next_cmd(s_run_t *r) {
   s_cmd_at(r->t, r->next_cmd, &epoch, &mode);
   ffs_ctl_msg_t m = {.type = FFS_CTL_EPOCH, .phase = {.epoch = epoch, .mode = mode}};
   // sent; or the source died, and its restart re-drives from n_sent
-  if (s_send_checked(r, 0, &m) == 0) r->next_cmd++;
+  if (s_send_checked(r, r->streamer, &m) == 0) r->next_cmd++;
 }
 
 // A restarted stage is READY again. Frames that were inside the dead process
@@ -229,7 +230,7 @@ static void s_send_next_cmd(s_run_t *r) {
 // was streaming starts over). A MARK that cannot be sent would stall the run:
 // that is an error.
 static void s_redrive(s_run_t *r, int stage) {
-  if (stage == 0) {
+  if (stage == r->streamer) {
     r->next_cmd = r->n_sent;
     s_send_next_cmd(r);
     s_send_next_cmd(r);
@@ -239,7 +240,7 @@ static void s_redrive(s_run_t *r, int stage) {
     int epoch, mode;
     s_cmd_at(r->t, k, &epoch, &mode);
     ffs_ctl_msg_t m = {.type = FFS_CTL_MARK, .phase = {.epoch = epoch, .mode = mode}};
-    if (s_send_checked(r, 0, &m) < 0) return;
+    if (s_send_checked(r, r->streamer, &m) < 0) return;
   }
 }
 
@@ -571,6 +572,7 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
   s_run_t *r = calloc(1, sizeof *r);
   if (!r) return 1;
   r->o = o, r->t = t, r->last_epoch_done = -1;
+  r->streamer = ffs_topo_streamer(t);
   int rc = s_prepare(r);
   if (rc) {
     free(r);

@@ -101,132 +101,110 @@ static int s_open_control(ffs_io_t *io, char *err, size_t errlen) {
   return s_connect(io->ctl, ep, err, errlen);
 }
 
-// The forward path: a stage whose frames come from another (an ff_layer,
-// a side stage) binds its input; a stage followed by an ff_layer connects
-// to it (to each of its shards, every one getting the whole frame), and
-// to every side stage that takes its frames; an ff_layer reports to the
-// readout on a channel of its own (the shards of a layer share their
-// group's), which the readout binds.
-static int s_open_data(ffs_io_t *io, char *err, size_t errlen) {
-  const ffs_stage_env_t *env = io->env;
-  const ffs_topo_t *t = env->topo;
-  const ffs_stage_cfg_t *me = &t->stages[env->index];
-  char ep[FFS_PATH_MAX + 64];
-  uint32_t max_rows = (uint32_t)ffs_topo_max_rows(t);
-  int hwm = t->hwm_frames;
-  if (me->in_from >= 0) {
-    io->lim_in = (ffs_frame_limits_t){max_rows, (uint32_t)me->in_dim, (uint32_t)me->in_dim};
-    io->in = s_socket(io, ZMQ_PULL, hwm, ffs_frame_encoded_max(max_rows, (uint32_t)me->in_dim));
-    if (!io->in) return s_zfail(err, errlen);
-    ffs_topo_endpoint(t, env->run_dir, env->index, FFS_CHAN_IN, 0, ep, sizeof ep);
-    if (s_bind(io->in, ep, err, errlen)) return -1;
-  }
-  int next = ffs_topo_next(t, env->index);
-  if (next < t->n_stages && t->stages[next].kind == FFS_STAGE_FF_LAYER) {
-    for (int k = 0; k < t->stages[next].n_shards; k++) {
-      io->slot_stage[io->n_fwd] = next + k;
-      void *s = io->fwd[io->n_fwd++] = s_socket(io, ZMQ_PUSH, hwm, 0);
-      if (!s) return s_zfail(err, errlen);
-      ffs_topo_endpoint(t, env->run_dir, next + k, FFS_CHAN_IN, 0, ep, sizeof ep);
-      if (s_connect(s, ep, err, errlen)) return -1;
-    }
-  }
-  for (int j = t->readout + 1; j < t->n_stages; j++) { // side stages taking my frames
-    if (t->stages[j].in_from != me->group) continue;
-    io->slot_stage[io->n_fwd] = j;
-    void *s = io->fwd[io->n_fwd++] = s_socket(io, ZMQ_PUSH, hwm, 0);
-    if (!s) return s_zfail(err, errlen);
-    ffs_topo_endpoint(t, env->run_dir, j, FFS_CHAN_IN, 0, ep, sizeof ep);
-    if (s_connect(s, ep, err, errlen)) return -1;
-  }
-  if (me->kind == FFS_STAGE_FF_LAYER) {
-    if (!(io->rep = s_socket(io, ZMQ_PUSH, hwm, 0))) return s_zfail(err, errlen);
-    io->slot_stage[S_SLOT_REP] = t->readout;
-    ffs_topo_endpoint(t, env->run_dir, t->readout, FFS_CHAN_REP, me->group, ep, sizeof ep);
-    if (s_connect(io->rep, ep, err, errlen)) return -1;
-  }
-  for (int i = 0; me->kind == FFS_STAGE_READOUT && i < t->n_stages; i++) {
-    if (t->stages[i].kind != FFS_STAGE_FF_LAYER || t->stages[i].shard != 0) continue;
-    uint32_t cols = 1u + (uint32_t)t->stages[i].out_dim;
-    io->lim_rep[i] = (ffs_frame_limits_t){max_rows, 0, cols};
-    io->rep_in[i] = s_socket(io, ZMQ_PULL, hwm, ffs_frame_encoded_max(max_rows, cols));
-    if (!io->rep_in[i]) return s_zfail(err, errlen);
-    ffs_topo_endpoint(t, env->run_dir, env->index, FFS_CHAN_REP, i, ep, sizeof ep);
-    if (s_bind(io->rep_in[i], ep, err, errlen)) return -1;
-  }
-  return 0;
-}
-
-// A shard's siblings: their partial sums come in on one PULL; one PUSH to
-// each of them.
-static int s_open_peers(ffs_io_t *io, char *err, size_t errlen) {
-  const ffs_stage_env_t *env = io->env;
-  const ffs_topo_t *t = env->topo;
-  const ffs_stage_cfg_t *me = &t->stages[env->index];
-  char ep[FFS_PATH_MAX + 64];
+// A shard's scratch for its siblings' partial sums (ffs_io_allreduce).
+static int s_open_peer_sums(ffs_io_t *io, char *err, size_t errlen) {
+  const ffs_stage_cfg_t *me = &io->env->topo->stages[io->env->index];
   if (me->n_shards <= 1) return 0;
-  uint32_t n = (uint32_t)ffs_topo_max_rows(t) + 2;
-  io->peer_in = s_socket(io, ZMQ_PULL, 16, ffs_frame_encoded_max(1, n));
+  uint32_t n = (uint32_t)ffs_topo_max_rows(io->env->topo) + 2;
   io->peer_sum = malloc(sizeof(float) * n);
   io->peer_buf = malloc(ffs_frame_encoded_max(1, n));
-  if (!io->peer_in || !io->peer_sum || !io->peer_buf) return s_zfail(err, errlen);
-  ffs_topo_endpoint(t, env->run_dir, env->index, FFS_CHAN_PEER, 0, ep, sizeof ep);
-  if (s_bind(io->peer_in, ep, err, errlen)) return -1;
-  for (int k = 0; k < me->n_shards; k++) {
-    for (int j = 0; j < 2; j++)
-      if (!(io->pend[k][j].v = malloc(sizeof(float) * n))) return s_zfail(err, errlen);
-    if (k == me->shard) continue;
-    void *s = io->peer_out[k] = s_socket(io, ZMQ_PUSH, 16, 0);
+  int ok = io->peer_sum && io->peer_buf;
+  for (int k = 0; k < me->n_shards; k++)
+    for (int j = 0; j < 2; j++) ok &= (io->pend[k][j].v = malloc(sizeof(float) * n)) != NULL;
+  if (ok) return 0;
+  snprintf(err, errlen, "out of memory");
+  return -1;
+}
+
+// The inputs this stage binds: one per kind of edge that ends here (one per
+// sending group for reports), each as wide as the widest edge into it and
+// with the longest queue any of them asks for.
+static int s_bind_inputs(ffs_io_t *io, const ffs_edge_t *e, int n, char *err, size_t errlen) {
+  const ffs_stage_env_t *env = io->env;
+  const ffs_topo_t *t = env->topo;
+  uint32_t max_rows = (uint32_t)ffs_topo_max_rows(t);
+  char ep[FFS_PATH_MAX + 64];
+  int width[4] = {0}, hwm[4] = {0};
+  for (int k = 0; k < n; k++) {
+    if (e[k].to != env->index) continue;
+    if (e[k].width > width[e[k].type]) width[e[k].type] = e[k].width;
+    if (e[k].hwm > hwm[e[k].type]) hwm[e[k].type] = e[k].hwm;
+    if (e[k].type != FFS_EDGE_REPORT || io->rep_in[e[k].sub]) continue;
+    uint32_t cols = (uint32_t)e[k].width; // a report channel per sending group
+    io->lim_rep[e[k].sub] = (ffs_frame_limits_t){max_rows, 0, cols};
+    io->rep_in[e[k].sub] = s_socket(io, ZMQ_PULL, e[k].hwm, ffs_frame_encoded_max(max_rows, cols));
+    if (!io->rep_in[e[k].sub]) return s_zfail(err, errlen);
+    ffs_topo_endpoint(t, env->run_dir, env->index, FFS_CHAN_REP, e[k].sub, ep, sizeof ep);
+    if (s_bind(io->rep_in[e[k].sub], ep, err, errlen)) return -1;
+  }
+  struct {
+    ffs_edge_type_t type;
+    ffs_chan_t chan;
+    void **sock;
+    ffs_frame_limits_t *lim; // NULL: the peer channel checks its own
+    int exact;               // data: rows exactly as wide as the input
+  } in[] = {{FFS_EDGE_DATA, FFS_CHAN_IN, &io->in, &io->lim_in, 1},
+            {FFS_EDGE_FEEDBACK, FFS_CHAN_FB, &io->fb_in, &io->lim_fb, 0},
+            {FFS_EDGE_PEER, FFS_CHAN_PEER, &io->peer_in, NULL, 0}};
+  for (size_t k = 0; k < sizeof in / sizeof in[0]; k++) {
+    uint32_t w = (uint32_t)width[in[k].type];
+    if (!w) continue;
+    uint32_t rows = in[k].type == FFS_EDGE_PEER ? 1 : max_rows;
+    if (in[k].lim) *in[k].lim = (ffs_frame_limits_t){rows, in[k].exact ? w : 0, w};
+    *in[k].sock = s_socket(io, ZMQ_PULL, hwm[in[k].type], ffs_frame_encoded_max(rows, w));
+    if (!*in[k].sock) return s_zfail(err, errlen);
+    ffs_topo_endpoint(t, env->run_dir, env->index, in[k].chan, 0, ep, sizeof ep);
+    if (s_bind(*in[k].sock, ep, err, errlen)) return -1;
+  }
+  return 0;
+}
+
+// The outputs: one PUSH per edge that starts here, connected to the
+// receiver's input for that kind of edge.
+static int s_connect_outputs(ffs_io_t *io, const ffs_edge_t *e, int n, char *err, size_t errlen) {
+  const ffs_stage_env_t *env = io->env;
+  const ffs_topo_t *t = env->topo;
+  char ep[FFS_PATH_MAX + 64];
+  for (int k = 0; k < n; k++) {
+    if (e[k].from != env->index) continue;
+    void *s = s_socket(io, ZMQ_PUSH, e[k].hwm, 0);
     if (!s) return s_zfail(err, errlen);
-    ffs_topo_endpoint(t, env->run_dir, me->group + k, FFS_CHAN_PEER, 0, ep, sizeof ep);
+    ffs_chan_t chan = FFS_CHAN_IN;
+    switch (e[k].type) {
+    case FFS_EDGE_DATA:
+      io->slot_stage[io->n_fwd] = e[k].to; // its shared buffers' reader slot
+      io->fwd[io->n_fwd++] = s;
+      break;
+    case FFS_EDGE_REPORT:
+      io->slot_stage[S_SLOT_REP] = e[k].to;
+      io->rep = s, chan = FFS_CHAN_REP;
+      break;
+    case FFS_EDGE_PEER:
+      io->peer_out[t->stages[e[k].to].shard] = s, chan = FFS_CHAN_PEER;
+      break;
+    case FFS_EDGE_FEEDBACK:
+      io->fb_reliable[io->n_fb_out] = e[k].policy == FFS_POLICY_RELIABLE;
+      io->fb_out[io->n_fb_out++] = s, chan = FFS_CHAN_FB;
+      break;
+    }
+    ffs_topo_endpoint(t, env->run_dir, e[k].to, chan, e[k].sub, ep, sizeof ep);
     if (s_connect(s, ep, err, errlen)) return -1;
   }
   return 0;
 }
 
-// Feedback: bind an input when some edge ends here (as wide as the widest
-// vector any edge into this stage carries); connect each edge that starts
-// here. Lockstep top-down edges carry at most one vector per sample group
-// in flight (a few); their queue is sized so that a send never waits on it.
-static int s_open_feedback(ffs_io_t *io, char *err, size_t errlen) {
-  const ffs_stage_env_t *env = io->env;
-  const ffs_topo_t *t = env->topo;
-  const ffs_stage_cfg_t *me = &t->stages[env->index];
-  char ep[FFS_PATH_MAX + 64];
-  uint32_t fb_cols = 0, max_rows = (uint32_t)ffs_topo_max_rows(t);
-  for (int k = 0; k < t->n_feedback; k++) {
-    const ffs_feedback_cfg_t *e = &t->feedback[k];
-    uint32_t c = (uint32_t)ffs_topo_feedback_cols(t, e->from);
-    if (e->to == env->index && c > fb_cols) fb_cols = c;
-  }
-  int lockstep = t->ticks > 1 && t->timing == FFS_TIMING_LOCKSTEP;
-  int fb_hwm = lockstep && me->kind == FFS_STAGE_FF_LAYER ? 64 : 2;
-  if (fb_cols > 0) {
-    io->lim_fb = (ffs_frame_limits_t){max_rows, 0, fb_cols};
-    io->fb_in = s_socket(io, ZMQ_PULL, fb_hwm, ffs_frame_encoded_max(max_rows, fb_cols));
-    if (!io->fb_in) return s_zfail(err, errlen);
-    ffs_topo_endpoint(t, env->run_dir, env->index, FFS_CHAN_FB, 0, ep, sizeof ep);
-    if (s_bind(io->fb_in, ep, err, errlen)) return -1;
-  }
-  for (int k = 0; k < t->n_feedback; k++) {
-    const ffs_feedback_cfg_t *e = &t->feedback[k];
-    if (e->from != env->index) continue;
-    int reliable = lockstep && t->stages[e->to].kind == FFS_STAGE_FF_LAYER &&
-                   me->kind == FFS_STAGE_FF_LAYER;
-    void *s = s_socket(io, ZMQ_PUSH, reliable ? 64 : 2, 0);
-    if (!s) return s_zfail(err, errlen);
-    io->fb_reliable[io->n_fb_out] = reliable;
-    io->fb_out[io->n_fb_out++] = s;
-    ffs_topo_endpoint(t, env->run_dir, e->to, FFS_CHAN_FB, 0, ep, sizeof ep);
-    if (s_connect(s, ep, err, errlen)) return -1;
-  }
-  return 0;
+// Every socket but control: looping over the stage's edges.
+static int s_open_edges(ffs_io_t *io, char *err, size_t errlen) {
+  static __thread ffs_edge_t edges[FFS_MAX_EDGES]; // (threads mode: one per stage thread)
+  int n = ffs_topo_edges(io->env->topo, edges, FFS_MAX_EDGES);
+  if (s_open_peer_sums(io, err, errlen) < 0) return -1;
+  if (s_bind_inputs(io, edges, n, err, errlen) < 0) return -1;
+  return s_connect_outputs(io, edges, n, err, errlen);
 }
 
 static int s_open_sockets(ffs_io_t *io, char *err, size_t errlen) {
   if (s_open_buffers(io, err, errlen) < 0 || s_open_control(io, err, errlen) < 0 ||
-      s_open_data(io, err, errlen) < 0 || s_open_peers(io, err, errlen) < 0 ||
-      s_open_feedback(io, err, errlen) < 0)
+      s_open_edges(io, err, errlen) < 0)
     return -1;
   return 0;
 }

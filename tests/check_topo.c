@@ -649,6 +649,40 @@ START_TEST(test_err_energy_list) {
 }
 END_TEST
 
+// The typed edges of a graph: data along the chain (to each shard) and to
+// a tap, a report per layer shard on its group's channel, peers between
+// siblings, feedback latest-wins; the source is the stage no data enters.
+START_TEST(test_edges) {
+  char text[1024];
+  snprintf(text, sizeof text, "%s  - {name: t1, kind: tap, layer: l1}\nfeedback:\n"
+           "  - {from: out, to: src}\n", s_min);
+  ffs_topo_t t;
+  const char *ov = "l2.shards=2";
+  ck_assert_msg(s_load(&t, text, &ov, 1) == 0, "%s", s_err);
+  // src 0, l1 1, l2.0 2, l2.1 3, out 4, t1 5
+  ffs_edge_t e[FFS_MAX_EDGES];
+  int n = ffs_topo_edges(&t, e, FFS_MAX_EDGES), count[4] = {0};
+  for (int k = 0; k < n; k++) count[e[k].type]++;
+  ck_assert_int_eq(count[FFS_EDGE_DATA], 4);   // src->l1, l1->l2.0, l1->l2.1, l1->t1
+  ck_assert_int_eq(count[FFS_EDGE_REPORT], 3); // l1, l2.0, l2.1
+  ck_assert_int_eq(count[FFS_EDGE_PEER], 2);   // l2.0 <-> l2.1
+  ck_assert_int_eq(count[FFS_EDGE_FEEDBACK], 1);
+  ck_assert_int_eq(n, 10);
+  int tap = 0, rep_l2 = 0;
+  for (int k = 0; k < n; k++) {
+    tap += e[k].type == FFS_EDGE_DATA && e[k].from == 1 && e[k].to == 5 && e[k].width == 20;
+    rep_l2 += e[k].type == FFS_EDGE_REPORT && e[k].to == 4 && e[k].sub == 2 && e[k].width == 11;
+    if (e[k].type == FFS_EDGE_FEEDBACK)
+      ck_assert(e[k].policy == FFS_POLICY_LATEST && e[k].from == 4 && e[k].to == 0);
+    if (e[k].type == FFS_EDGE_DATA) ck_assert(e[k].policy == FFS_POLICY_BLOCK);
+  }
+  ck_assert_int_eq(tap, 1);
+  ck_assert_int_eq(rep_l2, 2); // both shards of l2 on l2's channel
+  ck_assert_int_eq(ffs_topo_streamer(&t), 0);
+  ck_assert_int_eq(ffs_topo_edges(&t, e, 3), n); // the count, whatever fits
+}
+END_TEST
+
 // A side stage (tap) after the readout takes the frames of the layer it
 // names: its input width, the layer (every shard of it) as its source; its
 // own keys land in its options; misplaced or misnamed ones are refused.
@@ -1149,6 +1183,7 @@ static Suite *s_suite(void) {
   tcase_add_test(errors, test_err_energy_list);
   tcase_add_test(errors, test_resolved_facts);
   tcase_add_test(errors, test_tap_stage);
+  tcase_add_test(errors, test_edges);
   tcase_add_test(errors, test_err_feedback);
   tcase_add_test(errors, test_err_hard_negatives_need_the_edge);
   tcase_add_test(errors, test_err_labels_and_recurrent);
