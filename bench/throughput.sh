@@ -85,7 +85,7 @@ run_ffs "pair frames (train.pairs), 5 processes on $cores cores" pairs "" --set 
 run_ffs "pair frames (train.pairs), l2 in 2 shards, 6 processes on $cores cores" sharded_pairs "" \
   --set train.pairs=true --set l2.shards=2
 # frames through the sockets instead of shared memory (shm: false, the
-# fifth session's only path), and the same stages as threads of one process
+# only path before shared-memory frames), and the same stages as threads of one process
 run_ffs "pair frames, l2 in 2 shards, shm: false (every frame through the socket), 6 processes on $cores cores" \
   sharded_pairs_noshm "" --set train.pairs=true --set l2.shards=2 --set shm=false
 run_ffs "pair frames, l2 in 2 shards, 6 threads of one process (--threads, inproc) on $cores cores" \
