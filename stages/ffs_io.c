@@ -142,21 +142,21 @@ static uint8_t *s_frame_buf(ffs_io_t *io, size_t cap, int *lent) {
 }
 
 // Sends buf (len bytes) on each of n > 0 sockets (socks[k] reads shared
-// buffers as slots[k]): without a copy when buf is lent buffer `lent` (of
-// s_frame_buf; -1: buf is the io's own) and large, else copied.
-static int s_send_frame(ffs_io_t *io, void *const *socks, const int *slots, int n, const void *buf,
+// buffers as slot first + k): without a copy when buf is lent buffer `lent`
+// (of s_frame_buf; -1: buf is the io's own) and large, else copied.
+static int s_send_frame(ffs_io_t *io, void *const *socks, int first, int n, const void *buf,
                         size_t len, int lent) {
   if (io->use_shm && lent >= 0 && len >= S_ZERO_COPY_MIN) {
     ffs_shm_buf_t *sb = &io->shm[lent];
     io->shm_sent[lent] = ++io->shm_count;
     uint32_t mask = 0;
-    for (int k = 0; k < n; k++) mask |= 1u << slots[k];
+    for (int k = 0; k < n; k++) mask |= 1u << (first + k);
     ffs_shm_buf_send(sb, mask);
     for (int k = 0; k < n; k++) {
       uint8_t desc[FFS_SHM_DESC_LEN]; // all that goes over ZeroMQ
-      ffs_shm_buf_desc(sb, len, slots[k], io->inc[io->slot_stage[slots[k]]], desc);
+      ffs_shm_buf_desc(sb, len, first + k, io->inc[io->slot_stage[first + k]], desc);
       if (ffs_io_send_blocking(io, socks[k], desc, sizeof desc) < 0) {
-        for (; k < n; k++) ffs_shm_buf_reclaim(sb, slots[k]); // these never got it
+        for (; k < n; k++) ffs_shm_buf_reclaim(sb, first + k); // these never got it
         return -1;
       }
     }
@@ -236,10 +236,6 @@ static int s_send_feedback(ffs_io_t *io, int k, const void *buf, size_t len) {
 
 int ffs_io_send(ffs_io_t *io, ffs_out_t out, const ffs_frame_hdr_t *h, const uint8_t *labels,
                 const uint8_t *cands, const uint32_t *ids, const float *payload) {
-  static const int fwd_slots[FFS_MAX_SHARDS + 8] = {0,  1,  2,  3,  4,  5,  6,  7,
-                                                    8,  9,  10, 11, 12, 13, 14, 15,
-                                                    16, 17, 18, 19, 20, 21, 22, 23};
-  static const int rep_slot = S_SLOT_REP;
   int n = out == FFS_OUT_FORWARD ? io->n_fwd : out == FFS_OUT_REPORT ? io->rep != NULL : io->n_fb_out;
   if (n == 0) return 0;
   // feedback may be dropped: never into a lent buffer, which would wait
@@ -254,8 +250,8 @@ int ffs_io_send(ffs_io_t *io, ffs_out_t out, const ffs_frame_hdr_t *h, const uin
               io->enc_cap);
     return -1;
   }
-  if (out == FFS_OUT_FORWARD) return s_send_frame(io, io->fwd, fwd_slots, n, buf, len, lent);
-  if (out == FFS_OUT_REPORT) return s_send_frame(io, &io->rep, &rep_slot, n, buf, len, lent);
+  if (out == FFS_OUT_FORWARD) return s_send_frame(io, io->fwd, 0, n, buf, len, lent);
+  if (out == FFS_OUT_REPORT) return s_send_frame(io, &io->rep, S_SLOT_REP, n, buf, len, lent);
   for (int k = 0; k < n; k++)
     if (s_send_feedback(io, k, buf, len) < 0) return -1;
   return 0;

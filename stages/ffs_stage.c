@@ -195,7 +195,7 @@ static int s_connect_outputs(ffs_io_t *io, const ffs_edge_t *e, int n, char *err
 
 // Every socket but control: looping over the stage's edges.
 static int s_open_edges(ffs_io_t *io, char *err, size_t errlen) {
-  static __thread ffs_edge_t edges[FFS_MAX_EDGES]; // (threads mode: one per stage thread)
+  ffs_edge_t edges[FFS_MAX_EDGES];
   int n = ffs_topo_edges(io->env->topo, edges, FFS_MAX_EDGES);
   if (s_open_peer_sums(io, err, errlen) < 0) return -1;
   if (s_bind_inputs(io, edges, n, err, errlen) < 0) return -1;
