@@ -27,8 +27,9 @@ typedef struct {
   ffs_role_t role;
   const char *const *keys; // every key its stage entry may hold (name, kind, core too)
   // Reads its own keys of stage entry item into st (st->kind_cfg for what is
-  // its own); errors as FILE:LINE through c. NULL: no keys of its own. The
-  // built-in chain kinds' keys are read by the loader itself.
+  // its own, or the fields of ffs_stage_cfg_t the runtime reads); errors as
+  // FILE:LINE through c. NULL: no keys of its own. name, kind, core and a
+  // side stage's layer are read by the loader.
   int (*parse)(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *item, const char *who,
                ffs_stage_cfg_t *st);
   int light;               // placement: 1 = weighs a twentieth of the heaviest stage;
@@ -42,5 +43,11 @@ extern const ffs_kind_t *const ffs_kinds[];
 
 // The record of kind k (an index into ffs_kinds), or NULL.
 const ffs_kind_t *ffs_kind_of(int k);
+
+// For a kind's parser: reads the layer keys present in m (the top-level
+// `layer:` block, or a stage entry overriding it) over l; prefix starts each
+// label in errors ("layer." or "stage 'l1': "). Returns 0 or -1.
+int ffs_topo_layer_keys(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *m, const char *prefix,
+                        ffs_layer_cfg_t *l);
 
 #endif

@@ -45,7 +45,6 @@ static const char *const s_goodness_names[] = {"ssq", "msq", "min_ssq", NULL};
 static const char *const s_opt_names[] = {"sgd", "adam", NULL};
 static const char *const s_update_names[] = {"frame", "pair", NULL};
 static const char *const s_negatives_names[] = {"random", "hard", "hybrid", NULL};
-static const char *const s_infer_names[] = {"energy", "softmax", NULL};
 static const char *const s_labels_names[] = {"overlay", "separate", NULL};
 static const char *const s_timing_names[] = {"lockstep", "free-running", NULL};
 static const char *const s_set_names[] = {"mnist", "fashion", NULL};
@@ -61,10 +60,8 @@ static const char *s_label(char *buf, size_t cap, const char *prefix, const char
   return buf;
 }
 
-// Reads the layer keys present in m (a `layer:` block or a stage) over l.
-// prefix starts each label: "layer." or "stage 'l1': ".
-static int s_layer(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *m, const char *prefix,
-                   ffs_layer_cfg_t *l) {
+int ffs_topo_layer_keys(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *m, const char *prefix,
+                        ffs_layer_cfg_t *l) {
   const struct {
     const char *key;
     int range;
@@ -278,7 +275,7 @@ static int s_top(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t, 
                                .cooldown = 1,
                                .peer_lambda = 0.03f,
                                .peer_decay = 0.9f};
-  return s_layer(c, m, "layer.", &t->layer);
+  return ffs_topo_layer_keys(c, m, "layer.", &t->layer);
 }
 
 // ---- validation: stages ----
@@ -363,7 +360,6 @@ static int s_stage(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *stages, ffs_topo_t 
   ffs_stage_cfg_t *st = &t->stages[i];
   char who[64], label[96], got[80], where[128];
   const ffs_yaml_node_t *v;
-  int e;
   st->line = item->line;
   st->core = -1;
   st->td_from = -1;
@@ -397,41 +393,6 @@ static int s_stage(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *stages, ffs_topo_t 
   snprintf(label, sizeof label, "%s: core", who);
   if ((v = ffs_yaml_map_get(item, "core")) && ffs_yaml_int(c, v, label, 0, 65535, &st->core) < 0)
     return -1;
-  if (st->kind == FFS_STAGE_FF_LAYER) {
-    if (!(v = ffs_yaml_map_get(item, "units")))
-      return ffs_yaml_fail(
-          c, item, "%s: missing required key 'units' (an ff_layer needs units: 1..65536)", who);
-    snprintf(label, sizeof label, "%s: units", who);
-    if (ffs_yaml_int(c, v, label, 1, 65536, &st->units) < 0) return -1;
-    snprintf(label, sizeof label, "%s: ", who);
-    if (s_layer(c, item, label, &st->layer) < 0) return -1;
-    snprintf(label, sizeof label, "%s: delay_ms", who);
-    if ((v = ffs_yaml_map_get(item, "delay_ms")) &&
-        ffs_yaml_int(c, v, label, 0, 10000, &st->delay_ms) < 0)
-      return -1;
-    snprintf(label, sizeof label, "%s: shards", who);
-    if ((v = ffs_yaml_map_get(item, "shards")) &&
-        ffs_yaml_int(c, v, label, 1, FFS_MAX_SHARDS, &st->n_shards) < 0)
-      return -1;
-    if (st->n_shards > st->units)
-      return ffs_yaml_fail(c, v,
-                           "%s: shards: %d shards of %d units leave a shard without units "
-                           "(expected at most %d)",
-                           who, st->n_shards, st->units, st->units);
-  }
-  if (st->kind == FFS_STAGE_READOUT) {
-    st->softmax_lr = 0.01f;
-    st->primary = FFS_INFER_ENERGY;
-    snprintf(label, sizeof label, "%s: softmax_lr", who);
-    if ((v = ffs_yaml_map_get(item, "softmax_lr")) &&
-        ffs_yaml_num(c, v, label, FFS_YAML_POSITIVE, &st->softmax_lr) < 0)
-      return -1;
-    snprintf(label, sizeof label, "%s: primary", who);
-    if ((v = ffs_yaml_map_get(item, "primary"))) {
-      if (ffs_yaml_enum(c, v, label, s_infer_names, &e) < 0) return -1;
-      st->primary = (ffs_infer_t)e;
-    }
-  }
   return s_stage_own(c, item, who, kind, st);
 }
 

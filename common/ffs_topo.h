@@ -132,8 +132,8 @@ typedef struct {
   int eval_every;     // evaluate after every N epochs (and after the last)
   ffs_negatives_t negatives;
   int pairs;          // a training batch's positive and negative rows travel in
-                      // one pair frame (FFS_POL_PAIR): one step per pair
-  int triples;        // ... and its neutral rows with them (FFS_POL_TRIPLE);
+                      // one frame (roles: positive run, negative run): one step
+  int triples;        // ... and its neutral rows after them (a neutral run);
                       // sets pairs
   int hwm_frames;     // forward high-water mark, in frames
   int ckpt_every_s;   // checkpoint every N seconds as well as at epoch ends (0 = only there)

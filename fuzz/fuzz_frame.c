@@ -33,14 +33,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!isfinite(payload[i])) abort();
     ffs_frame_copy_payload(payload, &f);
     for (uint32_t r = 0; r < f.h.rows && f.ids; r++) ids[r] = ffs_frame_id(&f, r);
-    size_t len = ffs_frame_encode(again, sizeof again, &f.h, f.labels, f.cands,
-                                  f.ids ? ids : NULL, payload);
+    ffs_frame_rows_t r = {f.roles, f.labels, f.cands, f.ids ? ids : NULL};
+    size_t len = ffs_frame_encode(again, sizeof again, &f.h, &r, payload);
     ffs_frame_t g;
     if (len == 0 || ffs_frame_decode(&g, again, len, &lim, err, sizeof err) < 0) {
       // a NaN payload encodes and decodes fine; only the header must match
       abort();
     }
-    if (memcmp(&g.h, &f.h, sizeof g.h) != 0) abort();
+    if (memcmp(&g.h, &f.h, sizeof g.h) != 0 || memcmp(g.n_role, f.n_role, sizeof g.n_role) != 0)
+      abort();
   }
   return 0;
 }

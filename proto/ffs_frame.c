@@ -1,4 +1,4 @@
-// ffs_frame: encoder and decoder of the ffstream wire format (protocol v1,
+// ffs_frame: encoder and decoder of the ffstream wire format (protocol v2,
 // spec in proto/README.md). Every stage calls it on every message it sends
 // or receives, so it never allocates and never logs. The decoder treats its
 // input as hostile: it uses its own bounded MessagePack reader (never the
@@ -29,10 +29,10 @@ _Static_assert(sizeof(float) == 4, "ffs_frame needs 4-byte IEEE 754 floats");
 #define S_HOST_LE 1
 #endif
 
-// Worst-case size of an encoded header with every key and all three arrays:
-// fixmap (1) + 19 key strings (95) + v,kind,pol,mode,shard,nshards as uint8
-// (12) + seq, ts, work as uint64 (27) + seven uint32 values (35) + three
-// bin32 lengths (15) = 185 bytes.
+// Worst-case size of an encoded header with every key and all four arrays:
+// fixmap (1) + 19 key strings (95) + v, kind, phase, shard, nshards as uint8
+// (10) + seq, ts, work as uint64 (27) + seven uint32 values (35) + four
+// bin32 lengths (20) = 188 bytes.
 #define S_HDR_MAX 192
 
 #define S_MAX_ENTRIES 32 // entries allowed in the header map
@@ -76,18 +76,19 @@ static int s_pack_ids(msgpack_packer *pk, const uint32_t *ids, uint32_t rows) {
 size_t ffs_frame_encoded_max(uint32_t rows, uint32_t cols) {
   // rows * cols < 2^64 always; the byte count can still overflow size_t
   uint64_t floats = (uint64_t)rows * cols;
-  uint64_t fixed = S_HDR_MAX + (uint64_t)rows * 6; // labels + cands + ids
+  uint64_t fixed = S_HDR_MAX + (uint64_t)rows * 7; // roles + labels + cands + ids
   if (floats > (SIZE_MAX - fixed) / 4) return SIZE_MAX;
   return (size_t)(fixed + floats * 4);
 }
 
 size_t ffs_frame_encode(uint8_t *buf, size_t cap, const ffs_frame_hdr_t *hdr,
-                        const uint8_t *labels, const uint8_t *cands, const uint32_t *ids,
-                        const float *payload) {
+                        const ffs_frame_rows_t *rows, const float *payload) {
   assert(buf || cap == 0);
   assert(hdr);
   uint64_t floats = (uint64_t)hdr->rows * hdr->cols;
   assert(payload || floats == 0);
+  ffs_frame_rows_t none = {0};
+  const ffs_frame_rows_t *a = rows && hdr->rows ? rows : &none;
 
   ffs_sink_t sink = {buf, cap, 0};
   msgpack_packer pk;
@@ -96,23 +97,24 @@ size_t ffs_frame_encode(uint8_t *buf, size_t cap, const ffs_frame_hdr_t *hdr,
   // Keys in a fixed order, "v" first so that a receiver of another version
   // can say so before it reads anything else; absent arrays are omitted.
   int sliced = hdr->nshards > 1;
-  size_t n_keys = 11 + 3 * sliced + (hdr->ts != 0) + (hdr->work_ns != 0) + (labels != NULL) +
-                  (cands != NULL) + (ids != NULL);
+  size_t n_keys = 10 + 3 * sliced + (hdr->ts != 0) + (hdr->work_ns != 0) + (a->roles != NULL) +
+                  (a->labels != NULL) + (a->cands != NULL) + (a->ids != NULL);
   if (msgpack_pack_map(&pk, n_keys) || s_pack_uint(&pk, "v", FFS_PROTO_VERSION) ||
-      s_pack_uint(&pk, "kind", hdr->kind) || s_pack_uint(&pk, "pol", hdr->pol) ||
-      s_pack_uint(&pk, "mode", hdr->mode) || s_pack_uint(&pk, "seq", hdr->seq) ||
-      s_pack_uint(&pk, "epoch", hdr->epoch) || s_pack_uint(&pk, "tick", hdr->tick) ||
-      s_pack_uint(&pk, "stage", hdr->stage) || s_pack_uint(&pk, "rows", hdr->rows) ||
-      s_pack_uint(&pk, "cols", hdr->cols) || s_pack_uint(&pk, "aux", hdr->aux))
+      s_pack_uint(&pk, "kind", hdr->kind) || s_pack_uint(&pk, "phase", hdr->phase) ||
+      s_pack_uint(&pk, "seq", hdr->seq) || s_pack_uint(&pk, "epoch", hdr->epoch) ||
+      s_pack_uint(&pk, "tick", hdr->tick) || s_pack_uint(&pk, "stage", hdr->stage) ||
+      s_pack_uint(&pk, "rows", hdr->rows) || s_pack_uint(&pk, "cols", hdr->cols) ||
+      s_pack_uint(&pk, "aux", hdr->aux))
     return 0;
   if (sliced && (s_pack_uint(&pk, "shard", hdr->shard) || s_pack_uint(&pk, "nshards", hdr->nshards) ||
                  s_pack_uint(&pk, "col0", hdr->col0)))
     return 0;
   if (hdr->ts && s_pack_uint(&pk, "ts", hdr->ts)) return 0;
   if (hdr->work_ns && s_pack_uint(&pk, "work", hdr->work_ns)) return 0;
-  if (labels && s_pack_bytes(&pk, "labels", labels, hdr->rows)) return 0;
-  if (cands && s_pack_bytes(&pk, "cands", cands, hdr->rows)) return 0;
-  if (ids && s_pack_ids(&pk, ids, hdr->rows)) return 0;
+  if (a->roles && s_pack_bytes(&pk, "roles", a->roles, hdr->rows)) return 0;
+  if (a->labels && s_pack_bytes(&pk, "labels", a->labels, hdr->rows)) return 0;
+  if (a->cands && s_pack_bytes(&pk, "cands", a->cands, hdr->rows)) return 0;
+  if (a->ids && s_pack_ids(&pk, a->ids, hdr->rows)) return 0;
 
   // the payload follows the map directly
   if (floats > (sink.cap - sink.len) / 4) return 0;
@@ -319,15 +321,15 @@ static int s_read_bin(s_reader_t *r, const uint8_t **v, uint64_t *n, const char 
 
 // ---- decoder ----
 
-// The keys of protocol version 1, in the order the encoder writes them.
+// The keys of protocol version 2, in the order the encoder writes them.
 enum {
-  S_V, S_KIND, S_POL, S_MODE, S_SEQ, S_EPOCH, S_TICK, S_STAGE, S_ROWS, S_COLS, S_AUX,
-  S_SHARD, S_NSHARDS, S_COL0, S_TS, S_WORK, S_LABELS, S_CANDS, S_IDS, S_NKEYS
+  S_V, S_KIND, S_PHASE, S_SEQ, S_EPOCH, S_TICK, S_STAGE, S_ROWS, S_COLS, S_AUX,
+  S_SHARD, S_NSHARDS, S_COL0, S_TS, S_WORK, S_ROLES, S_LABELS, S_CANDS, S_IDS, S_NKEYS
 };
-static const char *const s_keys[S_NKEYS] = {"v",     "kind",   "pol",     "mode",  "seq",
-                                            "epoch", "tick",   "stage",   "rows",  "cols",
-                                            "aux",   "shard",  "nshards", "col0",  "ts",
-                                            "work",  "labels", "cands", "ids"};
+static const char *const s_keys[S_NKEYS] = {"v",     "kind",   "phase",   "seq",   "epoch",
+                                            "tick",  "stage",  "rows",    "cols",  "aux",
+                                            "shard", "nshards", "col0",   "ts",    "work",
+                                            "roles", "labels", "cands",   "ids"};
 
 static int s_key_index(const char *key) {
   for (int i = 0; i < S_NKEYS; i++)
@@ -339,10 +341,30 @@ static int s_key_index(const char *key) {
 static uint64_t s_key_max(int k) {
   switch (k) {
   case S_SEQ: case S_TS: case S_WORK: return UINT64_MAX;
-  case S_KIND: case S_POL: case S_MODE: case S_SHARD: case S_NSHARDS:
+  case S_KIND: case S_PHASE: case S_SHARD: case S_NSHARDS:
     return UINT8_MAX; // ranges checked later
   default: return UINT32_MAX;
   }
+}
+
+// Checks a roles array (n bytes for rows rows): each a role, never less than
+// the row's before (the runs come in role order), and counts each role's rows.
+static int s_count_roles(s_reader_t *r, uint32_t n_role[FFS_N_ROW_ROLES], const uint8_t *roles,
+                         uint64_t n, uint64_t rows) {
+  if (n != rows)
+    return s_fail(r, "roles holds %llu bytes, expected rows = %llu", (unsigned long long)n,
+                  (unsigned long long)rows);
+  for (uint64_t i = 0; i < n; i++) {
+    if (roles[i] >= FFS_N_ROW_ROLES)
+      return s_fail(r, "roles: row %llu has role %u, expected 0..3 (positive, negative, neutral, "
+                    "candidate)", (unsigned long long)i, roles[i]);
+    if (i && roles[i] < roles[i - 1])
+      return s_fail(r, "roles: row %llu is %s after a %s row; rows run positive, negative, "
+                    "neutral, candidate", (unsigned long long)i, ffs_frame_role_str(roles[i]),
+                    ffs_frame_role_str(roles[i - 1]));
+    n_role[roles[i]]++;
+  }
+  return 0;
 }
 
 int ffs_frame_decode(ffs_frame_t *out, const uint8_t *buf, size_t len,
@@ -383,7 +405,7 @@ int ffs_frame_decode(ffs_frame_t *out, const uint8_t *buf, size_t len,
     }
     if (seen & (1u << k)) return s_fail(&r, "duplicate header key \"%s\"", key);
     seen |= 1u << k;
-    if (k >= S_LABELS) {
+    if (k >= S_ROLES) {
       if (s_read_bin(&r, &arr[k], &arr_len[k], key)) return -1;
       continue;
     }
@@ -416,16 +438,8 @@ int ffs_frame_decode(ffs_frame_t *out, const uint8_t *buf, size_t len,
     return s_fail(&r, "shard %llu, col0 %llu with nshards %llu (expected shard < nshards, or "
                   "shard 0 and col0 0 for a whole frame)", (unsigned long long)val[S_SHARD],
                   (unsigned long long)col0, (unsigned long long)nshards);
-  if (val[S_POL] > FFS_POL_TRIPLE)
-    return s_fail(&r, "pol %llu, expected 0..5", (unsigned long long)val[S_POL]);
-  if (val[S_POL] == FFS_POL_PAIR && rows % 2)
-    return s_fail(&r, "pair frame with %llu rows, expected an even number: positives, then "
-                  "their negatives", (unsigned long long)rows);
-  if (val[S_POL] == FFS_POL_TRIPLE && rows % 3)
-    return s_fail(&r, "triple frame with %llu rows, expected a multiple of 3: positives, "
-                  "their negatives, then their neutral rows", (unsigned long long)rows);
-  if (val[S_MODE] > FFS_MODE_EVAL)
-    return s_fail(&r, "mode %llu, expected 0..1", (unsigned long long)val[S_MODE]);
+  if (val[S_PHASE] > FFS_PHASE_EVAL)
+    return s_fail(&r, "phase %llu, expected 0 (train) or 1 (eval)", (unsigned long long)val[S_PHASE]);
   if (kind == FFS_FRAME_MARK && rows != 0)
     return s_fail(&r, "mark frame with %llu rows, expected 0", (unsigned long long)rows);
   if (val[S_AUX] > cols)
@@ -448,6 +462,9 @@ int ffs_frame_decode(ffs_frame_t *out, const uint8_t *buf, size_t len,
                   lim->cols);
 
   // per-row arrays
+  if (arr[S_ROLES] && s_count_roles(&r, out->n_role, arr[S_ROLES], arr_len[S_ROLES], rows))
+    return -1;
+  if (!arr[S_ROLES]) out->n_role[FFS_ROW_NEUTRAL] = (uint32_t)rows;
   if (arr[S_LABELS] && arr_len[S_LABELS] != rows)
     return s_fail(&r, "labels holds %llu bytes, expected rows = %llu",
                   (unsigned long long)arr_len[S_LABELS], (unsigned long long)rows);
@@ -470,8 +487,7 @@ int ffs_frame_decode(ffs_frame_t *out, const uint8_t *buf, size_t len,
                   (unsigned long long)(floats * 4));
 
   out->h.kind = (uint8_t)kind;
-  out->h.pol = (uint8_t)val[S_POL];
-  out->h.mode = (uint8_t)val[S_MODE];
+  out->h.phase = (uint8_t)val[S_PHASE];
   out->h.seq = val[S_SEQ];
   out->h.epoch = (uint32_t)val[S_EPOCH];
   out->h.tick = (uint32_t)val[S_TICK];
@@ -484,6 +500,7 @@ int ffs_frame_decode(ffs_frame_t *out, const uint8_t *buf, size_t len,
   out->h.col0 = (uint32_t)col0;
   out->h.ts = val[S_TS];
   out->h.work_ns = val[S_WORK];
+  out->roles = arr[S_ROLES];
   out->labels = arr[S_LABELS];
   out->cands = arr[S_CANDS];
   out->ids = arr[S_IDS];
@@ -581,4 +598,20 @@ const char *ffs_frame_kind_str(int kind) {
   case FFS_FRAME_PARTIAL: return "partial";
   default: return "?";
   }
+}
+
+const char *ffs_frame_role_str(int role) {
+  switch (role) {
+  case FFS_ROW_POSITIVE: return "positive";
+  case FFS_ROW_NEGATIVE: return "negative";
+  case FFS_ROW_NEUTRAL: return "neutral";
+  case FFS_ROW_CANDIDATE: return "candidate";
+  default: return "?";
+  }
+}
+
+uint32_t ffs_frame_role_start(const ffs_frame_t *f, int role) {
+  uint32_t start = 0;
+  for (int k = 0; k < role && k < FFS_N_ROW_ROLES; k++) start += f->n_role[k];
+  return start;
 }

@@ -1,4 +1,4 @@
-// ffs_frame: the wire format of every ffstream message (protocol version 1).
+// ffs_frame: the wire format of every ffstream message (protocol version 2).
 // One ZeroMQ message = a MessagePack map (the header) immediately followed by
 // the payload: rows*cols little-endian float32. proto/README.md is the spec.
 // Decoding never trusts a count: every length is checked against the bytes
@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FFS_PROTO_VERSION 1
+#define FFS_PROTO_VERSION 2
 #define FFS_LABEL_NONE 255 // "no label": unknown true label, or a neutral row
 
 typedef enum {
@@ -22,24 +22,27 @@ typedef enum {
 
 #define FFS_FRAME_MAX_SHARDS 16 // slices one frame may be cut into
 
+// What a row is for (the `roles` array, one byte per row). A frame's rows run
+// in this order: its positive rows first, then negative, neutral, candidate
+// (each run may be empty), so role values never decrease along the rows. A
+// frame without `roles` is all neutral. The learning rules pair the i-th
+// positive row with the i-th negative row where they pair rows at all.
 typedef enum {
-  FFS_POL_NEUTRAL = 0,    // neutral label (0.1 in every label pixel)
-  FFS_POL_POSITIVE = 1,   // true label overlaid
-  FFS_POL_NEGATIVE = 2,   // wrong label overlaid
-  FFS_POL_CANDIDATES = 3, // evaluation: one row per candidate label (cands[])
-  FFS_POL_PAIR = 4,       // training (train.pairs): rows = 2n, n positive rows,
-                          // then the same n samples' negative rows
-  FFS_POL_TRIPLE = 5,     // training (train.triples): rows = 3n, a pair's 2n rows,
-                          // then the same n samples' neutral rows
-} ffs_pol_t;
+  FFS_ROW_POSITIVE = 0,  // the true label overlaid: raise its goodness
+  FFS_ROW_NEGATIVE = 1,  // a wrong label overlaid: lower its goodness
+  FFS_ROW_NEUTRAL = 2,   // no label (1/classes in every label pixel)
+  FFS_ROW_CANDIDATE = 3, // evaluation: the sample with candidate label cands[r]
+  FFS_N_ROW_ROLES = 4
+} ffs_row_role_t;
 
-typedef enum { FFS_MODE_TRAIN = 0, FFS_MODE_EVAL = 1 } ffs_mode_t;
+// What the frame's phase is: training (layers learn from positive and
+// negative rows) or evaluation (nothing learns).
+typedef enum { FFS_PHASE_TRAIN = 0, FFS_PHASE_EVAL = 1 } ffs_phase_t;
 
 // The header fields. Arrays are per row and optional (NULL = absent).
 typedef struct {
   uint8_t kind;    // ffs_frame_kind_t
-  uint8_t pol;     // ffs_pol_t
-  uint8_t mode;    // ffs_mode_t
+  uint8_t phase;   // ffs_phase_t
   uint64_t seq;    // sequence number assigned by the source, per frame
   uint32_t epoch;  // epoch the frame belongs to (0-based)
   uint32_t tick;   // recurrent tick (0 for feed-forward topologies)
@@ -59,10 +62,23 @@ typedef struct {
                     // each stage adds its own, so latency - work = transport
 } ffs_frame_hdr_t;
 
+// The per-row arrays a sender gives the encoder (each NULL = absent). roles,
+// labels and cands hold `rows` bytes; ids `rows` ids.
+typedef struct {
+  const uint8_t *roles;  // ffs_row_role_t per row (absent: every row neutral)
+  const uint8_t *labels; // true label per row, or FFS_LABEL_NONE
+  const uint8_t *cands;  // label overlaid in the row's input, or FFS_LABEL_NONE
+  const uint32_t *ids;   // sample id per row
+} ffs_frame_rows_t;
+
 // A decoded frame. All pointers borrow from the message buffer and may be
 // unaligned: use ffs_frame_copy_payload / ffs_frame_id to read them.
 typedef struct {
   ffs_frame_hdr_t h;
+  // rows of each role (ffs_row_role_t); they run in role order, so role k's
+  // rows start at the sum of n_role[0..k) (ffs_frame_role_start)
+  uint32_t n_role[FFS_N_ROW_ROLES];
+  const uint8_t *roles;   // (rows) ffs_row_role_t per row, or NULL (all neutral)
   const uint8_t *labels;  // (rows) true label per row, or NULL
   const uint8_t *cands;   // (rows) label overlaid in the row's input, or NULL
   const uint8_t *ids;     // (rows) sample ids, uint32 LE each, or NULL
@@ -77,12 +93,11 @@ typedef struct {
   uint32_t max_cols; // reject frames (slices: col0 + cols) with more cols
 } ffs_frame_limits_t;
 
-// Encodes hdr (+ optional per-row arrays + payload) into buf[0..cap).
-// labels/cands: rows bytes; ids: rows uint32; payload: rows*cols floats.
-// Returns the number of bytes written, or 0 when cap is too small.
+// Encodes hdr (+ the per-row arrays of rows, NULL = none, + payload) into
+// buf[0..cap). payload: rows*cols floats. Returns the number of bytes
+// written, or 0 when cap is too small.
 size_t ffs_frame_encode(uint8_t *buf, size_t cap, const ffs_frame_hdr_t *hdr,
-                        const uint8_t *labels, const uint8_t *cands,
-                        const uint32_t *ids, const float *payload);
+                        const ffs_frame_rows_t *rows, const float *payload);
 
 // An upper bound on ffs_frame_encode's output for rows x cols with all arrays.
 size_t ffs_frame_encoded_max(uint32_t rows, uint32_t cols);
@@ -103,6 +118,12 @@ int ffs_frame_copy_payload(float *dst, const ffs_frame_t *f);
 // with its input. Returns 0, or -1 when a value is NaN or infinite (dst is
 // then untouched).
 int ffs_frame_payload_rms(float *dst, const ffs_frame_t *f, float eps);
+
+// The first row of role's run (rows of that role are [start, start + n_role)).
+uint32_t ffs_frame_role_start(const ffs_frame_t *f, int role);
+
+// Human-readable name of a role ("positive", ...; "?" when unknown).
+const char *ffs_frame_role_str(int role);
 
 // Reads sample id i (0 when the frame has no ids).
 uint32_t ffs_frame_id(const ffs_frame_t *f, uint32_t i);

@@ -234,17 +234,15 @@ static int s_send_feedback(ffs_io_t *io, int k, const void *buf, size_t len) {
   return 0;
 }
 
-int ffs_io_send(ffs_io_t *io, ffs_out_t out, const ffs_frame_hdr_t *h, const uint8_t *labels,
-                const uint8_t *cands, const uint32_t *ids, const float *payload) {
+int ffs_io_send(ffs_io_t *io, ffs_out_t out, const ffs_frame_hdr_t *h, const ffs_frame_rows_t *rows,
+                const float *payload) {
   int n = out == FFS_OUT_FORWARD ? io->n_fwd : out == FFS_OUT_REPORT ? io->rep != NULL : io->n_fb_out;
   if (n == 0) return 0;
   // feedback may be dropped: never into a lent buffer, which would wait
   int lent = -1;
   uint8_t *buf = out == FFS_OUT_FEEDBACK ? NULL : s_frame_buf(io, io->enc_cap, &lent);
   if (!buf) buf = io->enc_buf, lent = -1;
-  int rows = h->rows > 0;
-  size_t len = ffs_frame_encode(buf, io->enc_cap, h, rows ? labels : NULL, rows ? cands : NULL,
-                                rows ? ids : NULL, payload);
+  size_t len = ffs_frame_encode(buf, io->enc_cap, h, rows, payload);
   if (!len) { // a programming error: the kind sends wider frames than its stage's widths
     ffs_error("a frame of %u x %u does not fit the %zu-byte encode buffer", h->rows, h->cols,
               io->enc_cap);

@@ -47,8 +47,9 @@ typedef struct {
   uint32_t mask;         // shards seen
   uint32_t col0[FFS_FRAME_MAX_SHARDS], cols[FFS_FRAME_MAX_SHARDS];
   uint32_t aux;          // leading goodness columns (from the slice at col0 0)
-  int has_labels, has_cands, has_ids;
-  uint8_t *labels, *cands, *ids; // (max_rows), (max_rows), (4 * max_rows)
+  int has_roles, has_labels, has_cands, has_ids;
+  uint32_t n_role[FFS_N_ROW_ROLES];
+  uint8_t *roles, *labels, *cands, *ids; // (max_rows) each, ids (4 * max_rows)
   uint8_t *data;         // (max_rows, stride) float32 LE, slices at their col0
   uint32_t stride;       // columns per row in data (the channel's max)
 } s_asm_t;

@@ -57,22 +57,25 @@ const ffs_frame_t *ffs_io_gather(ffs_io_t *io, const ffs_frame_t *f, const ffs_f
   if (!a->used) {
     size_t need = (size_t)lim->max_rows * stride * 4, mr = lim->max_rows;
     if (!a->data || a->stride < stride) { // the largest frame this channel accepts
-      free(a->data), free(a->labels), free(a->cands), free(a->ids);
+      free(a->data), free(a->roles), free(a->labels), free(a->cands), free(a->ids);
       a->data = malloc(need > 0 ? need : 1), a->stride = stride;
-      a->labels = malloc(mr), a->cands = malloc(mr), a->ids = malloc(4 * mr);
+      a->roles = malloc(mr), a->labels = malloc(mr), a->cands = malloc(mr), a->ids = malloc(4 * mr);
     }
-    if (!a->data || !a->labels || !a->cands || !a->ids) {
+    if (!a->data || !a->roles || !a->labels || !a->cands || !a->ids) {
       ffs_io_bad_frame(io, chan_name, "out of memory gathering a sharded frame");
       return NULL;
     }
     a->used = 1, a->chan = chan, a->sub = sub, a->h = f->h, a->mask = 0, a->aux = 0;
-    a->has_labels = f->labels != NULL, a->has_cands = f->cands != NULL, a->has_ids = f->ids != NULL;
+    a->has_roles = f->roles != NULL, a->has_labels = f->labels != NULL;
+    a->has_cands = f->cands != NULL, a->has_ids = f->ids != NULL;
+    memcpy(a->n_role, f->n_role, sizeof a->n_role);
+    if (f->roles) memcpy(a->roles, f->roles, rows);
     if (f->labels) memcpy(a->labels, f->labels, rows);
     if (f->cands) memcpy(a->cands, f->cands, rows);
     if (f->ids) memcpy(a->ids, f->ids, 4 * (size_t)rows);
-  } else if (rows != a->h.rows || f->h.kind != a->h.kind || f->h.pol != a->h.pol ||
-             f->h.mode != a->h.mode || f->h.epoch != a->h.epoch) {
-    snprintf(why, sizeof why, "slices of frame %llu disagree on rows, kind, polarity or epoch",
+  } else if (rows != a->h.rows || f->h.kind != a->h.kind || f->h.phase != a->h.phase ||
+             f->h.epoch != a->h.epoch || memcmp(f->n_role, a->n_role, sizeof a->n_role)) {
+    snprintf(why, sizeof why, "slices of frame %llu disagree on rows, kind, phase, roles or epoch",
              (unsigned long long)f->h.seq);
     ffs_io_bad_frame(io, chan_name, why);
     return NULL;
@@ -113,6 +116,8 @@ const ffs_frame_t *ffs_io_gather(ffs_io_t *io, const ffs_frame_t *f, const ffs_f
             (size_t)total * 4);
   ffs_frame_t *whole = &io->gathered;
   *whole = (ffs_frame_t){.h = a->h};
+  memcpy(whole->n_role, a->n_role, sizeof a->n_role);
+  whole->roles = a->has_roles ? a->roles : NULL;
   whole->h.cols = total, whole->h.aux = a->aux;
   whole->h.shard = 0, whole->h.nshards = 0, whole->h.col0 = 0;
   whole->labels = a->has_labels ? a->labels : NULL;
@@ -175,8 +180,7 @@ int ffs_io_allreduce(ffs_io_t *io, uint64_t seq, float *v, int n) {
   ffs_frame_hdr_t h = {.kind = FFS_FRAME_PARTIAL, .seq = seq, .stage = (uint32_t)io->env->index,
                        .rows = 1, .cols = (uint32_t)n, .shard = (uint8_t)me->shard,
                        .nshards = (uint8_t)k};
-  size_t len = ffs_frame_encode(io->peer_buf, ffs_frame_encoded_max(1, (uint32_t)n), &h, NULL,
-                                NULL, NULL, v);
+  size_t len = ffs_frame_encode(io->peer_buf, ffs_frame_encoded_max(1, (uint32_t)n), &h, NULL, v);
   for (int s = 0; s < k; s++)
     if (s != me->shard && (!len || ffs_io_send_blocking(io, io->peer_out[s], io->peer_buf, len) < 0))
       return -1;

@@ -231,7 +231,7 @@ static void s_close_sockets(ffs_io_t *io) {
   free(io->enc_buf), io->enc_buf = NULL;
   for (int k = 0; k < io->n_asm; k++) {
     s_asm_t *a = &io->asm_[k];
-    free(a->labels), free(a->cands), free(a->ids), free(a->data);
+    free(a->roles), free(a->labels), free(a->cands), free(a->ids), free(a->data);
   }
   free(io->asm_), io->asm_ = NULL, io->n_asm = 0;
 }

@@ -105,14 +105,14 @@ typedef enum {
                        // edges (ff_layer to ff_layer) must not lose a vector
                        // and wait like a forward send (docs/ARCHITECTURE.md)
 } ffs_out_t;
-// Encodes the frame h with its per-row arrays (labels, cands, ids: rows
-// each, NULL = none) and payload (rows, cols) and sends it to `out`. Frames
+// Encodes the frame h with its per-row arrays (rows: roles, labels, cands,
+// ids, each NULL = absent; NULL = none of them) and payload (rows, cols) and sends it to `out`. Frames
 // of 64 KB and more leave without a copy (over ipc through shared memory);
 // nothing of the caller's is kept. Returns 0 (also when `out` has no
 // socket, e.g. the last layer's forward), or -1 when the stage is stopping
 // or the frame is wider than this stage's outputs.
-int ffs_io_send(ffs_io_t *io, ffs_out_t out, const ffs_frame_hdr_t *h, const uint8_t *labels,
-                const uint8_t *cands, const uint32_t *ids, const float *payload);
+int ffs_io_send(ffs_io_t *io, ffs_out_t out, const ffs_frame_hdr_t *h, const ffs_frame_rows_t *rows,
+                const float *payload);
 int ffs_io_n_feedback_out(const ffs_io_t *io);
 // Sockets a forward frame goes to: 0 for the last ff_layer (the readout
 // takes reports only), which then need not encode its forward frames.

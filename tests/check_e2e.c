@@ -224,23 +224,23 @@ START_TEST(test_garbage_frames_are_counted_and_dropped) {
   static uint8_t buf[1 << 16];
   float row[784];
   for (int i = 0; i < 784; i++) row[i] = 0.5f;
-  ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .pol = FFS_POL_POSITIVE, .rows = 1, .cols = 784};
-  size_t good = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, row);
+  ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .rows = 1, .cols = 784};
+  size_t good = ffs_frame_encode(buf, sizeof buf, &h, NULL, row);
   ck_assert(good > 0);
   for (int k = 0; k < 5; k++) {
     zmq_send(push, junk, sizeof junk, 0);
     zmq_send(push, buf, good - 10, 0);
   }
   h.cols = 783;
-  size_t wrong = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, row);
+  size_t wrong = ffs_frame_encode(buf, sizeof buf, &h, NULL, row);
   zmq_send(push, buf, wrong, 0);
   h.cols = 784;
   row[3] = 0.0f / 0.0f;
-  size_t nan = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, row);
+  size_t nan = ffs_frame_encode(buf, sizeof buf, &h, NULL, row);
   zmq_send(push, buf, nan, 0);
   row[3] = 0.5f;
   h.cols = 392, h.nshards = 2, h.shard = 1, h.col0 = 392;
-  size_t slice = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, row);
+  size_t slice = ffs_frame_encode(buf, sizeof buf, &h, NULL, row);
   zmq_send(push, buf, slice, 0);
   // pid 1, fd 200, slot 0, incarnation 0 (l1's): a descriptor in form, but
   // no frame buffer of ours there

@@ -83,11 +83,13 @@ static int t_decode_bytes(ffs_frame_t *out, const void *bytes, size_t len,
     const uint8_t *end = copy + len;
     if (floats) ck_assert_ptr_eq(out->payload, end - floats * 4);
     else ck_assert_ptr_null(out->payload);
+    if (out->roles) ck_assert(out->roles >= copy && out->roles + out->h.rows <= end);
     if (out->labels) ck_assert(out->labels >= copy && out->labels + out->h.rows <= end);
     if (out->cands) ck_assert(out->cands >= copy && out->cands + out->h.rows <= end);
     if (out->ids) ck_assert(out->ids >= copy && out->ids + (size_t)out->h.rows * 4 <= end);
     const uint8_t *base = bytes;
 #define T_REBASE(p) if (p) p = base + ((p) - copy)
+    T_REBASE(out->roles);
     T_REBASE(out->labels);
     T_REBASE(out->cands);
     T_REBASE(out->ids);
@@ -131,8 +133,7 @@ static double t_now(void) {
 // A full frame with every field and array set: 3 rows x 5 cols.
 enum { T_ROWS = 3, T_COLS = 5 };
 static const ffs_frame_hdr_t t_full_hdr = {.kind = FFS_FRAME_REPORT,
-                                           .pol = FFS_POL_CANDIDATES,
-                                           .mode = FFS_MODE_EVAL,
+                                           .phase = FFS_PHASE_EVAL,
                                            .seq = 0x123456789abcdefull,
                                            .epoch = 7,
                                            .tick = 300,
@@ -142,6 +143,7 @@ static const ffs_frame_hdr_t t_full_hdr = {.kind = FFS_FRAME_REPORT,
                                            .aux = 1,
                                            .ts = 0x1122334455667788ull,
                                            .work_ns = 123456789};
+static const uint8_t t_roles[T_ROWS] = {FFS_ROW_NEGATIVE, FFS_ROW_NEUTRAL, FFS_ROW_CANDIDATE};
 static const uint8_t t_labels[T_ROWS] = {3, FFS_LABEL_NONE, 0};
 static const uint8_t t_cands[T_ROWS] = {9, 1, 2};
 static const uint32_t t_ids[T_ROWS] = {0, 59999, 0xfffffffeu};
@@ -150,7 +152,8 @@ static const float t_payload[T_ROWS * T_COLS] = {
     -1e30f, 42.0f, 0.1f, 0.2f, 0.3f, 0.4f, 0.5f};
 
 static size_t t_encode_full(uint8_t *buf, size_t cap) {
-  return ffs_frame_encode(buf, cap, &t_full_hdr, t_labels, t_cands, t_ids, t_payload);
+  ffs_frame_rows_t r = {t_roles, t_labels, t_cands, t_ids};
+  return ffs_frame_encode(buf, cap, &t_full_hdr, &r, t_payload);
 }
 
 // ---- core ----
@@ -166,8 +169,15 @@ START_TEST(test_round_trip) {
   int rc = t_decode_bytes(&f, buf, n, NULL, err, sizeof err);
   ck_assert_msg(rc == 0, "decode failed: %s", err);
   ck_assert_uint_eq(f.h.kind, FFS_FRAME_REPORT);
-  ck_assert_uint_eq(f.h.pol, FFS_POL_CANDIDATES);
-  ck_assert_uint_eq(f.h.mode, FFS_MODE_EVAL);
+  ck_assert_uint_eq(f.h.phase, FFS_PHASE_EVAL);
+  ck_assert_mem_eq(f.roles, t_roles, T_ROWS);
+  // one row of each role but positive, in runs: negative (row 0), neutral, candidate
+  ck_assert_uint_eq(f.n_role[FFS_ROW_POSITIVE], 0);
+  ck_assert_uint_eq(f.n_role[FFS_ROW_NEGATIVE], 1);
+  ck_assert_uint_eq(f.n_role[FFS_ROW_NEUTRAL], 1);
+  ck_assert_uint_eq(f.n_role[FFS_ROW_CANDIDATE], 1);
+  ck_assert_uint_eq(ffs_frame_role_start(&f, FFS_ROW_NEUTRAL), 1);
+  ck_assert_uint_eq(ffs_frame_role_start(&f, FFS_ROW_CANDIDATE), 2);
   ck_assert(f.h.seq == 0x123456789abcdefull);
   ck_assert_uint_eq(f.h.epoch, 7);
   ck_assert_uint_eq(f.h.tick, 300);
@@ -208,15 +218,18 @@ START_TEST(test_round_trip_unaligned) {
 END_TEST
 
 START_TEST(test_round_trip_no_arrays) {
-  ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .pol = FFS_POL_NEGATIVE, .rows = 2, .cols = 3};
+  ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .phase = FFS_PHASE_EVAL, .rows = 2, .cols = 3};
   float x[6] = {1, 2, 3, 4, 5, 6};
   uint8_t buf[256];
-  size_t n = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, x);
+  size_t n = ffs_frame_encode(buf, sizeof buf, &h, NULL, x);
   ck_assert_uint_gt(n, 0);
   ffs_frame_t f;
   ck_assert_int_eq(t_decode_bytes(&f, buf, n, NULL, NULL, 0), 0);
   ck_assert_uint_eq(f.h.kind, FFS_FRAME_DATA);
-  ck_assert_uint_eq(f.h.pol, FFS_POL_NEGATIVE);
+  ck_assert_uint_eq(f.h.phase, FFS_PHASE_EVAL);
+  ck_assert_ptr_null(f.roles); // no roles: every row neutral
+  ck_assert_uint_eq(f.n_role[FFS_ROW_NEUTRAL], 2);
+  ck_assert_uint_eq(f.n_role[FFS_ROW_POSITIVE] + f.n_role[FFS_ROW_CANDIDATE], 0);
   ck_assert_ptr_null(f.labels);
   ck_assert_ptr_null(f.cands);
   ck_assert_ptr_null(f.ids);
@@ -228,14 +241,14 @@ END_TEST
 START_TEST(test_defaults) {
   // only the required keys: everything else reads as 0 / absent
   t_msg_t m;
-  t_hdr(&m, 0, 1, FFS_FRAME_FEEDBACK, 1, 2);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_FEEDBACK, 1, 2);
   t_floats(&m, 2);
   ffs_frame_t f;
   char err[256];
   ck_assert_msg(t_decode(&f, &m, NULL, err, sizeof err) == 0, "%s", err);
   ck_assert_uint_eq(f.h.kind, FFS_FRAME_FEEDBACK);
-  ck_assert_uint_eq(f.h.pol, 0);
-  ck_assert_uint_eq(f.h.mode, 0);
+  ck_assert_uint_eq(f.h.phase, FFS_PHASE_TRAIN);
+  ck_assert_uint_eq(f.n_role[FFS_ROW_NEUTRAL], 1);
   ck_assert(f.h.seq == 0);
   ck_assert_uint_eq(f.h.epoch + f.h.tick + f.h.stage + f.h.aux, 0);
   ck_assert_ptr_null(f.labels);
@@ -248,7 +261,7 @@ END_TEST
 START_TEST(test_mark_frame) {
   ffs_frame_hdr_t h = {.kind = FFS_FRAME_MARK, .seq = 99, .epoch = 3};
   uint8_t buf[256];
-  size_t n = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, NULL);
+  size_t n = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL);
   ck_assert_uint_gt(n, 0);
   ffs_frame_t f;
   ck_assert_int_eq(t_decode_bytes(&f, buf, n, NULL, NULL, 0), 0);
@@ -259,7 +272,7 @@ START_TEST(test_mark_frame) {
   ck_assert_int_eq(ffs_frame_copy_payload(NULL, &f), 0);
   // a mark frame that carries rows is rejected
   t_msg_t m;
-  t_hdr(&m, 0, 1, FFS_FRAME_MARK, 1, 1);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_MARK, 1, 1);
   t_floats(&m, 1);
   t_expect_fail(&m, NULL, "mark frame with 1 rows");
   t_end(&m);
@@ -327,7 +340,7 @@ END_TEST
 START_TEST(test_encoded_max) {
   // the largest header values the encoder can be asked to write
   enum { R = 4, C = 2 };
-  ffs_frame_hdr_t h = {.kind = 255, .pol = 255, .mode = 255, .seq = UINT64_MAX,
+  ffs_frame_hdr_t h = {.kind = 255, .phase = 255, .seq = UINT64_MAX,
                        .epoch = UINT32_MAX, .tick = UINT32_MAX, .stage = UINT32_MAX,
                        .rows = R, .cols = C, .aux = UINT32_MAX};
   uint8_t lab[R] = {0};
@@ -335,7 +348,8 @@ START_TEST(test_encoded_max) {
   float x[R * C] = {0};
   size_t max = ffs_frame_encoded_max(R, C);
   uint8_t *buf = malloc(max);
-  size_t n = ffs_frame_encode(buf, max, &h, lab, lab, ids, x);
+  ffs_frame_rows_t r = {lab, lab, lab, ids};
+  size_t n = ffs_frame_encode(buf, max, &h, &r, x);
   ck_assert_uint_gt(n, 0);
   ck_assert_uint_le(n, max);
   free(buf);
@@ -352,7 +366,7 @@ START_TEST(test_copy_payload_nonfinite) {
     x[k] = bad[k]; // a different position each time
     ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .rows = 2, .cols = 2};
     uint8_t buf[256];
-    size_t n = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, x);
+    size_t n = ffs_frame_encode(buf, sizeof buf, &h, NULL, x);
     ffs_frame_t f;
     ck_assert_int_eq(ffs_frame_decode(&f, buf, n, NULL, NULL, 0), 0); // decode does not judge
     float got[4];
@@ -367,11 +381,11 @@ START_TEST(test_copy_payload_nonfinite) {
   uint8_t buf[256];
   ffs_frame_t f;
   float got[1];
-  size_t n = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, &x[0]);
+  size_t n = ffs_frame_encode(buf, sizeof buf, &h, NULL, &x[0]);
   ck_assert_int_eq(ffs_frame_decode(&f, buf, n, NULL, NULL, 0), 0);
   ck_assert_int_eq(ffs_frame_copy_payload(got, &f), 0);
   ck_assert(got[0] == FLT_MAX);
-  n = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, &x[1]);
+  n = ffs_frame_encode(buf, sizeof buf, &h, NULL, &x[1]);
   ck_assert_int_eq(ffs_frame_decode(&f, buf, n, NULL, NULL, 0), 0);
   ck_assert_int_eq(ffs_frame_copy_payload(got, &f), -1);
 }
@@ -389,7 +403,7 @@ START_TEST(test_payload_rms) {
   static uint8_t store[R * C * 4 + 512];
   for (int off = 0; off < 4; off++) {
     ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .rows = R, .cols = C};
-    size_t n = ffs_frame_encode(store + off, sizeof store - 4, &h, NULL, NULL, NULL, x);
+    size_t n = ffs_frame_encode(store + off, sizeof store - 4, &h, NULL, x);
     ck_assert_uint_gt(n, 0);
     ffs_frame_t f;
     ck_assert_int_eq(ffs_frame_decode(&f, store + off, n, NULL, NULL, 0), 0);
@@ -402,7 +416,7 @@ START_TEST(test_payload_rms) {
     memcpy(y, x, sizeof y);
     y[C + (k ? C - 1 : 5)] = k ? INFINITY : NAN;
     ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .rows = R, .cols = C};
-    size_t n = ffs_frame_encode(store, sizeof store, &h, NULL, NULL, NULL, y);
+    size_t n = ffs_frame_encode(store, sizeof store, &h, NULL, y);
     ffs_frame_t f;
     ck_assert_int_eq(ffs_frame_decode(&f, store, n, NULL, NULL, 0), 0);
     ck_assert_int_eq(ffs_frame_payload_rms(got, &f, 1e-8f), -1);
@@ -412,7 +426,7 @@ END_TEST
 
 START_TEST(test_unknown_keys_skipped) {
   t_msg_t m;
-  t_hdr(&m, 21, 1, FFS_FRAME_DATA, 2, 2);
+  t_hdr(&m, 21, FFS_PROTO_VERSION, FFS_FRAME_DATA, 2, 2);
   msgpack_packer *pk = &m.pk;
   t_key(&m, "nil"), msgpack_pack_nil(pk);
   t_key(&m, "t"), msgpack_pack_true(pk);
@@ -466,7 +480,7 @@ START_TEST(test_unknown_key_bad_types) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     t_msg_t m;
-    t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+    t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 0, 0);
     t_key(&m, "x");
     t_raw(&m, cases[i].bytes, cases[i].n);
     t_expect_fail(&m, NULL, cases[i].want);
@@ -474,7 +488,7 @@ START_TEST(test_unknown_key_bad_types) {
   }
   // 4 nested arrays are fine
   t_msg_t m;
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 0, 0);
   t_key(&m, "x");
   t_raw(&m, "\x91\x91\x91\x91\x01", 5);
   t_expect_ok(&m, NULL);
@@ -484,18 +498,67 @@ END_TEST
 
 START_TEST(test_wrong_version) {
   t_msg_t m;
-  t_hdr(&m, 0, 2, FFS_FRAME_DATA, 0, 0);
-  t_expect_fail(&m, NULL, "protocol version 2, expected 1");
+  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 0, 0);
+  t_expect_fail(&m, NULL, "protocol version 1, expected 2");
   t_end(&m);
   t_hdr(&m, 0, 0, FFS_FRAME_DATA, 0, 0);
   t_expect_fail(&m, NULL, "protocol version 0");
   t_end(&m);
-  // "v" comes first, so a v2 frame is reported as such even when the rest
-  // would not parse as v1
-  t_hdr(&m, 1, 2, 99, 0, 0);
+  // "v" comes first, so a v3 frame is reported as such even when the rest
+  // would not parse as v2
+  t_hdr(&m, 1, 3, 99, 0, 0);
   t_key(&m, "rows");
-  t_expect_fail(&m, NULL, "protocol version 2");
+  t_expect_fail(&m, NULL, "protocol version 3");
   t_end(&m);
+}
+END_TEST
+
+// A frame with `roles` (rows bytes) after its 4 required keys.
+static void t_roles_frame(t_msg_t *m, const uint8_t *roles, uint32_t n, uint32_t rows) {
+  t_hdr(m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, rows, 1);
+  t_key(m, "roles");
+  msgpack_pack_bin(&m->pk, n);
+  msgpack_pack_bin_body(&m->pk, roles, n);
+  t_floats(m, rows);
+}
+
+START_TEST(test_roles) {
+  t_msg_t m;
+  // a pair's positives, their negatives, then neutral rows: counted by run
+  const uint8_t triple[6] = {0, 0, 1, 1, 2, 2};
+  t_roles_frame(&m, triple, 6, 6);
+  ffs_frame_t f;
+  char err[256];
+  ck_assert_msg(t_decode(&f, &m, NULL, err, sizeof err) == 0, "%s", err);
+  ck_assert_uint_eq(f.n_role[FFS_ROW_POSITIVE], 2);
+  ck_assert_uint_eq(f.n_role[FFS_ROW_NEGATIVE], 2);
+  ck_assert_uint_eq(f.n_role[FFS_ROW_NEUTRAL], 2);
+  ck_assert_uint_eq(f.n_role[FFS_ROW_CANDIDATE], 0);
+  ck_assert_uint_eq(ffs_frame_role_start(&f, FFS_ROW_NEUTRAL), 4);
+  ck_assert_uint_eq(ffs_frame_role_start(&f, FFS_ROW_CANDIDATE), 6);
+  t_end(&m);
+  // runs out of order: a positive row after a neutral one
+  const uint8_t late[3] = {2, 0, 0};
+  t_roles_frame(&m, late, 3, 3);
+  t_expect_fail(&m, NULL, "roles: row 1 is positive after a neutral row");
+  t_end(&m);
+  // a role that does not exist
+  const uint8_t bad[2] = {0, 4};
+  t_roles_frame(&m, bad, 2, 2);
+  t_expect_fail(&m, NULL, "roles: row 1 has role 4, expected 0..3");
+  t_end(&m);
+  // one byte per row
+  t_roles_frame(&m, triple, 2, 3);
+  t_expect_fail(&m, NULL, "roles holds 2 bytes, expected rows = 3");
+  t_end(&m);
+  // a str is not a bin
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 0, 0);
+  t_key(&m, "roles");
+  msgpack_pack_str(&m.pk, 0);
+  t_expect_fail(&m, NULL, "key \"roles\": value has type fixstr");
+  t_end(&m);
+  ck_assert_str_eq(ffs_frame_role_str(FFS_ROW_CANDIDATE), "candidate");
+  ck_assert_str_eq(ffs_frame_role_str(7), "?");
 }
 END_TEST
 
@@ -504,7 +567,7 @@ START_TEST(test_missing_keys) {
   for (int skip = 0; skip < 4; skip++) {
     t_msg_t m;
     t_begin(&m, 3);
-    const uint64_t vals[] = {1, FFS_FRAME_DATA, 0, 0};
+    const uint64_t vals[] = {FFS_PROTO_VERSION, FFS_FRAME_DATA, 0, 0};
     for (int k = 0; k < 4; k++)
       if (k != skip) t_kv(&m, names[k], vals[k]);
     char want[64];
@@ -517,20 +580,20 @@ END_TEST
 
 START_TEST(test_payload_mismatch) {
   t_msg_t m;
-  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 2, 50);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_DATA, 2, 50);
   t_floats(&m, 99);
   t_expect_fail(&m, NULL, "payload holds 396 bytes, header declares 2x50 floats = 400 bytes");
   t_end(&m);
-  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 2, 50);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_DATA, 2, 50);
   t_floats(&m, 101);
   t_expect_fail(&m, NULL, "payload holds 404 bytes");
   t_end(&m);
-  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 2, 50);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_DATA, 2, 50);
   t_floats(&m, 100);
   t_raw(&m, "\x00", 1); // one stray byte
   t_expect_fail(&m, NULL, "payload holds 401 bytes");
   t_end(&m);
-  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 0, 0);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_DATA, 0, 0);
   t_raw(&m, "\x00\x00\x00\x00", 4); // payload with rows = 0
   t_expect_fail(&m, NULL, "payload holds 4 bytes");
   t_end(&m);
@@ -563,18 +626,18 @@ END_TEST
 
 START_TEST(test_duplicate_key) {
   t_msg_t m;
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 0, 0);
   t_kv(&m, "rows", 0);
   t_expect_fail(&m, NULL, "duplicate header key \"rows\"");
   t_end(&m);
-  t_hdr(&m, 2, 1, FFS_FRAME_DATA, 1, 1);
+  t_hdr(&m, 2, FFS_PROTO_VERSION, FFS_FRAME_DATA, 1, 1);
   t_key(&m, "labels"), t_raw(&m, "\xc4\x01\x00", 3);
   t_key(&m, "labels"), t_raw(&m, "\xc4\x01\x00", 3);
   t_floats(&m, 1);
   t_expect_fail(&m, NULL, "duplicate header key \"labels\"");
   t_end(&m);
   // unknown keys may repeat: they are skipped
-  t_hdr(&m, 2, 1, FFS_FRAME_DATA, 0, 0);
+  t_hdr(&m, 2, FFS_PROTO_VERSION, FFS_FRAME_DATA, 0, 0);
   t_kv(&m, "x", 1);
   t_kv(&m, "x", 2);
   t_expect_ok(&m, NULL);
@@ -584,88 +647,69 @@ END_TEST
 
 START_TEST(test_bad_values) {
   t_msg_t m;
-  t_hdr(&m, 0, 1, 0, 0, 0);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, 0, 0, 0);
   t_expect_fail(&m, NULL, "kind 0, expected 1..5");
   t_end(&m);
-  t_hdr(&m, 0, 1, 6, 0, 0);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, 6, 0, 0);
   t_expect_fail(&m, NULL, "kind 6, expected 1..5");
   t_end(&m);
-  t_hdr(&m, 0, 1, 300, 0, 0);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, 300, 0, 0);
   t_expect_fail(&m, NULL, "\"kind\" = 300");
   t_end(&m);
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
-  t_kv(&m, "pol", 6);
-  t_expect_fail(&m, NULL, "pol 6, expected 0..5");
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 0, 0);
+  t_kv(&m, "phase", 2);
+  t_expect_fail(&m, NULL, "phase 2, expected 0 (train) or 1 (eval)");
   t_end(&m);
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 3, 2);
-  t_kv(&m, "pol", FFS_POL_PAIR);
-  t_floats(&m, 6);
-  t_expect_fail(&m, NULL, "pair frame with 3 rows, expected an even number");
-  t_end(&m);
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 4, 2);
-  t_kv(&m, "pol", FFS_POL_TRIPLE);
-  t_floats(&m, 8);
-  t_expect_fail(&m, NULL, "triple frame with 4 rows, expected a multiple of 3");
-  t_end(&m);
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 6, 2);
-  t_kv(&m, "pol", FFS_POL_TRIPLE);
-  t_floats(&m, 12);
-  t_expect_ok(&m, NULL);
-  t_end(&m);
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
-  t_kv(&m, "mode", 2);
-  t_expect_fail(&m, NULL, "mode 2, expected 0..1");
-  t_end(&m);
-  t_hdr(&m, 1, 1, FFS_FRAME_REPORT, 1, 2);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_REPORT, 1, 2);
   t_kv(&m, "aux", 3);
   t_floats(&m, 2);
   t_expect_fail(&m, NULL, "aux 3 exceeds cols 2");
   t_end(&m);
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 0, 0);
   t_kv(&m, "epoch", (uint64_t)UINT32_MAX + 1);
   t_expect_fail(&m, NULL, "\"epoch\" = 4294967296");
   t_end(&m);
-  t_hdr(&m, 0, 1, FFS_FRAME_DATA, (uint64_t)UINT32_MAX + 1, 0);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_DATA, (uint64_t)UINT32_MAX + 1, 0);
   t_expect_fail(&m, NULL, "\"rows\" = 4294967296");
   t_end(&m);
   // negative numbers, strings, floats and nil are not unsigned ints
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 0, 0);
   t_key(&m, "tick"), msgpack_pack_int8(&m.pk, -1);
   t_expect_fail(&m, NULL, "\"tick\": value has type negative fixint");
   t_end(&m);
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 0, 0);
   t_key(&m, "seq"), t_raw(&m, "\xd3\x00\x00\x00\x00\x00\x00\x00\x01", 9); // int64 1
   t_expect_fail(&m, NULL, "\"seq\": value has type int");
   t_end(&m);
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 0, 0);
   t_key(&m, "stage"), msgpack_pack_double(&m.pk, 1.0);
   t_expect_fail(&m, NULL, "expected an unsigned int");
   t_end(&m);
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 0, 0);
   t_key(&m, "aux"), msgpack_pack_nil(&m.pk);
   t_expect_fail(&m, NULL, "\"aux\": value has type nil");
   t_end(&m);
   // arrays must be bin (not str, not a msgpack array)
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 1, 1);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 1, 1);
   t_key(&m, "labels"), t_raw(&m, "\xa1\x03", 2);
   t_floats(&m, 1);
   t_expect_fail(&m, NULL, "\"labels\": value has type fixstr (0xa1), expected a bin");
   t_end(&m);
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 1, 1);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 1, 1);
   t_key(&m, "ids"), t_raw(&m, "\x91\x03", 2);
   t_floats(&m, 1);
   t_expect_fail(&m, NULL, "expected a bin");
   t_end(&m);
   // keys: str of at most 16 bytes
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 0, 0);
   t_key(&m, "seventeen_bytes_x"), msgpack_pack_uint8(&m.pk, 0);
   t_expect_fail(&m, NULL, "key of 17 bytes, at most 16");
   t_end(&m);
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 0, 0);
   msgpack_pack_uint8(&m.pk, 1), msgpack_pack_uint8(&m.pk, 0);
   t_expect_fail(&m, NULL, "key has type positive fixint");
   t_end(&m);
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 0, 0);
   t_raw(&m, "\xda\x00\x01x\x00", 5); // str16 key
   t_expect_fail(&m, NULL, "key has type str (0xda)");
   t_end(&m);
@@ -674,23 +718,23 @@ END_TEST
 
 START_TEST(test_array_lengths) {
   t_msg_t m;
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 2, 1);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 2, 1);
   t_key(&m, "labels"), t_raw(&m, "\xc4\x01\x05", 3);
   t_floats(&m, 2);
   t_expect_fail(&m, NULL, "labels holds 1 bytes, expected rows = 2");
   t_end(&m);
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 2, 1);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 2, 1);
   t_key(&m, "cands"), t_raw(&m, "\xc4\x03\x05\x05\x05", 5);
   t_floats(&m, 2);
   t_expect_fail(&m, NULL, "cands holds 3 bytes, expected rows = 2");
   t_end(&m);
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 2, 1);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 2, 1);
   t_key(&m, "ids"), t_raw(&m, "\xc4\x02\x05\x05", 4);
   t_floats(&m, 2);
   t_expect_fail(&m, NULL, "ids holds 2 bytes, expected 4 x 2 rows = 8");
   t_end(&m);
   // bin16 form accepted
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 2, 1);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 2, 1);
   t_key(&m, "ids"), t_raw(&m, "\xc5\x00\x08\x01\x00\x00\x00\x00\x01\x00\x00", 11);
   t_floats(&m, 2);
   ffs_frame_t f;
@@ -707,11 +751,11 @@ END_TEST
 START_TEST(test_max_rows) {
   ffs_frame_limits_t lim = {.max_rows = 4};
   t_msg_t m;
-  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 4, 1);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_DATA, 4, 1);
   t_floats(&m, 4);
   t_expect_ok(&m, &lim);
   t_end(&m);
-  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 5, 1);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_DATA, 5, 1);
   t_floats(&m, 5);
   t_expect_ok(&m, NULL);
   t_expect_fail(&m, &lim, "data frame with 5 rows, at most 4 accepted");
@@ -722,24 +766,24 @@ END_TEST
 START_TEST(test_cols_exact) {
   ffs_frame_limits_t lim = {.cols = 3};
   t_msg_t m;
-  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 1, 3);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_DATA, 1, 3);
   t_floats(&m, 3);
   t_expect_ok(&m, &lim);
   t_end(&m);
-  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 1, 4);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_DATA, 1, 4);
   t_floats(&m, 4);
   t_expect_fail(&m, &lim, "data frame with 4 cols, expected 3");
   t_end(&m);
-  t_hdr(&m, 0, 1, FFS_FRAME_FEEDBACK, 1, 2);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_FEEDBACK, 1, 2);
   t_floats(&m, 2);
   t_expect_fail(&m, &lim, "feedback frame with 2 cols, expected 3");
   t_end(&m);
   // report and mark frames are not held to the data width
-  t_hdr(&m, 0, 1, FFS_FRAME_REPORT, 1, 2);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_REPORT, 1, 2);
   t_floats(&m, 2);
   t_expect_ok(&m, &lim);
   t_end(&m);
-  t_hdr(&m, 0, 1, FFS_FRAME_MARK, 0, 0);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_MARK, 0, 0);
   t_expect_ok(&m, &lim);
   t_end(&m);
 }
@@ -752,7 +796,7 @@ START_TEST(test_slices) {
   const float v[2 * 3] = {1, 2, 3, 4, 5, 6};
   ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .seq = 9, .rows = 2, .cols = 3,
                        .shard = 2, .nshards = 3, .col0 = 5};
-  size_t n = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, v);
+  size_t n = ffs_frame_encode(buf, sizeof buf, &h, NULL, v);
   ck_assert_uint_gt(n, 0);
   ffs_frame_t f;
   char err[256];
@@ -765,23 +809,23 @@ START_TEST(test_slices) {
   ck_assert_msg(strstr(err, "data frame with 8 cols (slice end), expected at most 7"), "%s", err);
   // a whole frame sends no slice keys and decodes with nshards 0
   h.nshards = 0, h.shard = 0, h.col0 = 0;
-  n = ffs_frame_encode(buf, sizeof buf, &h, NULL, NULL, NULL, v);
+  n = ffs_frame_encode(buf, sizeof buf, &h, NULL, v);
   ck_assert_int_eq(t_decode_bytes(&f, buf, n, NULL, err, sizeof err), 0);
   ck_assert_uint_eq(f.h.nshards, 0);
   // inconsistent slice keys are refused
   t_msg_t m;
-  t_hdr(&m, 2, 1, FFS_FRAME_DATA, 1, 1);
+  t_hdr(&m, 2, FFS_PROTO_VERSION, FFS_FRAME_DATA, 1, 1);
   t_kv(&m, "shard", 3);
   t_kv(&m, "nshards", 3);
   t_floats(&m, 1);
   t_expect_fail(&m, NULL, "shard 3, col0 0 with nshards 3");
   t_end(&m);
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 1, 1);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 1, 1);
   t_kv(&m, "nshards", 17);
   t_floats(&m, 1);
   t_expect_fail(&m, NULL, "nshards 17, expected at most 16");
   t_end(&m);
-  t_hdr(&m, 1, 1, FFS_FRAME_DATA, 1, 1);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 1, 1);
   t_kv(&m, "col0", 4); // a whole frame starts at column 0
   t_floats(&m, 1);
   t_expect_fail(&m, NULL, "shard 0, col0 4 with nshards 0");
@@ -792,11 +836,11 @@ END_TEST
 START_TEST(test_max_cols) {
   ffs_frame_limits_t lim = {.max_cols = 8};
   t_msg_t m;
-  t_hdr(&m, 0, 1, FFS_FRAME_REPORT, 1, 8);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_REPORT, 1, 8);
   t_floats(&m, 8);
   t_expect_ok(&m, &lim);
   t_end(&m);
-  t_hdr(&m, 0, 1, FFS_FRAME_REPORT, 1, 9);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_REPORT, 1, 9);
   t_floats(&m, 9);
   t_expect_fail(&m, &lim, "report frame with 9 cols, at most 8 accepted");
   t_end(&m);
@@ -827,7 +871,7 @@ START_TEST(test_huge_counts) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     t_msg_t m;
-    if (cases[i].hdr) t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+    if (cases[i].hdr) t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 0, 0);
     else t_init(&m); // raw bytes only
     t_raw(&m, cases[i].bytes, cases[i].n);
     double t0 = t_now();
@@ -843,7 +887,7 @@ START_TEST(test_skip_budget) {
   // on objects a frame may make the decoder walk
   for (int n = 1000; n <= 2000; n += 1000) {
     t_msg_t m;
-    t_hdr(&m, 1, 1, FFS_FRAME_DATA, 0, 0);
+    t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 0, 0);
     t_key(&m, "x");
     msgpack_pack_array(&m.pk, (size_t)n);
     for (int i = 0; i < n; i++) msgpack_pack_nil(&m.pk);
@@ -856,16 +900,16 @@ END_TEST
 
 START_TEST(test_rows_cols_overflow) {
   t_msg_t m;
-  t_hdr(&m, 0, 1, FFS_FRAME_DATA, UINT32_MAX, UINT32_MAX);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_DATA, UINT32_MAX, UINT32_MAX);
   t_floats(&m, 4);
   t_expect_fail(&m, NULL, "overflows");
   t_end(&m);
   // large but representable: the byte count is computed in 64 bits
-  t_hdr(&m, 0, 1, FFS_FRAME_DATA, UINT32_MAX, 4);
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_DATA, UINT32_MAX, 4);
   t_floats(&m, 4);
   t_expect_fail(&m, NULL, "4294967295x4 floats = 68719476720 bytes");
   t_end(&m);
-  t_hdr(&m, 0, 1, FFS_FRAME_DATA, 0x40000000u, 4); // x16 = 2^34, not 0 mod 2^32
+  t_hdr(&m, 0, FFS_PROTO_VERSION, FFS_FRAME_DATA, 0x40000000u, 4); // x16 = 2^34, not 0 mod 2^32
   t_expect_fail(&m, NULL, "payload holds 0 bytes");
   t_end(&m);
 }
@@ -886,9 +930,9 @@ START_TEST(test_fuzz) {
   size_t seed_len[3];
   seed_len[0] = t_encode_full(seeds[0], CAP);
   ffs_frame_hdr_t mark = {.kind = FFS_FRAME_MARK, .seq = 1000};
-  seed_len[1] = ffs_frame_encode(seeds[1], CAP, &mark, NULL, NULL, NULL, NULL);
+  seed_len[1] = ffs_frame_encode(seeds[1], CAP, &mark, NULL, NULL);
   t_msg_t m;
-  t_hdr(&m, 2, 1, FFS_FRAME_DATA, 2, 2);
+  t_hdr(&m, 2, FFS_PROTO_VERSION, FFS_FRAME_DATA, 2, 2);
   t_key(&m, "x"), t_raw(&m, "\x92\x81\xa1k\xcb\x00\x00\x00\x00\x00\x00\x00\x00\xa2hi", 16);
   t_key(&m, "labels"), t_raw(&m, "\xc4\x02\x01\x02", 4);
   t_floats(&m, 4);
@@ -940,8 +984,11 @@ START_TEST(test_fuzz) {
       size_t floats = (size_t)f.h.rows * f.h.cols;
       const uint8_t *end = f.payload ? f.payload + floats * 4 : buf + len;
       ck_assert_ptr_eq(end, buf + len);
-      ck_assert(f.h.kind >= 1 && f.h.kind <= FFS_FRAME_PARTIAL && f.h.pol <= FFS_POL_PAIR && f.h.mode <= 1);
-      ck_assert(f.h.pol != FFS_POL_PAIR || f.h.rows % 2 == 0);
+      ck_assert(f.h.kind >= 1 && f.h.kind <= FFS_FRAME_PARTIAL && f.h.phase <= FFS_PHASE_EVAL);
+      uint64_t counted = 0; // every row has one role, in runs
+      for (int k = 0; k < FFS_N_ROW_ROLES; k++) counted += f.n_role[k];
+      ck_assert_uint_eq(counted, f.h.rows);
+      for (uint32_t r = 1; f.roles && r < f.h.rows; r++) ck_assert(f.roles[r] >= f.roles[r - 1]);
       ck_assert(f.h.nshards <= FFS_FRAME_MAX_SHARDS);
       ck_assert(f.h.nshards > 1 ? f.h.shard < f.h.nshards : f.h.shard == 0 && f.h.col0 == 0);
       ck_assert_uint_le(f.h.aux, f.h.cols);
@@ -984,6 +1031,7 @@ static Suite *frame_suite(void) {
   tcase_add_test(core, test_non_map_top);
   tcase_add_test(core, test_duplicate_key);
   tcase_add_test(core, test_bad_values);
+  tcase_add_test(core, test_roles);
   tcase_add_test(core, test_array_lengths);
   suite_add_tcase(s, core);
 

@@ -7,8 +7,8 @@
 // - plain FF: the label is painted into the input; feedback vectors from
 //   later stages are kept latest-wins and only counted;
 // - FFCL (train.labels: separate): the label comes in the frame header and
-//   enters through the layer's label weights; a CANDIDATES frame carries one
-//   row per sample and the layer reports the goodness of all data.classes labels;
+//   enters through the layer's label weights; a candidate row stands for one
+//   sample and the layer reports the goodness of all data.classes labels;
 // - recurrent (train.ticks > 1): a sample group arrives once per tick; the
 //   layer's input is the activity from below (this tick) and its top-down
 //   feedback from above (previous tick); its state is damped across ticks.
@@ -61,21 +61,15 @@ typedef struct {
   float *fb;             // (max_rows, fb_cols) latest feedback vector(s)
   uint32_t fb_rows, fb_cols;
   uint32_t *ids;         // (max_rows) sample ids of the outgoing frame
-  uint8_t *labels, *cands; // (max_rows) FFCL: expanded candidate rows
+  uint8_t *roles, *labels, *cands; // (max_rows) FFCL: expanded candidate rows
   s_slot_t slots[S_SLOTS];
   double hold_since;     // lockstep: when the held frame started waiting (0 = not)
   double t_frame;        // when the frame being handled arrived (for `work`)
 } s_layer_t;
 
-// The per-row arrays of an outgoing frame.
-typedef struct {
-  const uint8_t *labels, *cands;
-  const uint32_t *ids;
-} s_rows_t;
-
 // The incoming frame's own per-row arrays, for passing on as they are.
-static s_rows_t s_rows_of(s_layer_t *s, const ffs_frame_t *in) {
-  s_rows_t r = {in->labels, in->cands, NULL};
+static ffs_frame_rows_t s_rows_of(s_layer_t *s, const ffs_frame_t *in) {
+  ffs_frame_rows_t r = {in->roles, in->labels, in->cands, NULL};
   if (in->ids && in->h.rows) { // pass sample ids on (hard negatives key on them)
     for (uint32_t i = 0; i < in->h.rows; i++) s->ids[i] = ffs_frame_id(in, i);
     r.ids = s->ids;
@@ -86,7 +80,7 @@ static s_rows_t s_rows_of(s_layer_t *s, const ffs_frame_t *in) {
 enum { S_FORWARD = FFS_OUT_FORWARD, S_REPORT = FFS_OUT_REPORT, S_FEEDBACK = FFS_OUT_FEEDBACK };
 
 static int s_send(s_layer_t *s, ffs_io_t *io, int which, const ffs_frame_hdr_t *in, uint8_t kind,
-                  uint32_t rows, uint32_t cols, uint32_t aux, const s_rows_t *r,
+                  uint32_t rows, uint32_t cols, uint32_t aux, const ffs_frame_rows_t *r,
                   const float *payload) {
   if (which == S_FORWARD && ffs_io_n_forward_out(io) == 0) return 0; // the last layer
   ffs_frame_hdr_t h = *in;
@@ -99,50 +93,51 @@ static int s_send(s_layer_t *s, ffs_io_t *io, int which, const ffs_frame_hdr_t *
   h.col0 = s->n_shards < 2 || kind == FFS_FRAME_MARK || s->shard == 0 ? 0
            : which == S_FORWARD                                       ? (uint32_t)s->unit0
                                                                       : 1u + (h.cols ? (uint32_t)s->unit0 : 0u);
-  return ffs_io_send(io, (ffs_out_t)which, &h, r->labels, r->cands, r->ids, payload);
+  return ffs_io_send(io, (ffs_out_t)which, &h, r, payload);
 }
 
 static int s_on_mark(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f) {
-  s_rows_t none = {0};
+  ffs_frame_rows_t none = {0};
   if (s_send(s, io, S_FORWARD, &f->h, FFS_FRAME_MARK, 0, 0, 0, &none, NULL) < 0) return -1;
   if (s_send(s, io, S_REPORT, &f->h, FFS_FRAME_MARK, 0, 0, 0, &none, NULL) < 0) return -1;
-  if (f->h.mode == FFS_MODE_TRAIN) ffs_io_checkpoint(io); // epoch end
+  if (f->h.phase == FFS_PHASE_TRAIN) ffs_io_checkpoint(io); // epoch end
   return 0;
 }
 
 // ---- reports ----
 
-// Neutral rows: goodness and (for a softmax layer) the activity act.
-// Candidate rows: goodness only. g and act are per row of the frame. A
-// triple frame reports its neutral rows (the last third) as a neutral frame.
-static int s_report(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f, const float *g,
-                    const float *act) {
+// Reports one run of rows the readout scores, rows [r0, r0 + n) of the
+// frame, all of role `role`: neutral rows with their goodness and (for a
+// softmax layer) their activity act, candidate rows with their goodness. g
+// and act are per row of the frame.
+static int s_report_run(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f, int role, uint32_t r0,
+                        uint32_t n, const float *g, const float *act) {
   ffs_frame_hdr_t h = f->h;
-  s_rows_t r = s_rows_of(s, f);
-  if (h.pol == FFS_POL_TRIPLE) {
-    long n = h.rows / 3;
-    g += 2 * n, act += 2 * n * s->units;
-    r.labels += 2 * n, r.cands += 2 * n, r.ids = r.ids ? r.ids + 2 * n : NULL;
-    h.pol = FFS_POL_NEUTRAL, h.rows = (uint32_t)n;
-  }
-  int rows = (int)h.rows;
-  if (s->labeled && h.pol == FFS_POL_CANDIDATES) {
+  ffs_frame_rows_t r = s_rows_of(s, f);
+  g += r0, act += (long)r0 * s->units, h.rows = n;
+  if (r.roles) r.roles += r0;
+  if (r.labels) r.labels += r0;
+  if (r.cands) r.cands += r0;
+  if (r.ids) r.ids += r0;
+  int rows = (int)n;
+  if (s->labeled && role == FFS_ROW_CANDIDATE) {
     // FFCL: one row per sample came in; the readout gets the usual groups of
     // data.classes candidate rows, each with that label's goodness
-    ffs_ff_layer_label_goodness(s->layer, rows, s->lg);
+    ffs_ff_layer_label_goodness(s->layer, (int)(r0 + n), s->lg);
     for (int i = 0; i < rows; i++)
       for (int c = 0; c < s->classes; c++) {
         int k = i * s->classes + c;
-        s->rep[k] = s->lg[k];
-        s->labels[k] = f->labels ? f->labels[i] : FFS_LABEL_NONE;
+        s->rep[k] = s->lg[(long)(r0 + (uint32_t)i) * s->classes + c];
+        s->labels[k] = r.labels ? r.labels[i] : FFS_LABEL_NONE;
         s->cands[k] = (uint8_t)c;
-        if (r.ids) s->ids[k] = ffs_frame_id(f, (uint32_t)i);
+        if (r.ids) s->ids[k] = ffs_frame_id(f, r0 + (uint32_t)i);
       }
-    s_rows_t ex = {s->labels, s->cands, r.ids ? s->ids : NULL};
+    memset(s->roles, FFS_ROW_CANDIDATE, (size_t)rows * (size_t)s->classes);
+    ffs_frame_rows_t ex = {s->roles, s->labels, s->cands, r.ids ? s->ids : NULL};
     return s_send(s, io, S_REPORT, &h, FFS_FRAME_REPORT, (uint32_t)(rows * s->classes), 1, 1,
                   &ex, s->rep);
   }
-  int with_act = s->report_activity && h.pol == FFS_POL_NEUTRAL;
+  int with_act = s->report_activity && role == FFS_ROW_NEUTRAL;
   int lead = s->shard == 0; // the goodness column (a layer's shard 0 carries it)
   int cols = lead + (with_act ? s->units : 0);
   for (int i = 0; i < rows; i++) {
@@ -154,26 +149,25 @@ static int s_report(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f, const floa
                 (uint32_t)lead, &r, s->rep);
 }
 
-// Rows of a frame that are positive: all of a positive frame, the first
-// half of a pair frame, the first third of a triple frame, none of the
-// others.
-static int s_positive_rows(const ffs_frame_hdr_t *h) {
-  return h->pol == FFS_POL_POSITIVE ? (int)h->rows
-         : h->pol == FFS_POL_PAIR   ? (int)h->rows / 2
-         : h->pol == FFS_POL_TRIPLE ? (int)h->rows / 3
-                                    : 0;
+// Reports the rows the readout scores: the frame's neutral run (the softmax
+// heads) and its candidate run (the energy), each as a report of its own.
+static int s_report(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f, const float *g,
+                    const float *act) {
+  static const int scored[] = {FFS_ROW_NEUTRAL, FFS_ROW_CANDIDATE};
+  for (int k = 0; k < 2; k++) {
+    uint32_t n = f->n_role[scored[k]];
+    if (n && s_report_run(s, io, f, scored[k], ffs_frame_role_start(f, scored[k]), n, g, act) < 0)
+      return -1;
+  }
+  return 0;
 }
 
-// Learns from a training frame's positive and/or negative rows (the last
-// forward): a positive or negative frame, or a pair (or triple) frame
-// holding both; a triple's neutral rows only went on.
+// Learns from a training frame's positive and negative rows (its first
+// n_pos + n_neg rows, the last forward): one step on both where it has both;
+// its neutral and candidate rows only went on.
 static void s_learn(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f, const float *g) {
-  int pol = f->h.pol;
-  if (f->h.mode != FFS_MODE_TRAIN || (pol != FFS_POL_POSITIVE && pol != FFS_POL_NEGATIVE &&
-                                      pol != FFS_POL_PAIR && pol != FFS_POL_TRIPLE))
-    return;
-  int n_pos = s_positive_rows(&f->h);
-  int rows = pol == FFS_POL_TRIPLE ? 2 * n_pos : (int)f->h.rows;
+  int n_pos = (int)f->n_role[FFS_ROW_POSITIVE], rows = n_pos + (int)f->n_role[FFS_ROW_NEGATIVE];
+  if (f->h.phase != FFS_PHASE_TRAIN || rows == 0) return;
   const ffs_layer_cfg_t *c = &s->topo->stages[s->index].layer;
   float lr_factor = c->cooldown ? ffs_optim_cooldown((int)f->h.epoch, s->topo->epochs) : 1.0f;
   double gp = 0.0, gn = 0.0;
@@ -182,10 +176,10 @@ static void s_learn(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f, const floa
   if (n_pos) st->g_pos = gp / n_pos;
   if (n_pos < rows) st->g_neg = gn / (rows - n_pos);
   st->samples += (uint64_t)rows;
-  if (pol == FFS_POL_PAIR || pol == FFS_POL_TRIPLE)
+  if (n_pos > 0 && n_pos < rows)
     ffs_ff_layer_learn_pair(s->layer, rows, n_pos, lr_factor);
   else
-    ffs_ff_layer_learn(s->layer, rows, pol == FFS_POL_POSITIVE, lr_factor);
+    ffs_ff_layer_learn(s->layer, rows, n_pos > 0, lr_factor);
 }
 
 static void s_slow_down(const ffs_topo_t *t, int index) {
@@ -205,30 +199,26 @@ static int s_on_data(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f) {
   if (s->labeled) {
     // the label of a positive / negative row is its overlay label (cands);
     // neutral and candidate rows have none: features only
-    int with_label = f->h.pol == FFS_POL_POSITIVE || f->h.pol == FFS_POL_NEGATIVE ||
-                     f->h.pol == FFS_POL_PAIR || f->h.pol == FFS_POL_TRIPLE;
+    int with_label = f->n_role[FFS_ROW_POSITIVE] + f->n_role[FFS_ROW_NEGATIVE] > 0;
     if (with_label && !f->cands) return -1;
     ffs_ff_layer_forward_normalized(s->layer, rows, with_label ? f->cands : NULL);
   } else {
     ffs_ff_layer_forward_normalized(s->layer, rows, NULL);
   }
   if (s->n_shards > 1) { // goodness and norm are sums over all the layer's units
-    int pos = s_positive_rows(&f->h); // peer means come from positive rows
+    int pos = (int)f->n_role[FFS_ROW_POSITIVE]; // peer means come from positive rows
     int n = ffs_ff_layer_partials(s->layer, rows, pos ? pos : rows, s->part);
     if (ffs_io_allreduce(io, f->h.seq, s->part, n) < 0) return 0; // dropped, logged
     ffs_ff_layer_set_totals(s->layer, rows, s->part);
   }
   const float *yn = ffs_ff_layer_output(s->layer);
   const float *g = ffs_ff_layer_goodness(s->layer);
-  s_rows_t r = s_rows_of(s, f);
+  ffs_frame_rows_t r = s_rows_of(s, f);
   if (s_send(s, io, S_FORWARD, &f->h, FFS_FRAME_DATA, (uint32_t)rows, (uint32_t)s->units, 0, &r,
              yn) < 0)
     return -1;
   // the readout needs neutral rows (softmax) and candidate rows (energy)
-  if ((f->h.pol == FFS_POL_NEUTRAL || f->h.pol == FFS_POL_CANDIDATES ||
-       f->h.pol == FFS_POL_TRIPLE) &&
-      s_report(s, io, f, g, yn) < 0)
-    return -1;
+  if (s_report(s, io, f, g, yn) < 0) return -1;
   if (ffs_io_n_feedback_out(io) > 0)
     s_send(s, io, S_FEEDBACK, &f->h, FFS_FRAME_FEEDBACK, (uint32_t)rows, (uint32_t)s->units, 0, &r,
            yn);
@@ -312,7 +302,7 @@ static int s_on_data_recurrent(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f)
   if (tick >= t->score_from && tick <= t->score_to)
     for (int r = 0; r < rows; r++) sl->gsum[r] += g[r];
 
-  s_rows_t rr = s_rows_of(s, f);
+  ffs_frame_rows_t rr = s_rows_of(s, f);
   if (s_send(s, io, S_FORWARD, &f->h, FFS_FRAME_DATA, (uint32_t)rows, (uint32_t)u, 0, &rr,
              s->out) < 0)
     return -1;
@@ -324,11 +314,9 @@ static int s_on_data_recurrent(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f)
   if (tick + 1 == s->ticks) {
     // the group's last tick: report the goodness averaged over the scored
     // ticks and the final state, then forget the group
-    if (f->h.pol == FFS_POL_NEUTRAL || f->h.pol == FFS_POL_CANDIDATES) {
-      float n = (float)(t->score_to - t->score_from + 1);
-      for (int r = 0; r < rows; r++) sl->gsum[r] /= n;
-      if (s_report(s, io, f, sl->gsum, s->out) < 0) return -1;
-    }
+    float n = (float)(t->score_to - t->score_from + 1);
+    for (int r = 0; r < rows; r++) sl->gsum[r] /= n;
+    if (s_report(s, io, f, sl->gsum, s->out) < 0) return -1;
     sl->used = 0;
   }
   return 0;
@@ -361,7 +349,7 @@ static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t
   if (chan == FFS_CHAN_FB) return s_on_feedback(s, io, f);
   if (f->h.kind == FFS_FRAME_MARK) return s_on_mark(s, io, f);
   if (f->h.kind != FFS_FRAME_DATA) return -1;
-  ffs_ff_layer_set_eval(s->layer, f->h.mode == FFS_MODE_EVAL); // eval_average's weights
+  ffs_ff_layer_set_eval(s->layer, f->h.phase == FFS_PHASE_EVAL); // eval_average's weights
   if (s->ticks > 1) return s_on_data_recurrent(s, io, f);
   s_slow_down(s->topo, s->index);
   return s_on_data(s, io, f);
@@ -466,7 +454,7 @@ static void s_destroy(void **self_p) {
   if (!s) return;
   ffs_ff_layer_destroy(&s->layer);
   free(s->x), free(s->rep), free(s->out), free(s->lg), free(s->fb), free(s->ids);
-  free(s->labels), free(s->cands), free(s->part);
+  free(s->roles), free(s->labels), free(s->cands), free(s->part);
   for (int k = 0; k < S_SLOTS; k++) free(s->slots[k].state), free(s->slots[k].gsum), free(s->slots[k].td);
   free(s);
   *self_p = NULL;
@@ -511,6 +499,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   ok &= (s->ids = malloc(sizeof(uint32_t) * mr)) != NULL;
   ok &= (s->part = malloc(sizeof(float) * (mr + 2))) != NULL;
   ok &= (s->labels = malloc(mr)) != NULL && (s->cands = malloc(mr)) != NULL;
+  ok &= (s->roles = malloc(mr)) != NULL;
   for (int k = 0; ok && s->ticks > 1 && k < S_SLOTS; k++) {
     s_slot_t *sl = &s->slots[k];
     ok &= (sl->state = malloc(sizeof(float) * mr * (size_t)s->units)) != NULL;
@@ -531,8 +520,36 @@ static const char *const s_keys[] = {
     "optimizer", "lr",       "momentum", "weight_decay", "cooldown", "peer_lambda", "peer_decay",
     "update",    "delay_ms", "shards",   "eval_average", NULL};
 extern const ffs_stage_ops_t ffs_ff_layer_ops;
+
+// An ff_layer's keys: units (required), the layer keys over the top-level
+// `layer:` block's, delay_ms and shards.
+static int s_parse(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *item, const char *who,
+                   ffs_stage_cfg_t *st) {
+  const ffs_yaml_node_t *v;
+  char label[96];
+  if (!(v = ffs_yaml_map_get(item, "units")))
+    return ffs_yaml_fail(c, item, "%s: missing required key 'units' (an ff_layer needs units: "
+                         "1..65536)", who);
+  snprintf(label, sizeof label, "%s: units", who);
+  if (ffs_yaml_int(c, v, label, 1, 65536, &st->units) < 0) return -1;
+  snprintf(label, sizeof label, "%s: ", who);
+  if (ffs_topo_layer_keys(c, item, label, &st->layer) < 0) return -1;
+  snprintf(label, sizeof label, "%s: delay_ms", who);
+  if ((v = ffs_yaml_map_get(item, "delay_ms")) &&
+      ffs_yaml_int(c, v, label, 0, 10000, &st->delay_ms) < 0)
+    return -1;
+  snprintf(label, sizeof label, "%s: shards", who);
+  if ((v = ffs_yaml_map_get(item, "shards")) &&
+      ffs_yaml_int(c, v, label, 1, FFS_MAX_SHARDS, &st->n_shards) < 0)
+    return -1;
+  if (st->n_shards > st->units)
+    return ffs_yaml_fail(c, v, "%s: shards: %d shards of %d units leave a shard without units "
+                         "(expected at most %d)", who, st->n_shards, st->units, st->units);
+  return 0;
+}
+
 const ffs_kind_t ffs_kind_ff_layer = {.name = "ff_layer", .role = FFS_ROLE_LAYER, .keys = s_keys,
-                                      .ops = &ffs_ff_layer_ops};
+                                      .parse = s_parse, .ops = &ffs_ff_layer_ops};
 
 const ffs_stage_ops_t ffs_ff_layer_ops = {
     .kind = "ff_layer",

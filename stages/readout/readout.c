@@ -22,6 +22,7 @@
 
 typedef struct {
   ffs_frame_hdr_t h;
+  int role;        // the report's rows: all neutral or all candidate
   uint8_t *labels; // (max_rows)
   uint8_t *cands;  // (max_rows)
   uint32_t *ids;   // (max_rows) sample ids
@@ -56,7 +57,7 @@ typedef struct {
   float *probs;          // (max_rows, classes) predictions sent back to the source
   float *score, *total;  // (classes) energy inference: one layer's, the sum
   uint64_t n_energy, err_energy, n_softmax, err_softmax, join_missed;
-  long marks[S_MARKS_KEPT]; // phases (2 epoch + mode) whose MARK was handled
+  long marks[S_MARKS_KEPT]; // phases (2 epoch + phase) whose MARK was handled
   int n_marks;
   float *lat, *hop;      // (S_LAT_N) this phase's end-to-end latencies and
                          // transport per hop (us); the latest S_LAT_N kept
@@ -108,13 +109,14 @@ static void s_send_predictions(s_readout_t *s, ffs_io_t *io, const s_slot_t *sl,
   if (!ffs_io_n_feedback_out(io) || !sl->has_ids) return;
   memcpy(s->probs, s->logits, sizeof(float) * (size_t)rows * (size_t)s->classes);
   ffs_softmax_rows(s->probs, rows, s->classes);
-  ffs_frame_hdr_t h = {.kind = FFS_FRAME_FEEDBACK, .pol = FFS_POL_NEUTRAL, .mode = sl->h.mode,
+  ffs_frame_hdr_t h = {.kind = FFS_FRAME_FEEDBACK, .phase = sl->h.phase,
                        .seq = sl->h.seq, .epoch = sl->h.epoch, .stage = (uint32_t)s->index,
                        .rows = (uint32_t)rows, .cols = (uint32_t)s->classes};
-  ffs_io_send(io, FFS_OUT_FEEDBACK, &h, sl->labels, NULL, sl->ids, s->probs);
+  ffs_frame_rows_t r = {.labels = sl->labels, .ids = sl->ids};
+  ffs_io_send(io, FFS_OUT_FEEDBACK, &h, &r, s->probs);
 }
 
-// Neutral rows: train (mode train) or score (mode eval) every softmax head.
+// Neutral rows: train (phase train) or score (phase eval) every softmax head.
 static void s_on_neutral(s_readout_t *s, ffs_io_t *io, int train) {
   const s_slot_t *first = &s->layers[0].fifo[s->layers[0].head];
   int rows = (int)first->h.rows;
@@ -195,7 +197,7 @@ static void s_on_candidates(s_readout_t *s) {
 // A phase's MARK may come twice when a stage was restarted (the source
 // re-sends MARKs that may have been lost): the second one is ignored.
 static int s_seen_mark(s_readout_t *s, const ffs_frame_hdr_t *h) {
-  long key = 2L * h->epoch + h->mode;
+  long key = 2L * h->epoch + h->phase;
   for (int k = 0; k < S_MARKS_KEPT; k++)
     if (s->marks[k] == key) return 1;
   s->marks[s->n_marks++ % S_MARKS_KEPT] = key;
@@ -215,27 +217,27 @@ static float s_quantile(s_readout_t *s, const float *v, size_t n, double q) {
 }
 
 // A phase ended: its latency figures go to the stats the launcher reads.
-static void s_latency_stats(s_readout_t *s, ffs_io_t *io, int mode) {
+static void s_latency_stats(s_readout_t *s, ffs_io_t *io, int phase) {
   size_t n = s->n_lat < S_LAT_N ? (size_t)s->n_lat : S_LAT_N;
   s->n_lat = 0;
   if (!n) return;
   ffs_stage_stats_t *st = ffs_io_stats(io);
-  st->lat_p50_us[mode] = s_quantile(s, s->lat, n, 0.5);
-  st->lat_p99_us[mode] = s_quantile(s, s->lat, n, 0.99);
-  st->hop_p50_us[mode] = s_quantile(s, s->hop, n, 0.5);
-  st->lat_n[mode] = n;
+  st->lat_p50_us[phase] = s_quantile(s, s->lat, n, 0.5);
+  st->lat_p99_us[phase] = s_quantile(s, s->lat, n, 0.99);
+  st->hop_p50_us[phase] = s_quantile(s, s->hop, n, 0.5);
+  st->lat_n[phase] = n;
 }
 
 static void s_on_mark(s_readout_t *s, ffs_io_t *io, const ffs_frame_hdr_t *h) {
   if (s_seen_mark(s, h)) return;
-  s_latency_stats(s, io, h->mode == FFS_MODE_EVAL);
+  s_latency_stats(s, io, h->phase == FFS_PHASE_EVAL);
   if (s->join_missed) { // frames lost with a restarted stage left groups incomplete
     ffs_warn("epoch %u %s: %llu report groups could not be joined and were dropped", h->epoch + 1,
-             h->mode == FFS_MODE_TRAIN ? "training" : "evaluation",
+             h->phase == FFS_PHASE_TRAIN ? "training" : "evaluation",
              (unsigned long long)s->join_missed);
     s->join_missed = 0;
   }
-  if (h->mode == FFS_MODE_TRAIN) {
+  if (h->phase == FFS_PHASE_TRAIN) {
     ffs_io_checkpoint(io);
     ffs_io_send_ctl(io, &(ffs_ctl_msg_t){.type = FFS_CTL_TRAINED, .trained.epoch = (int32_t)h->epoch});
     return;
@@ -279,10 +281,13 @@ static void s_try_join(s_readout_t *s, ffs_io_t *io) {
       s->join_missed++;
       continue;
     }
-    const ffs_frame_hdr_t *h = &s->layers[0].fifo[s->layers[0].head].h;
+    const s_slot_t *first = &s->layers[0].fifo[s->layers[0].head];
+    const ffs_frame_hdr_t *h = &first->h;
     int rows_agree = 1;
-    for (int i = 1; i < s->n_layers; i++)
-      rows_agree &= s->layers[i].fifo[s->layers[i].head].h.rows == h->rows;
+    for (int i = 1; i < s->n_layers; i++) {
+      const s_slot_t *o = &s->layers[i].fifo[s->layers[i].head];
+      rows_agree &= o->h.rows == h->rows && o->role == first->role;
+    }
     if (h->ts && h->kind != FFS_FRAME_MARK) { // every layer's report is in: end to end
       uint64_t work = 0; // the compute on the longest path: the deepest layer's
       for (int i = 0; i < s->n_layers; i++) {
@@ -295,8 +300,8 @@ static void s_try_join(s_readout_t *s, ffs_io_t *io) {
     }
     if (!rows_agree) s->join_missed++;
     else if (h->kind == FFS_FRAME_MARK) s_on_mark(s, io, h);
-    else if (h->pol == FFS_POL_NEUTRAL) s_on_neutral(s, io, h->mode == FFS_MODE_TRAIN);
-    else if (h->pol == FFS_POL_CANDIDATES && h->mode == FFS_MODE_EVAL) s_on_candidates(s);
+    else if (first->role == FFS_ROW_NEUTRAL) s_on_neutral(s, io, h->phase == FFS_PHASE_TRAIN);
+    else if (first->role == FFS_ROW_CANDIDATE && h->phase == FFS_PHASE_EVAL) s_on_candidates(s);
     for (int i = 0; i < s->n_layers; i++) s_pop_head(s, io, &s->layers[i]);
   }
 }
@@ -306,19 +311,22 @@ static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t
   if (chan != FFS_CHAN_REP || sub < 0 || sub >= FFS_MAX_STAGES || s->by_stage[sub] < 0) return -1;
   if (f->h.kind != FFS_FRAME_REPORT && f->h.kind != FFS_FRAME_MARK) return -1;
   s_layer_t *L = &s->layers[s->by_stage[sub]];
+  int role = f->n_role[FFS_ROW_CANDIDATE] == f->h.rows ? FFS_ROW_CANDIDATE : FFS_ROW_NEUTRAL;
   if (f->h.kind == FFS_FRAME_REPORT) {
+    // a report's rows are all neutral (softmax) or all candidates (energy)
+    if (f->n_role[role] != f->h.rows) return -1;
     if (f->h.aux != 1 || f->h.rows < 1 || !f->labels || !f->cands) return -1;
     // activity columns only from layers the softmax reads (the slot is sized so)
     if (f->h.cols != 1 && !(L->softmax && f->h.cols == (uint32_t)(1 + L->units))) return -1;
     for (uint32_t r = 0; r < f->h.rows; r++)
       if (f->labels[r] >= s->classes) return -1;
-    // neutral rows show no label (a triple frame's report: its last third)
-    for (uint32_t r = 0; f->h.pol == FFS_POL_NEUTRAL && r < f->h.rows; r++)
+    // neutral rows show no label
+    for (uint32_t r = 0; role == FFS_ROW_NEUTRAL && r < f->h.rows; r++)
       if (f->cands[r] != FFS_LABEL_NONE) return -1;
   }
   s_slot_t *sl = &L->fifo[(L->head + L->len) % S_WINDOW];
   if (f->h.rows && ffs_frame_copy_payload(sl->data, f) < 0) return -1;
-  sl->h = f->h;
+  sl->h = f->h, sl->role = role;
   sl->has_ids = f->ids != NULL;
   if (f->h.rows) {
     memcpy(sl->labels, f->labels, f->h.rows);
@@ -444,8 +452,31 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
 static const char *const s_keys[] = {"name",    "kind",       "core",    "energy",
                                      "softmax", "softmax_lr", "primary", NULL};
 extern const ffs_stage_ops_t ffs_readout_ops;
+static const char *const s_infer_names[] = {"energy", "softmax", NULL};
+
+// A readout's own keys: softmax_lr and primary. energy and softmax name
+// layers; the loader resolves them once every stage is read.
+static int s_parse(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *item, const char *who,
+                   ffs_stage_cfg_t *st) {
+  const ffs_yaml_node_t *v;
+  char label[96];
+  int e;
+  st->softmax_lr = 0.01f;
+  st->primary = FFS_INFER_ENERGY;
+  snprintf(label, sizeof label, "%s: softmax_lr", who);
+  if ((v = ffs_yaml_map_get(item, "softmax_lr")) &&
+      ffs_yaml_num(c, v, label, FFS_YAML_POSITIVE, &st->softmax_lr) < 0)
+    return -1;
+  snprintf(label, sizeof label, "%s: primary", who);
+  if ((v = ffs_yaml_map_get(item, "primary"))) {
+    if (ffs_yaml_enum(c, v, label, s_infer_names, &e) < 0) return -1;
+    st->primary = (ffs_infer_t)e;
+  }
+  return 0;
+}
+
 const ffs_kind_t ffs_kind_readout = {.name = "readout", .role = FFS_ROLE_READOUT, .keys = s_keys,
-                                     .light = 1, .ops = &ffs_readout_ops};
+                                     .parse = s_parse, .light = 1, .ops = &ffs_readout_ops};
 
 const ffs_stage_ops_t ffs_readout_ops = {
     .kind = "readout",

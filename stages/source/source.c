@@ -4,13 +4,14 @@
 // from the readout's last softmax prediction for that sample, which comes
 // back on a feedback edge), plus neutral rows when the readout trains a
 // softmax (with train.pairs the positive and negative rows travel as one
-// pair frame, positives first); in evaluation, one row per candidate label
-// (energy) and a neutral row (softmax). Each epoch's stream ends with a MARK
-// frame.
+// frame, positives first; with train.triples the neutral rows follow them);
+// in evaluation, one row per candidate label (energy) and a neutral row
+// (softmax). Every row carries its role (frame key `roles`). Each epoch's
+// stream ends with a MARK frame.
 // With train.labels: separate (FFCL) no label is painted: it travels in the
 // frame header (cands), and a candidate frame has one row per sample.
 // With train.ticks > 1 (recurrent) each frame of a batch is sent once per
-// tick, with the same sequence number, the ticks of the batch's polarities
+// tick, with the same sequence number, the ticks of the batch's frames
 // interleaved (P0 N0 U0 P1 N1 U1 ...) so that no layer waits idle.
 // All buffers are allocated in create; pump() never allocates.
 #include <stdio.h>
@@ -27,11 +28,11 @@
 
 #define S_QUEUE 64
 #define S_HYBRID_BLURS 6 // Hinton: "repeatedly"; 6 passes give blobs a few pixels wide
-#define S_NPOL 3         // frames per batch: positive, negative, neutral (eval: neutral, candidates)
+#define S_NBUF 3         // frames per batch: positive, negative, neutral (eval: neutral, candidates)
 
 typedef struct {
   int epoch;
-  int mode; // FFS_MODE_TRAIN / FFS_MODE_EVAL
+  int phase; // FFS_PHASE_TRAIN / FFS_PHASE_EVAL
 } s_phase_t;
 
 typedef struct {
@@ -53,15 +54,15 @@ typedef struct {
   s_phase_t cur;
   int pos;                 // next sample of the current phase
   uint64_t seq;
-  float *x[S_NPOL];        // (max_rows, dim) rows being built, one buffer per frame of a batch
-  uint8_t *labels[S_NPOL], *cands[S_NPOL]; // (max_rows)
-  uint32_t *ids[S_NPOL];   // (max_rows)
+  float *x[S_NBUF];        // (max_rows, dim) rows being built, one buffer per frame of a batch
+  uint8_t *roles[S_NBUF], *labels[S_NBUF], *cands[S_NBUF]; // (max_rows)
+  uint32_t *ids[S_NBUF];   // (max_rows)
   int hard;                // negatives drawn from predictions (FFS_NEG_HARD)
   int hybrid;              // unsupervised: no label overlay, hybrid negatives
   int separate;            // FFCL: the label travels in the header, never painted
   int pairs;               // train.pairs: positive + negative rows in one frame
   int triples;             // train.triples: ... and the neutral rows after them
-  int ticks;               // recurrent: frames per batch polarity
+  int ticks;               // recurrent: ticks per frame of a batch
   int img_h, img_w;        // image shape for the hybrid mask (h * w = dim)
   float *mask, *mask_tmp;  // (dim) hybrid mask and blur scratch
   float *pred;             // (train->n, classes) last prediction per sample; row[0] < 0 = none yet
@@ -84,8 +85,8 @@ static uint8_t s_wrong_label(s_source_t *s, uint32_t k, uint8_t truth) {
 }
 
 // Sends buffer p as one frame (sequence number seq, recurrent tick tick).
-static int s_emit(s_source_t *s, ffs_io_t *io, int p, uint8_t pol, uint8_t mode, uint32_t rows,
-                  uint64_t seq, int tick) {
+static int s_emit(s_source_t *s, ffs_io_t *io, int p, uint8_t phase, uint32_t rows, uint64_t seq,
+                  int tick) {
   if (s->topo->pace_us > 0) { // a paced stream: wait for the next frame's time
     double wait = s->next_emit - ffs_now();
     if (wait > 0) {
@@ -94,49 +95,51 @@ static int s_emit(s_source_t *s, ffs_io_t *io, int p, uint8_t pol, uint8_t mode,
     }
     s->next_emit = ffs_now() + 1e-6 * s->topo->pace_us;
   }
-  ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .pol = pol, .mode = mode, .seq = seq,
+  ffs_frame_hdr_t h = {.kind = FFS_FRAME_DATA, .phase = phase, .seq = seq,
                        .epoch = (uint32_t)s->cur.epoch, .tick = (uint32_t)tick,
                        .stage = (uint32_t)s->index, .rows = rows, .cols = (uint32_t)s->dim,
                        .ts = (uint64_t)(ffs_now() * 1e9)}; // for the readout's latency
   ffs_io_stats(io)->frames++; // a source's frames are the ones it emits
-  return ffs_io_send(io, FFS_OUT_FORWARD, &h, s->labels[p], s->cands[p], s->ids[p], s->x[p]);
+  ffs_frame_rows_t r = {s->roles[p], s->labels[p], s->cands[p], s->ids[p]};
+  return ffs_io_send(io, FFS_OUT_FORWARD, &h, &r, s->x[p]);
 }
 
-// Sends the npol frames of a batch (buffers 0..npol-1), each once per tick.
-static int s_emit_batch(s_source_t *s, ffs_io_t *io, int npol, const uint8_t *pols,
-                        const uint32_t *rows, uint8_t mode) {
+// Sends the nbuf frames of a batch (buffers 0..nbuf-1), each once per tick.
+static int s_emit_batch(s_source_t *s, ffs_io_t *io, int nbuf, const uint32_t *rows,
+                        uint8_t phase) {
   uint64_t seq0 = s->seq;
-  s->seq += (uint64_t)npol;
+  s->seq += (uint64_t)nbuf;
   for (int tick = 0; tick < s->ticks; tick++)
-    for (int p = 0; p < npol; p++)
-      if (s_emit(s, io, p, pols[p], mode, rows[p], seq0 + (uint64_t)p, tick) < 0) return -1;
+    for (int p = 0; p < nbuf; p++)
+      if (s_emit(s, io, p, phase, rows[p], seq0 + (uint64_t)p, tick) < 0) return -1;
   return 0;
 }
 
-// Fills rows at..at+n-1 of buffer p from set at sample indices idx[] for
-// polarity overlay_mode: the image with its label overlay (true, wrong, or
+// Fills rows at..at+n-1 of buffer p from set at sample indices idx[] in role
+// `role` (ffs_row_role_t): the image with its label overlay (true, wrong, or
 // neutral), or, for unsupervised hybrid negatives, the image mixed with
 // another and no label. cands[] holds the label the row stands for (overlaid
 // or not).
 static void s_fill(s_source_t *s, int p, int at, const ffs_dataset_t *set, const uint32_t *idx,
-                   int n, int overlay_mode) {
+                   int n, int role) {
   for (int j = 0; j < n; j++) {
     int i = at + j;
     uint32_t k = idx[j];
     float *row = s->x[p] + (long)i * s->dim;
     memcpy(row, set->x + (long)k * s->dim, sizeof(float) * (size_t)s->dim);
     uint8_t truth = set->y[k];
-    if (s->hybrid && overlay_mode == FFS_POL_NEGATIVE) {
+    if (s->hybrid && role == FFS_ROW_NEGATIVE) {
       // mix this image with another random one through a blurred mask
       uint32_t other = ffs_rng_below(&s->rng, (uint32_t)set->n);
       ffs_hybrid_mask(s->mask, s->mask_tmp, s->img_h, s->img_w, S_HYBRID_BLURS, &s->rng);
       ffs_hybrid_mix(row, row, set->x + (long)other * s->dim, s->mask, s->dim);
     }
-    uint8_t lab = s->hybrid                          ? FFS_LABEL_NONE // no label shown
-                  : overlay_mode == FFS_POL_POSITIVE ? truth
-                  : overlay_mode == FFS_POL_NEGATIVE ? s_wrong_label(s, k, truth)
-                                                     : FFS_LABEL_NONE;
+    uint8_t lab = s->hybrid                   ? FFS_LABEL_NONE // no label shown
+                  : role == FFS_ROW_POSITIVE ? truth
+                  : role == FFS_ROW_NEGATIVE ? s_wrong_label(s, k, truth)
+                                              : FFS_LABEL_NONE;
     s_overlay(s, row, lab);
+    s->roles[p][i] = (uint8_t)role;
     s->labels[p][i] = truth;
     s->cands[p][i] = lab;
     s->ids[p][i] = k;
@@ -147,74 +150,71 @@ static void s_fill(s_source_t *s, int p, int at, const ffs_dataset_t *set, const
 
 // A training batch: a positive, a negative and (for a softmax readout) a
 // neutral frame; with train.pairs the positive and negative rows go as one
-// pair frame, positives first; with train.triples the neutral rows follow
-// them in the same frame.
+// frame, positives first; with train.triples the neutral rows follow them in
+// the same frame.
 static int s_train_batch(s_source_t *s, ffs_io_t *io, int n) {
   const uint32_t *idx = s->order + s->pos;
-  uint8_t pols[S_NPOL] = {FFS_POL_POSITIVE, FFS_POL_NEGATIVE, FFS_POL_NEUTRAL};
-  uint32_t rows[S_NPOL] = {(uint32_t)n, (uint32_t)n, (uint32_t)n};
-  int npol = s->want_neutral ? 3 : 2;
+  static const int roles[S_NBUF] = {FFS_ROW_POSITIVE, FFS_ROW_NEGATIVE, FFS_ROW_NEUTRAL};
+  uint32_t rows[S_NBUF] = {(uint32_t)n, (uint32_t)n, (uint32_t)n};
+  int nbuf = s->want_neutral ? 3 : 2;
   if (s->triples && s->want_neutral) {
-    s_fill(s, 0, 0, s->train, idx, n, FFS_POL_POSITIVE);
-    s_fill(s, 0, n, s->train, idx, n, FFS_POL_NEGATIVE);
-    s_fill(s, 0, 2 * n, s->train, idx, n, FFS_POL_NEUTRAL);
-    pols[0] = FFS_POL_TRIPLE, rows[0] = (uint32_t)(3 * n), npol = 1;
+    for (int k = 0; k < 3; k++) s_fill(s, 0, k * n, s->train, idx, n, roles[k]);
+    rows[0] = (uint32_t)(3 * n), nbuf = 1;
   } else if (s->pairs) { // (triples without a softmax readout: no neutral rows to add)
-    s_fill(s, 0, 0, s->train, idx, n, FFS_POL_POSITIVE);
-    s_fill(s, 0, n, s->train, idx, n, FFS_POL_NEGATIVE);
-    pols[0] = FFS_POL_PAIR, rows[0] = (uint32_t)(2 * n), pols[1] = FFS_POL_NEUTRAL;
-    npol = s->want_neutral ? 2 : 1;
-    if (s->want_neutral) s_fill(s, 1, 0, s->train, idx, n, FFS_POL_NEUTRAL);
+    for (int k = 0; k < 2; k++) s_fill(s, 0, k * n, s->train, idx, n, roles[k]);
+    rows[0] = (uint32_t)(2 * n);
+    nbuf = s->want_neutral ? 2 : 1;
+    if (s->want_neutral) s_fill(s, 1, 0, s->train, idx, n, FFS_ROW_NEUTRAL);
   } else {
-    for (int p = 0; p < npol; p++) s_fill(s, p, 0, s->train, idx, n, pols[p]);
+    for (int p = 0; p < nbuf; p++) s_fill(s, p, 0, s->train, idx, n, roles[p]);
   }
-  if (s_emit_batch(s, io, npol, pols, rows, FFS_MODE_TRAIN) < 0) return -1;
+  if (s_emit_batch(s, io, nbuf, rows, FFS_PHASE_TRAIN) < 0) return -1;
   ffs_io_stats(io)->samples += (uint64_t)n;
   return 0;
 }
 
 static int s_eval_batch(s_source_t *s, ffs_io_t *io, int n) {
   uint32_t idx[1000];
-  uint8_t pols[S_NPOL];
-  uint32_t rows[S_NPOL];
-  int npol = 0;
+  uint32_t rows[S_NBUF];
+  int nbuf = 0;
   for (int i = 0; i < n; i++) idx[i] = (uint32_t)(s->pos + i);
   if (s->want_neutral) {
-    s_fill(s, npol, 0, s->test, idx, n, FFS_POL_NEUTRAL);
-    pols[npol] = FFS_POL_NEUTRAL, rows[npol++] = (uint32_t)n;
+    s_fill(s, nbuf, 0, s->test, idx, n, FFS_ROW_NEUTRAL);
+    rows[nbuf++] = (uint32_t)n;
   }
   if (s->want_candidates && s->separate) {
     // FFCL: the layers score every label from one pass over the features
-    s_fill(s, npol, 0, s->test, idx, n, FFS_POL_CANDIDATES);
-    pols[npol] = FFS_POL_CANDIDATES, rows[npol++] = (uint32_t)n;
+    s_fill(s, nbuf, 0, s->test, idx, n, FFS_ROW_CANDIDATE);
+    rows[nbuf++] = (uint32_t)n;
   } else if (s->want_candidates) {
     for (int i = 0; i < n; i++)
       for (int c = 0; c < s->classes; c++) {
         int r = i * s->classes + c;
-        float *row = s->x[npol] + (long)r * s->dim;
+        float *row = s->x[nbuf] + (long)r * s->dim;
         memcpy(row, s->test->x + (long)idx[i] * s->dim, sizeof(float) * (size_t)s->dim);
         s_overlay(s, row, c);
-        s->labels[npol][r] = s->test->y[idx[i]];
-        s->cands[npol][r] = (uint8_t)c;
-        s->ids[npol][r] = idx[i];
+        s->roles[nbuf][r] = FFS_ROW_CANDIDATE;
+        s->labels[nbuf][r] = s->test->y[idx[i]];
+        s->cands[nbuf][r] = (uint8_t)c;
+        s->ids[nbuf][r] = idx[i];
       }
-    pols[npol] = FFS_POL_CANDIDATES, rows[npol++] = (uint32_t)(n * s->classes);
+    rows[nbuf++] = (uint32_t)(n * s->classes);
   }
-  return npol ? s_emit_batch(s, io, npol, pols, rows, FFS_MODE_EVAL) : 0;
+  return nbuf ? s_emit_batch(s, io, nbuf, rows, FFS_PHASE_EVAL) : 0;
 }
 
-// Sends the MARK that ends phase (epoch, mode) down the pipeline.
-static int s_send_mark(s_source_t *s, ffs_io_t *io, int epoch, int mode) {
-  ffs_frame_hdr_t h = {.kind = FFS_FRAME_MARK, .mode = (uint8_t)mode, .seq = s->seq++,
+// Sends the MARK that ends phase (epoch, phase) down the pipeline.
+static int s_send_mark(s_source_t *s, ffs_io_t *io, int epoch, int phase) {
+  ffs_frame_hdr_t h = {.kind = FFS_FRAME_MARK, .phase = (uint8_t)phase, .seq = s->seq++,
                        .epoch = (uint32_t)epoch, .stage = (uint32_t)s->index};
-  return ffs_io_send(io, FFS_OUT_FORWARD, &h, NULL, NULL, NULL, NULL);
+  return ffs_io_send(io, FFS_OUT_FORWARD, &h, NULL, NULL);
 }
 
 static int s_end_phase(s_source_t *s, ffs_io_t *io) {
-  if (s_send_mark(s, io, s->cur.epoch, s->cur.mode) < 0) return -1;
+  if (s_send_mark(s, io, s->cur.epoch, s->cur.phase) < 0) return -1;
   s->active = 0;
   ffs_ctl_msg_t m = {.type = FFS_CTL_SENT};
-  m.sent.epoch = s->cur.epoch, m.sent.mode = s->cur.mode != FFS_MODE_TRAIN, m.sent.n = s->pos;
+  m.sent.epoch = s->cur.epoch, m.sent.mode = s->cur.phase != FFS_PHASE_TRAIN, m.sent.n = s->pos;
   return ffs_io_send_ctl(io, &m);
 }
 
@@ -227,33 +227,33 @@ static int s_pump(void *self, ffs_io_t *io) {
     s->q_len--;
     s->active = 1;
     s->pos = 0;
-    if (s->cur.mode == FFS_MODE_TRAIN)
+    if (s->cur.phase == FFS_PHASE_TRAIN)
       ffs_rng_shuffle(&s->rng, s->order, (uint32_t)s->train->n);
   }
-  const ffs_dataset_t *set = s->cur.mode == FFS_MODE_TRAIN ? s->train : s->test;
-  int per = s->cur.mode == FFS_MODE_TRAIN ? s->batch : s->eval_batch;
+  const ffs_dataset_t *set = s->cur.phase == FFS_PHASE_TRAIN ? s->train : s->test;
+  int per = s->cur.phase == FFS_PHASE_TRAIN ? s->batch : s->eval_batch;
   int n = set->n - s->pos < per ? set->n - s->pos : per;
   if (n <= 0) return s_end_phase(s, io) < 0 ? 0 : 1;
-  int rc = s->cur.mode == FFS_MODE_TRAIN ? s_train_batch(s, io, n) : s_eval_batch(s, io, n);
+  int rc = s->cur.phase == FFS_PHASE_TRAIN ? s_train_batch(s, io, n) : s_eval_batch(s, io, n);
   s->pos += n;
   return rc < 0 ? 0 : 1;
 }
 
 // ---- control and feedback ----
 
-// EPOCH (epoch, mode) queues a phase; MARK (epoch, mode) re-sends the end
+// EPOCH (epoch, phase) queues a phase; MARK (epoch, phase) re-sends the end
 // of a phase whose MARK was lost with a stage that died (the supervisor asks).
 static int s_on_control(void *self, ffs_io_t *io, const ffs_ctl_msg_t *m) {
   s_source_t *s = self;
   if (m->type != FFS_CTL_EPOCH && m->type != FFS_CTL_MARK) return -1;
-  int epoch = m->phase.epoch, mode = m->phase.mode ? FFS_MODE_EVAL : FFS_MODE_TRAIN;
+  int epoch = m->phase.epoch, phase = m->phase.mode ? FFS_PHASE_EVAL : FFS_PHASE_TRAIN;
   if (epoch < 0) return -1;
-  if (m->type == FFS_CTL_MARK) return s_send_mark(s, io, epoch, mode);
+  if (m->type == FFS_CTL_MARK) return s_send_mark(s, io, epoch, phase);
   if (s->q_len == S_QUEUE) {
     ffs_error("phase queue full; dropping EPOCH %d %s", epoch, m->phase.mode ? "eval" : "train");
     return -1;
   }
-  s->queue[(s->q_head + s->q_len++) % S_QUEUE] = (s_phase_t){epoch, mode};
+  s->queue[(s->q_head + s->q_len++) % S_QUEUE] = (s_phase_t){epoch, phase};
   return 0;
 }
 
@@ -282,8 +282,8 @@ static void s_destroy(void **self_p) {
   if (!s) return;
   ffs_dataset_destroy(&s->train);
   ffs_dataset_destroy(&s->test);
-  for (int p = 0; p < S_NPOL; p++)
-    free(s->x[p]), free(s->labels[p]), free(s->cands[p]), free(s->ids[p]);
+  for (int p = 0; p < S_NBUF; p++)
+    free(s->x[p]), free(s->roles[p]), free(s->labels[p]), free(s->cands[p]), free(s->ids[p]);
   free(s->order);
   free(s->pred), free(s->fb_rows), free(s->mask), free(s->mask_tmp);
   free(s);
@@ -315,9 +315,10 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   int max_rows = s->max_rows = ffs_topo_max_rows(t);
   s->order = malloc(sizeof(uint32_t) * (size_t)s->train->n);
   int ok = 1;
-  for (int p = 0; p < S_NPOL; p++) {
+  for (int p = 0; p < S_NBUF; p++) {
     ok &= (s->x[p] = malloc(sizeof(float) * (size_t)max_rows * (size_t)s->dim)) != NULL;
     ok &= (s->labels[p] = malloc((size_t)max_rows)) != NULL;
+    ok &= (s->roles[p] = malloc((size_t)max_rows)) != NULL;
     ok &= (s->cands[p] = malloc((size_t)max_rows)) != NULL;
     ok &= (s->ids[p] = malloc(sizeof(uint32_t) * (size_t)max_rows)) != NULL;
   }

@@ -113,12 +113,12 @@ static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t
   if (chan != FFS_CHAN_IN) return -1;
   if (f->h.kind == FFS_FRAME_MARK) return 0;
   if (f->h.kind != FFS_FRAME_DATA || (int)f->h.cols != s->cols) return -1;
-  int eval = f->h.mode == FFS_MODE_EVAL;
+  int eval = f->h.phase == FFS_PHASE_EVAL;
   if ((s->cfg.phase == S_PHASE_EVAL && !eval) || (s->cfg.phase == S_PHASE_TRAIN && eval)) return 0;
   uint32_t r0 = 0, r1 = f->h.rows; // the rows to record
-  if (s->cfg.rows == S_ROWS_NEUTRAL) {
-    if (f->h.pol == FFS_POL_TRIPLE) r0 = 2 * (f->h.rows / 3);
-    else if (f->h.pol != FFS_POL_NEUTRAL) return 0;
+  if (s->cfg.rows == S_ROWS_NEUTRAL) { // the frame's neutral run
+    r0 = ffs_frame_role_start(f, FFS_ROW_NEUTRAL);
+    r1 = r0 + f->n_role[FFS_ROW_NEUTRAL];
   }
   if (r0 >= r1) return 0;
   if (ffs_frame_copy_payload(s->x, f) < 0) return -1;
