@@ -258,6 +258,7 @@ static int s_top(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t, 
   if ((v = ffs_yaml_map_get(m, "triples")) && ffs_yaml_bool(c, v, "train.triples", &t->triples) < 0)
     return -1;
   if (t->triples) t->pairs = 1; // a triple frame is a pair frame with the neutral rows
+  t->form_auto = !ffs_yaml_map_get(m, "pairs") && !ffs_yaml_map_get(m, "triples");
   const s_int_key_t flow[] = {{"hwm_frames", 1, 1024, &t->hwm_frames},
                               {"ckpt_every_s", 0, 86400, &t->ckpt_every_s},
                               {"pace_us", 0, 1000000, &t->pace_us}};

@@ -89,6 +89,8 @@ typedef struct {
   int layer_index;   // the logical layer's index in the file (seeds its weights)
   int shard;         // 0..n_shards-1
   int n_shards;      // 1 = not sharded
+  int shards_auto;   // `shards: auto` (the default): the launcher's planner may
+                     // shard it (launch/ffs_plan.c); 0 = the file said k
   int group;         // index of shard 0 of this stage's group (= the stage itself
                      // unless sharded); reports and forward frames name the group
   int unit0;         // first unit this shard owns
@@ -135,6 +137,8 @@ typedef struct {
                       // one frame (roles: positive run, negative run): one step
   int triples;        // ... and its neutral rows after them (a neutral run);
                       // sets pairs
+  int form_auto;      // neither pairs nor triples given: the launcher's planner
+                      // chooses the frame form (launch/ffs_plan.c)
   int hwm_frames;     // forward high-water mark, in frames
   int ckpt_every_s;   // checkpoint every N seconds as well as at epoch ends (0 = only there)
   int pace_us;        // the source emits a frame at most every pace_us (0 = as fast

@@ -21,6 +21,7 @@
 #include "ffs_ctl.h"
 #include "ffs_log.h"
 #include "ffs_pin.h"
+#include "ffs_plan.h"
 #include "ffs_results.h"
 #include "ffs_shm.h"
 #include "ffs_spawn.h"
@@ -526,6 +527,16 @@ static int s_plan(s_run_t *r) {
   }
   printf("ffstream: %s: %d stages (%s) on %d cores, output in %s\n", t->path, t->n_stages,
          r->sp->ops->mode, ffs_pin_ncores(), r->out_dir);
+  if (r->o->plan) { // said once; kept in OUT/plan so that --resume runs the same
+    char line[512], path[FFS_PATH_MAX + 16];
+    printf("ffstream: %s%s\n", ffs_plan_str(r->o->plan, line, sizeof line),
+           r->o->plan->kept ? " (the resumed run's plan)" : "");
+    snprintf(path, sizeof path, "%s/plan", r->out_dir);
+    if (!r->o->plan->kept && ffs_plan_save(r->o->plan, path) < 0)
+      ffs_warn("cannot write %s: %s (a --resume of this run would plan again)", path,
+               strerror(errno));
+    ffs_results_set_plan(r->res, r->o->plan);
+  }
   fflush(stdout);
   return 0;
 }

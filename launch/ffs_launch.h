@@ -19,6 +19,7 @@ typedef struct {
   int quiet;                   // no progress line
   int resume;                  // out_dir holds a stopped run to continue
   const char *exe;             // path of the ffstream binary (for children)
+  const struct ffs_plan *plan; // what the planner chose (already among sets); NULL = none
 } ffs_launch_opts_t;
 
 // Runs the topology to completion. Returns the process exit code:

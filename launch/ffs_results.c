@@ -13,6 +13,7 @@
 
 #include "ffs_log.h"
 #include "ffs_pin.h"
+#include "ffs_plan.h"
 #include "ffs_stage.h" // ffs_now, ffs_stage_kind_str
 
 typedef struct {
@@ -35,7 +36,25 @@ struct ffs_results {
   int metrics_header; // metrics.csv still needs its header line
   s_result_t res;     // the latest evaluation's result (when have_res)
   int have_res;
+  const ffs_plan_t *plan; // NULL = none
 };
+
+void ffs_results_set_plan(ffs_results_t *self, const ffs_plan_t *plan) { self->plan = plan; }
+
+// "plan": the cores planned for, the frame form and each layer's shards,
+// with what the planner chose (auto) and the line the run printed.
+static void s_json_plan(FILE *f, const ffs_plan_t *p) {
+  static const char *const forms[] = {"roles", "pairs", "triples"};
+  char line[512];
+  fprintf(f, "  \"plan\": {\"cores\": %d, \"form\": \"%s\", \"form_auto\": %s, \"kept\": %s, "
+             "\"busiest_core_x_even\": %.3f, \"shards\": {",
+          p->cores, forms[p->form], p->form_chosen ? "true" : "false", p->kept ? "true" : "false",
+          p->balance);
+  for (int l = 0; l < p->n_layers; l++)
+    fprintf(f, "%s\"%s\": {\"shards\": %d, \"auto\": %s}", l ? ", " : "", p->layer[l],
+            p->shards[l], p->chosen[l] ? "true" : "false");
+  fprintf(f, "}, \"line\": \"%s\"},\n", ffs_plan_str(p, line, sizeof line));
+}
 
 ffs_results_t *ffs_results_new(const ffs_topo_t *t, const char *out_dir, int resume,
                                const char *mode, int quiet) {
@@ -229,6 +248,7 @@ void ffs_results_write_summary(ffs_results_t *self, const ffs_results_stage_t *s
   fprintf(f, "{\n  \"topology\": \"%s\",\n  \"name\": \"%s\",\n  \"status\": \"%s\",\n",
           t->path, t->name, rc == 0 ? "ok" : rc == 130 ? "interrupted" : "failed");
   fprintf(f, "  \"mode\": \"%s\",\n  \"cores\": %d,\n", self->mode, ffs_pin_ncores());
+  if (self->plan) s_json_plan(f, self->plan);
   fputs("  \"test_error\": ", f), s_json_num(f, x ? s_primary(self, x) : -1);
   fputs(",\n  \"test_error_energy\": ", f), s_json_num(f, x ? x->energy : -1);
   fputs(",\n  \"test_error_softmax\": ", f), s_json_num(f, x ? x->softmax : -1);

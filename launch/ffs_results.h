@@ -27,6 +27,11 @@ ffs_results_t *ffs_results_new(const ffs_topo_t *t, const char *out_dir, int res
                                const char *mode, int quiet);
 void ffs_results_destroy(ffs_results_t **self_p);
 
+// The placement plan the run goes with (launch/ffs_plan.h; kept, not copied):
+// summary.json's "plan".
+struct ffs_plan;
+void ffs_results_set_plan(ffs_results_t *self, const struct ffs_plan *plan);
+
 // The run's clock starts (wall_s in every output counts from t0, ffs_now()).
 void ffs_results_start(ffs_results_t *self, double t0);
 

@@ -12,6 +12,8 @@
 
 #include "ffs_launch.h"
 #include "ffs_log.h"
+#include "ffs_pin.h"
+#include "ffs_plan.h"
 #include "ffs_spawn.h"
 #include "ffs_stage.h"
 #include "ffs_topo.h"
@@ -53,16 +55,18 @@ static const char *s_usage_stage =
     "  --resume   start from OUT/ckpt/STAGE.safetensors when it exists\n";
 
 static const char *s_usage_check =
-    "usage: ffstream check TOPOLOGY [--set key=value ...]\n"
+    "usage: ffstream check TOPOLOGY [--set key=value ...] [--cores N]\n"
     "\n"
-    "Validates TOPOLOGY and prints its stages; on an error prints FILE:LINE and\n"
-    "what was expected, and exits 2.\n";
+    "Validates TOPOLOGY and prints its stages and what `run` would plan for\n"
+    "them (shards: auto, the frame form) on this machine's cores, or on N;\n"
+    "on an error prints FILE:LINE and what was expected, and exits 2.\n";
 
 typedef struct {
   const char *topo, *name, *run_dir, *out;
   const char *sets[S_MAX_SETS];
   int n_sets;
   int threads, quiet, core, help;
+  int cores;       // check: plan for this many cores (0 = this machine's)
   int resume;      // stage: load its checkpoint; run: the folder to resume
   const char *resume_dir;
   char epochs_set[32];
@@ -124,6 +128,15 @@ static int s_parse(s_args_t *a, int argc, char **argv, int first, const char *us
       if (s_parse_incarnations(a, argv[++i]) < 0) return -1;
     }
     else if (!strcmp(f, "--run-dir") && has_value) a->run_dir = argv[++i];
+    else if (!strcmp(f, "--cores") && has_value && usage == s_usage_check) {
+      char *end;
+      long c = strtol(argv[++i], &end, 10);
+      if (*end || c < 1 || c > 4096) {
+        fprintf(stderr, "ffstream: --cores: expected an integer 1..4096, got '%s'\n", argv[i]);
+        return -1;
+      }
+      a->cores = (int)c;
+    }
     else if (!strcmp(f, "--core") && has_value) {
       char *end;
       long c = strtol(argv[++i], &end, 10);
@@ -154,6 +167,41 @@ static int s_load(ffs_topo_t *t, const s_args_t *a) {
   return 0;
 }
 
+// The placement plan (launch/ffs_plan.h) for the cores this run may use; a
+// resumed run keeps its first run's (DIR/plan), which its checkpoints were
+// written under. The plan's choices join the --set overrides, so that every
+// stage loads the topology the launcher runs. Returns 0 or -1.
+static int s_apply_plan(ffs_topo_t *t, s_args_t *a, ffs_plan_t *plan) {
+  int ncores = ffs_pin_ncores();
+  ffs_plan_make(t, ncores, plan);
+  char path[PATH_MAX];
+  int keep = 0;
+  if (a->resume_dir) {
+    snprintf(path, sizeof path, "%s/plan", a->resume_dir);
+    // no plan file: a run from before the planner, which sharded nothing
+    keep = 1, plan->n_sets = 0;
+    if (access(path, F_OK) == 0 && ffs_plan_load_sets(plan, path) < 0) {
+      fprintf(stderr, "ffstream: --resume: cannot read %s: %s\n", path, strerror(errno));
+      return -1;
+    }
+  }
+  if (a->n_sets + plan->n_sets > S_MAX_SETS) {
+    fprintf(stderr, "ffstream: too many --set options with the plan's %d (at most %d)\n",
+            plan->n_sets, S_MAX_SETS);
+    return -1;
+  }
+  for (int k = 0; k < plan->n_sets; k++) a->sets[a->n_sets++] = plan->sets[k];
+  if (plan->n_sets && s_load(t, a) < 0) return -1;
+  if (keep) { // describe what the run goes on with; its sets stay the first run's
+    static ffs_plan_t kept;
+    kept = *plan;
+    ffs_plan_make(t, ncores, plan);
+    memcpy(plan->sets, kept.sets, sizeof kept.sets);
+    plan->n_sets = kept.n_sets, plan->kept = 1;
+  }
+  return 0;
+}
+
 static int s_cmd_check(int argc, char **argv) {
   s_args_t a = {0};
   if (s_parse(&a, argc, argv, 2, s_usage_check) < 0) return 2;
@@ -169,6 +217,10 @@ static int s_cmd_check(int argc, char **argv) {
   }
   for (int k = 0; k < t.n_feedback; k++)
     printf("  feedback %s -> %s\n", t.stages[t.feedback[k].from].name, t.stages[t.feedback[k].to].name);
+  static ffs_plan_t plan;
+  char line[512];
+  ffs_plan_make(&t, a.cores ? a.cores : ffs_pin_ncores(), &plan);
+  printf("  %s\n", ffs_plan_str(&plan, line, sizeof line));
   return 0;
 }
 
@@ -178,7 +230,8 @@ static int s_cmd_run(int argc, char **argv) {
   if (a.help) return fputs(s_usage_run, stdout), 0;
   if (!a.topo) return fputs(s_usage_run, stderr), 2;
   static ffs_topo_t t;
-  if (s_load(&t, &a) < 0) return 2;
+  static ffs_plan_t plan;
+  if (s_load(&t, &a) < 0 || s_apply_plan(&t, &a, &plan) < 0) return 2;
   if (a.threads) t.transport = FFS_TRANSPORT_INPROC;
   else if (t.transport == FFS_TRANSPORT_INPROC) {
     fprintf(stderr, "%s: transport inproc needs --threads (processes cannot share inproc://)\n", t.path);
@@ -201,7 +254,8 @@ static int s_cmd_run(int argc, char **argv) {
   }
   ffs_launch_opts_t o = {.topo_path = a.topo, .sets = a.sets, .n_sets = a.n_sets,
                          .out_dir = a.resume_dir ? a.resume_dir : a.out, .threads = a.threads,
-                         .quiet = a.quiet, .exe = exe, .resume = a.resume_dir != NULL};
+                         .quiet = a.quiet, .exe = exe, .resume = a.resume_dir != NULL,
+                         .plan = &plan};
   ffs_install_signal_handlers();
   return ffs_launch_run(&o, &t);
 }

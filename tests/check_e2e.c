@@ -798,10 +798,14 @@ END_TEST
 
 // configs/mnist-ff.yaml small, with random negatives and no feedback, so
 // that the run is deterministic.
+// The forms these runs compare are named in full: every layer whole and a
+// frame per role unless a run's own --set says otherwise (later sets win),
+// so that the planner's choices (shards: auto, the frame form) stay out.
 static const char *const s_shard_sets[] = {
     "--set", "train.epochs=1", "--set", "data.train_limit=1000", "--set", "data.test_limit=1000",
     "--set", "train.negatives=random", "--set", "feedback=[]", "--set", "train.ckpt_every_s=0",
-    NULL};
+    "--set", "l1.shards=1", "--set", "l2.shards=1", "--set", "l3.shards=1",
+    "--set", "train.pairs=false", NULL};
 
 // Two runs' test errors, overall and per layer, agree within 0.1 pp.
 static void s_assert_same_errors(const char *json_a, const char *json_b, const char *a_is,

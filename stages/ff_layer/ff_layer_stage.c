@@ -539,9 +539,12 @@ static int s_parse(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *item, const char *w
       ffs_yaml_int(c, v, label, 0, 10000, &st->delay_ms) < 0)
     return -1;
   snprintf(label, sizeof label, "%s: shards", who);
+  st->shards_auto = 1; // absent or `auto`: the launcher's planner chooses
   if ((v = ffs_yaml_map_get(item, "shards")) &&
-      ffs_yaml_int(c, v, label, 1, FFS_MAX_SHARDS, &st->n_shards) < 0)
-    return -1;
+      !(v->type == FFS_YAML_SCALAR && !strcmp(v->str, "auto"))) {
+    if (ffs_yaml_int(c, v, label, 1, FFS_MAX_SHARDS, &st->n_shards) < 0) return -1;
+    st->shards_auto = 0;
+  }
   if (st->n_shards > st->units)
     return ffs_yaml_fail(c, v, "%s: shards: %d shards of %d units leave a shard without units "
                          "(expected at most %d)", who, st->n_shards, st->units, st->units);
