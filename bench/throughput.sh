@@ -11,7 +11,11 @@
 #     in 2 shards); on all cores and on one; with the FLOP/s inside each
 #     ff_layer stage (per second of its CPU time) against the sgemm peak.
 #     The peer keeps no moving average of the weights, so these runs set
-#     layer.eval_average=0; one more run shows what the config's costs;
+#     layer.eval_average=0; one more run shows what the config's costs.
+#     Every shape is named in full (the rows pin each layer's shards and the
+#     frame form), except the config as shipped, which runs in the form the
+#     launcher's planner chooses: it and the fastest hand-picked form run
+#     alternately, two rounds each;
 #   - the PyTorch peer (bench/peer_torch.py, same recipe and arithmetic) in
 #     several thread / BLAS configurations, and its out-of-the-box default.
 # Appends the table, the machine and the commands to docs/PERFORMANCE.md;
@@ -36,9 +40,13 @@ limit=$(python3 -c "print(round($cores * $peak * 1e9 / $flops))")
 # all cores and on one (taskset: the launcher pins within it)
 ffs_rows=""
 eff_lines=""
+# a row's shape in full: whole layers, a frame per role, unless it says otherwise
+pin="--set l1.shards=1 --set l2.shards=1 --set l3.shards=1 --set train.pairs=false"
 run_ffs() { # label key cores_prefix [--set ...]; sets ffs_<key> to its samples/s
   local label=$1 key=$2 out=runs/perf-$2 prefix=$3; shift 3
-  local cmd="$exe run configs/mnist-ff-hinton.yaml --epochs 1 --set data.test_limit=1000 --quiet --out $out --set layer.eval_average=0 $*"
+  local shape=$pin
+  [[ "$key" == shipped* ]] && shape="" # the planner's choice
+  local cmd="$exe run configs/mnist-ff-hinton.yaml --epochs 1 --set data.test_limit=1000 --quiet --out $out --set layer.eval_average=0 $shape $*"
   rm -rf "$out"
   echo "bench: $prefix $cmd"
   $prefix $cmd > "$out.log" 2>&1
@@ -75,6 +83,15 @@ PY2
   eff_lines+="- $label: utilization (wall) $util; inside each ff_layer (FLOPs / its CPU seconds, vs the $peak GFLOP/s peak): $eff"$'\n'
   printf -v "ffs_$key" '%s' "$sps"
 }
+# the config as shipped against the fastest form picked by hand, alternately
+for r in 1 2; do
+  run_ffs "as shipped (the planner's choice), round $r" "shipped_$r" ""
+  run_ffs "triple frames, l1 in 2 shards (fastest by hand), round $r" "hand_$r" "" \
+    --set train.triples=true --set l1.shards=2
+done
+plan_line=$(grep -o 'planned for.*' runs/perf-shipped_1.log | head -1)
+shipped=$(python3 -c "import statistics; print(round(statistics.median([$ffs_shipped_1, $ffs_shipped_2])))")
+hand=$(python3 -c "import statistics; print(round(statistics.median([$ffs_hand_1, $ffs_hand_2])))")
 run_ffs "5 processes on $cores cores" ffstream ""
 run_ffs "l2 in 2 shards, 6 processes on $cores cores" sharded "" --set l2.shards=2
 run_ffs "every layer in 2 shards, 8 processes on $cores cores" sharded_all "" \
@@ -177,6 +194,7 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
   printf '%s' "$ffs_rows"
   printf '%s' "$torch_rows"
   echo
+  echo "- configs/mnist-ff-hinton.yaml as shipped ($plan_line): $shipped samples/s (median of two rounds: $ffs_shipped_1, $ffs_shipped_2) against $hand for the fastest form picked by hand (triple frames, l1 in 2 shards: $ffs_hand_1, $ffs_hand_2), alternating: $(python3 -c "print('%.1f %%' % (100 * $shipped / $hand))"); against the best PyTorch configuration ($best_cfg): $( [ "$best" -gt 0 ] && python3 -c "print('%.2fx' % ($shipped / $best))" || echo n/a)"
   echo "- ffstream (its faster form on $cores cores, $ffs samples/s) / limit: $(python3 -c "print('%.0f %%' % (100 * $ffs / $limit))")"
   [ "$best" -gt 0 ] && echo "- ffstream / best PyTorch configuration ($best_cfg): $(python3 -c "print('%.2fx' % ($ffs / $best))")"
   echo "- one optimizer step per positive + negative pair, as the PyTorch peer takes (update: pair, train.pairs or train.triples; configs/mnist-ff-hinton.yaml steps per frame), its fastest form as processes: $pair samples/s = $(python3 -c "print('%.0f %%' % (100 * $pair / $limit))") of the limit, $( [ "$best" -gt 0 ] && python3 -c "print('%.2fx' % ($pair / $best))" || echo n/a) the best PyTorch configuration"
