@@ -1,8 +1,10 @@
 // check_e2e_shards: sharded layers, pair and triple frames and shared
 // memory from the outside, through the `ffstream` binary: each changes
-// nothing but speed (the same test errors as the run it stands for).
+// nothing but speed (the same test errors as the run it stands for); and
+// the planner's choice, kept by a resumed run.
 #include "t_e2e_util.h"
 #include <math.h>
+#include <sched.h>
 
 // ---- sharded layers ----
 
@@ -127,6 +129,75 @@ START_TEST(test_shared_memory_changes_nothing_but_speed) {
 }
 END_TEST
 
+// ---- the planner ----
+
+// The stage names of a summary.json, in order ("src l1.0 l1.1 l2 ...").
+static void s_stage_names(const char *json, char *out, size_t cap) {
+  out[0] = 0;
+  for (const char *p = json ? strstr(json, "\"stages\"") : NULL; p && (p = strstr(p, "\"name\": \""));) {
+    p += 9;
+    size_t n = strcspn(p, "\""), used = strlen(out);
+    if (used + n + 2 < cap) snprintf(out + used, cap - used, "%.*s ", (int)n, p);
+  }
+}
+
+// A run planned on every core it may use, stopped after its first epoch,
+// resumes on one core with the plan it started with (OUT/plan): the same
+// stages load the checkpoints their shards wrote. summary.json says what
+// the plan was and that the resumed run kept it.
+START_TEST(test_resume_keeps_the_plan) {
+  char out[300], log[300], progress[400], path[400], first[512], then[512];
+  snprintf(out, sizeof out, "%s/planned", s_tmp);
+  snprintf(log, sizeof log, "%s/planned.log", s_tmp);
+  snprintf(progress, sizeof progress, "%s/progress", out);
+  const char *argv[] = {"", "run", "configs/mnist-ff-hinton.yaml", "--quiet", "--out", out,
+                        S_SMALL_SETS, "--set", "feedback=[]", "--set", "train.negatives=random",
+                        NULL};
+  pid_t pid = s_start(argv, log);
+  for (int i = 0; i < 3000; i++) { // up to 60 s: slow under ASan on a busy machine
+    const char *p = s_slurp(progress);
+    if (p && strstr(p, "evaluated 0")) break;
+    usleep(20000);
+  }
+  kill(pid, SIGTERM);
+  ck_assert_int_eq(s_wait(pid, 30), 130);
+  snprintf(path, sizeof path, "%s/summary.json", out);
+  const char *json = s_slurp(path);
+  ck_assert_msg(json && strstr(json, "\"plan\": {") && strstr(json, "\"form\": \"triples\""), "%s",
+                json ? json : "(no summary)");
+  s_stage_names(json, first, sizeof first);
+  snprintf(path, sizeof path, "%s/plan", out);
+  char *plan = strdup(s_slurp(path) ? s_slurp(path) : "");
+  ck_assert_msg(strstr(plan, "train.triples=true"), "plan file: '%s'", plan);
+
+  cpu_set_t all, one;
+  ck_assert_int_eq(sched_getaffinity(0, sizeof all, &all), 0);
+  CPU_ZERO(&one);
+  for (int c = 0; c < CPU_SETSIZE; c++)
+    if (CPU_ISSET(c, &all)) {
+      CPU_SET(c, &one);
+      break;
+    }
+  ck_assert_int_eq(sched_setaffinity(0, sizeof one, &one), 0); // the child inherits one core
+  const char *again[] = {"", "run", "configs/mnist-ff-hinton.yaml", "--quiet", "--resume", out,
+                         S_SMALL_SETS, "--set", "feedback=[]", "--set", "train.negatives=random",
+                         NULL};
+  int rc = s_wait(s_start(again, log), 120);
+  sched_setaffinity(0, sizeof all, &all);
+  ck_assert_msg(rc == 0, "resume exited %d:\n%s", rc, s_slurp(log));
+  ck_assert_msg(strstr(s_slurp(log), "(the resumed run's plan)"), "%s", s_slurp(log));
+  snprintf(path, sizeof path, "%s/summary.json", out);
+  json = s_summary_learned(out, "after resuming with the first run's plan");
+  ck_assert_msg(strstr(json, "\"kept\": true") && strstr(json, "\"epochs_completed\": 3"), "%s", json);
+  s_stage_names(json, then, sizeof then);
+  ck_assert_msg(!strcmp(first, then), "stages before: %s; after resuming on one core: %s", first,
+                then);
+  snprintf(path, sizeof path, "%s/plan", out);
+  ck_assert_str_eq(s_slurp(path), plan);
+  free(plan);
+}
+END_TEST
+
 static Suite *s_suite(void) {
   Suite *s = suite_create("e2e_shards");
   TCase *shards = s_tcase(s, "shards", 300);
@@ -134,6 +205,7 @@ static Suite *s_suite(void) {
   tcase_add_test(shards, test_pair_frames_change_nothing_but_speed);
   tcase_add_test(shards, test_triple_frames_change_what_the_readout_sees_only);
   tcase_add_test(shards, test_shared_memory_changes_nothing_but_speed);
+  tcase_add_test(shards, test_resume_keeps_the_plan);
   return s;
 }
 
