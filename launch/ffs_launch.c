@@ -19,6 +19,7 @@
 #include <zmq.h>
 
 #include "ffs_ctl.h"
+#include "ffs_kind.h"
 #include "ffs_log.h"
 #include "ffs_pin.h"
 #include "ffs_plan.h"
@@ -82,7 +83,7 @@ typedef struct {
   int streamer;            // the stage no data edge enters: it streams the phases
   int finished;
   char error[1024];
-  int nothing_to_do;       // --resume of a finished run
+  int keep_summary;        // a --resume that runs nothing leaves summary.json as it is
   int no_shm;              // the shared-memory probe failed: stages get shm=false
   uint8_t rx[FFS_CTL_MSG_MAX]; // a control message off the socket
 } s_run_t;
@@ -508,6 +509,34 @@ static int s_open_ctl(s_run_t *r) {
   return 0;
 }
 
+// --resume: a stage with a checkpoint of its own finds it under its name; a
+// layer sharded otherwise than when the checkpoints were written would start
+// from scratch (its checkpoints are named for the shards), so that is an
+// error naming both. Returns 0 or -1 with r->error set.
+static int s_check_ckpt_names(s_run_t *r) {
+  const ffs_topo_t *t = r->t;
+  char mine[FFS_PATH_MAX + 96], other[FFS_PATH_MAX + 96];
+  for (int i = 0; i < t->n_stages; i++) {
+    const ffs_stage_cfg_t *st = &t->stages[i];
+    const ffs_stage_ops_t *ops = ffs_kind_of(st->kind)->ops;
+    if (!ops || !ops->save) continue;
+    snprintf(mine, sizeof mine, "%s/ckpt/%s.safetensors", r->out_dir, st->name);
+    if (access(mine, F_OK) == 0) continue;
+    if (st->n_shards > 1) // sharded now: written whole?
+      snprintf(other, sizeof other, "%s/ckpt/%s.safetensors", r->out_dir, st->layer_name);
+    else // whole now: written in shards?
+      snprintf(other, sizeof other, "%s/ckpt/%s.0.safetensors", r->out_dir, st->name);
+    if (access(other, F_OK) != 0) continue;
+    snprintf(r->error, sizeof r->error,
+             "--resume: %.200s/ckpt holds %.80s but no checkpoint for stage '%s': layer '%s' "
+             "was written with other shards than it has now (its plan: OUT/plan); resume with "
+             "the shards it was written with", r->out_dir, strrchr(other, '/') + 1, st->name,
+             st->layer_name);
+    return -1;
+  }
+  return 0;
+}
+
 // The phases to run; with --resume, from the first unfinished one. Returns 0,
 // or 1 when a resumed run has nothing left to do.
 static int s_plan(s_run_t *r) {
@@ -517,8 +546,12 @@ static int s_plan(s_run_t *r) {
     int done = s_load_progress(r);
     if (r->next_cmd >= r->n_cmds) {
       printf("ffstream: %s: nothing to resume, all %d epochs are done\n", r->out_dir, t->epochs);
-      r->nothing_to_do = 1; // and nothing to overwrite: summary.json stays as it is
+      r->keep_summary = 1; // nothing to do: summary.json stays as it is
       return 1;
+    }
+    if (s_check_ckpt_names(r) < 0) {
+      r->keep_summary = 1; // refused before anything ran: the stopped run's summary stays
+      return -1;
     }
     int epoch, mode;
     s_cmd_at(t, r->next_cmd, &epoch, &mode);
@@ -601,7 +634,7 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
     if (r->error[0]) fprintf(stderr, "ffstream: %s\n", r->error);
     if (ffs_interrupted) fprintf(stderr, "ffstream: interrupted; stopping stages\n");
     s_shutdown(r);
-    if (!r->nothing_to_do) ffs_results_write_summary(r->res, r->rep, rc);
+    if (!r->keep_summary) ffs_results_write_summary(r->res, r->rep, rc);
   }
   if (r->ctl) zmq_close(r->ctl);
   if (r->zctx) zmq_ctx_term(r->zctx);

@@ -140,12 +140,7 @@ START_TEST(test_stalled_consumer_backpressure) {
   pid_t pid = s_start(argv, log);
   // steady state: epoch 1's evaluation (the largest frames) has reached the
   // readout and epoch 2 streams
-  for (int i = 0; i < 6000; i++) { // up to 120 s: slow under ASan on a busy machine
-    const char *p = s_slurp(progress);
-    if (p && strstr(p, "evaluated 0")) break;
-    usleep(20000);
-  }
-  ck_assert_msg(strstr(s_slurp(progress) ? s_slurp(progress) : "", "evaluated 0"),
+  ck_assert_msg(s_wait_first_eval(progress, 120), // slow under ASan on a busy machine
                 "epoch 1 was never evaluated:\n%s", s_slurp(log));
   const char *up[3] = {"src", "l1", "l2"};
   pid_t l3 = s_stage_pid(pid, "l3"), ups[3];
@@ -306,11 +301,7 @@ START_TEST(test_resume_continues_a_stopped_run) {
   const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
                         S_SMALL_SETS, "--set", "layer.eval_average=0.9", NULL};
   pid_t pid = s_start(argv, log);
-  for (int i = 0; i < 3000; i++) { // up to 60 s: slow under ASan on a busy machine
-    const char *p = s_slurp(progress);
-    if (p && strstr(p, "evaluated 0")) break;
-    usleep(20000);
-  }
+  s_wait_first_eval(progress, 60); // slow under ASan on a busy machine; judged below
   kill(pid, SIGTERM);
   ck_assert_int_eq(s_wait(pid, 30), 130);
   const char *before = s_slurp(progress);
@@ -397,6 +388,34 @@ START_TEST(test_endpoint_in_use_is_reported) {
 }
 END_TEST
 
+// A layer resumed with other shards than its checkpoints were written with
+// would start from scratch: the resume is refused, naming the layer, and the
+// stopped run's summary.json is left as it was.
+START_TEST(test_resume_refuses_other_shards) {
+  char out[300], log[300], path[400];
+  snprintf(out, sizeof out, "%s/reshard", s_tmp);
+  snprintf(log, sizeof log, "%s/reshard.log", s_tmp);
+  const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
+                        S_SMALL_SETS, "--set", "train.epochs=1", "--set", "feedback=[]",
+                        "--set", "train.negatives=random",
+                        "--set", "l1.shards=2", NULL};
+  int rc = s_wait(s_start(argv, log), 120);
+  ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, s_slurp(log));
+  snprintf(path, sizeof path, "%s/summary.json", out);
+  char *before = strdup(s_slurp(path));
+  const char *again[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--resume", out,
+                         S_SMALL_SETS, "--set", "train.epochs=2", "--set", "feedback=[]",
+                         "--set", "train.negatives=random",
+                         "--set", "l1.shards=1", NULL};
+  rc = s_wait(s_start(again, log), 60);
+  ck_assert_msg(rc == 1, "resume with other shards exited %d:\n%s", rc, s_slurp(log));
+  ck_assert_msg(strstr(s_slurp(log), "holds l1.0.safetensors but no checkpoint for stage 'l1'"),
+                "%s", s_slurp(log));
+  ck_assert_str_eq(s_slurp(path), before);
+  free(before);
+}
+END_TEST
+
 static Suite *s_suite(void) {
   Suite *s = suite_create("e2e_faults");
   TCase *faults = s_tcase(s, "faults", 400);
@@ -406,6 +425,7 @@ static Suite *s_suite(void) {
   tcase_add_test(faults, test_many_epochs_reach_a_summary);
   tcase_add_test(faults, test_resume_continues_a_stopped_run);
   tcase_add_test(faults, test_resume_turns_eval_average_on);
+  tcase_add_test(faults, test_resume_refuses_other_shards);
   tcase_add_test(faults, test_endpoint_in_use_is_reported);
   return s;
 }

@@ -154,11 +154,7 @@ START_TEST(test_resume_keeps_the_plan) {
                         S_SMALL_SETS, "--set", "feedback=[]", "--set", "train.negatives=random",
                         NULL};
   pid_t pid = s_start(argv, log);
-  for (int i = 0; i < 3000; i++) { // up to 60 s: slow under ASan on a busy machine
-    const char *p = s_slurp(progress);
-    if (p && strstr(p, "evaluated 0")) break;
-    usleep(20000);
-  }
+  ck_assert_msg(s_wait_first_eval(progress, 60), "epoch 1 was never evaluated:\n%s", s_slurp(log));
   kill(pid, SIGTERM);
   ck_assert_int_eq(s_wait(pid, 30), 130);
   snprintf(path, sizeof path, "%s/summary.json", out);

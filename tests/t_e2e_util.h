@@ -135,6 +135,17 @@ static inline const char *s_run_named(const char *name, const char *config,
   return json;
 }
 
+// Waits up to timeout_s until OUT/progress (path `progress`) says epoch 1
+// was evaluated. Returns 1 when it did, 0 on timeout.
+static inline int s_wait_first_eval(const char *progress, int timeout_s) {
+  for (int i = 0; i < timeout_s * 50; i++) {
+    const char *p = s_slurp(progress);
+    if (p && strstr(p, "evaluated 0")) return 1;
+    usleep(20000);
+  }
+  return 0;
+}
+
 // A test case with the temporary-folder fixture and a time limit, in s.
 static inline TCase *s_tcase(Suite *s, const char *name, int timeout_s) {
   TCase *tc = tcase_create(name);
