@@ -6,9 +6,10 @@
 // heaviest layer's work); light stages (source, readout, side stages) weigh
 // a twentieth of the heaviest piece, as in ffs_pin_plan. Pieces go onto cores
 // heaviest first, each to the least loaded core (ffs_pin_plan's placement),
-// and the run is as fast as its busiest core. Starting from one shard each,
-// the planner gives one more shard to whichever layer lowers the busiest
-// core's load most, while that gains at least S_MIN_GAIN.
+// and the run is as fast as its busiest core. The planner tries every
+// assignment of shards with at most layers + cores layer processes and keeps
+// the fewest shards whose busiest core is within S_MIN_GAIN of the best
+// (with more than S_MAX_TRIES assignments to try, a greedy path instead).
 #include "ffs_plan.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@
 
 #define S_OVERHEAD 0.04 // a shard's fixed cost, as a share of the heaviest layer's work
 #define S_MIN_GAIN 0.02 // more shards must lower the busiest core's load this much
+#define S_MAX_TRIES 200000 // assignments the exhaustive search may try; beyond, a greedy path
 
 typedef struct {
   int stage;    // index in the loaded topology
@@ -103,6 +105,52 @@ static void s_search(s_search_t *x, int *k, int l, int total) {
   k[l] = 1;
 }
 
+// How many assignments s_search would try (counted by their totals).
+static double s_count(const s_layer_t *L, const int *k, int n, int budget) {
+  double ways[FFS_MAX_STAGES + 1] = {1.0}; // ways[t]: assignments so far with t shards in all
+  for (int l = 0; l < n; l++) {
+    double next[FFS_MAX_STAGES + 1] = {0};
+    int lo = L[l].can ? 1 : k[l], hi = L[l].can ? L[l].max : k[l];
+    for (int t = 0; t <= budget; t++)
+      for (int s = lo; ways[t] > 0 && s <= hi && t + s <= budget; s++) next[t + s] += ways[t];
+    memcpy(ways, next, sizeof ways);
+  }
+  double all = 0.0;
+  for (int t = 0; t <= budget; t++) all += ways[t];
+  return all;
+}
+
+// Too many layers for every assignment: one shard at a time to whichever
+// layer lowers the busiest core's load most (or raises it least), up to the
+// budget; of the path's points, the first within S_MIN_GAIN of its best.
+static void s_greedy(const s_search_t *x, int *k) {
+  int path[FFS_MAX_STAGES + 1][FFS_MAX_STAGES], steps = 0, total = 0;
+  double span[FFS_MAX_STAGES + 1], best = 1e300;
+  for (int l = 0; l < x->n; l++) total += k[l];
+  for (;;) {
+    memcpy(path[steps], k, sizeof(int) * (size_t)x->n);
+    span[steps] = s_makespan(x->L, k, x->n, x->n_light, x->ncores, x->heaviest);
+    best = span[steps] < best ? span[steps] : best;
+    if (steps == FFS_MAX_STAGES || total >= x->budget) break;
+    int pick = -1;
+    double pick_span = 1e300;
+    for (int l = 0; l < x->n; l++) {
+      if (!x->L[l].can || k[l] >= x->L[l].max) continue;
+      k[l]++;
+      double sp = s_makespan(x->L, k, x->n, x->n_light, x->ncores, x->heaviest);
+      k[l]--;
+      if (sp < pick_span) pick = l, pick_span = sp;
+    }
+    if (pick < 0) break;
+    k[pick]++, total++, steps++;
+  }
+  for (int p = 0; p <= steps; p++)
+    if (span[p] <= best * (1.0 + S_MIN_GAIN)) {
+      memcpy(k, path[p], sizeof(int) * (size_t)x->n);
+      return;
+    }
+}
+
 // 1 when stage i of t is an end of a feedback edge (a sharded layer cannot be).
 static int s_on_feedback(const ffs_topo_t *t, int i) {
   for (int e = 0; e < t->n_feedback; e++)
@@ -145,11 +193,15 @@ static void s_shards(const ffs_topo_t *t, int ncores, ffs_plan_t *p) {
   s_search_t x = {.L = L, .n = n, .n_light = n_light, .ncores = ncores, .heaviest = heaviest,
                   .budget = budget, .best = 1e300};
   int cur[FFS_MAX_STAGES];
-  for (x.pass = 0; x.pass < 2; x.pass++) {
-    memcpy(cur, k, sizeof(int) * (size_t)n);
-    s_search(&x, cur, 0, 0);
+  if (s_count(L, k, n, budget) > S_MAX_TRIES) {
+    s_greedy(&x, k);
+  } else {
+    for (x.pass = 0; x.pass < 2; x.pass++) {
+      memcpy(cur, k, sizeof(int) * (size_t)n);
+      s_search(&x, cur, 0, 0);
+    }
+    if (x.keep_total) memcpy(k, x.keep, sizeof(int) * (size_t)n);
   }
-  if (x.keep_total) memcpy(k, x.keep, sizeof(int) * (size_t)n);
   double span = s_makespan(L, k, n, n_light, ncores, heaviest);
   p->n_layers = n;
   for (int l = 0; l < n; l++) {

@@ -58,6 +58,22 @@ static long s_rss_anon_kb(pid_t pid) {
   return kb;
 }
 
+// A process's CPU time so far (user + system, in clock ticks).
+static long s_cpu_ticks(pid_t pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  const char *p = strrchr(buf, ')'); // the command name may hold spaces
+  unsigned long ut = 0, st = 0;
+  if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+    return -1;
+  return (long)(ut + st);
+}
+
 static void s_wait_bound(pid_t launcher) {
   char path[128];
   snprintf(path, sizeof path, "/tmp/ffs-%d/out.rep3", (int)launcher);
@@ -116,19 +132,24 @@ START_TEST(test_sigterm_shuts_down_cleanly) {
 }
 END_TEST
 
-// A stalled consumer (l3 stopped with SIGSTOP for 3 s) makes the stages
-// upstream wait. Measured from steady state (after the first evaluation, so
-// every kind of frame and every shared buffer has been made): their
-// anonymous memory grows by no more than their queues can hold and stops
-// growing, nothing is lost (no bad frame, every report group joined), and
-// the run completes with the usual error once l3 resumes.
+// A stalled consumer (l3 stopped with SIGSTOP) makes the stages upstream
+// wait. Measured from steady state (after the first evaluation, so every
+// kind of frame and every shared buffer has been made): once the stall has
+// reached them (their CPU time stands still: they wait instead of working,
+// however long the queues took to fill on a loaded machine) their anonymous
+// memory grows by no more than their queues can hold and no more after,
+// nothing is lost (no bad frame, every report group joined), and the run
+// completes with the usual error once l3 resumes.
 START_TEST(test_stalled_consumer_backpressure) {
   char out[300], log[300], progress[400];
   snprintf(out, sizeof out, "%s/stall", s_tmp);
   snprintf(log, sizeof log, "%s/stall.log", s_tmp);
   snprintf(progress, sizeof progress, "%s/progress", out);
+  // every training sample: epochs of seconds, so that the run is still
+  // streaming when l3 stops, however fast the machine
   const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
-                        S_SMALL_SETS, "--set", "train.epochs=4", NULL};
+                        S_SMALL_SETS, "--set", "train.epochs=4", "--set", "data.train_limit=60000",
+                        NULL};
 #if defined(__SANITIZE_ADDRESS__)
   // ASan keeps freed blocks in a quarantine (256 MB by default) before
   // reusing them, so memory grows with every message freed whatever the
@@ -157,21 +178,38 @@ START_TEST(test_stalled_consumer_backpressure) {
       before[i] = kb > before[i] ? kb : before[i];
     }
   }
-  kill(l3, SIGSTOP);
+  ck_assert_msg(kill(l3, SIGSTOP) == 0, "l3 was gone before the stall:\n%s", s_slurp(log));
   for (int i = 0; i < 3; i++) peak[i] = mid[i] = before[i];
-  for (int k = 0; k < 30; k++) {
+  // wait (up to 120 s) until all three have used at most 3 ticks (30 ms)
+  // of CPU in each of two half seconds in a row: blocked on l3, their
+  // queues full (a working stage uses tens of ticks in that time)
+  long ticks[3];
+  for (int i = 0; i < 3; i++) ticks[i] = s_cpu_ticks(ups[i]);
+  int still = 0; // half seconds in a row all three stood still
+  for (int k = 0; k < 1200 && still < 2; k++) {
+    usleep(100000);
+    int all = 1;
+    for (int i = 0; i < 3; i++) {
+      long kb = s_rss_anon_kb(ups[i]), now = s_cpu_ticks(ups[i]);
+      peak[i] = kb > peak[i] ? kb : peak[i];
+      if (k % 5 == 4) all &= now >= 0 && now - ticks[i] <= 3, ticks[i] = now;
+    }
+    if (k % 5 == 4) still = all ? still + 1 : 0;
+  }
+  ck_assert_msg(still >= 2, "the stages upstream of the stopped l3 never stood still");
+  for (int i = 0; i < 3; i++) mid[i] = peak[i]; // the queues are full
+  for (int k = 0; k < 15; k++) { // 1.5 s more of the stall
     usleep(100000);
     for (int i = 0; i < 3; i++) {
       long kb = s_rss_anon_kb(ups[i]);
       peak[i] = kb > peak[i] ? kb : peak[i];
-      if (k == 14) mid[i] = peak[i]; // the most by 1.5 s into the stall
     }
   }
   kill(l3, SIGCONT);
   int rc = s_wait(pid, 300);
   ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, s_slurp(log));
   for (int i = 0; i < 3; i++)
-    fprintf(stderr, "stall: %s RssAnon %ld kB before, %ld by 1.5 s, peak %ld kB in the 3 s stall\n",
+    fprintf(stderr, "stall: %s RssAnon %ld kB before, %ld once blocked, peak %ld kB 1.5 s later\n",
             up[i], before[i], mid[i], peak[i]);
   // Bound from the buffers: a sender whose shared buffers are all held goes
   // on by copy into its socket queues, hwm_frames (4) frames a side of each
@@ -181,12 +219,12 @@ START_TEST(test_stalled_consumer_backpressure) {
   for (int i = 0; i < 3; i++)
     ck_assert_msg(peak[i] - before[i] < 32 * 1024, "%s grew from %ld to %ld kB during the stall",
                   up[i], before[i], peak[i]);
-  // ... and once the queues are full it grows no more: the second half of
-  // the stall adds at most a few MB (allocator slack), not frames
+  // ... and once the queues are full it grows no more: the rest of the
+  // stall adds at most a few MB (allocator slack), not frames
   for (int i = 0; i < 3; i++)
     ck_assert_msg(peak[i] - mid[i] < 4 * 1024,
-                  "%s still grew in the stall's second half: %ld kB at 1.5 s, %ld kB at 3 s", up[i],
-                  mid[i], peak[i]);
+                  "%s still grew once blocked: %ld kB when it stood still, %ld kB 1.5 s later",
+                  up[i], mid[i], peak[i]);
   const char *json = s_summary_learned(out, "after the stall");
   const char *p = json;
   while ((p = strstr(p, "\"bad_frames\": "))) {
