@@ -34,9 +34,8 @@ for k in "${list[@]}"; do
   shards=1
   [ "$k" -ge 8 ] && shards=$(( k / 4 ))
   sets=(--set "data.train_limit=$samples" --set data.test_limit=500 --set layer.eval_average=0)
-  if [ "$shards" -gt 1 ]; then
-    for l in l1 l2 l3 l4; do sets+=(--set "$l.shards=$shards"); done
-  fi
+  # named in full (shards: 1 too), so that the launcher's planner stays out
+  for l in l1 l2 l3 l4; do sets+=(--set "$l.shards=$shards"); done
   out=runs/scaling-$k
   rm -rf "$out"
   cmd="taskset -c 0-$(( k - 1 )) $exe run configs/mnist-ff-2000x4.yaml --epochs 1 --quiet --out $out ${sets[*]}"

@@ -3,7 +3,8 @@
 // The model: a layer's work per sample is in_dim x units multiply-adds; a
 // layer in k shards is k pieces of 1/k of that, each plus a fixed cost for
 // the partial sums and the slices its neighbours gather (S_OVERHEAD of the
-// heaviest layer's work); light stages (source, readout, side stages) weigh
+// heaviest layer's work at batch 100: a cost per frame, so at batch b it is
+// 100 / b times that, and at batch 1 sharding never pays); light stages (source, readout, side stages) weigh
 // a twentieth of the heaviest piece, as in ffs_pin_plan. Pieces go onto cores
 // heaviest first, each to the least loaded core (ffs_pin_plan's placement),
 // and the run is as fast as its busiest core. The planner tries every
@@ -18,7 +19,8 @@
 
 #include "ffs_kind.h"
 
-#define S_OVERHEAD 0.04 // a shard's fixed cost, as a share of the heaviest layer's work
+#define S_OVERHEAD 0.04 // a shard's fixed cost per frame, as a share of the heaviest
+                        // layer's work on a frame of 100 rows
 #define S_MIN_GAIN 0.02 // more shards must lower the busiest core's load this much
 #define S_MAX_TRIES 200000 // assignments the exhaustive search may try; beyond, a greedy path
 
@@ -31,13 +33,13 @@ typedef struct {
 
 // The busiest core's load with layer l in k[l] pieces, n_light light stages.
 static double s_makespan(const s_layer_t *L, const int *k, int n, int n_light, int ncores,
-                         double heaviest) {
+                         double ovh) {
   double piece[FFS_MAX_STAGES + FFS_MAX_SHARDS * FFS_MAX_STAGES], load[FFS_MAX_STAGES * 2] = {0};
   int m = 0;
   double top = 0.0;
   for (int l = 0; l < n; l++)
     for (int s = 0; s < k[l]; s++) {
-      piece[m] = L[l].work / k[l] + (k[l] > 1 ? S_OVERHEAD * heaviest : 0.0);
+      piece[m] = L[l].work / k[l] + (k[l] > 1 ? ovh : 0.0);
       top = piece[m] > top ? piece[m] : top;
       m++;
     }
@@ -66,7 +68,7 @@ static double s_makespan(const s_layer_t *L, const int *k, int n, int n_light, i
 typedef struct {
   const s_layer_t *L;
   int n, n_light, ncores;
-  double heaviest;
+  double ovh; // a shard's fixed cost (s_makespan)
   int budget;
   int pass;        // 0: find best; 1: pick keep
   double best;     // the least busiest-core load
@@ -76,7 +78,7 @@ typedef struct {
 } s_search_t;
 
 static void s_consider(s_search_t *x, const int *k, int total) {
-  double s = s_makespan(x->L, k, x->n, x->n_light, x->ncores, x->heaviest);
+  double s = s_makespan(x->L, k, x->n, x->n_light, x->ncores, x->ovh);
   if (x->pass == 0) {
     if (s < x->best) x->best = s;
     return;
@@ -129,7 +131,7 @@ static void s_greedy(const s_search_t *x, int *k) {
   for (int l = 0; l < x->n; l++) total += k[l];
   for (;;) {
     memcpy(path[steps], k, sizeof(int) * (size_t)x->n);
-    span[steps] = s_makespan(x->L, k, x->n, x->n_light, x->ncores, x->heaviest);
+    span[steps] = s_makespan(x->L, k, x->n, x->n_light, x->ncores, x->ovh);
     best = span[steps] < best ? span[steps] : best;
     if (steps == FFS_MAX_STAGES || total >= x->budget) break;
     int pick = -1;
@@ -137,7 +139,7 @@ static void s_greedy(const s_search_t *x, int *k) {
     for (int l = 0; l < x->n; l++) {
       if (!x->L[l].can || k[l] >= x->L[l].max) continue;
       k[l]++;
-      double sp = s_makespan(x->L, k, x->n, x->n_light, x->ncores, x->heaviest);
+      double sp = s_makespan(x->L, k, x->n, x->n_light, x->ncores, x->ovh);
       k[l]--;
       if (sp < pick_span) pick = l, pick_span = sp;
     }
@@ -190,7 +192,8 @@ static void s_shards(const ffs_topo_t *t, int ncores, ffs_plan_t *p) {
   }
   int budget = n + ncores; // layer processes at most: the rest cannot run at once anyway
   if (budget > FFS_MAX_STAGES - (stages - n)) budget = FFS_MAX_STAGES - (stages - n);
-  s_search_t x = {.L = L, .n = n, .n_light = n_light, .ncores = ncores, .heaviest = heaviest,
+  double ovh = S_OVERHEAD * heaviest * 100.0 / (t->batch > 0 ? t->batch : 1);
+  s_search_t x = {.L = L, .n = n, .n_light = n_light, .ncores = ncores, .ovh = ovh,
                   .budget = budget, .best = 1e300};
   int cur[FFS_MAX_STAGES];
   if (s_count(L, k, n, budget) > S_MAX_TRIES) {
@@ -202,7 +205,7 @@ static void s_shards(const ffs_topo_t *t, int ncores, ffs_plan_t *p) {
     }
     if (x.keep_total) memcpy(k, x.keep, sizeof(int) * (size_t)n);
   }
-  double span = s_makespan(L, k, n, n_light, ncores, heaviest);
+  double span = s_makespan(L, k, n, n_light, ncores, ovh);
   p->n_layers = n;
   for (int l = 0; l < n; l++) {
     const ffs_stage_cfg_t *st = &t->stages[L[l].stage];

@@ -75,6 +75,19 @@ START_TEST(test_hinton_over_cores) {
 }
 END_TEST
 
+// At batch 1 a shard's cost per frame outweighs its share of one row's
+// work: nothing is sharded, on any number of cores; and pair frames, since a
+// 3-row forward is OpenBLAS's slow path.
+START_TEST(test_batch_1) {
+  const char *one[] = {"train.batch=1", NULL};
+  for (int cores = 2; cores <= 16; cores *= 2) {
+    s_plan("mnist-ff-hinton.yaml", cores, one);
+    ck_assert_int_eq(s_shards("l1") + s_shards("l2") + s_shards("l3"), 3);
+    ck_assert(s_p.form_chosen && s_p.form == FFS_FORM_PAIRS);
+  }
+}
+END_TEST
+
 // What the file says wins: an explicit shards: k is never changed (the
 // planner balances the other layers around it), and train.pairs / triples
 // given (even false) leave the frame form alone.
@@ -161,6 +174,7 @@ int main(void) {
   Suite *s = suite_create("plan");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, test_hinton_over_cores);
+  tcase_add_test(tc, test_batch_1);
   tcase_add_test(tc, test_the_file_wins);
   tcase_add_test(tc, test_forms_it_may_not_touch);
   tcase_add_test(tc, test_plan_loads_back);
