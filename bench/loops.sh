@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/loops.sh: the cortical-loop forms against plain FF with the same
-# layer sizes and recipe, in one run (issue 5). Appends to docs/RESULTS.md:
+# layer sizes and recipe, in one run. Appends to docs/RESULTS.md:
 #   - MNIST:   mnist-ff (plain) and mnist-ffcl (label weights), 14 epochs;
 #   - Fashion: fashion-ff and fashion-ffcl, 10 epochs;
 #   - mnist-recurrent and fashion-recurrent (8 ticks, lockstep), the same

@@ -6,7 +6,7 @@
 # On k cores (taskset -c 0..k-1; the launcher pins within them) the four layers
 # run whole up to 4 cores and in k/4 shards each from 8 cores on (8: 2 shards,
 # 16: 4), so there are about as many layer processes as cores. Efficiency(k) =
-# throughput(k) / (k x throughput(1)); issue 6 asks for >= 0.85 at 16 cores.
+# throughput(k) / (k x throughput(1)); the target is >= 0.85 at 16 cores.
 # Each point trains on SAMPLES (default 12000) training samples and evaluates
 # 500 test samples. Appends a section to docs/PERFORMANCE.md and writes
 # docs/scaling-2000x4.csv. FFS_BENCH_DOCS=0 prints only (for a trial run).
