@@ -4,13 +4,14 @@
 // layer in k shards is k pieces of 1/k of that, each plus a fixed cost for
 // the partial sums and the slices its neighbours gather (S_OVERHEAD of the
 // heaviest layer's work at batch 100: a cost per frame, so at batch b it is
-// 100 / b times that, and at batch 1 sharding never pays); light stages (source, readout, side stages) weigh
-// a twentieth of the heaviest piece, as in ffs_pin_plan. Pieces go onto cores
-// heaviest first, each to the least loaded core (ffs_pin_plan's placement),
-// and the run is as fast as its busiest core. The planner tries every
-// assignment of shards with at most layers + cores layer processes and keeps
-// the fewest shards whose busiest core is within S_MIN_GAIN of the best
-// (with more than S_MAX_TRIES assignments to try, a greedy path instead).
+// 100 / b times that, and at batch 1 sharding never pays); light stages
+// (source, readout, side stages) weigh a twentieth of the heaviest piece, as
+// in ffs_pin_plan. Pieces go onto cores heaviest first, each to the least
+// loaded core (ffs_pin_plan's placement), and the run is as fast as its
+// busiest core. The planner tries every assignment of shards with at most
+// layers + cores layer processes and keeps the fewest shards whose busiest
+// core is within S_MIN_GAIN of the best (with more than S_MAX_TRIES
+// assignments to try, a greedy path instead).
 #include "ffs_plan.h"
 
 #include <errno.h>
@@ -168,13 +169,14 @@ static void s_add_set(ffs_plan_t *p, const char *key, const char *value) {
 // Gives shards to the layers at `shards: auto`; fills L and the plan's layers.
 static void s_shards(const ffs_topo_t *t, int ncores, ffs_plan_t *p) {
   s_layer_t L[FFS_MAX_STAGES];
-  int k[FFS_MAX_STAGES], n = 0, n_light = 0, stages = t->n_stages;
+  int k[FFS_MAX_STAGES], n = 0, n_light = 0, others = 0; // others: stages that are no layer
   double heaviest = 1.0, total = 0.0;
   int shardable_form = t->ticks == 1 && t->labels == FFS_LABELS_OVERLAY;
   for (int i = 0; i < t->n_stages; i++) {
     const ffs_stage_cfg_t *st = &t->stages[i];
     if (st->kind != FFS_STAGE_FF_LAYER) {
       n_light += ffs_kind_of(st->kind)->light != 0;
+      others++;
       continue;
     }
     if (st->shard > 0) continue; // a layer the file sharded: counted once, at its shard 0
@@ -191,7 +193,7 @@ static void s_shards(const ffs_topo_t *t, int ncores, ffs_plan_t *p) {
     n++;
   }
   int budget = n + ncores; // layer processes at most: the rest cannot run at once anyway
-  if (budget > FFS_MAX_STAGES - (stages - n)) budget = FFS_MAX_STAGES - (stages - n);
+  if (budget > FFS_MAX_STAGES - others) budget = FFS_MAX_STAGES - others;
   double ovh = S_OVERHEAD * heaviest * 100.0 / (t->batch > 0 ? t->batch : 1);
   s_search_t x = {.L = L, .n = n, .n_light = n_light, .ncores = ncores, .ovh = ovh,
                   .budget = budget, .best = 1e300};
@@ -239,7 +241,8 @@ void ffs_plan_make(const ffs_topo_t *t, int ncores, ffs_plan_t *p) {
 
 const char *ffs_plan_str(const ffs_plan_t *p, char *buf, size_t cap) {
   static const char *const forms[] = {"a frame per role", "pair frames", "triple frames"};
-  size_t n = (size_t)snprintf(buf, cap, "planned for %d core%s:", p->cores, p->cores > 1 ? "s" : "");
+  size_t n =
+      (size_t)snprintf(buf, cap, "planned for %d core%s:", p->cores, p->cores > 1 ? "s" : "");
   for (int l = 0; l < p->n_layers && n < cap; l++)
     n += (size_t)snprintf(buf + n, cap - n, "%s %s %d shard%s%s", l ? "," : "", p->layer[l],
                           p->shards[l], p->shards[l] > 1 ? "s" : "", p->chosen[l] ? " (auto)" : "");

@@ -148,8 +148,8 @@ START_TEST(test_stalled_consumer_backpressure) {
   // every training sample: epochs of seconds, so that the run is still
   // streaming when l3 stops, however fast the machine
   const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
-                        S_SMALL_SETS, "--set", "train.epochs=4", "--set", "data.train_limit=60000",
-                        NULL};
+                        S_SMALL_SETS, "--set", "train.epochs=4",
+                        "--set", "data.train_limit=60000", NULL};
 #if defined(__SANITIZE_ADDRESS__)
   // ASan keeps freed blocks in a quarantine (256 MB by default) before
   // reusing them, so memory grows with every message freed whatever the

@@ -134,7 +134,8 @@ END_TEST
 // The stage names of a summary.json, in order ("src l1.0 l1.1 l2 ...").
 static void s_stage_names(const char *json, char *out, size_t cap) {
   out[0] = 0;
-  for (const char *p = json ? strstr(json, "\"stages\"") : NULL; p && (p = strstr(p, "\"name\": \""));) {
+  const char *p = json ? strstr(json, "\"stages\"") : NULL;
+  while (p && (p = strstr(p, "\"name\": \""))) {
     p += 9;
     size_t n = strcspn(p, "\""), used = strlen(out);
     if (used + n + 2 < cap) snprintf(out + used, cap - used, "%.*s ", (int)n, p);
@@ -154,7 +155,8 @@ START_TEST(test_resume_keeps_the_plan) {
                         S_SMALL_SETS, "--set", "feedback=[]", "--set", "train.negatives=random",
                         NULL};
   pid_t pid = s_start(argv, log);
-  ck_assert_msg(s_wait_first_eval(progress, 60), "epoch 1 was never evaluated:\n%s", s_slurp(log));
+  ck_assert_msg(s_wait_first_eval(progress, 60), "epoch 1 was never evaluated:\n%s",
+                s_slurp(log));
   kill(pid, SIGTERM);
   ck_assert_int_eq(s_wait(pid, 30), 130);
   snprintf(path, sizeof path, "%s/summary.json", out);
@@ -184,7 +186,8 @@ START_TEST(test_resume_keeps_the_plan) {
   ck_assert_msg(strstr(s_slurp(log), "(the resumed run's plan)"), "%s", s_slurp(log));
   snprintf(path, sizeof path, "%s/summary.json", out);
   json = s_summary_learned(out, "after resuming with the first run's plan");
-  ck_assert_msg(strstr(json, "\"kept\": true") && strstr(json, "\"epochs_completed\": 3"), "%s", json);
+  ck_assert_msg(strstr(json, "\"kept\": true") && strstr(json, "\"epochs_completed\": 3"), "%s",
+                json);
   s_stage_names(json, then, sizeof then);
   ck_assert_msg(!strcmp(first, then), "stages before: %s; after resuming on one core: %s", first,
                 then);
