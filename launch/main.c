@@ -168,37 +168,38 @@ static int s_load(ffs_topo_t *t, const s_args_t *a) {
 }
 
 // The placement plan (launch/ffs_plan.h) for the cores this run may use; a
-// resumed run keeps its first run's (DIR/plan), which its checkpoints were
-// written under. The plan's choices join the --set overrides, so that every
-// stage loads the topology the launcher runs. Returns 0 or -1.
+// resumed run keeps its first run's sets (DIR/plan; none when there is no
+// such file: a run from before the planner, which sharded nothing), which its
+// checkpoints were written under. The sets join the --set overrides, so that
+// every stage loads the topology the launcher runs; the plan then describes
+// that topology. Returns 0 or -1.
 static int s_apply_plan(ffs_topo_t *t, s_args_t *a, ffs_plan_t *plan) {
+  static ffs_plan_t chosen; // the sets: planned now, or the resumed run's
   int ncores = ffs_pin_ncores();
-  ffs_plan_make(t, ncores, plan);
   char path[PATH_MAX];
-  int keep = 0;
-  if (a->resume_dir) {
+  if (!a->resume_dir) {
+    ffs_plan_make(t, ncores, &chosen);
+  } else {
     snprintf(path, sizeof path, "%s/plan", a->resume_dir);
-    // no plan file: a run from before the planner, which sharded nothing
-    keep = 1, plan->n_sets = 0;
-    if (access(path, F_OK) == 0 && ffs_plan_load_sets(plan, path) < 0) {
+    if (access(path, F_OK) == 0 && ffs_plan_load_sets(&chosen, path) < 0) {
       fprintf(stderr, "ffstream: --resume: cannot read %s: %s\n", path, strerror(errno));
       return -1;
     }
   }
-  if (a->n_sets + plan->n_sets > S_MAX_SETS) {
+  if (a->n_sets + chosen.n_sets > S_MAX_SETS) {
     fprintf(stderr, "ffstream: too many --set options with the plan's %d (at most %d)\n",
-            plan->n_sets, S_MAX_SETS);
+            chosen.n_sets, S_MAX_SETS);
     return -1;
   }
-  for (int k = 0; k < plan->n_sets; k++) a->sets[a->n_sets++] = plan->sets[k];
-  if (plan->n_sets && s_load(t, a) < 0) return -1;
-  if (keep) { // describe what the run goes on with; its sets stay the first run's
-    static ffs_plan_t kept;
-    kept = *plan;
-    ffs_plan_make(t, ncores, plan);
-    memcpy(plan->sets, kept.sets, sizeof kept.sets);
-    plan->n_sets = kept.n_sets, plan->kept = 1;
+  for (int k = 0; k < chosen.n_sets; k++) a->sets[a->n_sets++] = chosen.sets[k];
+  if (chosen.n_sets && s_load(t, a) < 0) return -1;
+  if (!a->resume_dir) {
+    *plan = chosen;
+    return 0;
   }
+  ffs_plan_make(t, ncores, plan); // what the run goes on with; the sets stay the first run's
+  memcpy(plan->sets, chosen.sets, sizeof chosen.sets);
+  plan->n_sets = chosen.n_sets, plan->kept = 1;
   return 0;
 }
 

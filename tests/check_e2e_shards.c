@@ -184,7 +184,6 @@ START_TEST(test_resume_keeps_the_plan) {
   sched_setaffinity(0, sizeof all, &all);
   ck_assert_msg(rc == 0, "resume exited %d:\n%s", rc, s_slurp(log));
   ck_assert_msg(strstr(s_slurp(log), "(the resumed run's plan)"), "%s", s_slurp(log));
-  snprintf(path, sizeof path, "%s/summary.json", out);
   json = s_summary_learned(out, "after resuming with the first run's plan");
   ck_assert_msg(strstr(json, "\"kept\": true") && strstr(json, "\"epochs_completed\": 3"), "%s",
                 json);
