@@ -31,6 +31,7 @@
   X(MARK)    /* source: re-send the MARK that ends phase (epoch, mode) */                      \
   X(LOST)    /* stage `stage` was restarted as incarnation `incarnation` */                    \
   X(CKPT)    /* write a checkpoint now */                                                      \
+  X(END)     /* source: end the stream now (train.mode: stream; Ctrl-C) */                     \
   X(STOP)    /* checkpoint and exit */
 
 typedef enum {
@@ -59,6 +60,9 @@ typedef struct {
   double gpos, gneg;               // mean goodness of the latest positive / negative frame
   double l50, l99, h50, e50, e99, eh50; // readout latency (us): train l*, h50; eval e*
   uint64_t ln, en;                 // frames those figures cover (train, eval)
+  uint64_t drop, skip, pn, pe, pub; // stream: source in_dropped, in_skipped; readout
+                                    // preq_n, preq_err, published
+  double pw;                        // stream: readout preq_window
 } ffs_ctl_stats_t;
 
 // One decoded (or to-be-encoded) message: `type` says which member of the
@@ -74,6 +78,7 @@ typedef struct {
     struct {
       int32_t epoch, mode;
       int32_t n; // samples sent
+      char why[512]; // a stream that ended early: why (its input's error); "" none
     } sent;
     struct {
       int32_t epoch;
@@ -127,9 +132,16 @@ typedef struct {
   X(STATS, stats, eh50, F64, "%.1f")                                                           \
   X(STATS, stats, en, U64, NULL)                                                               \
   X(STATS, stats, shm, U64, NULL)                                                              \
+  X(STATS, stats, drop, U64, NULL)                                                             \
+  X(STATS, stats, skip, U64, NULL)                                                             \
+  X(STATS, stats, pn, U64, NULL)                                                               \
+  X(STATS, stats, pe, U64, NULL)                                                               \
+  X(STATS, stats, pw, F64, "%.6f")                                                             \
+  X(STATS, stats, pub, U64, NULL)                                                              \
   X(SENT, sent, epoch, I32, NULL)                                                              \
   X(SENT, sent, mode, MODE, NULL)                                                              \
   X(SENT, sent, n, I32, NULL)                                                                  \
+  X(SENT, sent, why, STR, NULL)                                                                \
   X(TRAINED, trained, epoch, I32, NULL)                                                        \
   X(RESULT, result, epoch, I32, NULL)                                                          \
   X(RESULT, result, n_energy, U64, NULL)                                                       \

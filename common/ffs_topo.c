@@ -29,7 +29,8 @@ static const char *const s_data_keys[] = {"set",         "dir",        "dim", "c
 static const char *const s_train_keys[] = {"epochs",    "batch",      "eval_batch",   "eval_every",
                                            "negatives", "hwm_frames", "ckpt_every_s", "labels",
                                            "ticks",     "timing",     "damping",      "score_ticks",
-                                           "pace_us",   "pairs",      "triples",      NULL};
+                                           "pace_us",   "pairs",      "triples",      "mode",
+                                           "window",    "final_test", NULL};
 static const char *const s_layer_keys[] = {
     "goodness", "theta",        "temp",     "optimizer",   "lr",
     "momentum", "weight_decay", "cooldown", "peer_lambda", "peer_decay",
@@ -48,6 +49,7 @@ static const char *const s_negatives_names[] = {"random", "hard", "hybrid", NULL
 static const char *const s_labels_names[] = {"overlay", "separate", NULL};
 static const char *const s_timing_names[] = {"lockstep", "free-running", NULL};
 static const char *const s_set_names[] = {"mnist", "fashion", NULL};
+static const char *const s_mode_names[] = {"epochs", "stream", NULL};
 // data.classes unless the file says otherwise, per data.set: the labels of
 // the MNIST and Fashion-MNIST IDX files are the digits / garments 0..9
 static const int s_set_classes[] = {10, 10};
@@ -264,6 +266,15 @@ static int s_top(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t, 
                               {"pace_us", 0, 1000000, &t->pace_us}};
   if (s_ints(c, m, "train", flow, sizeof flow / sizeof *flow) < 0) return -1;
   if (s_recurrent(c, m, t) < 0) return -1;
+  if ((v = ffs_yaml_map_get(m, "mode")) && ffs_yaml_enum(c, v, "train.mode", s_mode_names, &t->stream) < 0)
+    return -1;
+  t->window = 1000;
+  const s_int_key_t stream[] = {{"window", 1, 1000000, &t->window}};
+  if (s_ints(c, m, "train", stream, 1) < 0) return -1;
+  if ((v = ffs_yaml_map_get(m, "final_test")) &&
+      ffs_yaml_bool(c, v, "train.final_test", &t->final_test) < 0)
+    return -1;
+  if (t->stream) t->epochs = 1; // one pass over the input, however long it lasts
 
   if (ffs_yaml_block(c, root, "layer", s_layer_keys, &m) < 0) return -1;
   t->layer = (ffs_layer_cfg_t){.goodness = FFS_GOODNESS_SSQ,
@@ -547,7 +558,15 @@ static int s_stages(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *
   int n = t->n_stages, n_ff = 0, ff[FFS_MAX_STAGES];
   for (int i = 0; i < n; i++) {
     ffs_stage_cfg_t *st = &t->stages[i];
-    if (st->kind == FFS_STAGE_SOURCE) st->out_dim = dim;
+    if (st->kind == FFS_STAGE_SOURCE) { // a live feed's own shape (width x height, columns
+                                        // x window) gives the row, else data.dim
+      const ffs_yaml_node_t *dv = ffs_yaml_map_get(ffs_yaml_map_get(root, "data"), "dim");
+      if (st->out_dim && dv && st->out_dim != dim)
+        return ffs_yaml_fail(c, dv, "data.dim: %d, but source '%s' makes rows of %d floats from "
+                             "its feed's shape (remove data.dim or make them agree)",
+                             dim, st->name, st->out_dim);
+      if (!st->out_dim) st->out_dim = dim;
+    }
     if (st->kind == FFS_STAGE_FF_LAYER) {
       st->in_dim = t->stages[i - 1].out_dim;
       st->out_dim = st->units;
@@ -653,6 +672,15 @@ static int s_validate(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t
           "(expected feedback: - {from: %s, to: %s})",
           t->stages[readout].name, t->stages[0].name);
   }
+  if (!t->stream && t->stages[0].live)
+    return ffs_yaml_fail(c, ffs_yaml_map_get(ffs_yaml_map_get(root, "stages")->kids[0], "feed"),
+                         "source '%s': a live feed is played once as it comes (expected "
+                         "train.mode: stream)", t->stages[0].name);
+  if (t->stream && t->negatives == FFS_NEG_HARD)
+    return ffs_yaml_fail(c, ffs_yaml_map_get(ffs_yaml_map_get(root, "train"), "negatives"),
+                         "train.negatives: hard draws a sample's negative from its prediction "
+                         "in the previous epoch, but train.mode: stream sees each sample once "
+                         "(expected random or hybrid)");
   if (ffs_topo_check_forms(c, root, t) < 0) return -1;
   if (ffs_topo_expand_shards(c, root, t) < 0) return -1;
   // facts one kind needs of another's configuration, resolved once here
@@ -662,7 +690,8 @@ static int s_validate(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t
   for (int i = 0; i < t->n_stages; i++)
     if (t->stages[i].kind == FFS_STAGE_FF_LAYER)
       t->stages[i].in_from = t->stages[t->stages[i].group - 1].group;
-  t->want_neutral = ro->n_softmax > 0;
+  // (a stream's neutral rows are also its predictions and novelty scores)
+  t->want_neutral = ro->n_softmax > 0 || t->stream;
   t->want_candidates = ro->n_energy > 0;
   for (int i = 0; i < t->n_stages; i++)
     for (int k = 0; k < ro->n_softmax; k++)

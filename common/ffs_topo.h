@@ -18,7 +18,7 @@
 // The built-in kinds' indices in the kind table (common/ffs_kind.h, which
 // lists every kind; a stage's kind is its index there).
 typedef enum { FFS_STAGE_SOURCE = 0, FFS_STAGE_FF_LAYER, FFS_STAGE_READOUT } ffs_stage_kind_t;
-#define FFS_KIND_CFG_MAX 64 // bytes of options a kind of its own keeps per stage
+#define FFS_KIND_CFG_MAX 1536 // bytes of options a kind of its own keeps per stage
 typedef enum { FFS_TRANSPORT_IPC = 0, FFS_TRANSPORT_INPROC, FFS_TRANSPORT_TCP } ffs_transport_t;
 typedef enum { FFS_GOODNESS_SSQ = 0, FFS_GOODNESS_MSQ, FFS_GOODNESS_MIN_SSQ } ffs_goodness_t;
 typedef enum { FFS_OPT_SGD = 0, FFS_OPT_ADAM } ffs_opt_kind_t;
@@ -81,6 +81,8 @@ typedef struct {
   char in_name[FFS_NAME_MAX]; // a side stage: the layer it names (`layer:`)
   unsigned char kind_cfg[FFS_KIND_CFG_MAX]; // a kind's own options (its parse
                                             // writes them, its ops read them)
+  int live;          // source: its feed is live input, not the data set
+                     // (needs train.mode: stream)
   int delay_ms;      // testing: sleep this long per data frame (a slow stage)
   // sharding: an ff_layer with `shards: k` is expanded at load time into k
   // consecutive stages named <layer>.0 .. <layer>.<k-1>, one process each,
@@ -141,6 +143,12 @@ typedef struct {
                       // chooses the frame form (launch/ffs_plan.c)
   int hwm_frames;     // forward high-water mark, in frames
   int ckpt_every_s;   // checkpoint every N seconds as well as at epoch ends (0 = only there)
+  int stream;         // train.mode: 0 epochs (a data set, shuffled, epoch after
+                      // epoch) | 1 stream (the source's feed, once, in its order,
+                      // until it ends or is stopped; prequential evaluation)
+  int window;         // stream: samples per rolling prequential accuracy window
+  int final_test;     // stream: after the stream, evaluate once on data.set's test
+                      // files (0 = no test phase: the eval phase is empty)
   int pace_us;        // the source emits a frame at most every pace_us (0 = as fast
                       // as the pipeline takes them): a stream's frame rate
   ffs_labels_t labels; // overlay (FF) | separate (FFCL label weights)

@@ -84,6 +84,7 @@ typedef struct {
   int finished;
   char error[1024];
   int keep_summary;        // a --resume that runs nothing leaves summary.json as it is
+  int end_sent;            // train.mode: stream: the first Ctrl-C asked the source to end
   int no_shm;              // the shared-memory probe failed: stages get shm=false
   uint8_t rx[FFS_CTL_MSG_MAX]; // a control message off the socket
 } s_run_t;
@@ -266,6 +267,10 @@ static void s_on_message(s_run_t *r, int i, const ffs_ctl_msg_t *m) {
   case FFS_CTL_STATS: r->rep[i].stats = m->stats; break;
   case FFS_CTL_SENT:
     if (!m->sent.mode) r->train_n_sent = m->sent.n;
+    if (!m->sent.mode && m->sent.why[0]) {
+      fprintf(stderr, "ffstream: the stream ended early: %s\n", m->sent.why);
+      ffs_results_set_input_error(r->res, m->sent.why);
+    }
     if (r->n_sent < r->next_cmd) r->n_sent++;
     s_send_next_cmd(r);
     break;
@@ -605,7 +610,15 @@ static void s_stream(s_run_t *r) {
   r->streaming = 1;
   s_send_next_cmd(r);
   s_send_next_cmd(r); // one phase queued ahead keeps the pipeline full
-  while (!r->finished && !r->error[0] && !ffs_interrupted) {
+  while (!r->finished && !r->error[0]) {
+    if (ffs_interrupted && t->stream && !r->end_sent) {
+      // a stream ends where it is, its learning kept: checkpoints, the test
+      // after it (train.final_test), summary.json. A second Ctrl-C stops at once.
+      ffs_interrupted = 0, r->end_sent = 1;
+      fprintf(stderr, "\nffstream: ending the stream (Ctrl-C again stops at once)\n");
+      if (s_send_checked(r, r->streamer, &(ffs_ctl_msg_t){.type = FFS_CTL_END}) < 0) break;
+    }
+    if (ffs_interrupted) break;
     s_pump_ctl(r, 100);
     s_reap(r);
     ffs_results_progress(r->res, r->rep, r->last_epoch_done);

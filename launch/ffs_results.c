@@ -37,7 +37,13 @@ struct ffs_results {
   s_result_t res;     // the latest evaluation's result (when have_res)
   int have_res;
   const ffs_plan_t *plan; // NULL = none
+  double last_stream_row; // train.mode: stream: when metrics.csv last got a row
+  char input_error[512];  // ... the input's error that ended it early ("" none)
 };
+
+void ffs_results_set_input_error(ffs_results_t *self, const char *why) {
+  snprintf(self->input_error, sizeof self->input_error, "%s", why);
+}
 
 void ffs_results_set_plan(ffs_results_t *self, const ffs_plan_t *plan) { self->plan = plan; }
 
@@ -108,7 +114,7 @@ static double s_utilization(const ffs_ctl_stats_t *s) {
 
 static void s_metrics_row(ffs_results_t *self, const s_result_t *x) {
   FILE *f = self->metrics;
-  if (!f) return;
+  if (!f || self->t->stream) return; // a stream's rows are its own (s_stream_row)
   if (self->metrics_header) {
     self->metrics_header = 0;
     fprintf(f, "epoch,wall_s,train_s,train_samples_per_s,test_error,test_error_energy,test_error_softmax");
@@ -126,9 +132,9 @@ static void s_metrics_row(ffs_results_t *self, const s_result_t *x) {
 
 static void s_print_epoch(const ffs_results_t *self, const s_result_t *x) {
   if (self->tty) fputs("\r\033[K", stdout);
-  char e[16], m[16];
-  printf("epoch %d/%d: test error %.2f%% (energy %s, softmax %s), %.0f train samples/s, %.1f s\n",
-         x->epoch + 1, self->t->epochs, 100.0 * s_primary(self, x), s_pct(e, x->energy),
+  char e[16], m[16], p[16];
+  printf("epoch %d/%d: test error %s (energy %s, softmax %s), %.0f train samples/s, %.1f s\n",
+         x->epoch + 1, self->t->epochs, s_pct(p, s_primary(self, x)), s_pct(e, x->energy),
          s_pct(m, x->softmax), x->samples_per_s, x->wall_s);
   printf("    per layer (energy/softmax):");
   for (int k = 0; k < x->n_layers; k++)
@@ -162,8 +168,61 @@ void ffs_results_on_result(ffs_results_t *self, const ffs_ctl_msg_t *m, double t
 
 // ---- progress ----
 
+// train.mode: stream: the source's and the readout's counters.
+typedef struct {
+  double sent, dropped, refused, scored, errors, window, published;
+} s_stream_t;
+
+static s_stream_t s_stream_figures(const ffs_results_t *self, const ffs_results_stage_t *st) {
+  const ffs_ctl_stats_t *src = &st[0].stats, *ro = &st[self->t->readout].stats;
+  int have = ro->pn > 0;
+  return (s_stream_t){(double)src->samples, (double)src->drop, (double)src->skip,
+                      (double)ro->pn, (double)ro->pe, have ? ro->pw : -1.0, (double)ro->pub};
+}
+
+// A metrics.csv row a second while a stream plays: its rolling accuracy.
+static void s_stream_row(ffs_results_t *self, const ffs_results_stage_t *st, double now) {
+  FILE *f = self->metrics;
+  if (!f || now - self->last_stream_row < 1.0) return;
+  self->last_stream_row = now;
+  if (self->metrics_header) {
+    self->metrics_header = 0;
+    fprintf(f, "wall_s,samples,samples_per_s,scored,prequential_accuracy,window_accuracy,"
+               "dropped,refused,published\n");
+  }
+  s_stream_t x = s_stream_figures(self, st);
+  double el = now - self->t0;
+  fprintf(f, "%.3f,%.0f,%.1f,%.0f,%.6f,%.6f,%.0f,%.0f,%.0f\n", el, x.sent, el > 0 ? x.sent / el : 0,
+          x.scored, x.scored > 0 ? 1.0 - x.errors / x.scored : -1.0, x.window, x.dropped,
+          x.refused, x.published);
+  fflush(f);
+}
+
+static void s_stream_progress(ffs_results_t *self, const ffs_results_stage_t *st, double now) {
+  s_stream_t x = s_stream_figures(self, st);
+  double el = now - self->t0;
+  char line[512];
+  int n = snprintf(line, sizeof line, "stream | %.0f samples, %.0f/s", x.sent,
+                   el > 0 ? x.sent / el : 0.0);
+  if (x.scored > 0)
+    n += snprintf(line + n, sizeof line - (size_t)n,
+                  " | prequential %.2f%% (last %d: %.2f%%)", 100 * (1 - x.errors / x.scored),
+                  self->t->window, 100 * x.window);
+  snprintf(line + n, sizeof line - (size_t)n, " | dropped %.0f | refused %.0f", x.dropped,
+           x.refused);
+  if (self->tty) printf("\r\033[K%s", line);
+  else printf("%s\n", line);
+  fflush(stdout);
+}
+
 void ffs_results_progress(ffs_results_t *self, const ffs_results_stage_t *st, int last_epoch_done) {
   double now = ffs_now();
+  if (self->t->stream) s_stream_row(self, st, now);
+  if (!self->quiet && self->t->stream && now - self->last_progress >= (self->tty ? 0.5 : 10.0)) {
+    self->last_progress = now;
+    s_stream_progress(self, st, now);
+    return;
+  }
   if (self->quiet || now - self->last_progress < (self->tty ? 0.5 : 10.0)) return;
   self->last_progress = now;
   const ffs_topo_t *t = self->t;
@@ -235,6 +294,48 @@ static void s_json_stages(FILE *f, const ffs_topo_t *t, const ffs_results_stage_
   fputs("  ]\n}\n", f);
 }
 
+// s as a JSON string (quotes, backslashes and control characters escaped).
+static void s_json_str(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+    else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
+    else fputc(ch, f);
+  }
+  fputc('"', f);
+}
+
+// "stream": what played and how well it was predicted before it was learned
+// (the windows from the readout's prequential.csv).
+static void s_json_stream(const ffs_results_t *self, FILE *f, const ffs_results_stage_t *st) {
+  s_stream_t x = s_stream_figures(self, st);
+  const ffs_ctl_stats_t *ro = &st[self->t->readout].stats;
+  fprintf(f, "  \"stream\": {\"samples\": %.0f, \"scored\": %.0f, \"prequential_accuracy\": ",
+          x.sent, x.scored);
+  s_json_num(f, x.scored > 0 ? 1.0 - x.errors / x.scored : -1);
+  fprintf(f, ", \"window\": %d, \"window_accuracy\": ", self->t->window);
+  s_json_num(f, x.window);
+  fprintf(f, ", \"dropped\": %.0f, \"refused\": %.0f, \"published\": %.0f, ", x.dropped,
+          x.refused, x.published);
+  fputs("\"latency_p50_us\": ", f), s_json_num(f, ro->ln ? ro->l50 : -1);
+  fputs(", \"latency_p99_us\": ", f), s_json_num(f, ro->ln ? ro->l99 : -1);
+  fputs(", \"input_error\": ", f);
+  if (self->input_error[0]) s_json_str(f, self->input_error);
+  else fputs("null", f);
+  fputs(", \"windows\": [", f);
+  char path[FFS_PATH_MAX + 32], line[128];
+  snprintf(path, sizeof path, "%s/prequential.csv", self->out_dir);
+  FILE *in = fopen(path, "r");
+  int n = 0;
+  double samples, acc;
+  while (in && fgets(line, sizeof line, in))
+    if (sscanf(line, "%lf,%lf", &samples, &acc) == 2)
+      fprintf(f, "%s[%.0f, %.6f]", n++ ? ", " : "", samples, acc);
+  if (in) fclose(in);
+  fputs("]},\n", f);
+}
+
 void ffs_results_write_summary(ffs_results_t *self, const ffs_results_stage_t *st, int rc) {
   char path[FFS_PATH_MAX + 32];
   snprintf(path, sizeof path, "%s/summary.json", self->out_dir);
@@ -264,6 +365,7 @@ void ffs_results_write_summary(ffs_results_t *self, const ffs_results_stage_t *s
   fprintf(f, "  \"epochs\": %d,\n  \"epochs_completed\": %d,\n  \"wall_s\": %.3f,\n", t->epochs,
           x ? x->epoch + 1 : 0, ffs_now() - self->t0);
   s_json_latency(f, &st[t->readout].stats);
+  if (t->stream) s_json_stream(self, f, st);
   s_json_stages(f, t, st);
   fclose(f);
 }
@@ -271,10 +373,10 @@ void ffs_results_write_summary(ffs_results_t *self, const ffs_results_stage_t *s
 void ffs_results_print_final(const ffs_results_t *self) {
   if (self->have_res) {
     const s_result_t *x = &self->res;
-    char e[16], m[16];
-    printf("result: test error %.2f%% after %d epochs (energy %s, softmax %s), %.0f train "
+    char e[16], m[16], p[16];
+    printf("result: test error %s after %d epochs (energy %s, softmax %s), %.0f train "
            "samples/s, %.1f s wall\n",
-           100 * s_primary(self, x), x->epoch + 1, s_pct(e, x->energy), s_pct(m, x->softmax),
+           s_pct(p, s_primary(self, x)), x->epoch + 1, s_pct(e, x->energy), s_pct(m, x->softmax),
            x->samples_per_s, ffs_now() - self->t0);
   }
   printf("summary: %s/summary.json\n", self->out_dir);

@@ -30,6 +30,9 @@ void ffs_results_destroy(ffs_results_t **self_p);
 // The placement plan the run goes with (launch/ffs_plan.h; kept, not copied):
 // summary.json's "plan".
 struct ffs_plan;
+// train.mode: stream: the input's error that ended the stream early (copied),
+// for summary.json's stream.input_error.
+void ffs_results_set_input_error(ffs_results_t *self, const char *why);
 void ffs_results_set_plan(ffs_results_t *self, const struct ffs_plan *plan);
 
 // The run's clock starts (wall_s in every output counts from t0, ffs_now()).

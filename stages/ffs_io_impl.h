@@ -76,6 +76,8 @@ struct ffs_io {
   void *rep;                          // PUSH: the readout's report input (layers)
   void *rep_in[FFS_MAX_STAGES];       // PULL: readout's report inputs, by stage
   int rep_paused[FFS_MAX_STAGES];
+  int watch_fd;                       // a stage's own fd polled with the sockets (a
+                                      // source's feed: samples wait), -1 none
   void *fb_out[FFS_MAX_FEEDBACK];     // PUSH: outgoing feedback edges
   int fb_reliable[FFS_MAX_FEEDBACK];  // 1 = lockstep top-down edge: never drop
   int n_fb_out;

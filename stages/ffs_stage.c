@@ -255,6 +255,8 @@ void ffs_io_pause_report(ffs_io_t *io, int sub, int paused) {
   io->rep_paused[sub] = paused;
 }
 
+void ffs_io_watch_fd(ffs_io_t *io, int fd) { io->watch_fd = fd; }
+
 ffs_stage_stats_t *ffs_io_stats(ffs_io_t *io) { return &io->stats; }
 
 int ffs_io_checkpoint(ffs_io_t *io) {
@@ -407,6 +409,9 @@ static void s_send_stats(ffs_io_t *io, double wall_s) {
   m.stats.ln = s->lat_n[0];
   m.stats.e50 = s->lat_p50_us[1], m.stats.e99 = s->lat_p99_us[1], m.stats.eh50 = s->hop_p50_us[1];
   m.stats.en = s->lat_n[1];
+  m.stats.drop = s->in_dropped, m.stats.skip = s->in_skipped;
+  m.stats.pn = s->preq_n, m.stats.pe = s->preq_err, m.stats.pw = s->preq_window;
+  m.stats.pub = s->published;
   ffs_io_send_ctl(io, &m);
 }
 
@@ -445,9 +450,11 @@ static void s_send_error(ffs_io_t *io, const char *err) {
 // Returns 0, or -1 with err set when polling fails.
 static int s_poll_once(ffs_io_t *io, int pumping, int *stopping, char *err, size_t errlen) {
   const ffs_topo_t *t = io->env->topo;
-  zmq_pollitem_t items[4 + FFS_MAX_STAGES];
-  int who[4 + FFS_MAX_STAGES], n = 0;
+  zmq_pollitem_t items[5 + FFS_MAX_STAGES];
+  int who[5 + FFS_MAX_STAGES], n = 0;
   items[n] = (zmq_pollitem_t){io->ctl, 0, ZMQ_POLLIN, 0}, who[n++] = -1;
+  // the stage's own fd only wakes the poll: its pump reads what is there
+  if (io->watch_fd >= 0) items[n] = (zmq_pollitem_t){NULL, io->watch_fd, ZMQ_POLLIN, 0}, who[n++] = -4;
   if (io->in && !io->holding) items[n] = (zmq_pollitem_t){io->in, 0, ZMQ_POLLIN, 0}, who[n++] = -2;
   if (io->fb_in) items[n] = (zmq_pollitem_t){io->fb_in, 0, ZMQ_POLLIN, 0}, who[n++] = -3;
   for (int i = 0; i < t->n_stages; i++)
@@ -461,6 +468,7 @@ static int s_poll_once(ffs_io_t *io, int pumping, int *stopping, char *err, size
   }
   for (int k = 0; k < n; k++) {
     if (!(items[k].revents & ZMQ_POLLIN)) continue;
+    if (who[k] == -4) continue;
     if (who[k] == -1) *stopping = s_on_control(io);
     else if (who[k] == -2) s_recv_one(io, io->in, &io->lim_in, FFS_CHAN_IN, 0, "input");
     else if (who[k] == -3) {
@@ -485,6 +493,7 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
   if (!io) return -1;
   io->env = env;
   io->ops = ffs_stage_ops(me->kind);
+  io->watch_fd = -1;
   for (int k = 0; k < S_SEND_BUFS; k++) io->shm[k].fd = -1;
   for (int k = 0; k < FFS_SHM_SLOTS; k++) io->slot_stage[k] = -1;
   for (int i = 0; env->incarnations && i < t->n_stages; i++) io->inc[i] = env->incarnations[i];

@@ -56,6 +56,12 @@ typedef struct {
   // ((latency - the compute the frame carries in `work`) / hops)
   double lat_p50_us[2], lat_p99_us[2], hop_p50_us[2];
   uint64_t lat_n[2];
+  // train.mode: stream
+  uint64_t in_dropped;  // source: samples its feed dropped (overflow: drop_oldest)
+  uint64_t in_skipped;  // source: input refused (bad CSV rows, UDP garbage, bad frames)
+  uint64_t preq_n, preq_err; // readout: labelled samples scored before learning, errors
+  double preq_window;   // readout: accuracy over the latest train.window of them (-1 none)
+  uint64_t published;   // readout: predictions published (out.publish)
 } ffs_stage_stats_t;
 
 // on_frame may return this for an input frame it cannot handle yet (lockstep:
@@ -131,6 +137,9 @@ void ffs_io_pause_report(ffs_io_t *io, int sub, int paused);
 // Writes a checkpoint now (the runtime names the file). Returns 0 or -1.
 int ffs_io_checkpoint(ffs_io_t *io);
 ffs_stage_stats_t *ffs_io_stats(ffs_io_t *io);
+// Polls fd (readable = the stage has work for its pump) with the sockets, so
+// a stage whose pump has nothing to do sleeps until then. -1 = none.
+void ffs_io_watch_fd(ffs_io_t *io, int fd);
 int ffs_io_stopping(const ffs_io_t *io);
 
 // Monotonic clock in seconds.

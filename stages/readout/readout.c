@@ -4,11 +4,20 @@
 // (argmax over candidate labels of the summed goodness of chosen layers) and
 // a one-pass softmax readout trained online on neutral rows' normalized
 // activity. Test error overall and per layer goes to the launcher per epoch.
+// In train.mode: stream it scores each labelled sample's neutral row before
+// the softmax learns from it (prequential: the layers stepped after the row
+// went through), keeps a rolling accuracy, and publishes every sample's
+// prediction on a PUB socket (`publish:`, proto/README.md section 10).
 #include <math.h>
+#include <msgpack.h>
+#include <time.h>
+#include <zmq.h>
 #include <cblas.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ffs_ckpt.h"
 #include "ffs_log.h"
@@ -64,7 +73,23 @@ typedef struct {
   float *sorted;         // (S_LAT_N) scratch for the percentiles
   uint64_t n_lat;
   int hops;              // from the source to here through every layer
+  // train.mode: stream
+  uint8_t *win;          // (topo window) 1 = that scored sample was wrong, a ring
+  int win_at, win_n, win_err;
+  uint64_t preq_n, preq_err, next_window; // scored so far, errors; next window's end
+  FILE *windows;         // out/prequential.csv: one line per completed window
+  void *pub;             // PUB socket (publish:), NULL none
+  uint8_t *msg;          // (S_MSG_MAX) one published message
+  size_t msg_len;
+  double real_minus_mono; // CLOCK_REALTIME - CLOCK_MONOTONIC (s): capture times
 } s_readout_t;
+
+typedef struct {         // a readout's own options, in its stage's kind_cfg
+  char publish[256];     // a ZeroMQ endpoint to bind a PUB socket on ("" none)
+} s_cfg_t;
+_Static_assert(sizeof(s_cfg_t) <= FFS_KIND_CFG_MAX, "a readout's options fit kind_cfg");
+
+#define S_MSG_MAX 8192 // a published message: a few keys and data.classes floats
 
 // ---- softmax heads ----
 
@@ -75,13 +100,18 @@ static void s_head_forward(float *logits, const float *h, int ld, const float *w
               units, accumulate ? 1.0f : 0.0f, logits, classes);
 }
 
-// dlog = (softmax(logits) - onehot(labels)) / rows ; returns errors counted
+// dlog = (softmax(logits) - onehot(labels)) / rows ; returns errors counted.
+// A row without a label (a stream's unlabelled sample) has no gradient.
 static int s_softmax_grad(float *dlog, const float *logits, const uint8_t *labels, int rows,
                           int classes) {
   int errors = 0;
   for (int r = 0; r < rows; r++) {
     const float *l = logits + r * classes;
     float *d = dlog + r * classes;
+    if (labels[r] >= classes) {
+      memset(d, 0, sizeof(float) * (size_t)classes);
+      continue;
+    }
     errors += ffs_argmax(l, classes) != labels[r];
     memcpy(d, l, sizeof(float) * classes);
     ffs_softmax_rows(d, 1, classes);
@@ -116,6 +146,91 @@ static void s_send_predictions(s_readout_t *s, ffs_io_t *io, const s_slot_t *sl,
   ffs_io_send(io, FFS_OUT_FEEDBACK, &h, &r, s->probs);
 }
 
+// ---- the stream: prequential scores and published predictions ----
+
+static int s_msg_write(void *data, const char *buf, size_t len) {
+  s_readout_t *s = data;
+  if (s->msg_len + len > S_MSG_MAX) return -1;
+  memcpy(s->msg + s->msg_len, buf, len);
+  s->msg_len += len;
+  return 0;
+}
+
+static void s_pack_key(msgpack_packer *pk, const char *k) {
+  msgpack_pack_str(pk, strlen(k));
+  msgpack_pack_str_body(pk, k, strlen(k));
+}
+
+// Publishes row r of a neutral report: its index, capture time, prediction,
+// probabilities (probs: NULL when there is no softmax), novelty (the energy
+// layers' summed goodness), label and latency. Never blocks (PUB drops).
+static void s_publish(s_readout_t *s, ffs_io_t *io, const s_slot_t *sl, int r, const float *probs) {
+  float goodness = 0.0f;
+  for (int i = 0; i < s->n_layers; i++) {
+    const s_layer_t *L = &s->layers[i];
+    const s_slot_t *ls = &L->fifo[L->head];
+    if (L->energy || s->topo->stages[s->index].n_energy == 0)
+      goodness += L->sign * ls->data[(long)r * ls->h.cols];
+  }
+  double now = ffs_now();
+  msgpack_packer pk;
+  s->msg_len = 0;
+  msgpack_packer_init(&pk, s, s_msg_write);
+  msgpack_pack_map(&pk, 8);
+  s_pack_key(&pk, "v"), msgpack_pack_int(&pk, 1);
+  s_pack_key(&pk, "index"), msgpack_pack_uint64(&pk, sl->has_ids ? sl->ids[r] : 0);
+  double ts = sl->h.ts ? (double)sl->h.ts / 1e9 + s->real_minus_mono : 0.0;
+  s_pack_key(&pk, "ts"), msgpack_pack_uint64(&pk, (uint64_t)(ts * 1e9));
+  s_pack_key(&pk, "pred"), msgpack_pack_int(&pk, probs ? ffs_argmax(probs, s->classes) : -1);
+  s_pack_key(&pk, "probs"), msgpack_pack_array(&pk, probs ? (size_t)s->classes : 0);
+  for (int c = 0; probs && c < s->classes; c++) msgpack_pack_float(&pk, probs[c]);
+  s_pack_key(&pk, "goodness"), msgpack_pack_float(&pk, goodness);
+  s_pack_key(&pk, "label"), msgpack_pack_int(&pk, sl->labels[r] < s->classes ? sl->labels[r] : -1);
+  s_pack_key(&pk, "latency_us"),
+      msgpack_pack_float(&pk, sl->h.ts ? (float)((now * 1e9 - (double)sl->h.ts) / 1e3) : 0.0f);
+  if (zmq_send(s->pub, s->msg, s->msg_len, ZMQ_DONTWAIT) == (int)s->msg_len)
+    ffs_io_stats(io)->published++;
+}
+
+// One labelled sample scored before learning: the totals, the rolling
+// window, and a line in prequential.csv each time a window's worth is done.
+static void s_score(s_readout_t *s, ffs_io_t *io, int wrong) {
+  int w = s->topo->window;
+  if (s->win_n == w) s->win_err -= s->win[s->win_at];
+  else s->win_n++;
+  s->win[s->win_at] = (uint8_t)wrong;
+  s->win_err += wrong;
+  s->win_at = (s->win_at + 1) % w;
+  s->preq_n++, s->preq_err += (uint64_t)wrong;
+  ffs_stage_stats_t *st = ffs_io_stats(io);
+  st->preq_n = s->preq_n, st->preq_err = s->preq_err;
+  st->preq_window = 1.0 - (double)s->win_err / (double)s->win_n;
+  if (s->preq_n == s->next_window) {
+    if (s->windows) {
+      fprintf(s->windows, "%llu,%.6f\n", (unsigned long long)s->preq_n, st->preq_window);
+      fflush(s->windows);
+    }
+    s->next_window += (uint64_t)w;
+  }
+}
+
+// A stream's neutral rows, before the heads learn from them: scored (rows
+// with a label) and published. logits: the combined head's, NULL when the
+// readout has no softmax.
+static void s_on_stream_rows(s_readout_t *s, ffs_io_t *io, const s_slot_t *sl, int rows,
+                             const float *logits) {
+  for (int r = 0; r < rows; r++) {
+    float *p = NULL;
+    if (logits) {
+      p = s->probs + (size_t)r * (size_t)s->classes;
+      memcpy(p, logits + (size_t)r * (size_t)s->classes, sizeof(float) * (size_t)s->classes);
+      ffs_softmax_rows(p, 1, s->classes);
+      if (sl->labels[r] < s->classes) s_score(s, io, ffs_argmax(p, s->classes) != sl->labels[r]);
+    }
+    if (s->pub) s_publish(s, io, sl, r, p);
+  }
+}
+
 // Neutral rows: train (phase train) or score (phase eval) every softmax head.
 static void s_on_neutral(s_readout_t *s, ffs_io_t *io, int train) {
   const s_slot_t *first = &s->layers[0].fifo[s->layers[0].head];
@@ -132,8 +247,10 @@ static void s_on_neutral(s_readout_t *s, ffs_io_t *io, int train) {
     s_head_forward(s->logits, sl->data + 1, 1 + L->units, L->w_all, rows, L->units, 1, s->classes);
     have_all = 1;
   }
+  int stream = train && s->topo->stream;
+  if (stream) s_on_stream_rows(s, io, first, rows, have_all ? s->logits : NULL);
   if (!have_all) return;
-  if (train) s_send_predictions(s, io, first, rows);
+  if (train && !stream) s_send_predictions(s, io, first, rows);
   int err = s_softmax_grad(s->dlog, s->logits, labels, rows, s->classes);
   if (train) {
     for (int i = 0; i < s->n_layers; i++) {
@@ -318,8 +435,11 @@ static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t
     if (f->h.aux != 1 || f->h.rows < 1 || !f->labels || !f->cands) return -1;
     // activity columns only from layers the softmax reads (the slot is sized so)
     if (f->h.cols != 1 && !(L->softmax && f->h.cols == (uint32_t)(1 + L->units))) return -1;
+    // (a stream's neutral rows may come without a label)
+    int unlabelled_ok = s->topo->stream && role == FFS_ROW_NEUTRAL;
     for (uint32_t r = 0; r < f->h.rows; r++)
-      if (f->labels[r] >= s->classes) return -1;
+      if (f->labels[r] >= s->classes && !(unlabelled_ok && f->labels[r] == FFS_LABEL_NONE))
+        return -1;
     // neutral rows show no label
     for (uint32_t r = 0; role == FFS_ROW_NEUTRAL && r < f->h.rows; r++)
       if (f->cands[r] != FFS_LABEL_NONE) return -1;
@@ -386,10 +506,42 @@ static void s_destroy(void **self_p) {
     free(L->w_own), free(L->b_own), free(L->w_all);
   }
   free(s->lat), free(s->hop), free(s->sorted);
+  if (s->pub) zmq_close(s->pub);
+  if (s->windows) fclose(s->windows);
+  free(s->win), free(s->msg);
   free(s->b_all), free(s->logits), free(s->dlog), free(s->probs);
   free(s->score), free(s->total);
   free(s);
   *self_p = NULL;
+}
+
+// A stream's outputs: out/prequential.csv (window ends) and the PUB socket.
+static int s_open_stream_outputs(s_readout_t *s, const ffs_stage_env_t *env, char *err,
+                                 size_t errlen) {
+  s_cfg_t cfg;
+  memcpy(&cfg, s->topo->stages[s->index].kind_cfg, sizeof cfg);
+  if (env->out_dir && env->out_dir[0]) {
+    char path[FFS_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/prequential.csv", env->out_dir);
+    int fresh = !env->resume || access(path, F_OK) != 0;
+    if (!(s->windows = fopen(path, fresh ? "w" : "a"))) {
+      snprintf(err, errlen, "%s: %s", path, strerror(errno));
+      return -1;
+    }
+    if (fresh) fprintf(s->windows, "samples,window_accuracy\n");
+  }
+  if (!cfg.publish[0]) return 0;
+  int linger = 0, hwm = 10000;
+  s->pub = zmq_socket(env->zctx, ZMQ_PUB);
+  if (!s->pub || zmq_setsockopt(s->pub, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
+      zmq_setsockopt(s->pub, ZMQ_SNDHWM, &hwm, sizeof hwm) < 0 ||
+      zmq_bind(s->pub, cfg.publish) < 0) {
+    snprintf(err, errlen, "%s: publish: cannot bind %s: %s", s->topo->stages[s->index].name,
+             cfg.publish, zmq_strerror(zmq_errno()));
+    return -1;
+  }
+  ffs_info("publishing predictions on %s", cfg.publish);
+  return 0;
 }
 
 static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_t errlen) {
@@ -440,8 +592,23 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->score = malloc(sizeof(float) * (size_t)s->classes);
   s->total = malloc(sizeof(float) * (size_t)s->classes);
   ok &= s->b_all && s->logits && s->dlog && s->probs && s->score && s->total;
+  if (t->stream) {
+    s->win = calloc((size_t)t->window, 1);
+    s->msg = malloc(S_MSG_MAX);
+    ok &= s->win && s->msg;
+    s->next_window = (uint64_t)t->window;
+    struct timespec rt, mt;
+    clock_gettime(CLOCK_REALTIME, &rt), clock_gettime(CLOCK_MONOTONIC, &mt);
+    s->real_minus_mono = (double)(rt.tv_sec - mt.tv_sec) + 1e-9 * (double)(rt.tv_nsec - mt.tv_nsec);
+    ffs_io_stats(io)->preq_window = -1.0;
+  }
   if (!ok || s->n_layers == 0) {
     snprintf(err, errlen, s->n_layers ? "out of memory" : "%s: readout has no ff_layer to read", t->path);
+    void *p = s;
+    s_destroy(&p);
+    return NULL;
+  }
+  if (t->stream && s_open_stream_outputs(s, env, err, errlen) < 0) {
     void *p = s;
     s_destroy(&p);
     return NULL;
@@ -450,7 +617,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
 }
 
 static const char *const s_keys[] = {"name",    "kind",       "core",    "energy",
-                                     "softmax", "softmax_lr", "primary", NULL};
+                                     "softmax", "softmax_lr", "primary", "publish", NULL};
 extern const ffs_stage_ops_t ffs_readout_ops;
 static const char *const s_infer_names[] = {"energy", "softmax", NULL};
 
@@ -472,6 +639,12 @@ static int s_parse(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *item, const char *w
     if (ffs_yaml_enum(c, v, label, s_infer_names, &e) < 0) return -1;
     st->primary = (ffs_infer_t)e;
   }
+  s_cfg_t cfg = {{0}};
+  snprintf(label, sizeof label, "%s: publish", who);
+  if ((v = ffs_yaml_map_get(item, "publish")) &&
+      ffs_yaml_str(c, v, label, cfg.publish, sizeof cfg.publish) < 0)
+    return -1;
+  memcpy(st->kind_cfg, &cfg, sizeof cfg);
   return 0;
 }
 
