@@ -8,7 +8,7 @@ MAKEFLAGS += --no-print-directory
 JOBS ?= 2
 DEMO_TOPOLOGY ?= configs/mnist-ff.yaml
 
-.PHONY: all deps data build demo test fuzz bench clean
+.PHONY: all deps data build demo stream-demo test fuzz bench clean
 all: build
 
 deps:
@@ -23,6 +23,14 @@ build: deps
 
 demo: build data
 	./$(BUILD)/ffstream run $(DEMO_TOPOLOGY) --out runs/demo
+
+# The MNIST training digits as a video, through ffmpeg, into a pipeline that
+# learns them at batch 1; prints the rolling prequential accuracy and
+# publishes every prediction on tcp://127.0.0.1:5600.
+stream-demo: build data
+	@mkdir -p runs/stream-demo
+	@python3 scripts/idx_to_y4m.py data/mnist/train runs/stream-demo/digits.y4m runs/stream-demo/digits.labels
+	./$(BUILD)/ffstream run configs/stream-mnist-video.yaml --out runs/stream-demo/run
 
 # The suites on the optimized build, a short fuzz run, then the suites again
 # under AddressSanitizer + UndefinedBehaviorSanitizer (the e2e runs then

@@ -26,6 +26,11 @@ typedef struct {
   double wall_s;
 } s_result_t;
 
+// train.mode: stream: the source's and the readout's counters.
+typedef struct {
+  double sent, dropped, refused, scored, errors, window, published;
+} s_stream_t;
+
 struct ffs_results {
   const ffs_topo_t *t;
   char out_dir[FFS_PATH_MAX];
@@ -39,6 +44,8 @@ struct ffs_results {
   const ffs_plan_t *plan; // NULL = none
   double last_stream_row; // train.mode: stream: when metrics.csv last got a row
   char input_error[512];  // ... the input's error that ended it early ("" none)
+  s_stream_t stream;      // ... its figures as summary.json gave them
+  int have_stream;
 };
 
 void ffs_results_set_input_error(ffs_results_t *self, const char *why) {
@@ -168,10 +175,6 @@ void ffs_results_on_result(ffs_results_t *self, const ffs_ctl_msg_t *m, double t
 
 // ---- progress ----
 
-// train.mode: stream: the source's and the readout's counters.
-typedef struct {
-  double sent, dropped, refused, scored, errors, window, published;
-} s_stream_t;
 
 static s_stream_t s_stream_figures(const ffs_results_t *self, const ffs_results_stage_t *st) {
   const ffs_ctl_stats_t *src = &st[0].stats, *ro = &st[self->t->readout].stats;
@@ -308,8 +311,9 @@ static void s_json_str(FILE *f, const char *s) {
 
 // "stream": what played and how well it was predicted before it was learned
 // (the windows from the readout's prequential.csv).
-static void s_json_stream(const ffs_results_t *self, FILE *f, const ffs_results_stage_t *st) {
+static void s_json_stream(ffs_results_t *self, FILE *f, const ffs_results_stage_t *st) {
   s_stream_t x = s_stream_figures(self, st);
+  self->stream = x, self->have_stream = 1; // for the last line printed
   const ffs_ctl_stats_t *ro = &st[self->t->readout].stats;
   fprintf(f, "  \"stream\": {\"samples\": %.0f, \"scored\": %.0f, \"prequential_accuracy\": ",
           x.sent, x.scored);
@@ -378,6 +382,13 @@ void ffs_results_print_final(const ffs_results_t *self) {
            "samples/s, %.1f s wall\n",
            s_pct(p, s_primary(self, x)), x->epoch + 1, s_pct(e, x->energy), s_pct(m, x->softmax),
            x->samples_per_s, ffs_now() - self->t0);
+  }
+  if (self->t->stream && self->have_stream) {
+    const s_stream_t *x = &self->stream;
+    printf("stream: %.0f samples, prequential accuracy %.2f%% over %.0f labelled (last %d: "
+           "%.2f%%), %.0f dropped, %.0f refused, %.0f predictions published\n",
+           x->sent, x->scored > 0 ? 100 * (1 - x->errors / x->scored) : 0.0, x->scored,
+           self->t->window, 100 * x->window, x->dropped, x->refused, x->published);
   }
   printf("summary: %s/summary.json\n", self->out_dir);
 }
