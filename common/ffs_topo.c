@@ -658,6 +658,15 @@ static int s_validate(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t
   if (s_top(c, root, t, &dim) < 0) return -1;
   if (s_stages(c, root, t, dim) < 0) return -1;
   if (s_feedback(c, root, t) < 0) return -1;
+  if (!t->stream && t->stages[0].live)
+    return ffs_yaml_fail(c, ffs_yaml_map_get(ffs_yaml_map_get(root, "stages")->kids[0], "feed"),
+                         "source '%s': a live feed is played once as it comes (expected "
+                         "train.mode: stream)", t->stages[0].name);
+  if (t->stream && t->negatives == FFS_NEG_HARD)
+    return ffs_yaml_fail(c, ffs_yaml_map_get(ffs_yaml_map_get(root, "train"), "negatives"),
+                         "train.negatives: hard draws a sample's negative from its prediction "
+                         "in the previous epoch, but train.mode: stream sees each sample once "
+                         "(expected random or hybrid)");
   if (t->negatives == FFS_NEG_HARD) {
     // the predictions travel back on a feedback edge readout -> source
     int readout = ffs_topo_find_readout(t), edge = 0;
@@ -672,15 +681,6 @@ static int s_validate(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t
           "(expected feedback: - {from: %s, to: %s})",
           t->stages[readout].name, t->stages[0].name);
   }
-  if (!t->stream && t->stages[0].live)
-    return ffs_yaml_fail(c, ffs_yaml_map_get(ffs_yaml_map_get(root, "stages")->kids[0], "feed"),
-                         "source '%s': a live feed is played once as it comes (expected "
-                         "train.mode: stream)", t->stages[0].name);
-  if (t->stream && t->negatives == FFS_NEG_HARD)
-    return ffs_yaml_fail(c, ffs_yaml_map_get(ffs_yaml_map_get(root, "train"), "negatives"),
-                         "train.negatives: hard draws a sample's negative from its prediction "
-                         "in the previous epoch, but train.mode: stream sees each sample once "
-                         "(expected random or hybrid)");
   if (ffs_topo_check_forms(c, root, t) < 0) return -1;
   if (ffs_topo_expand_shards(c, root, t) < 0) return -1;
   // facts one kind needs of another's configuration, resolved once here

@@ -210,8 +210,13 @@ static int s_cmd_check(int argc, char **argv) {
   if (!a.topo) return fputs(s_usage_check, stderr), 2;
   static ffs_topo_t t;
   if (s_load(&t, &a) < 0) return 2;
-  printf("%s: ok: '%s', %d stages, %d feedback edges, %d epochs of batch %d on %s\n", t.path,
-         t.name, t.n_stages, t.n_feedback, t.epochs, t.batch, t.data_set);
+  char learns[96];
+  if (t.stream)
+    snprintf(learns, sizeof learns, "a stream at batch %d", t.batch);
+  else
+    snprintf(learns, sizeof learns, "%d epochs of batch %d on %s", t.epochs, t.batch, t.data_set);
+  printf("%s: ok: '%s', %d stages, %d feedback edges, %s\n", t.path, t.name, t.n_stages,
+         t.n_feedback, learns);
   for (int i = 0; i < t.n_stages; i++) {
     const ffs_stage_cfg_t *s = &t.stages[i];
     printf("  %-8s %-9s in %5d out %5d\n", s->name, ffs_stage_kind_str(s->kind), s->in_dim, s->out_dim);

@@ -561,6 +561,56 @@ START_TEST(test_err_data_classes) {
 }
 END_TEST
 
+// ---- streams: a source's feed keys ----
+
+#define S_CHAIN "  - {name: l1, kind: ff_layer, units: 5}\n  - {name: out, kind: readout}\n"
+
+START_TEST(test_err_stream_feeds) {
+  // a live feed is played once: it needs train.mode: stream
+  s_expect_fail_at("stages:\n  - {name: src, kind: source, feed: udp, bind: \"udp://127.0.0.1:9\","
+                   " columns: 3}\n" S_CHAIN,
+                   2, "source 'src': a live feed is played once as it comes (expected train.mode: "
+                      "stream)");
+  s_expect_fail_at("train: {mode: stream, negatives: hard}\nstages:\n"
+                   "  - {name: src, kind: source}\n" S_CHAIN,
+                   1, "train.negatives: hard draws a sample's negative from its prediction");
+  s_expect_fail_at("train: {mode: river}\nstages:\n  - {name: src, kind: source}\n" S_CHAIN, 1,
+                   "train.mode");
+  // each feed's own keys, named when missing or misplaced
+  s_expect_fail_at("train: {mode: stream}\nstages:\n"
+                   "  - {name: src, kind: source, feed: y4m, input: a.y4m}\n" S_CHAIN,
+                   3, "stage 'src': feed y4m needs width and height");
+  s_expect_fail_at("train: {mode: stream}\nstages:\n"
+                   "  - {name: src, kind: source, feed: y4m, width: 2, height: 2}\n" S_CHAIN,
+                   3, "reads one of input (a file, or - for standard input) or command");
+  s_expect_fail_at("train: {mode: stream}\nstages:\n"
+                   "  - {name: src, kind: source, feed: zmq, bind: \"tcp://127.0.0.1:5601\","
+                   " columns: 4}\n" S_CHAIN,
+                   3, "stage 'src': key 'columns' does not apply to feed: zmq");
+  s_expect_fail_at("train: {mode: stream}\nstages:\n"
+                   "  - {name: src, kind: source, feed: udp, bind: \"udp://localhost:x\","
+                   " columns: 4}\n" S_CHAIN,
+                   3, "bind: 'udp://localhost:x' is not udp://IPV4:PORT");
+  s_expect_fail_at("train: {mode: stream}\nstages:\n"
+                   "  - {name: src, kind: source, feed: csv, input: -, columns: 4,"
+                   " label_column: 4}\n" S_CHAIN,
+                   3, "label_column");
+  // the feed's shape and data.dim must agree
+  s_expect_fail_at("data: {dim: 100}\ntrain: {mode: stream}\nstages:\n"
+                   "  - {name: src, kind: source, feed: y4m, input: -, width: 28, height: 28}\n"
+                   S_CHAIN,
+                   1, "data.dim: 100, but source 'src' makes rows of 784 floats");
+  // a good one: the shape gives the row width
+  ffs_topo_t t;
+  ck_assert_int_eq(s_load(&t, "train: {mode: stream}\nstages:\n  - {name: src, kind: source, "
+                              "feed: csv, input: -, columns: 5, label_column: 4, window: 3}\n"
+                              S_CHAIN, NULL, 0), 0);
+  ck_assert_int_eq(t.stages[0].out_dim, 12);
+  ck_assert_int_eq(t.stream, 1);
+  ck_assert_int_eq(t.epochs, 1);
+}
+END_TEST
+
 static Suite *s_suite(void) {
   Suite *s = suite_create("topo_errors");
   TCase *errors = tcase_create("errors");
@@ -594,6 +644,7 @@ static Suite *s_suite(void) {
   tcase_add_test(errors, test_hostile_deep_nesting);
   tcase_add_test(errors, test_hostile_size_and_count);
   tcase_add_test(errors, test_hostile_junk);
+  tcase_add_test(errors, test_err_stream_feeds);
   suite_add_tcase(s, errors);
   return s;
 }
