@@ -33,6 +33,7 @@ struct ffs_dense {
   float *xn;       // (max_rows, in_dim) normalized input of the next / last forward
   int m_open;      // sgd: mw already holds this step's decay (0 only before the first)
   int n_factor;    // sgd: rows of factors waiting for the step
+  int m_grad;      // sgd: mw holds gradient of the step in progress (not only factors)
   float *fa, *fx;  // (S_FACTOR_ROWS, units) (1 - momentum) dz, (.., in_dim) xn
   float *wa, *ba;  // eval_average > 0: moving averages of w, b that evaluation sees
   int eval;        // the next forwards serve evaluation frames
@@ -108,6 +109,15 @@ void ffs_dense_forward(ffs_dense_t *d, float *z, int rows) {
 static void s_w_flush(ffs_dense_t *d, int step, float lr) {
   if (!step && !d->n_factor) return;
   const ffs_layer_cfg_t *c = &d->cfg;
+  if (step && c->momentum == 0.0f && d->m_open && !d->m_grad) {
+    // no momentum and mw is zero (zeroed by the first step, never added to
+    // since): the step is the factors' alone, without a pass over mw
+    ffs_optim_sgd_plain(d->w, d->fa, d->fx, d->n_factor, d->units, d->in_dim, lr,
+                        c->weight_decay);
+    d->n_factor = 0;
+    return;
+  }
+  d->m_grad = !step; // a flush without a step leaves gradient in mw
   ffs_optim_sgd_outer(d->w, d->mw, d->fa, d->fx, d->n_factor, d->units, d->in_dim,
                       d->m_open ? 1.0f : c->momentum, step, lr, c->weight_decay,
                       step ? c->momentum : 1.0f);
@@ -134,7 +144,7 @@ void ffs_dense_add_grad(ffs_dense_t *d, const float *dz, int rows, int accumulat
   s_w_flush(d, 0, 0.0f);
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, u, in, rows, a, dz, u, d->xn, in,
               d->m_open ? 1.0f : d->cfg.momentum, d->mw, in);
-  d->m_open = 1;
+  d->m_open = 1, d->m_grad = 1;
 }
 
 void ffs_dense_step(ffs_dense_t *d, float lr_factor, ffs_optim_step_t *st_out, int *averaged,

@@ -52,6 +52,26 @@ FFS_VECTOR_LOOP void ffs_optim_sgd_outer(float *w, float *m, const float *a, con
   }
 }
 
+FFS_VECTOR_LOOP void ffs_optim_sgd_plain(float *w, const float *a, const float *x, int rows,
+                                         int n_out, int n_in, float lr, float wd) {
+  for (int j = 0; j < n_out; j++) {
+    float *wj = w + (long)j * n_in;
+    if (rows == 1) { // batch 1's neutral-free step: one outer product
+      const float a0 = a[j], *x0 = x;
+      for (int i = 0; i < n_in; i++) wj[i] -= lr * (a0 * x0[i] + wd * wj[i]);
+    } else if (rows == 2) { // a pair frame: positive and negative row
+      const float a0 = a[j], a1 = a[n_out + j], *x0 = x, *x1 = x + n_in;
+      for (int i = 0; i < n_in; i++) wj[i] -= lr * ((a0 * x0[i] + a1 * x1[i]) + wd * wj[i]);
+    } else {
+      for (int i = 0; i < n_in; i++) {
+        float g = 0.0f;
+        for (int r = 0; r < rows; r++) g += a[(long)r * n_out + j] * x[(long)r * n_in + i];
+        wj[i] -= lr * (g + wd * wj[i]);
+      }
+    }
+  }
+}
+
 FFS_VECTOR_LOOP void ffs_optim_average(float *avg, const float *p, long n, float keep) {
   const float a = 1.0f - keep;
   for (long i = 0; i < n; i++) avg[i] += a * (p[i] - avg[i]);

@@ -36,6 +36,14 @@ void ffs_optim_sgd_outer(float *w, float *m, const float *a, const float *x, int
                          int n_out, int n_in, float keep, int step, float lr, float wd,
                          float keep_next);
 
+// Plain SGD (no momentum) on a gradient of a few outer products, with no
+// optimizer state: w -= lr * (sum_r a[r]^T x[r] + wd * w), one pass over w
+// alone. What ffs_optim_sgd_outer computes with momentum 0 and an m that is
+// zero, bit for bit, without reading and writing m (at batch 1 the pass over
+// w and m is what the step costs; w alone stays in a core's L2).
+void ffs_optim_sgd_plain(float *w, const float *a, const float *x, int rows, int n_out, int n_in,
+                         float lr, float wd);
+
 // Exponential moving average of a parameter: avg = keep * avg + (1 - keep) * p.
 void ffs_optim_average(float *avg, const float *p, long n, float keep);
 

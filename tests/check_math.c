@@ -184,6 +184,30 @@ START_TEST(test_rng_reproducible_and_ranges) {
 }
 END_TEST
 
+// Plain SGD without optimizer state equals the momentum path with momentum 0
+// and a zero m, for 1, 2 and 5 rows of factors (and leaves no state).
+START_TEST(test_sgd_plain_is_momentum_zero) {
+  enum { O = 7, I = 13 };
+  for (int rows = 1; rows <= 5; rows += rows == 2 ? 3 : 1) {
+    float w1[O * I], w2[O * I], m[O * I], a[5 * O], x[5 * I];
+    for (int k = 0; k < O * I; k++) w1[k] = w2[k] = 0.01f * (float)((k * 37) % 23 - 11);
+    for (int k = 0; k < 5 * O; k++) a[k] = 0.1f * (float)((k * 11) % 7 - 3);
+    for (int k = 0; k < 5 * I; k++) x[k] = 0.05f * (float)((k * 5) % 13 - 6);
+    memset(m, 0, sizeof m);
+    ffs_optim_sgd_outer(w1, m, a, x, rows, O, I, 0.0f, 1, 0.3f, 0.01f, 0.0f);
+    ffs_optim_sgd_plain(w2, a, x, rows, O, I, 0.3f, 0.01f);
+    for (int k = 0; k < O * I; k++) {
+      ck_assert_float_eq_tol(w1[k], w2[k], 1e-6f);
+      // the step did move w: a hand sum for this weight
+      int j = k / I, i = k % I;
+      float g = 0.0f, w0 = 0.01f * (float)((k * 37) % 23 - 11);
+      for (int r = 0; r < rows; r++) g += a[r * O + j] * x[r * I + i];
+      ck_assert_float_eq_tol(w2[k], w0 - 0.3f * (g + 0.01f * w0), 1e-6f);
+    }
+  }
+}
+END_TEST
+
 static Suite *s_suite(void) {
   Suite *s = suite_create("math");
   TCase *core = tcase_create("core");
@@ -196,6 +220,7 @@ static Suite *s_suite(void) {
   tcase_add_test(core, test_sgd_smoothed_with_decay);
   tcase_add_test(core, test_adam_first_step);
   tcase_add_test(core, test_cooldown);
+  tcase_add_test(core, test_sgd_plain_is_momentum_zero);
   tcase_add_test(core, test_rng_reproducible_and_ranges);
   suite_add_tcase(s, core);
   return s;
