@@ -50,12 +50,18 @@ PROTO_VERSION = 2
 DATA, MARK = 1, 4
 TRAIN = 0
 LABEL_NONE = 255
+# the repository's data/mnist, wherever this is run from
+MNIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data", "mnist")
 
 
 def load_idx(path):
     """A raw (not gzipped) IDX file of unsigned bytes as a numpy uint8 array."""
-    with open(path, "rb") as f:
-        data = f.read()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise SystemExit(f"producer: {e} (--data names the folder of the IDX files; "
+                         f"--random sends random rows instead)")
     if len(data) < 4:
         raise SystemExit(f"producer: {path}: too short for an IDX file")
     zero, kind, ndim = struct.unpack(">HBB", data[:4])
@@ -102,7 +108,8 @@ def main():
                                  epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--connect", default="tcp://127.0.0.1:5601", metavar="ENDPOINT",
                     help="the source's PULL endpoint (default %(default)s)")
-    ap.add_argument("--data", default="data/mnist", help="folder of the MNIST IDX files")
+    ap.add_argument("--data", default=os.path.normpath(MNIST),
+                    help="folder of the MNIST IDX files (default: the repository's data/mnist)")
     ap.add_argument("--split", choices=("train", "t10k"), default="train")
     ap.add_argument("--random", action="store_true", help="random vectors in place of MNIST")
     ap.add_argument("--dim", type=int, default=784, help="floats per row (MNIST: must be 784)")
