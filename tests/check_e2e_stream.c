@@ -349,7 +349,7 @@ START_TEST(test_stream_python_producer) {
   pid_t pid = s_start(argv, log);
   s_wait_started(out, log);
   snprintf(cmd, sizeof cmd, "cd %s && /usr/bin/python3 proto/examples/producer.py --connect %s "
-           "--limit 500 --bad 3 --end > %s/py.log 2>&1", s_src(), ep, s_tmp);
+           "--limit 500 --bad 3 --mark > %s/py.log 2>&1", s_src(), ep, s_tmp);
   ck_assert_msg(system(cmd) == 0, "producer failed: %s", cmd);
   int rc = s_wait(pid, 120); // its end MARK ends the stream
   ck_assert_msg(rc == 0, "exit %d: %s", rc, s_slurp(log));
