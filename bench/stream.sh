@@ -57,7 +57,7 @@ for th in 1 2; do
 import json, sys
 p = json.load(open(sys.argv[1]))
 print(f'| online backprop 784-500-500-10, {sys.argv[2]} thread(s), lr {p["lr"]}, momentum {p["momentum"]} '
-      f'| {100*p["prequential_accuracy"]:.2f} % | {100*p["prequential_accuracy_last_10000"]:.2f} % '
+      f'| {100*p["prequential_accuracy"]:.2f} % | {100*p["prequential_accuracy_last"]:.2f} % '
       f'| {100*p["test_error"]:.2f} % | {p["samples_per_s"]:.0f} |')
 PY
 )$'\n'
