@@ -31,7 +31,8 @@ uses), counted right or wrong, then learned from. Reported: prequential
 accuracy over the whole stream and over its last 10 000 samples, the test
 error on the 10 000 t10k images after the pass, training samples/s (the
 wall clock of the pass, prediction and learning together) and the torch
-threads used.
+threads used; the JSON also holds the pass's CPU seconds (all threads), which
+tell a pass slowed by other processes on the cores (wall >> CPU at 1 thread).
 
 The per-sample step is written by hand (--impl manual, the default): three
 matrix-vector products forward, two backward, three rank-1 updates into the
@@ -262,7 +263,9 @@ def main():
 
     params = init_params(gen, [x_all.shape[1], 500, 500, 10])
     train = train_manual if a.impl == "manual" else train_autograd
+    cpu0 = time.process_time()
     correct, dt = train(params, x_all, y_list, n, a.lr, a.momentum, a.progress)
+    cpu = time.process_time() - cpu0
     torch.set_grad_enabled(False)
 
     last = min(a.last, n)
@@ -279,6 +282,7 @@ def main():
         "test_error": test_error(params, te_x, te_y),
         "train_seconds": dt,
         "samples_per_s": n / dt,
+        "train_cpu_seconds": cpu,  # all threads of the process: contention shows as dt >> cpu
         "torch_threads": torch.get_num_threads(),
         "flush_denormal": flushed,
         "torch_version": torch.__version__,
