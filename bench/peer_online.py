@@ -31,7 +31,8 @@ uses), counted right or wrong, then learned from. Reported: prequential
 accuracy over the whole stream and over its last 10 000 samples, the test
 error on the 10 000 t10k images after the pass, training samples/s (the
 wall clock of the pass, prediction and learning together) and the torch
-threads used.
+threads used; the JSON also holds the pass's CPU seconds (all threads), which
+tell a pass slowed by other processes on the cores (wall >> CPU at 1 thread).
 
 The per-sample step is written by hand (--impl manual, the default): three
 matrix-vector products forward, two backward, three rank-1 updates into the
@@ -45,12 +46,24 @@ with --keep-denormals): the momentum buffers' entries for pixels that are
 off decay geometrically through the denormal range, and with them kept a
 pass here ran 5x slower in CPU time, with the same predictions.
 
-Fairness, as bench/throughput.sh runs bench/peer_torch.py: unless
-MALLOC_MMAP_THRESHOLD_ is already set (or --system-malloc is given), the
-script re-executes itself with glibc malloc keeping its memory
+Fairness, as bench/throughput.sh runs bench/peer_torch.py: the script
+re-executes itself with glibc malloc keeping its memory
 (MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296
-MALLOC_TOP_PAD_=268435456), OPENBLAS_NUM_THREADS = --threads unless set, and
-OPENBLAS_CORETYPE=SkylakeX on a CPU with avx512f unless set.
+MALLOC_TOP_PAD_=268435456; values already set are kept; none with
+--system-malloc), OPENBLAS_NUM_THREADS = --blas-threads (default: as set, or
+1) and OPENBLAS_CORETYPE=SkylakeX on a CPU with avx512f unless set.
+
+Threads: --threads sets torch's own (OpenMP) threads, which split the
+elementwise updates of the 500x784 and 500x500 matrices; the BLAS calls at
+batch 1 are matrix-vector products and rank-1 updates, too small to gain
+from more BLAS threads. Full passes on 2 shared cores (Xeon, AVX-512,
+torch 1.13 of Debian, OpenBLAS; idle before each run):
+
+  torch threads  BLAS threads  samples/s           CPU s of the pass
+  1              1             1508, 1704, 1605    37-40 (= wall)
+  1              2             1545                78
+  2              2              914,  928,  912    130
+  2              1             2500, 2493          48
 
   /usr/bin/python3 bench/peer_online.py --threads 1 --json runs/peer_online.json
 prints the figures, one "key: value" a line, and writes them as JSON.
@@ -74,6 +87,8 @@ def parse_args():
     ap.add_argument("--lr", type=float, default=0.001)
     ap.add_argument("--momentum", type=float, default=0.9)
     ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    ap.add_argument("--blas-threads", type=int, default=0, metavar="N",
+                    help="OPENBLAS_NUM_THREADS (default: as set in the environment, or 1)")
     ap.add_argument("--limit", type=int, default=0, help="train on the first N samples only (0 = all)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--impl", choices=("manual", "autograd"), default="manual")
@@ -89,19 +104,25 @@ def parse_args():
 
 
 def reexec_with_env(a):
-    """Re-executes this script with the fairness environment, once."""
-    if a.system_malloc or "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return
+    """Re-executes this script, once, when the environment differs from the
+    one it should run in (glibc reads its malloc settings at start-up,
+    OpenBLAS its thread count when loaded)."""
     env = dict(os.environ)
-    env.update(MALLOC_ENV)
-    env.setdefault("OPENBLAS_NUM_THREADS", str(max(a.threads, 1)))
+    if not a.system_malloc:
+        for k, v in MALLOC_ENV.items():
+            env.setdefault(k, v)
+    if a.blas_threads > 0:
+        env["OPENBLAS_NUM_THREADS"] = str(a.blas_threads)
+    else:
+        env.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         with open("/proc/cpuinfo") as f:
             if " avx512f" in f.read():
                 env.setdefault("OPENBLAS_CORETYPE", "SkylakeX")
     except OSError:
         pass
-    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+    if env != dict(os.environ):
+        os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
 
 def load_idx(path):
@@ -262,7 +283,9 @@ def main():
 
     params = init_params(gen, [x_all.shape[1], 500, 500, 10])
     train = train_manual if a.impl == "manual" else train_autograd
+    cpu0 = time.process_time()
     correct, dt = train(params, x_all, y_list, n, a.lr, a.momentum, a.progress)
+    cpu = time.process_time() - cpu0
     torch.set_grad_enabled(False)
 
     last = min(a.last, n)
@@ -279,6 +302,7 @@ def main():
         "test_error": test_error(params, te_x, te_y),
         "train_seconds": dt,
         "samples_per_s": n / dt,
+        "train_cpu_seconds": cpu,  # all threads of the process: contention shows as dt >> cpu
         "torch_threads": torch.get_num_threads(),
         "flush_denormal": flushed,
         "torch_version": torch.__version__,
