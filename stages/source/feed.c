@@ -525,7 +525,8 @@ ffs_feed_t *ffs_feed_new(const ffs_feed_cfg_t *cfg, int dim, int classes,
   }
   if (cfg->labels[0] && s_load_labels(f, err, errlen) < 0) goto fail;
   if (cfg->command[0]) {
-    if (s_spawn(f, err, errlen) < 0) goto fail;
+    // started with the stream (ffs_feed_start): a camera or a paced player
+    // is not read into a full queue while the other stages start
   } else if (!strcmp(cfg->input, "-")) {
     f->fd = 0;
   } else if (cfg->input[0] && (f->fd = open(cfg->input, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -539,17 +540,23 @@ ffs_feed_t *ffs_feed_new(const ffs_feed_cfg_t *cfg, int dim, int classes,
     if (!f->zrows) snprintf(err, errlen, "out of memory");
     goto fail;
   }
-  if (pthread_create(&f->thread, NULL, s_reader, f) != 0) {
-    snprintf(err, errlen, "cannot start the feed's reader thread");
-    goto fail;
-  }
-  f->started = 1;
-  ffs_info("feed %s: reading %s (overflow %s, queue %d)", ffs_feed_kind_str(cfg->kind), f->what,
+  ffs_info("feed %s: %s (overflow %s, queue %d)", ffs_feed_kind_str(cfg->kind), f->what,
            s_overflow_names[cfg->overflow], cfg->queue);
   return f;
 fail:
   ffs_feed_destroy(&f);
   return NULL;
+}
+
+int ffs_feed_start(ffs_feed_t *f, char *err, size_t errlen) {
+  if (f->started) return 0;
+  if (f->cfg.command[0] && s_spawn(f, err, errlen) < 0) return -1;
+  if (pthread_create(&f->thread, NULL, s_reader, f) != 0) {
+    snprintf(err, errlen, "cannot start the feed's reader thread");
+    return -1;
+  }
+  f->started = 1;
+  return 0;
 }
 
 // ---- the source's side ----

@@ -66,11 +66,15 @@ typedef struct {
   int label;       // its label, or -1 when unknown
 } ffs_feed_meta_t;
 
-// Opens the input and starts reading it. dim: floats per sample; classes:
+// Opens the input (a file, the labels file, a bound socket: their errors
+// come at once) without reading it yet. dim: floats per sample; classes:
 // labels must be below it; train: the data set an idx feed plays (borrowed,
 // outlives the feed; NULL for the others). NULL with the reason in err.
 ffs_feed_t *ffs_feed_new(const ffs_feed_cfg_t *cfg, int dim, int classes,
                          const ffs_dataset_t *train, char *err, size_t errlen);
+// Starts reading (and a command): when the stream begins, so that nothing is
+// queued or dropped while the pipeline starts. Returns 0, or -1 with err.
+int ffs_feed_start(ffs_feed_t *f, char *err, size_t errlen);
 // A file descriptor that polls readable while samples wait (or the input ended).
 int ffs_feed_fd(const ffs_feed_t *f);
 // Pops the oldest waiting sample into x (dim floats) and *m. Returns 1, 0

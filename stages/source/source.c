@@ -235,6 +235,7 @@ static int s_eval_batch(s_source_t *s, ffs_io_t *io, int n) {
 // latest one, at most once a second).
 static void s_feed_counts(s_source_t *s, ffs_io_t *io) {
   static double logged_at;
+  if (!s->feed) return;
   ffs_stage_stats_t *st = ffs_io_stats(io);
   st->in_dropped = ffs_feed_dropped(s->feed);
   st->in_skipped = ffs_feed_skipped(s->feed);
@@ -329,8 +330,9 @@ static int s_end_phase(s_source_t *s, ffs_io_t *io) {
   if (s->stream && s->cur.phase == FFS_PHASE_TRAIN) {
     ffs_io_watch_fd(io, -1);
     s_feed_counts(s, io);
-    const char *why = s->end_asked || !s->feed ? "" : ffs_feed_end_reason(s->feed);
-    snprintf(s->end_why, sizeof s->end_why, "%s", why);
+    if (s->feed && !s->end_asked)
+      snprintf(s->end_why, sizeof s->end_why, "%s", ffs_feed_end_reason(s->feed));
+    const char *why = s->end_why;
     if (why[0]) ffs_warn("the stream ended early after %d samples: %s", s->pos, why);
     else ffs_info("the stream ended after %d samples (%s)", s->pos,
                   s->end_asked ? "asked to end" : "end of input");
@@ -351,8 +353,16 @@ static int s_pump(void *self, ffs_io_t *io) {
     s->q_len--;
     s->active = 1;
     s->pos = 0;
-    if (s->stream && s->cur.phase == FFS_PHASE_TRAIN && s->feed)
-      ffs_io_watch_fd(io, ffs_feed_fd(s->feed)); // sleep until samples wait
+    if (s->stream && s->cur.phase == FFS_PHASE_TRAIN && s->feed) {
+      char err[512];
+      if (ffs_feed_start(s->feed, err, sizeof err) < 0) { // (fork, thread: resources)
+        snprintf(s->end_why, sizeof s->end_why, "%s", err);
+        ffs_error("the stream cannot start: %s", err);
+        ffs_feed_destroy(&s->feed);
+      } else {
+        ffs_io_watch_fd(io, ffs_feed_fd(s->feed)); // sleep until samples wait
+      }
+    }
     else if (s->cur.phase == FFS_PHASE_TRAIN && s->train)
       ffs_rng_shuffle(&s->rng, s->order, (uint32_t)s->train->n);
   }
