@@ -7,9 +7,12 @@
 #   2. the same stream learned by online backprop (bench/peer_online.py,
 #      784-500-500-10, SGD with momentum, batch 1) on the same cores;
 #   3. the highest frame rate sustained with learning and nothing dropped:
-#      ffmpeg -re plays 6 000 frames at each rate, overflow drop_oldest;
+#      ffmpeg -re plays 6 000 frames at each rate, overflow drop_oldest, a
+#      queue of STREAM_QUEUE frames (512: the first second, while every stage
+#      warms up, is slower than the rest);
 #   4. capture-to-prediction latency p50 / p99 at 30 frames/s and at that rate.
 #   bash bench/stream.sh        (STREAM_RATES="1000 2000 ...": the rates tried)
+queue=${STREAM_QUEUE:-512}
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exe=build/ffstream
@@ -67,16 +70,16 @@ done
 $py scripts/idx_to_y4m.py data/mnist/train "$dir/6k.y4m" "$dir/6k.labels" --limit 6000 > /dev/null
 best=0; best_lat=""
 rates_rows=""
-for rate in ${STREAM_RATES:-1000 1500 2000 2500 3000 3500}; do
+for rate in ${STREAM_RATES:-1000 2000 3000 4000 4500 5000}; do
   $py scripts/idx_to_y4m.py data/mnist/train "$dir/r$rate.y4m" "$dir/r$rate.labels" --limit 6000 --fps "$rate" > /dev/null
   out="$dir/rate$rate"
   cmd3="$exe run $cfg --quiet --out $out --set train.final_test=false"
   cmd3+=" --set src.command=\"ffmpeg -v error -re -i $dir/r$rate.y4m -f yuv4mpegpipe -pix_fmt gray -\""
-  cmd3+=" --set src.labels=$dir/r$rate.labels --set src.overflow=drop_oldest"
+  cmd3+=" --set src.labels=$dir/r$rate.labels --set src.overflow=drop_oldest --set src.queue=$queue"
   echo "bench: $cmd3"
   eval "$cmd3" > "$out.log" 2>&1
   read -r r_sps r_pre r_tail r_te r_drop r_p50 r_p99 <<< "$(figures $out)"
-  rates_rows+="| $rate | $r_drop | $r_p50 | $r_p99 |"$'\n'
+  rates_rows+="| $rate | $r_sps | $r_drop | $r_p50 | $r_p99 |"$'\n'
   echo "rate $rate/s: dropped $r_drop, latency p50 $r_p50 us, p99 $r_p99 us"
   if [ "$r_drop" = "0" ]; then best=$rate; best_lat="$r_p50 / $r_p99"; fi
 done
@@ -103,11 +106,11 @@ Machine: $(nproc) cores, $cpu.
 ${peer}
 Highest rate with learning and nothing dropped: **$best frames/s** (latency p50 / p99: $best_lat us).
 
-| frames/s (ffmpeg -re, 6 000 frames) | dropped | latency p50 (us) | p99 (us) |
-|---|---|---|---|
-${rates_rows}| 30 (900 frames) | $d30 | $p50_30 | $p99_30 |
+| frames/s (ffmpeg -re, 6 000 frames, queue $queue) | learned samples/s | dropped | latency p50 (us) | p99 (us) |
+|---|---|---|---|---|
+${rates_rows}| 30 (900 frames) | 30 | $d30 | $p50_30 | $p99_30 |
 
 Commands: \`$cmd1\`; \`$malloc_keep $py bench/peer_online.py --threads N\`; the rates:
-\`$exe run $cfg --set train.final_test=false --set src.command="ffmpeg -v error -re -i VIDEO -f yuv4mpegpipe -pix_fmt gray -" --set src.labels=LABELS --set src.overflow=drop_oldest\`
+\`$exe run $cfg --set train.final_test=false --set src.command="ffmpeg -v error -re -i VIDEO -f yuv4mpegpipe -pix_fmt gray -" --set src.labels=LABELS --set src.overflow=drop_oldest --set src.queue=$queue\`
 with VIDEO written by \`scripts/idx_to_y4m.py ... --limit 6000 --fps RATE\`.
 EOF
