@@ -72,7 +72,6 @@ import argparse
 import json
 import os
 import platform
-import struct
 import sys
 import time
 
@@ -126,18 +125,10 @@ def reexec_with_env(a):
 
 
 def load_idx(path):
-    """A raw (not gzipped) IDX file of unsigned bytes as a uint8 tensor."""
-    import torch
-    with open(path, "rb") as f:
-        data = f.read()
-    zero, kind, ndim = struct.unpack(">HBB", data[:4])
-    if zero != 0 or kind != 0x08:
-        raise SystemExit(f"{path}: not an IDX file of unsigned bytes")
-    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    body = data[4 + 4 * ndim:]
-    if len(body) != __import__("math").prod(dims):
-        raise SystemExit(f"{path}: {len(body)} bytes of data, header declares {dims}")
-    return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(dims)
+    """A raw IDX file of unsigned bytes as a uint8 tensor (bench/peer_torch.py's reader)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from peer_torch import load_idx as read
+    return read(path)
 
 
 def init_params(gen, dims):

@@ -31,6 +31,8 @@ def load_idx(path):
         raise SystemExit(f"{path}: not an IDX file of unsigned bytes")
     dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
     body = data[4 + 4 * ndim:]
+    if len(body) != __import__("math").prod(dims):
+        raise SystemExit(f"{path}: {len(body)} bytes of data, header declares {dims}")
     t = torch.frombuffer(bytearray(body), dtype=torch.uint8)
     return t.reshape(dims)
 

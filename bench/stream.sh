@@ -66,33 +66,35 @@ PY
 )$'\n'
 done
 
+# VIDEO played at its rate by ffmpeg -re into the video config, drop_oldest;
+# the command goes to $cmd_played (for the notes) and the figures to $played
+play() { # label video labels queue-sets...
+  local out="$dir/$1" video=$2 labels=$3
+  shift 3
+  cmd_played="$exe run $cfg --quiet --out $out --set train.final_test=false"
+  cmd_played+=" --set src.command=\"ffmpeg -v error -re -i $video -f yuv4mpegpipe -pix_fmt gray -\""
+  cmd_played+=" --set src.labels=$labels --set src.overflow=drop_oldest $*"
+  echo "bench: $cmd_played"
+  eval "$cmd_played" > "$out.log" 2>&1
+  played=$(figures "$out")
+}
+
 # 3. the highest rate sustained without a drop (6 000 frames per rate)
-$py scripts/idx_to_y4m.py data/mnist/train "$dir/6k.y4m" "$dir/6k.labels" --limit 6000 > /dev/null
 best=0; best_lat=""
 rates_rows=""
 for rate in ${STREAM_RATES:-1000 2000 3000 4000 4500 5000}; do
   $py scripts/idx_to_y4m.py data/mnist/train "$dir/r$rate.y4m" "$dir/r$rate.labels" --limit 6000 --fps "$rate" > /dev/null
-  out="$dir/rate$rate"
-  cmd3="$exe run $cfg --quiet --out $out --set train.final_test=false"
-  cmd3+=" --set src.command=\"ffmpeg -v error -re -i $dir/r$rate.y4m -f yuv4mpegpipe -pix_fmt gray -\""
-  cmd3+=" --set src.labels=$dir/r$rate.labels --set src.overflow=drop_oldest --set src.queue=$queue"
-  echo "bench: $cmd3"
-  eval "$cmd3" > "$out.log" 2>&1
-  read -r r_sps r_pre r_tail r_te r_drop r_p50 r_p99 <<< "$(figures $out)"
+  play "rate$rate" "$dir/r$rate.y4m" "$dir/r$rate.labels" --set src.queue=$queue
+  read -r r_sps r_pre r_tail r_te r_drop r_p50 r_p99 <<< "$played"
   rates_rows+="| $rate | $r_sps | $r_drop | $r_p50 | $r_p99 |"$'\n'
   echo "rate $rate/s: dropped $r_drop, latency p50 $r_p50 us, p99 $r_p99 us"
   if [ "$r_drop" = "0" ]; then best=$rate; best_lat="$r_p50 / $r_p99"; fi
 done
 
-# 4. 30 frames/s: 900 frames
+# 4. 30 frames/s: 900 frames, the default queue
 $py scripts/idx_to_y4m.py data/mnist/train "$dir/r30.y4m" "$dir/r30.labels" --limit 900 --fps 30 > /dev/null
-out="$dir/rate30"
-cmd4="$exe run $cfg --quiet --out $out --set train.final_test=false"
-cmd4+=" --set src.command=\"ffmpeg -v error -re -i $dir/r30.y4m -f yuv4mpegpipe -pix_fmt gray -\""
-cmd4+=" --set src.labels=$dir/r30.labels --set src.overflow=drop_oldest"
-echo "bench: $cmd4"
-eval "$cmd4" > "$out.log" 2>&1
-read -r _ _ _ _ d30 p50_30 p99_30 <<< "$(figures $out)"
+play rate30 "$dir/r30.y4m" "$dir/r30.labels"
+read -r _ _ _ _ d30 p50_30 p99_30 <<< "$played"
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 cat <<EOF
