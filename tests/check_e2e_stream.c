@@ -212,6 +212,40 @@ START_TEST(test_stream_bad_header_and_dead_command) {
 }
 END_TEST
 
+START_TEST(test_stream_video_on_stdin_changes_size) {
+  // the video on the launcher's standard input, its 201st frame of another size
+  s_write_digits("stdin", 200, 0);
+  char video[400], src[600], out[300], log[300];
+  snprintf(video, sizeof video, "%s/stdin.y4m", s_tmp);
+  FILE *f = fopen(video, "a");
+  fputs("YUV4MPEG2 W32 H32 F30:1 Cmono\nFRAME\n", f);
+  for (int k = 0; k < 32 * 32; k++) fputc(0, f);
+  fclose(f);
+  snprintf(src, sizeof src, "feed: y4m, width: 28, height: 28, input: \"-\", labels: "
+           "%s/stdin.labels", s_tmp);
+  const char *topo = s_topology("stdin", src, "", "", 0);
+  snprintf(out, sizeof out, "%s/stdin", s_tmp);
+  snprintf(log, sizeof log, "%s/stdin.log", s_tmp);
+  pid_t pid = fork();
+  if (pid == 0) { // s_start with the video as standard input
+    int in = open(video, O_RDONLY);
+    if (in < 0 || dup2(in, 0) < 0) _exit(125);
+    const char *argv[] = {"", "run", topo, "--quiet", "--out", out, NULL};
+    s_start(argv, log); // (a grandchild; this child waits for it)
+    int status;
+    wait(&status);
+    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 126);
+  }
+  int rc = s_wait(pid, 120);
+  ck_assert_msg(rc == 0, "exit %d: %s", rc, s_slurp(log));
+  char path[400];
+  snprintf(path, sizeof path, "%s/summary.json", out);
+  const char *json = s_slurp(path);
+  ck_assert_msg(json && s_json(json, "\"stream\"", "samples") == 200, "%s", json);
+  ck_assert_msg(strstr(json, "standard input") && strstr(json, "frame 200"), "%s", json);
+}
+END_TEST
+
 // ---- sensors ----
 
 START_TEST(test_stream_csv_skips_bad_rows) {
@@ -370,6 +404,7 @@ static Suite *s_suite(void) {
   tcase_add_test(feeds, test_stream_mnist_video_with_labels);
   tcase_add_test(feeds, test_stream_truncated_video_keeps_learning);
   tcase_add_test(feeds, test_stream_bad_header_and_dead_command);
+  tcase_add_test(feeds, test_stream_video_on_stdin_changes_size);
   tcase_add_test(feeds, test_stream_csv_skips_bad_rows);
   tcase_add_test(feeds, test_stream_udp_sensor_is_learned);
   tcase_add_test(feeds, test_stream_drop_oldest_with_slow_layer);
