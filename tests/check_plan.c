@@ -143,8 +143,10 @@ START_TEST(test_plan_loads_back) {
   s_plan("mnist-ff-hinton.yaml", 8, sets);
   ck_assert_int_eq(s_t.n_stages, stages);
   ck_assert(s_t.triples);
-  s_plan("stream-784-500-500.yaml", 2, NULL); // the file says pairs
-  ck_assert(!s_p.form_chosen && s_p.form == FFS_FORM_PAIRS);
+  s_plan("stream-784-500-500.yaml", 2, NULL); // batch 1: the planner's pairs
+  ck_assert(s_p.form_chosen && s_p.form == FFS_FORM_PAIRS);
+  s_plan("mnist-ff-2000x4.yaml", 2, NULL); // the file says pairs: false
+  ck_assert(!s_p.form_chosen && s_p.form == FFS_FORM_ROLES);
 }
 END_TEST
 
