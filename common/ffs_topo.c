@@ -266,7 +266,8 @@ static int s_top(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t, 
                               {"pace_us", 0, 1000000, &t->pace_us}};
   if (s_ints(c, m, "train", flow, sizeof flow / sizeof *flow) < 0) return -1;
   if (s_recurrent(c, m, t) < 0) return -1;
-  if ((v = ffs_yaml_map_get(m, "mode")) && ffs_yaml_enum(c, v, "train.mode", s_mode_names, &t->stream) < 0)
+  if ((v = ffs_yaml_map_get(m, "mode")) &&
+      ffs_yaml_enum(c, v, "train.mode", s_mode_names, &t->stream) < 0)
     return -1;
   t->window = 1000;
   const s_int_key_t stream[] = {{"window", 1, 1000000, &t->window}};

@@ -454,7 +454,8 @@ static int s_poll_once(ffs_io_t *io, int pumping, int *stopping, char *err, size
   int who[5 + FFS_MAX_STAGES], n = 0;
   items[n] = (zmq_pollitem_t){io->ctl, 0, ZMQ_POLLIN, 0}, who[n++] = -1;
   // the stage's own fd only wakes the poll: its pump reads what is there
-  if (io->watch_fd >= 0) items[n] = (zmq_pollitem_t){NULL, io->watch_fd, ZMQ_POLLIN, 0}, who[n++] = -4;
+  if (io->watch_fd >= 0)
+    items[n] = (zmq_pollitem_t){NULL, io->watch_fd, ZMQ_POLLIN, 0}, who[n++] = -4;
   if (io->in && !io->holding) items[n] = (zmq_pollitem_t){io->in, 0, ZMQ_POLLIN, 0}, who[n++] = -2;
   if (io->fb_in) items[n] = (zmq_pollitem_t){io->fb_in, 0, ZMQ_POLLIN, 0}, who[n++] = -3;
   for (int i = 0; i < t->n_stages; i++)

@@ -74,7 +74,8 @@ static void s_write_digits(const char *name, int n, int cut) {
   fprintf(v, "YUV4MPEG2 W28 H28 F30:1 Ip A1:1 Cmono\n");
   for (int i = 0; i < d->n; i++) {
     uint8_t px[784];
-    for (int k = 0; k < 784; k++) px[k] = (uint8_t)(d->x[(size_t)i * 784 + (size_t)k] * 255.0f + 0.5f);
+    for (int k = 0; k < 784; k++)
+      px[k] = (uint8_t)(d->x[(size_t)i * 784 + (size_t)k] * 255.0f + 0.5f);
     fprintf(v, "FRAME\n");
     fwrite(px, 1, i == d->n - 1 ? 784 - (size_t)cut : 784, v);
     fprintf(l, "%d\n", d->y[i]);

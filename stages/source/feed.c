@@ -81,7 +81,8 @@ int ffs_feed_parse(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *item, const char *w
   cfg->label_column = -1, cfg->header = -1, cfg->window = 1, cfg->hop = 1, cfg->queue = 64;
   *dim = 0;
   snprintf(label, sizeof label, "%s: feed", who);
-  if ((v = ffs_yaml_map_get(item, "feed")) && ffs_yaml_enum(c, v, label, s_kind_names, &cfg->kind) < 0)
+  if ((v = ffs_yaml_map_get(item, "feed")) &&
+      ffs_yaml_enum(c, v, label, s_kind_names, &cfg->kind) < 0)
     return -1;
   for (int k = 0; k + 1 < item->n; k += 2) { // a key of another feed is a mistake worth naming
     const char *key = item->kids[k]->str;
@@ -109,7 +110,8 @@ int ffs_feed_parse(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *item, const char *w
   if ((cfg->kind == FFS_FEED_UDP || cfg->kind == FFS_FEED_ZMQ) && !cfg->bind[0])
     return ffs_yaml_fail(c, item, "%s: feed %s needs bind (expected e.g. %s)", who,
                          s_kind_names[cfg->kind],
-                         cfg->kind == FFS_FEED_UDP ? "udp://127.0.0.1:9000" : "tcp://127.0.0.1:5601");
+                         cfg->kind == FFS_FEED_UDP ? "udp://127.0.0.1:9000"
+                                                   : "tcp://127.0.0.1:5601");
   if (cfg->kind == FFS_FEED_UDP) {
     unsigned port;
     char host[64], tail;
