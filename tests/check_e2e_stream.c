@@ -370,6 +370,25 @@ START_TEST(test_stream_drop_oldest_with_slow_layer) {
 }
 END_TEST
 
+START_TEST(test_stream_drop_oldest_never_blocks_a_command) {
+  // ffmpeg writes 1 000 frames as fast as it can; l1 takes 5 ms a frame and
+  // the queue holds 8: the reader drains the pipe whatever the pipeline does,
+  // so the oldest frames are dropped (counted) rather than ffmpeg held back
+  const char *topo = s_topology(
+      "cmddrop",
+      "feed: y4m, width: 28, height: 28, overflow: drop_oldest, queue: 8, command: \"ffmpeg "
+      "-v error -f lavfi -i testsrc=size=28x28:rate=30 -frames:v 1000 -pix_fmt gray -f "
+      "yuv4mpegpipe -\"",
+      "negatives: hybrid", "energy: [], primary: softmax", 0);
+  static const char *const slow[] = {"--set", "l1.delay_ms=5", NULL};
+  const char *json = s_run_named("cmddrop", topo, slow, NULL, NULL, NULL, NULL);
+  double samples = s_json(json, "\"stream\"", "samples");
+  double dropped = s_json(json, "\"stream\"", "dropped");
+  ck_assert_msg(dropped > 0 && samples + dropped == 1000, "%s", json);
+  ck_assert_msg(strstr(json, "\"input_error\": null") != NULL, "%s", json);
+}
+END_TEST
+
 // ---- any program ----
 
 START_TEST(test_stream_python_producer) {
@@ -409,6 +428,7 @@ static Suite *s_suite(void) {
   tcase_add_test(feeds, test_stream_csv_skips_bad_rows);
   tcase_add_test(feeds, test_stream_udp_sensor_is_learned);
   tcase_add_test(feeds, test_stream_drop_oldest_with_slow_layer);
+  tcase_add_test(feeds, test_stream_drop_oldest_never_blocks_a_command);
   tcase_add_test(feeds, test_stream_python_producer);
   return s;
 }
