@@ -227,10 +227,10 @@ static int s_push(ffs_feed_t *f, const float *x, int label) {
   return 0;
 }
 
-static void s_skip(ffs_feed_t *f, const char *fmt, const char *detail) {
+static void s_skip(ffs_feed_t *f, const char *why) {
   pthread_mutex_lock(&f->mu);
   f->skipped++;
-  snprintf(f->last_skip, sizeof f->last_skip, fmt, detail);
+  snprintf(f->last_skip, sizeof f->last_skip, "%s", why);
   pthread_mutex_unlock(&f->mu);
 }
 
@@ -319,7 +319,7 @@ static void s_read_udp(ffs_feed_t *f) {
       char msg[320];
       snprintf(msg, sizeof msg, "datagram %llu: %s", (unsigned long long)(f->skipped + f->index),
                why);
-      s_skip(f, "%s", msg);
+      s_skip(f, msg);
       continue;
     }
     if (s_row(f, f->win, label) < 0) return;
@@ -361,7 +361,7 @@ static void s_read_zmq(ffs_feed_t *f) {
     zmq_msg_close(&m);
     if (rc < 0) {
       snprintf(msg, sizeof msg, "%s: frame refused: %s", f->what, why);
-      s_skip(f, "%s", msg);
+      s_skip(f, msg);
     }
   }
 }
@@ -586,18 +586,10 @@ int ffs_feed_pop(ffs_feed_t *f, float *x, ffs_feed_meta_t *m) {
 
 const char *ffs_feed_end_reason(const ffs_feed_t *f) { return f->reason; }
 
-uint64_t ffs_feed_dropped(const ffs_feed_t *f) {
-  pthread_mutex_lock((pthread_mutex_t *)&f->mu);
-  uint64_t n = f->dropped;
-  pthread_mutex_unlock((pthread_mutex_t *)&f->mu);
-  return n;
-}
-
-uint64_t ffs_feed_skipped(const ffs_feed_t *f) {
-  pthread_mutex_lock((pthread_mutex_t *)&f->mu);
-  uint64_t n = f->skipped;
-  pthread_mutex_unlock((pthread_mutex_t *)&f->mu);
-  return n;
+void ffs_feed_counts(ffs_feed_t *f, uint64_t *dropped, uint64_t *skipped) {
+  pthread_mutex_lock(&f->mu);
+  *dropped = f->dropped, *skipped = f->skipped;
+  pthread_mutex_unlock(&f->mu);
 }
 
 const char *ffs_feed_last_skip(ffs_feed_t *f, char *buf, size_t cap) {

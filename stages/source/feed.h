@@ -83,9 +83,8 @@ int ffs_feed_pop(ffs_feed_t *f, float *x, ffs_feed_meta_t *m);
 // Why the input ended: "" for a clean end (end of file, an end MARK), else
 // the error ("clip.y4m: frame 12: truncated ..."). Valid once pop gave -1.
 const char *ffs_feed_end_reason(const ffs_feed_t *f);
-// Samples dropped by drop_oldest; rows, datagrams or frames refused as bad input.
-uint64_t ffs_feed_dropped(const ffs_feed_t *f);
-uint64_t ffs_feed_skipped(const ffs_feed_t *f);
+// Samples dropped by drop_oldest, and rows, datagrams or frames refused as bad input.
+void ffs_feed_counts(ffs_feed_t *f, uint64_t *dropped, uint64_t *skipped);
 // The latest refused input's message ("" when none), for the log.
 const char *ffs_feed_last_skip(ffs_feed_t *f, char *buf, size_t cap);
 // Stops reading (a command is terminated) and frees the feed.

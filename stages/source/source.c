@@ -85,6 +85,7 @@ typedef struct {
   float *past;             // (S_PAST, dim) earlier frames: hybrid negatives' partners
   int n_past, past_at;
   uint64_t skipped_logged; // bad input counted so far and logged
+  double skip_logged_at;   // when it was last logged (at most once a second)
   int end_asked;           // END arrived: the stream ends at the next pump
   char end_why[512];       // the stream ended early: its input's error ("" none)
 } s_source_t;
@@ -234,16 +235,14 @@ static int s_eval_batch(s_source_t *s, ffs_io_t *io, int n) {
 // Counts what the feed dropped and refused; a new refusal is logged (the
 // latest one, at most once a second).
 static void s_feed_counts(s_source_t *s, ffs_io_t *io) {
-  static double logged_at;
   if (!s->feed) return;
   ffs_stage_stats_t *st = ffs_io_stats(io);
-  st->in_dropped = ffs_feed_dropped(s->feed);
-  st->in_skipped = ffs_feed_skipped(s->feed);
-  if (st->in_skipped != s->skipped_logged && ffs_now() - logged_at >= 1.0) {
+  ffs_feed_counts(s->feed, &st->in_dropped, &st->in_skipped);
+  if (st->in_skipped != s->skipped_logged && ffs_now() - s->skip_logged_at >= 1.0) {
     char why[512];
     ffs_warn("input: %llu refused so far; latest: %s", (unsigned long long)st->in_skipped,
              ffs_feed_last_skip(s->feed, why, sizeof why));
-    s->skipped_logged = st->in_skipped, logged_at = ffs_now();
+    s->skipped_logged = st->in_skipped, s->skip_logged_at = ffs_now();
   }
 }
 
