@@ -16,11 +16,14 @@
 // Largest control message either side accepts (ZMQ_MAXMSGSIZE on both ends).
 #define FFS_CTL_MSG_MAX (1 << 16)
 #define FFS_CTL_TEXT_MAX 1024 // an ERROR's text, NUL included
+#define FFS_CTL_EPS_MAX 12288 // BOUND's and WIRE's endpoint lists, NUL included
+#define FFS_CTL_HOST_MAX 64   // BOUND's host name, NUL included
 
 // The message types. Stage -> launcher: READY .. BYE; launcher -> stage:
 // EPOCH .. STOP.
 #define FFS_CTL_TYPES(X)                                                                       \
-  X(READY)   /* bound its inputs, connected its outputs: may be streamed to */                \
+  X(BOUND)   /* bound its inputs: where (its host, its endpoints) */                          \
+  X(READY)   /* wired: connected its outputs; may be streamed to */                           \
   X(STATS)   /* its counters, every 0.5 s and when it stops */                                 \
   X(SENT)    /* source: finished sending a phase */                                            \
   X(TRAINED) /* readout: a training phase's MARK arrived */                                    \
@@ -29,6 +32,7 @@
   X(BYE)     /* the stage stopped cleanly (checkpoint written) */                              \
   X(EPOCH)   /* source: queue phase (epoch, mode) */                                           \
   X(MARK)    /* source: re-send the MARK that ends phase (epoch, mode) */                      \
+  X(WIRE)    /* the endpoints to connect its outputs to (again, after a restart) */        \
   X(LOST)    /* stage `stage` was restarted as incarnation `incarnation` */                    \
   X(CKPT)    /* write a checkpoint now */                                                      \
   X(END)     /* source: end the stream now (train.mode: stream; Ctrl-C) */                     \
@@ -63,6 +67,7 @@ typedef struct {
   uint64_t drop, skip, pn, pe, pub; // stream: source in_dropped, in_skipped; readout
                                     // preq_n, preq_err, published
   double pw;                        // stream: readout preq_window
+  uint64_t ref;                     // tcp peers refused (CURVE: no key of the run)
 } ffs_ctl_stats_t;
 
 // One decoded (or to-be-encoded) message: `type` says which member of the
@@ -70,6 +75,19 @@ typedef struct {
 typedef struct {
   ffs_ctl_type_t type;
   union {
+    struct {
+      char host[FFS_CTL_HOST_MAX]; // the host it runs on, as the run names it
+      // its inputs: space-separated CHAN=ENDPOINT, CHAN one of in, fb, peer,
+      // rep<group>; a channel may be bound twice (ipc for its own host, tcp
+      // for the others) (ffs_wiring.h: ffs_eps_*)
+      char eps[FFS_CTL_EPS_MAX];
+    } bound;
+    struct {
+      // its outputs: space-separated EDGE=ENDPOINT, EDGE the index of the
+      // edge in ffs_topo_edges' order
+      char eps[FFS_CTL_EPS_MAX];
+      int32_t shm; // 1: every output stays on its host: frames may go through shared memory
+    } wire;
     struct {
       int32_t core, pid; // where the stage runs
       char blas[16];     // the kernels OpenBLAS chose when it loaded
@@ -106,6 +124,8 @@ typedef struct {
 // Every key of every message: X(TYPE, union member, field, kind, rounding).
 // The key on the wire is the field's name; every key listed is required.
 #define FFS_CTL_KEYS(X)                                                                        \
+  X(BOUND, bound, host, STR, NULL)                                                             \
+  X(BOUND, bound, eps, STR, NULL)                                                              \
   X(READY, ready, core, I32, NULL)                                                             \
   X(READY, ready, pid, I32, NULL)                                                              \
   X(READY, ready, blas, STR, NULL)                                                             \
@@ -138,6 +158,7 @@ typedef struct {
   X(STATS, stats, pe, U64, NULL)                                                               \
   X(STATS, stats, pw, F64, "%.6f")                                                             \
   X(STATS, stats, pub, U64, NULL)                                                              \
+  X(STATS, stats, ref, U64, NULL)                                                              \
   X(SENT, sent, epoch, I32, NULL)                                                              \
   X(SENT, sent, mode, MODE, NULL)                                                              \
   X(SENT, sent, n, I32, NULL)                                                                  \
@@ -154,6 +175,8 @@ typedef struct {
   X(EPOCH, phase, mode, MODE, NULL)                                                            \
   X(MARK, phase, epoch, I32, NULL)                                                             \
   X(MARK, phase, mode, MODE, NULL)                                                             \
+  X(WIRE, wire, eps, STR, NULL)                                                                \
+  X(WIRE, wire, shm, I32, NULL)                                                                \
   X(LOST, lost, stage, I32, NULL)                                                              \
   X(LOST, lost, incarnation, I32, NULL)
 

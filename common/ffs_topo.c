@@ -14,16 +14,17 @@
 
 #include "ffs_kind.h"
 #include "ffs_topo_forms.h"
-#include "ffs_wiring.h" // FFS_TCP_PORTS_PER_STAGE: the tcp port range is checked at load
+#include "ffs_topo_hosts.h"
 #include "ffs_yaml.h"
 
 // ---- schema vocabulary ----
 
-static const char *const s_top_keys[] = {"name",  "seed",  "transport", "shm",      "tcp", "data",
-                                         "train", "layer", "stages",    "feedback", NULL};
+static const char *const s_top_keys[] = {"name",   "seed",   "transport", "shm",      "tcp",
+                                         "hosts",  "launch", "security",  "data",     "train",
+                                         "layer",  "stages", "feedback",  NULL};
 // top-level keys whose value is a mapping, addressable as --set BLOCK.KEY=...
-static const char *const s_block_keys[] = {"tcp", "data", "train", "layer", NULL};
-static const char *const s_tcp_keys[] = {"host", "port", NULL};
+static const char *const s_block_keys[] = {"tcp",  "launch", "security", "data",
+                                           "train", "layer", NULL};
 static const char *const s_data_keys[] = {"set",         "dir",        "dim", "classes",
                                           "train_limit", "test_limit", NULL};
 static const char *const s_train_keys[] = {"epochs",    "batch",      "eval_batch",   "eval_every",
@@ -226,15 +227,7 @@ static int s_top(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t, 
   t->shm = 1;
   if ((v = ffs_yaml_map_get(root, "shm")) && ffs_yaml_bool(c, v, "shm", &t->shm) < 0) return -1;
 
-  if (ffs_yaml_block(c, root, "tcp", s_tcp_keys, &m) < 0) return -1;
-  snprintf(t->tcp_host, sizeof t->tcp_host, "127.0.0.1");
-  t->tcp_port = 5570;
-  if ((v = ffs_yaml_map_get(m, "host")) &&
-      ffs_yaml_str(c, v, "tcp.host", t->tcp_host, sizeof t->tcp_host) < 0)
-    return -1;
-  if ((v = ffs_yaml_map_get(m, "port")) &&
-      ffs_yaml_int(c, v, "tcp.port", 1024, 65000, &t->tcp_port) < 0)
-    return -1;
+  if (ffs_topo_hosts_parse(c, root, t) < 0) return -1;
 
   if (s_data(c, root, t, dim) < 0) return -1;
 
@@ -406,6 +399,7 @@ static int s_stage(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *stages, ffs_topo_t 
   snprintf(label, sizeof label, "%s: core", who);
   if ((v = ffs_yaml_map_get(item, "core")) && ffs_yaml_int(c, v, label, 0, 65535, &st->core) < 0)
     return -1;
+  if (ffs_topo_hosts_stage(c, item, who, t, st) < 0) return -1;
   return s_stage_own(c, item, who, kind, st);
 }
 
@@ -716,19 +710,6 @@ static int s_validate(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t
         "stage '%s': hybrid negatives carry no label, so there is no energy to "
         "compare across labels (expected energy: [] and primary: softmax)",
         ro->name);
-  if (t->transport == FFS_TRANSPORT_TCP) {
-    // ffs_topo_endpoint gives each stage (each shard) a block of ports
-    long last = (long)t->tcp_port + (long)FFS_TCP_PORTS_PER_STAGE * t->n_stages;
-    if (last > 65535) {
-      const ffs_yaml_node_t *at = ffs_yaml_map_get(ffs_yaml_map_get(root, "tcp"), "port");
-      if (!at) at = ffs_yaml_map_get(root, "transport");
-      return ffs_yaml_fail(c, at,
-                           "tcp.port: %d leaves too few ports for %d stages (they use ports "
-                           "%d..%ld; expected a first port <= %ld)",
-                           t->tcp_port, t->n_stages, t->tcp_port, last,
-                           65535 - (last - t->tcp_port));
-    }
-  }
   return 0;
 }
 

@@ -14,12 +14,21 @@
 #define FFS_NAME_MAX 32
 #define FFS_PATH_MAX 512
 #define FFS_MAX_SHARDS 16 // processes one ff_layer may be split into
+#define FFS_MAX_HOSTS 32
+#define FFS_ADDR_MAX 64   // a host's address (an IPv4/IPv6 literal or a DNS name)
 
 // The built-in kinds' indices in the kind table (common/ffs_kind.h, which
 // lists every kind; a stage's kind is its index there).
 typedef enum { FFS_STAGE_SOURCE = 0, FFS_STAGE_FF_LAYER, FFS_STAGE_READOUT } ffs_stage_kind_t;
 #define FFS_KIND_CFG_MAX 1536 // bytes of options a kind of its own keeps per stage
 typedef enum { FFS_TRANSPORT_IPC = 0, FFS_TRANSPORT_INPROC, FFS_TRANSPORT_TCP } ffs_transport_t;
+// How `ffstream run` starts the stages (launch.launcher, --launcher).
+typedef enum {
+  FFS_LAUNCHER_LOCAL = 0, // child processes (or threads) on this host
+  FFS_LAUNCHER_SSH,       // each stage through launch.ssh on its host
+  FFS_LAUNCHER_SLURM,     // one `srun --multi-prog` step in a Slurm allocation
+  FFS_LAUNCHER_MPI,       // one MPMD `mpirun` line
+} ffs_launcher_t;
 typedef enum { FFS_GOODNESS_SSQ = 0, FFS_GOODNESS_MSQ, FFS_GOODNESS_MIN_SSQ } ffs_goodness_t;
 typedef enum { FFS_OPT_SGD = 0, FFS_OPT_ADAM } ffs_opt_kind_t;
 typedef enum { FFS_UPDATE_FRAME = 0, FFS_UPDATE_PAIR } ffs_update_t;
@@ -66,6 +75,7 @@ typedef struct {
   ffs_stage_kind_t kind; // an index into the kind table, ffs_kinds
   int line;          // line of the stage's entry in the topology file
   int core;          // core to pin to; -1 = automatic (index mod cores)
+  int host;          // index into topo.hosts (`host:`; 0, the first host, by default)
   int in_dim;        // derived: floats per input row (0 for the source)
   int out_dim;       // derived: floats per output row (the whole layer's units,
                      // also for a shard)
@@ -120,8 +130,27 @@ typedef struct {
   ffs_transport_t transport;
   int shm;           // transport ipc: large frames through shared memory, a
                      // descriptor over ZeroMQ (stages/ffs_shm.h) [1]
-  char tcp_host[64]; // transport tcp: host the stages bind on
-  int tcp_port;      // transport tcp: first port (see ffs_topo_endpoint)
+  char tcp_host[FFS_ADDR_MAX]; // one host, transport tcp: the address the stages
+                               // bind on; also the launcher's control address
+                               // when there is no hosts: block [127.0.0.1]
+  int tcp_port_lo, tcp_port_hi; // tcp.ports: inputs bind the first free port of
+                               // this range; 0 0 = any free port the OS gives
+  // many hosts (docs/MULTIHOST.md)
+  int n_hosts;       // hosts: entries; 0 = one host, this one
+  struct {
+    char name[FFS_NAME_MAX];
+    char address[FFS_ADDR_MAX]; // where the other hosts reach it
+  } hosts[FFS_MAX_HOSTS];
+  ffs_launcher_t launcher; // launch.launcher [local]
+  char ssh_cmd[512];  // launch.ssh: template with {host}, {address}, {cmd}
+  char srun_cmd[256]; // launch.srun: the srun command and its options
+  char mpirun_cmd[256]; // launch.mpirun: the mpirun command and its options
+  int silent_s;       // launch.silent_s: a remote stage that sends nothing this
+                      // long is lost (the run stops cleanly) [5]
+  int ctl_port;       // launch.port: the control socket's tcp port (0 any) [0]
+  int curve;          // security.curve: tcp sockets use CURVE [1]
+  char keys_dir[FFS_PATH_MAX]; // security.keys: the run's key pair ("": the
+                               // launcher makes one in OUT/keys)
   // data
   char data_set[16];           // mnist | fashion
   char data_dir[FFS_PATH_MAX]; // folder holding the IDX files (relative to cwd)

@@ -13,17 +13,6 @@ void ffs_topo_endpoint(const ffs_topo_t *t, const char *run_dir, int stage, ffs_
   assert(t && out && outlen > 0);
   assert(chan == FFS_CHAN_CTL || (stage >= 0 && stage < t->n_stages));
   assert(chan != FFS_CHAN_REP || (sub >= 0 && sub < FFS_MAX_STAGES));
-  if (t->transport == FFS_TRANSPORT_TCP) {
-    int port = t->tcp_port;
-    if (chan != FFS_CHAN_CTL)
-      port += 1 + stage * FFS_TCP_PORTS_PER_STAGE +
-              (chan == FFS_CHAN_IN     ? 0
-               : chan == FFS_CHAN_FB   ? 1
-               : chan == FFS_CHAN_PEER ? 2
-                                       : 3 + sub);
-    snprintf(out, outlen, "tcp://%s:%d", t->tcp_host, port);
-    return;
-  }
   assert(run_dir);
   const char *scheme = t->transport == FFS_TRANSPORT_INPROC ? "inproc" : "ipc";
   // an ipc path longer than the OS allows (~107) is cut here; the launcher
@@ -46,6 +35,87 @@ void ffs_topo_endpoint(const ffs_topo_t *t, const char *run_dir, int stage, ffs_
     snprintf(out, outlen, "%s://%s/ctl", scheme, run_dir);
     break;
   }
+}
+
+const char *ffs_chan_key(ffs_chan_t chan, int sub, char *out, size_t outlen) {
+  switch (chan) {
+  case FFS_CHAN_IN: snprintf(out, outlen, "in"); break;
+  case FFS_CHAN_FB: snprintf(out, outlen, "fb"); break;
+  case FFS_CHAN_PEER: snprintf(out, outlen, "peer"); break;
+  case FFS_CHAN_REP: snprintf(out, outlen, "rep%d", sub); break;
+  default: snprintf(out, outlen, "ctl"); break;
+  }
+  return out;
+}
+
+// ---- endpoint lists ----
+
+int ffs_eps_add(char *list, size_t cap, const char *key, const char *ep) {
+  assert(list && key && ep);
+  size_t n = strlen(list);
+  int w = snprintf(list + n, cap - n, "%s%s=%s", n ? " " : "", key, ep);
+  if (w < 0 || (size_t)w >= cap - n) {
+    list[n] = 0;
+    return -1;
+  }
+  return 0;
+}
+
+int ffs_eps_get(const char *list, const char *key, int nth, char *out, size_t outlen) {
+  assert(list && key && out && outlen > 0);
+  size_t klen = strlen(key);
+  for (const char *p = list; *p;) {
+    while (*p == ' ') p++;
+    const char *end = strchr(p, ' ');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len > klen && !strncmp(p, key, klen) && p[klen] == '=' && nth-- == 0) {
+      if (len - klen - 1 >= outlen) return -1;
+      memcpy(out, p + klen + 1, len - klen - 1);
+      out[len - klen - 1] = 0;
+      return 0;
+    }
+    p += len;
+  }
+  return -1;
+}
+
+int ffs_eps_check(const char *list, char *why, size_t whylen) {
+  static const char *const schemes[] = {"ipc://", "inproc://", "tcp://"};
+  int n = 0;
+  for (const char *p = list; *p;) {
+    if (*p == ' ') {
+      p++;
+      continue;
+    }
+    const char *end = strchr(p, ' ');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    n++;
+    const char *eq = memchr(p, '=', len);
+    if (!eq || eq == p) {
+      snprintf(why, whylen, "endpoint %d: expected KEY=ENDPOINT", n);
+      return -1;
+    }
+    for (const char *k = p; k < eq; k++)
+      if (!((*k >= 'a' && *k <= 'z') || (*k >= '0' && *k <= '9'))) {
+        snprintf(why, whylen, "endpoint %d: a key of a-z and 0-9 expected", n);
+        return -1;
+      }
+    if (len >= FFS_EP_MAX) {
+      snprintf(why, whylen, "endpoint %d: %zu bytes (at most %d)", n, len, FFS_EP_MAX - 1);
+      return -1;
+    }
+    int ok = 0;
+    for (size_t s = 0; s < sizeof schemes / sizeof *schemes; s++)
+      ok |= !strncmp(eq + 1, schemes[s], strlen(schemes[s]));
+    for (const char *c = eq + 1; ok && c < p + len; c++) ok = *c > 0x20 && *c < 0x7f;
+    if (!ok) {
+      snprintf(why, whylen, "endpoint %d: expected ipc://, inproc:// or tcp:// and printable "
+               "characters", n);
+      return -1;
+    }
+    p += len;
+  }
+  return 0;
 }
 
 int ffs_topo_next(const ffs_topo_t *t, int i) {

@@ -19,14 +19,33 @@ typedef enum {
   FFS_CHAN_PEER,   // a shard's input for its siblings' partial sums (PULL)
 } ffs_chan_t;
 
-// Writes the endpoint of one channel into out (never longer than outlen-1):
+// Writes the local endpoint of one channel into out (never longer than
+// outlen-1): the name a stage binds for senders on its own host.
 //   ipc:    ipc://<run_dir>/<stage name>.in | .fb | .peer | .rep<sub> ; <run_dir>/ctl
-//   inproc: inproc://<run_dir>/<same names>
-//   tcp:    tcp://<host>:<port>, port = tcp_port for ctl, else
-//           tcp_port + 1 + stage*FFS_TCP_PORTS_PER_STAGE + {in:0, fb:1, peer:2, rep:3+sub}
-#define FFS_TCP_PORTS_PER_STAGE (3 + FFS_MAX_STAGES)
+//   inproc: inproc://<run_dir>/<same names> (transport inproc: threads)
+// tcp endpoints are not derived: a stage binds a free port and reports the
+// endpoint it got (BOUND), and the launcher hands each sender its
+// receivers' endpoints (WIRE). transport: tcp binds no local endpoint.
 void ffs_topo_endpoint(const ffs_topo_t *t, const char *run_dir, int stage, ffs_chan_t chan,
                        int sub, char *out, size_t outlen);
+
+// The key a channel goes by in an endpoint list: "in", "fb", "peer", "rep<sub>".
+const char *ffs_chan_key(ffs_chan_t chan, int sub, char *out, size_t outlen);
+
+// ---- endpoint lists (BOUND's and WIRE's eps) ----
+// A list is space-separated KEY=ENDPOINT tokens; a key may appear more than
+// once (a channel bound over ipc and tcp).
+
+// Appends KEY=ep to list (cap bytes). 0, or -1 when it does not fit.
+int ffs_eps_add(char *list, size_t cap, const char *key, const char *ep);
+// The nth (from 0) endpoint of key in list, copied into out. 0, or -1 when
+// there is no such one (or it does not fit outlen).
+int ffs_eps_get(const char *list, const char *key, int nth, char *out, size_t outlen);
+// Checks a list that came off a socket: every token KEY=SCHEME://REST with
+// KEY of [a-z0-9], SCHEME ipc, inproc or tcp, REST printable, no token over
+// FFS_EP_MAX - 1 bytes. 0, or -1 with the reason in why.
+#define FFS_EP_MAX (FFS_PATH_MAX + 64)
+int ffs_eps_check(const char *list, char *why, size_t whylen);
 
 // Removes every ipc socket file the stages of t may have bound in run_dir
 // (all the names ffs_topo_endpoint can give there); missing files are fine.

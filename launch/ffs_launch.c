@@ -1,9 +1,11 @@
 // ffs_launch: `ffstream run`'s orchestration: plans the run's phases (and
-// where a resumed run goes on), opens the control socket, starts the stages
-// through a spawner (ffs_spawn.h), does the ready handshake, drives the
+// where a resumed run goes on), opens the control socket (tcp with CURVE
+// when the run spans hosts), starts the stages through a spawner
+// (ffs_spawn.h), wires them (BOUND, WIRE: ffs_wire.h), READY, drives the
 // phases over the control channel (ffs_ctl.h), supervises (a stage killed by
 // a signal is restarted from its checkpoint, the others told LOST, the lost
-// MARKs re-driven) and shuts down; what the run shows and writes is
+// MARKs re-driven; a remote stage that goes silent stops the run cleanly)
+// and shuts down; what the run shows and writes is
 // ffs_results.h. The launcher never computes on frames; it must never block
 // on a stage.
 #include "ffs_launch.h"
@@ -19,6 +21,7 @@
 #include <zmq.h>
 
 #include "ffs_ctl.h"
+#include "ffs_curve.h"
 #include "ffs_kind.h"
 #include "ffs_log.h"
 #include "ffs_pin.h"
@@ -27,6 +30,8 @@
 #include "ffs_shm.h"
 #include "ffs_spawn.h"
 #include "ffs_stage.h"
+#include "ffs_topo_hosts.h"
+#include "ffs_wire.h"
 
 volatile sig_atomic_t ffs_interrupted = 0;
 
@@ -86,7 +91,18 @@ typedef struct {
   int keep_summary;        // a --resume that runs nothing leaves summary.json as it is
   int end_sent;            // train.mode: stream: the first Ctrl-C asked the source to end
   int no_shm;              // the shared-memory probe failed: stages get shm=false
+  ffs_wire_t wire;         // what each stage bound; the WIREs
+  int wired;               // every stage was wired once (later BOUNDs: restarts)
+  double last_rx[FFS_MAX_STAGES]; // when each stage was last heard from
+  // a networked run: tcp between the processes (docs/MULTIHOST.md)
+  int networked;
+  char ctl_ep[FFS_EP_MAX];     // the control socket's endpoint, as bound
+  char keys_dir[FFS_PATH_MAX]; // CURVE: the run's keys (absolute)
+  char cwd[FFS_PATH_MAX];
+  ffs_curve_keys_t keys;
+  ffs_zap_t *zap;
   uint8_t rx[FFS_CTL_MSG_MAX]; // a control message off the socket
+  uint8_t tx[FFS_CTL_EPS_MAX + 1024]; // one to a stage (a WIRE is the largest)
 } s_run_t;
 
 static int s_stage_index(const s_run_t *r, const char *name, size_t len) {
@@ -195,11 +211,10 @@ static int s_load_progress(s_run_t *r) {
 
 static int s_send(s_run_t *r, int stage, const ffs_ctl_msg_t *m) {
   const char *name = r->t->stages[stage].name;
-  uint8_t buf[256]; // the launcher's messages take a few dozen bytes
-  size_t len = ffs_ctl_encode(buf, sizeof buf, m);
+  size_t len = ffs_ctl_encode(r->tx, sizeof r->tx, m);
   assert(len > 0);
   if (zmq_send(r->ctl, name, strlen(name), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -1;
-  return zmq_send(r->ctl, buf, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+  return zmq_send(r->ctl, r->tx, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
 }
 
 // Sends a control message to stage i. Returns 0 when sent; 1 when not, because
@@ -247,6 +262,35 @@ static void s_redrive(s_run_t *r, int stage) {
   }
 }
 
+// Sends stage i its WIRE. 0, or -1 with r->error set.
+static int s_wire(s_run_t *r, int i) {
+  ffs_ctl_msg_t m;
+  char why[512];
+  if (ffs_wire_make(&r->wire, i, r->t->shm && !r->no_shm, &m, why, sizeof why) < 0) {
+    snprintf(r->error, sizeof r->error, "%s", why);
+    return -1;
+  }
+  return s_send_checked(r, i, &m) < 0 ? -1 : 0;
+}
+
+// BOUND: where stage i's inputs are. After the first wiring (a restarted
+// stage, maybe on new ports) it is wired, and so is every stage sending to it.
+static void s_on_bound(s_run_t *r, int i, const ffs_ctl_msg_t *m) {
+  char why[300];
+  if (ffs_wire_bound(&r->wire, i, m->bound.host, m->bound.eps, why, sizeof why) < 0) {
+    if (!r->error[0])
+      snprintf(r->error, sizeof r->error, "stage '%s': %s", r->t->stages[i].name, why);
+    return;
+  }
+  snprintf(r->rep[i].host, sizeof r->rep[i].host, "%s", m->bound.host);
+  if (!r->wired) return;
+  if (s_wire(r, i) < 0) return;
+  for (int j = 0; j < r->t->n_stages; j++)
+    if (j != i && ffs_wire_sends_to(&r->wire, j, i) &&
+        r->sp->ops->state(r->sp, j) == FFS_SPAWN_RUNNING && s_wire(r, j) < 0)
+      return;
+}
+
 static void s_on_ready(s_run_t *r, int i, const ffs_ctl_msg_t *m) {
   s_stage_t *s = &r->st[i];
   s->ready = 1;
@@ -263,6 +307,7 @@ static void s_on_message(s_run_t *r, int i, const ffs_ctl_msg_t *m) {
   const char *name = r->t->stages[i].name;
   char line[128];
   switch (m->type) {
+  case FFS_CTL_BOUND: s_on_bound(r, i, m); break;
   case FFS_CTL_READY: s_on_ready(r, i, m); break;
   case FFS_CTL_STATS: r->rep[i].stats = m->stats; break;
   case FFS_CTL_SENT:
@@ -331,6 +376,7 @@ static void s_pump_ctl(s_run_t *r, int timeout_ms) {
       ffs_warn("stage '%s': control message refused: %s", r->t->stages[i].name, why);
     else
       s_on_message(r, i, &msg);
+    r->last_rx[i] = ffs_now();
   }
 }
 
@@ -356,6 +402,7 @@ static int s_restart(s_run_t *r, int i, int sig) {
            "checkpoint (restart %d of %d)",
            r->t->stages[i].name, rep->pid, sig, rep->restarts, S_MAX_RESTARTS);
   r->st[i].ready = 0, r->st[i].await_ready = 1;
+  r->wire.st[i].bound = 0;
   if (s_start(r, i, 1) < 0) return -1;
   // the stages that sent it frames through shared memory take back the
   // buffers its dead process held, and address the new one from now on
@@ -472,6 +519,27 @@ static int s_prepare(s_run_t *r) {
     }
   }
   int ncores = ffs_pin_ncores();
+  r->networked = t->launcher != FFS_LAUNCHER_LOCAL || t->n_hosts > 0 ||
+                 t->transport == FFS_TRANSPORT_TCP;
+  if (r->networked && o->threads) {
+    fprintf(stderr, "ffstream: --threads runs every stage in this process: it takes neither "
+            "launch.launcher %s, hosts: nor transport tcp\n", ffs_launcher_str(t->launcher));
+    return 2;
+  }
+  if (t->n_hosts > 1 && t->launcher == FFS_LAUNCHER_LOCAL) {
+    fprintf(stderr, "ffstream: %s places stages on %d hosts: start them with --launcher ssh, "
+            "slurm or mpi\n", t->path, t->n_hosts);
+    return 2;
+  }
+  if (!getcwd(r->cwd, sizeof r->cwd)) r->cwd[0] = 0;
+  if (t->n_hosts > 1) { // each host pins its own stages: 0, 1, ... of its cores
+    int used[FFS_MAX_HOSTS] = {0};
+    for (int i = 0; i < t->n_stages; i++) {
+      const ffs_stage_cfg_t *st = &t->stages[i];
+      r->cores[i] = st->core >= 0 ? st->core : used[st->host]++ % ncores;
+    }
+    return 0;
+  }
   int shared = ffs_pin_plan(t, ncores, r->cores);
   if (shared > 0)
     ffs_warn("%d stages on %d cores: %d stages share a core (pinning wraps around)", t->n_stages,
@@ -486,14 +554,30 @@ static int s_create(s_run_t *r) {
   ffs_spawn_cfg_t cfg = {.topo = r->t, .topo_path = o->topo_path, .exe = o->exe, .sets = o->sets,
                          .n_sets = o->n_sets, .no_shm = r->no_shm, .run_dir = r->run_dir,
                          .out_dir = r->out_dir, .cores = r->cores, .zctx = r->zctx};
-  r->sp = o->threads ? ffs_spawn_threads_new(&cfg) : ffs_spawn_processes_new(&cfg);
+  cfg.silent_s = r->t->silent_s; // a stage whose launcher died stops by itself
+  if (r->networked) {
+    cfg.ctl_ep = r->ctl_ep;
+    cfg.keys_dir = r->t->curve ? r->keys_dir : NULL; // (both filled in before any start)
+    cfg.cwd = r->cwd[0] ? r->cwd : NULL;
+  }
+  switch (o->threads ? -1 : (int)r->t->launcher) {
+  case -1: r->sp = ffs_spawn_threads_new(&cfg); break;
+  case FFS_LAUNCHER_SSH: r->sp = ffs_spawn_ssh_new(&cfg); break;
+  case FFS_LAUNCHER_SLURM: r->sp = ffs_spawn_slurm_new(&cfg); break;
+  case FFS_LAUNCHER_MPI: r->sp = ffs_spawn_mpi_new(&cfg); break;
+  default: r->sp = ffs_spawn_processes_new(&cfg); break;
+  }
   if (!r->zctx || !r->sp) return -1;
   r->res = ffs_results_new(r->t, r->out_dir, o->resume, r->sp->ops->mode, o->quiet);
   return r->res ? 0 : -1;
 }
 
-// Binds the ROUTER the stages connect to. Returns 0 or -1 with r->error set.
+// Binds the ROUTER the stages connect to: the local endpoint, or for a
+// networked run tcp on the first host's address (tcp.host without hosts:)
+// at launch.port or a free port, a CURVE server when security.curve.
+// Returns 0 or -1 with r->error set.
 static int s_open_ctl(s_run_t *r) {
+  const ffs_topo_t *t = r->t;
   r->ctl = zmq_socket(r->zctx, ZMQ_ROUTER);
   // mandatory: a message for a stage that is not connected fails instead of
   // vanishing (s_send_checked); handover: a restarted stage takes its name
@@ -504,14 +588,74 @@ static int s_open_ctl(s_run_t *r) {
   zmq_setsockopt(r->ctl, ZMQ_ROUTER_HANDOVER, &handover, sizeof handover);
   int64_t maxmsg = FFS_CTL_MSG_MAX;
   zmq_setsockopt(r->ctl, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-  char ep[FFS_PATH_MAX + 64];
-  ffs_topo_endpoint(r->t, r->run_dir, 0, FFS_CHAN_CTL, 0, ep, sizeof ep);
+  char ep[FFS_EP_MAX];
+  if (!r->networked) {
+    ffs_topo_endpoint(t, r->run_dir, 0, FFS_CHAN_CTL, 0, ep, sizeof ep);
+  } else {
+    int ivl = 1000, timeout = 1000 * t->silent_s; // a dead peer's connection is closed
+    zmq_setsockopt(r->ctl, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(r->ctl, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
+    if (r->zap && ffs_zap_server(r->zap, r->ctl, "the launcher's control socket") < 0) {
+      snprintf(r->error, sizeof r->error, "cannot make the control socket a CURVE server: %s",
+               zmq_strerror(zmq_errno()));
+      return -1;
+    }
+    const char *addr = t->n_hosts ? t->hosts[0].address : t->tcp_host;
+    if (t->ctl_port) snprintf(ep, sizeof ep, "tcp://%s:%d", addr, t->ctl_port);
+    else snprintf(ep, sizeof ep, "tcp://%s:*", addr);
+  }
   if (zmq_bind(r->ctl, ep) < 0) {
-    snprintf(r->error, sizeof r->error, "cannot bind the control socket %s: %s", ep,
-             zmq_strerror(zmq_errno()));
+    snprintf(r->error, sizeof r->error, "cannot bind the control socket %s: %s%s", ep,
+             zmq_strerror(zmq_errno()),
+             r->networked ? " (the launcher runs on the first host of hosts:, or on tcp.host)"
+                          : "");
     return -1;
   }
+  size_t len = sizeof r->ctl_ep;
+  if (zmq_getsockopt(r->ctl, ZMQ_LAST_ENDPOINT, r->ctl_ep, &len) < 0)
+    snprintf(r->ctl_ep, sizeof r->ctl_ep, "%s", ep);
   return 0;
+}
+
+// A networked run's keys: security.keys, or OUT/keys (a fresh pair made
+// at the run's start, kept for --resume). Loads them and starts the ZAP
+// handler. Without CURVE, says plainly what that means. 0 or -1.
+static int s_open_keys(s_run_t *r) {
+  const ffs_topo_t *t = r->t;
+  if (!t->curve) {
+    ffs_warn("security.curve is false: the run's tcp sockets are plaintext; anyone who reaches "
+             "their ports can read the frames and inject their own");
+    return 0;
+  }
+  if (!ffs_curve_available()) {
+    snprintf(r->error, sizeof r->error, "this libzmq cannot do CURVE (zmq_has(\"curve\") is 0): "
+             "install a libzmq built with libsodium, or set security.curve: false");
+    return -1;
+  }
+  char dir[FFS_PATH_MAX];
+  if (t->keys_dir[0]) snprintf(dir, sizeof dir, "%.500s", t->keys_dir);
+  else snprintf(dir, sizeof dir, "%.500s/keys", r->out_dir);
+  char *abs = realpath(dir, NULL);
+  if (!abs) { // none yet: the run's own pair
+    if (t->keys_dir[0]) {
+      snprintf(r->error, sizeof r->error, "security.keys: %.400s: %s (make a pair with "
+               "`ffstream keys %.400s`)", dir, strerror(errno), dir);
+      return -1;
+    }
+    if (ffs_curve_write_pair(dir, "run", 0, r->error, sizeof r->error) < 0) return -1;
+    abs = realpath(dir, NULL);
+  }
+  if (!abs || strlen(abs) >= sizeof r->keys_dir) {
+    snprintf(r->error, sizeof r->error, "the keys folder %.400s: %s", dir,
+             abs ? "path too long" : strerror(errno));
+    free(abs);
+    return -1;
+  }
+  snprintf(r->keys_dir, sizeof r->keys_dir, "%s", abs);
+  free(abs);
+  if (ffs_curve_load(r->keys_dir, "run", &r->keys, r->error, sizeof r->error) < 0) return -1;
+  r->zap = ffs_zap_start(r->zctx, &r->keys, r->error, sizeof r->error);
+  return r->zap ? 0 : -1;
 }
 
 // --resume: a stage with a checkpoint of its own finds it under its name; a
@@ -579,33 +723,101 @@ static int s_plan(s_run_t *r) {
   return 0;
 }
 
-// Starts every stage and waits until all are READY: nothing is streamed
-// until every stage has bound its inputs. Returns 0 or -1.
+// Starts every stage, wires them once all have bound their inputs (BOUND,
+// WIRE) and waits until all are READY: nothing is streamed before.
+// Returns 0 or -1.
 static int s_start_all(s_run_t *r) {
   r->t0 = ffs_now();
   ffs_results_start(r->res, r->t0);
-  for (int i = 0; i < r->t->n_stages; i++)
-    if (s_start(r, i, r->o->resume) < 0) return -1;
+  if (r->sp->ops->start_all) {
+    if (r->sp->ops->start_all(r->sp, r->o->resume, r->error, sizeof r->error) < 0) return -1;
+    for (int i = 0; i < r->t->n_stages; i++)
+      r->rep[i].core = r->cores[i], r->rep[i].pid = r->sp->ops->pid(r->sp, i);
+  } else {
+    for (int i = 0; i < r->t->n_stages; i++)
+      if (s_start(r, i, r->o->resume) < 0) return -1;
+  }
   for (;;) {
     s_pump_ctl(r, 50);
     s_reap(r);
+    if (!r->wired && ffs_wire_all_bound(&r->wire) && !r->error[0]) {
+      r->wired = 1;
+      for (int i = 0; i < r->t->n_stages && !r->error[0]; i++) s_wire(r, i);
+    }
     int ready = 0;
     for (int i = 0; i < r->t->n_stages; i++) ready += r->st[i].ready;
     if (ready == r->t->n_stages || r->error[0] || ffs_interrupted) break;
     if (ffs_now() - r->t0 > S_READY_TIMEOUT_S) {
-      snprintf(r->error, sizeof r->error, "stages not ready after %.0f s", S_READY_TIMEOUT_S);
+      char late[512] = "";
+      for (int i = 0, n = 0; i < r->t->n_stages && n < (int)sizeof late; i++)
+        if (!r->st[i].ready)
+          n += snprintf(late + n, sizeof late - (size_t)n, "%s%s (%s)", n ? ", " : "",
+                        r->t->stages[i].name, r->wire.st[i].bound ? "bound" : "not heard from");
+      snprintf(r->error, sizeof r->error, "stages not ready after %.0f s: %s", S_READY_TIMEOUT_S,
+               late);
       break;
     }
   }
+  double now = ffs_now();
+  for (int i = 0; i < r->t->n_stages; i++) r->last_rx[i] = now;
   return r->error[0] || ffs_interrupted ? -1 : 0;
+}
+
+// A remote stage that has sent nothing (not even its STATS, which it sends
+// twice a second, also while it waits) for launch.silent_s is lost: its
+// host went down, its link was cut, or it hangs. The run stops cleanly with
+// an error naming the hosts and stages; --resume continues it.
+static void s_check_silence(s_run_t *r) {
+  const ffs_topo_t *t = r->t;
+  if (!r->sp->ops->remote || r->error[0]) return;
+  double now = ffs_now();
+  char text[768] = "";
+  int n = 0, any = 0;
+  for (int i = 0; i < t->n_stages; i++) {
+    if (!r->st[i].ready || r->st[i].await_ready || r->st[i].bye) continue;
+    if (now - r->last_rx[i] <= t->silent_s) continue;
+    const char *host = r->rep[i].host;
+    int first = 1; // the first silent stage of its host lists them all
+    for (int j = 0; j < i && first; j++)
+      first = !(now - r->last_rx[j] > t->silent_s && r->st[j].ready && !r->st[j].bye &&
+                !strcmp(r->rep[j].host, host));
+    if (!first) continue;
+    int silent = 0, total = 0;
+    char names[256] = "";
+    for (int j = 0, w = 0; j < t->n_stages; j++) {
+      if (strcmp(r->rep[j].host, host)) continue;
+      total++;
+      if (now - r->last_rx[j] > t->silent_s && !r->st[j].bye) {
+        silent++;
+        w += snprintf(names + w, sizeof names - (size_t)w, "%s%s", w ? ", " : "",
+                      t->stages[j].name);
+        if (w >= (int)sizeof names) w = (int)sizeof names - 1;
+      }
+    }
+    n += snprintf(text + n, sizeof text - (size_t)n, "%s%s '%s': %s %s sent nothing for %.0f s",
+                  any ? "; " : "", silent == total ? "host" : "on host", host,
+                  silent > 1 ? "stages" : "stage", names, now - r->last_rx[i]);
+    if (n >= (int)sizeof text) n = (int)sizeof text - 1;
+    any = 1;
+  }
+  if (!any) return;
+  snprintf(r->error, sizeof r->error, "lost %s (launch.silent_s %d: a host down, a link cut or "
+           "a stage hung); the other stages write their checkpoints: `ffstream run %s --resume "
+           "%s` continues the run", text, t->silent_s, r->o->topo_path, r->out_dir);
 }
 
 // Drives the phases until the last evaluation's RESULT, an error or an interrupt.
 static void s_stream(s_run_t *r) {
   const ffs_topo_t *t = r->t;
-  for (int i = 0; i < t->n_stages; i++)
-    printf("  stage %-8s %-9s pid %-7d core %d\n", t->stages[i].name,
+  for (int i = 0; i < t->n_stages; i++) {
+    printf("  stage %-8s %-9s pid %-7d core %d", t->stages[i].name,
            ffs_stage_kind_str(t->stages[i].kind), r->rep[i].pid, r->cores[i]);
+    if (r->networked) printf("  host %s", r->rep[i].host);
+    putchar('\n');
+  }
+  if (r->networked)
+    printf("ffstream: control on %s, %s\n", r->ctl_ep,
+           r->zap ? "CURVE with the run's keys" : "plaintext (security.curve: false)");
   r->t_phase = ffs_now();
   r->streaming = 1;
   s_send_next_cmd(r);
@@ -621,6 +833,7 @@ static void s_stream(s_run_t *r) {
     if (ffs_interrupted) break;
     s_pump_ctl(r, 100);
     s_reap(r);
+    s_check_silence(r);
     ffs_results_progress(r->res, r->rep, r->last_epoch_done);
   }
 }
@@ -630,6 +843,7 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
   if (!r) return 1;
   r->o = o, r->t = t, r->last_epoch_done = -1;
   r->streamer = ffs_topo_streamer(t);
+  ffs_wire_init(&r->wire, t);
   int rc = s_prepare(r);
   if (rc) {
     free(r);
@@ -638,7 +852,8 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
   if (s_create(r) < 0) {
     fprintf(stderr, "ffstream: out of memory\n");
     rc = 1;
-  } else if (s_open_ctl(r) == 0 && s_plan(r) == 0 && s_start_all(r) == 0) {
+  } else if ((!r->networked || s_open_keys(r) == 0) && s_open_ctl(r) == 0 && s_plan(r) == 0 &&
+             s_start_all(r) == 0) {
     s_stream(r);
   }
   if (r->res) {
@@ -650,6 +865,7 @@ int ffs_launch_run(const ffs_launch_opts_t *o, const ffs_topo_t *t) {
     if (!r->keep_summary) ffs_results_write_summary(r->res, r->rep, rc);
   }
   if (r->ctl) zmq_close(r->ctl);
+  ffs_zap_destroy(&r->zap); // after the socket it served
   if (r->zctx) zmq_ctx_term(r->zctx);
   s_remove_run_dir(r);
   if (r->res) ffs_results_print_final(r->res);

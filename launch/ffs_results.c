@@ -278,25 +278,6 @@ static void s_json_latency(FILE *f, const ffs_ctl_stats_t *ro) {
   fputs("},\n", f);
 }
 
-static void s_json_stages(FILE *f, const ffs_topo_t *t, const ffs_results_stage_t *st) {
-  fputs("  \"stages\": [\n", f);
-  for (int i = 0; i < t->n_stages; i++) {
-    const ffs_results_stage_t *s = &st[i];
-    const ffs_ctl_stats_t *c = &s->stats;
-    fprintf(f,
-            "    {\"name\": \"%s\", \"kind\": \"%s\", \"pid\": %d, \"core\": %d, \"frames\": %.0f, "
-            "\"bad_frames\": %.0f, \"utilization\": %.4f, \"cpu_s\": %.3f, \"feedback_received\": %.0f, "
-            "\"feedback_sent\": %.0f, \"feedback_dropped\": %.0f, \"topdown_stale\": %.0f, "
-            "\"topdown_stale_ticks\": %.0f, \"shm_frames\": %.0f, \"blas\": \"%s\", "
-            "\"restarts\": %d}%s\n",
-            t->stages[i].name, ffs_stage_kind_str(t->stages[i].kind), s->pid, s->core,
-            (double)c->frames, (double)c->bad, s_utilization(c), c->cpu < 0 ? 0 : c->cpu,
-            (double)c->fbr, (double)c->fbs, (double)c->fbd, (double)c->tds, (double)c->tdk,
-            (double)c->shm, s->blas, s->restarts, i + 1 < t->n_stages ? "," : "");
-  }
-  fputs("  ]\n}\n", f);
-}
-
 // s as a JSON string (quotes, backslashes and control characters escaped).
 static void s_json_str(FILE *f, const char *s) {
   fputc('"', f);
@@ -307,6 +288,27 @@ static void s_json_str(FILE *f, const char *s) {
     else fputc(ch, f);
   }
   fputc('"', f);
+}
+
+static void s_json_stages(FILE *f, const ffs_topo_t *t, const ffs_results_stage_t *st) {
+  fputs("  \"stages\": [\n", f);
+  for (int i = 0; i < t->n_stages; i++) {
+    const ffs_results_stage_t *s = &st[i];
+    const ffs_ctl_stats_t *c = &s->stats;
+    fprintf(f,
+            "    {\"name\": \"%s\", \"kind\": \"%s\", \"pid\": %d, \"core\": %d, \"frames\": %.0f, "
+            "\"bad_frames\": %.0f, \"utilization\": %.4f, \"cpu_s\": %.3f, \"feedback_received\": %.0f, "
+            "\"feedback_sent\": %.0f, \"feedback_dropped\": %.0f, \"topdown_stale\": %.0f, "
+            "\"topdown_stale_ticks\": %.0f, \"shm_frames\": %.0f, \"blas\": \"%s\", "
+            "\"restarts\": %d, \"peers_refused\": %.0f, \"host\": ",
+            t->stages[i].name, ffs_stage_kind_str(t->stages[i].kind), s->pid, s->core,
+            (double)c->frames, (double)c->bad, s_utilization(c), c->cpu < 0 ? 0 : c->cpu,
+            (double)c->fbr, (double)c->fbs, (double)c->fbd, (double)c->tds, (double)c->tdk,
+            (double)c->shm, s->blas, s->restarts, (double)c->ref);
+    s_json_str(f, s->host);
+    fprintf(f, "}%s\n", i + 1 < t->n_stages ? "," : "");
+  }
+  fputs("  ]\n}\n", f);
 }
 
 // "stream": what played and how well it was predicted before it was learned

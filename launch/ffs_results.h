@@ -15,6 +15,7 @@ typedef struct {
   int core;              // the core it is pinned to
   int restarts;          // times the supervisor restarted it from its checkpoint
   char blas[16];         // OpenBLAS's kernels in the stage (its READY message)
+  char host[FFS_CTL_HOST_MAX]; // the host it runs on (its BOUND message)
   ffs_ctl_stats_t stats; // its latest STATS (zero before the first)
 } ffs_results_stage_t;
 

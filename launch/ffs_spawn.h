@@ -1,10 +1,12 @@
 // ffs_spawn: how the launcher starts its stages and learns that one ended,
 // behind one ops table, so that the launcher's supervision (restarts, LOST,
 // re-driven MARKs; launch/ffs_launch.c) works the same over any of them.
-// Two spawners now: processes (fork + exec of `ffstream stage`, one per
-// stage, supervised) and threads (`--threads`: one thread per stage over
-// inproc://, not supervised: a thread cannot be killed alone). A new one
-// (ssh, Slurm, MPI) is another ffs_spawn_<name>.c with its constructor here.
+// Spawners: processes (fork + exec of `ffstream stage`, one per stage,
+// supervised), threads (`--threads`: one thread per stage over inproc://,
+// not supervised: a thread cannot be killed alone), ssh (each stage through
+// a command template on its host: ffs_spawn_proc.c), and the step spawners
+// of Slurm and MPI (one `srun --multi-prog` or MPMD `mpirun` for all
+// stages, each finding its stage from its rank: ffs_spawn_step.c).
 #ifndef FFS_SPAWN_H
 #define FFS_SPAWN_H
 
@@ -29,8 +31,14 @@ typedef struct {
 typedef struct ffs_spawner ffs_spawner_t;
 
 typedef struct {
-  const char *mode;  // what summary.json's "mode" says: "processes", "threads"
+  const char *mode;  // what summary.json's "mode" says: "processes", "threads", "ssh",
+                     // "slurm", "mpi"
   int supervised;    // 1: a stage may end alone (reap says so) and be started again
+  int remote;        // 1: stages may run elsewhere: the launcher hears of a lost one
+                     // only through its silence (launch.silent_s)
+  // Starts every stage at once (NULL: start is called for each). The step
+  // spawners start all in one command. 0, or -1 with a message in err.
+  int (*start_all)(ffs_spawner_t *sp, int resume, char *err, size_t errlen);
   // Starts stage i (again, after it was reaped); resume: from its checkpoint.
   // inc[k]: times stage k was restarted so far (every stage's; the shared-
   // memory descriptors carry them). Returns 0, or -1 with a message in err.
@@ -71,11 +79,37 @@ typedef struct {
   const char *out_dir;       // run output folder (checkpoints)
   const int *cores;          // per stage: the core to pin it to
   void *zctx;                // threads: the ZeroMQ context they share (inproc://)
+  // a networked run (tcp between processes; docs/MULTIHOST.md); NULL / 0 otherwise
+  const char *ctl_ep;        // the launcher's control endpoint (tcp://ADDRESS:PORT)
+  const char *keys_dir;      // CURVE: the folder of the run's key pair (absolute)
+  const char *cwd;           // the folder the stages run in (the topology's relative
+                             // paths, data.dir, are relative to it)
+  int silent_s;              // processes: a stage stops after 3 x this without its
+                             // launcher (the launcher died, or its host is cut off)
 } ffs_spawn_cfg_t;
 
 // NULL when out of memory.
 ffs_spawner_t *ffs_spawn_processes_new(const ffs_spawn_cfg_t *cfg);
 ffs_spawner_t *ffs_spawn_threads_new(const ffs_spawn_cfg_t *cfg);
+ffs_spawner_t *ffs_spawn_ssh_new(const ffs_spawn_cfg_t *cfg);
+ffs_spawner_t *ffs_spawn_slurm_new(const ffs_spawn_cfg_t *cfg);
+ffs_spawner_t *ffs_spawn_mpi_new(const ffs_spawn_cfg_t *cfg);
+
+// ---- the `ffstream stage` command line every process spawner runs ----
+#define FFS_SPAWN_ARGV_MAX 200
+typedef struct {
+  const char *argv[FFS_SPAWN_ARGV_MAX]; // NULL-terminated
+  int argc;
+  char core[16], silent[16], incs[FFS_MAX_STAGES * 12]; // strings argv points into
+} ffs_spawn_args_t;
+// Stage i's command line; i < 0: the stage finds itself from its rank
+// (SLURM_PROCID, OMPI_COMM_WORLD_RANK, PMI_RANK) and pins itself to its
+// rank on its node. inc: restarts so far per stage (NULL: none).
+void ffs_spawn_stage_args(const ffs_spawn_cfg_t *c, int i, int resume, const uint32_t *inc,
+                          ffs_spawn_args_t *a);
+// argv as one command line a POSIX shell reads back into the same words
+// (each quoted where needed). 0, or -1 when it does not fit outlen.
+int ffs_spawn_shell_join(const char *const *argv, char *out, size_t outlen);
 
 // Sets OPENBLAS_CORETYPE to the kernels the stages should run (SkylakeX on
 // an AVX-512 CPU, FFS_BLAS_CORETYPE when set). Returns 1 when that changed

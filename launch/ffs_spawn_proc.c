@@ -1,7 +1,9 @@
 // ffs_spawn_proc: the processes spawner: each stage is a child process
 // running `ffstream stage` (fork + exec), reaped with waitpid; the launcher
-// restarts one that a signal killed. Only local children: a stage on another
-// host needs a spawner of its own (ffs_spawn.h).
+// restarts one that a signal killed. The ssh spawner is the same with each
+// child a shell running launch.ssh ("ssh {host} {cmd}", or "ip netns exec
+// {host} {cmd}" for hosts that are network namespaces): the child's end is
+// the remote stage's end, as ssh reports it.
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,52 +14,62 @@
 
 #include "ffs_spawn.h"
 
-#define S_MAX_SETS 64 // --set overrides passed on
-
 typedef struct {
   ffs_spawner_t base;
   ffs_spawn_cfg_t cfg;
   pid_t pid[FFS_MAX_STAGES];  // > 0 running or ended, not reaped; 0 never started
   int reaped[FFS_MAX_STAGES]; // pid[i] was reaped (kept for the summary)
+  int ssh;                    // 1: through launch.ssh, a shell command per stage
+  char line[8192];            // ssh: the command the shell runs
 } s_procs_t;
+
+// Expands launch.ssh for stage i: {host} the host's name, {address} its
+// address, {cmd} the stage's command line (shell-quoted; a template that
+// runs it through a remote shell, as ssh does, reads the same words).
+static int s_ssh_line(s_procs_t *self, int i, const ffs_spawn_args_t *a, char *err,
+                      size_t errlen) {
+  const ffs_topo_t *t = self->cfg.topo;
+  const char *host = t->hosts[t->stages[i].host].name, *addr = t->hosts[t->stages[i].host].address;
+  char cmd[6144];
+  if (ffs_spawn_shell_join(a->argv, cmd, sizeof cmd) < 0) goto long_;
+  size_t n = (size_t)snprintf(self->line, sizeof self->line, "exec ");
+  for (const char *p = t->ssh_cmd; *p;) {
+    const char *val = NULL;
+    size_t skip = 1;
+    if (!strncmp(p, "{host}", 6)) val = host, skip = 6;
+    else if (!strncmp(p, "{address}", 9)) val = addr, skip = 9;
+    else if (!strncmp(p, "{cmd}", 5)) val = cmd, skip = 5;
+    size_t len = val ? strlen(val) : 1;
+    if (n + len + 1 >= sizeof self->line) goto long_;
+    memcpy(self->line + n, val ? val : p, len);
+    n += len, p += skip;
+  }
+  self->line[n] = 0;
+  return 0;
+long_:
+  snprintf(err, errlen, "stage '%s': its launch.ssh command is longer than %zu bytes",
+           t->stages[i].name, sizeof self->line - 1);
+  return -1;
+}
 
 static int s_start(ffs_spawner_t *sp, int i, int resume, const uint32_t *inc, char *err,
                    size_t errlen) {
   s_procs_t *self = (s_procs_t *)sp;
   const ffs_spawn_cfg_t *c = &self->cfg;
-  const ffs_topo_t *t = c->topo;
-  char core[16];
-  snprintf(core, sizeof core, "%d", c->cores[i]);
-  const char *argv[16 + 2 * S_MAX_SETS];
-  int a = 0;
-  argv[a++] = c->exe;
-  argv[a++] = "stage";
-  argv[a++] = "--topology", argv[a++] = c->topo_path;
-  argv[a++] = "--name", argv[a++] = t->stages[i].name;
-  argv[a++] = "--run-dir", argv[a++] = c->run_dir;
-  argv[a++] = "--out", argv[a++] = c->out_dir;
-  argv[a++] = "--core", argv[a++] = core;
-  if (resume) argv[a++] = "--resume";
-  // after a restart every stage learns each one's incarnation (restarts so
-  // far): the shared-memory descriptors it sends and accepts carry it
-  char incs[FFS_MAX_STAGES * 12] = "";
-  int any = 0;
-  for (int k = 0, n = 0; k < t->n_stages; k++) {
-    n += snprintf(incs + n, sizeof incs - (size_t)n, "%s%u", k ? "," : "", inc[k]);
-    any |= inc[k] > 0;
-  }
-  if (any) argv[a++] = "--incarnations", argv[a++] = incs;
-  for (int k = 0; k < c->n_sets && k < S_MAX_SETS; k++) argv[a++] = "--set", argv[a++] = c->sets[k];
-  if (c->no_shm) argv[a++] = "--set", argv[a++] = "shm=false";
-  argv[a] = NULL;
+  ffs_spawn_args_t a;
+  ffs_spawn_stage_args(c, i, resume, inc, &a);
+  const char *sh[4] = {"/bin/sh", "-c", self->line, NULL}; // "exec ...": the child is the command
+  const char *const *argv = a.argv;
+  if (self->ssh && s_ssh_line(self, i, &a, err, errlen) < 0) return -1;
+  if (self->ssh) argv = sh;
   pid_t pid = fork();
   if (pid < 0) {
     snprintf(err, errlen, "fork: %s", strerror(errno));
     return -1;
   }
   if (pid == 0) {
-    execv(c->exe, (char *const *)argv);
-    fprintf(stderr, "ffstream: cannot exec %s: %s\n", c->exe, strerror(errno));
+    execv(argv[0], (char *const *)argv);
+    fprintf(stderr, "ffstream: cannot exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);
   }
   self->pid[i] = pid, self->reaped[i] = 0;
@@ -122,11 +134,19 @@ static void s_destroy(ffs_spawner_t **sp_p) {
 static const ffs_spawn_ops_t s_ops = {
     .mode = "processes", .supervised = 1, .start = s_start, .reap = s_reap, .state = s_state,
     .pid = s_pid, .stop = s_stop, .kill = s_kill, .wait_all = s_wait_all, .destroy = s_destroy};
+static const ffs_spawn_ops_t s_ssh_ops = {
+    .mode = "ssh", .supervised = 1, .remote = 1, .start = s_start, .reap = s_reap,
+    .state = s_state, .pid = s_pid, .stop = s_stop, .kill = s_kill, .wait_all = s_wait_all,
+    .destroy = s_destroy};
 
-ffs_spawner_t *ffs_spawn_processes_new(const ffs_spawn_cfg_t *cfg) {
+static ffs_spawner_t *s_new(const ffs_spawn_cfg_t *cfg, int ssh) {
   s_procs_t *self = calloc(1, sizeof *self);
   if (!self) return NULL;
-  self->base.ops = &s_ops;
+  self->base.ops = ssh ? &s_ssh_ops : &s_ops;
   self->cfg = *cfg;
+  self->ssh = ssh;
   return &self->base;
 }
+
+ffs_spawner_t *ffs_spawn_processes_new(const ffs_spawn_cfg_t *cfg) { return s_new(cfg, 0); }
+ffs_spawner_t *ffs_spawn_ssh_new(const ffs_spawn_cfg_t *cfg) { return s_new(cfg, 1); }

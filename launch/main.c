@@ -1,15 +1,20 @@
 // ffstream: the command line. `run` launches a whole topology, `stage` runs
 // one stage (what `run` spawns, and what other launchers call per rank),
-// `check` validates a topology file. Bad flags and bad files get a message
-// and a non-zero exit; nothing starts until the topology is valid.
+// `check` validates a topology file, `keys` writes a run's CURVE key pair,
+// `slurm-script` prints an sbatch script. Bad flags and bad files get a
+// message and a non-zero exit; nothing starts until the topology is valid.
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <zmq.h>
 
+#include "ffs_curve.h"
 #include "ffs_launch.h"
 #include "ffs_log.h"
 #include "ffs_pin.h"
@@ -17,6 +22,8 @@
 #include "ffs_spawn.h"
 #include "ffs_stage.h"
 #include "ffs_topo.h"
+#include "ffs_topo_hosts.h"
+#include "ffs_wiring.h"
 
 #define S_MAX_SETS 64
 
@@ -27,12 +34,15 @@ static const char *s_usage_main =
     "  run TOPOLOGY     train and evaluate a topology, one pinned process per stage\n"
     "  stage            run one stage of a topology (what `run` spawns)\n"
     "  check TOPOLOGY   validate a topology file and print its stages\n"
+    "  keys DIR         write a CURVE key pair for runs over tcp (DIR/run.key)\n"
+    "  slurm-script TOPOLOGY  print an sbatch script that runs TOPOLOGY\n"
     "\n"
     "`ffstream <command> --help` describes each command.\n";
 
 static const char *s_usage_run =
     "usage: ffstream run TOPOLOGY [--epochs N] [--set key=value ...] [--out DIR]\n"
     "                             [--resume DIR] [--threads] [--quiet]\n"
+    "                             [--launcher local|ssh|slurm|mpi]\n"
     "\n"
     "  --epochs N       train for N epochs (same as --set train.epochs=N)\n"
     "  --set key=value  override a topology key: train.batch=50, layer.lr=0.02,\n"
@@ -42,17 +52,34 @@ static const char *s_usage_run =
     "  --resume DIR     continue a stopped run in DIR: every stage loads its\n"
     "                   checkpoint, training goes on after the last finished epoch\n"
     "  --threads        run the stages as threads of this process over inproc://\n"
-    "  --quiet          no progress line\n";
+    "  --quiet          no progress line\n"
+    "  --launcher L     how the stages start (launch.launcher): local children,\n"
+    "                   ssh (launch.ssh on each stage's host), slurm (one srun\n"
+    "                   step in this allocation), mpi (one MPMD mpirun line);\n"
+    "                   docs/MULTIHOST.md\n";
 
 static const char *s_usage_stage =
-    "usage: ffstream stage --topology FILE --name STAGE --run-dir DIR [--out DIR]\n"
-    "                      [--core N] [--resume] [--set key=value ...]\n"
+    "usage: ffstream stage --topology FILE [--name STAGE] --run-dir DIR [--out DIR]\n"
+    "                      [--core N|local] [--resume] [--set key=value ...]\n"
+    "                      [--ctl ENDPOINT] [--host NAME] [--bind ADDRESS]\n"
+    "                      [--keys DIR] [--silent-s N] [--cwd DIR]\n"
     "\n"
-    "Runs one stage. It binds its inputs, connects to its peers and to the\n"
-    "launcher's control socket (all endpoints derived from the topology and\n"
-    "--run-dir), says READY, and runs until told to stop or interrupted.\n"
-    "  --core N   pin to core N (-1: do not pin; default -1)\n"
-    "  --resume   start from OUT/ckpt/STAGE.safetensors when it exists\n";
+    "Runs one stage. It connects to the launcher's control socket, binds its\n"
+    "inputs, says where (BOUND), connects its outputs where the launcher says\n"
+    "(WIRE), says READY, and runs until told to stop or interrupted.\n"
+    "  --name S     the stage; without it, the stage of this rank: SLURM_PROCID,\n"
+    "               OMPI_COMM_WORLD_RANK or PMI_RANK (stages in file order)\n"
+    "  --core N     pin to core N (-1: do not pin; default -1); local: this\n"
+    "               rank's place on its node (SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK)\n"
+    "  --resume     start from OUT/ckpt/STAGE.safetensors when it exists\n"
+    "  --ctl EP     the launcher's control endpoint (default: the local one in\n"
+    "               --run-dir); a tcp one makes the inputs bind tcp too\n"
+    "  --host NAME  the host it runs on, as the topology names it\n"
+    "  --bind ADDR  the address its tcp inputs bind (default: this host's address\n"
+    "               on the route to the launcher)\n"
+    "  --keys DIR   the run's CURVE keys (DIR/run.key): every socket uses CURVE\n"
+    "  --silent-s N the launcher unreachable for 3 x N s: checkpoint and stop\n"
+    "  --cwd DIR    run in DIR (the topology's relative paths are relative to it)\n";
 
 static const char *s_usage_check =
     "usage: ffstream check TOPOLOGY [--set key=value ...] [--cores N]\n"
@@ -63,6 +90,9 @@ static const char *s_usage_check =
 
 typedef struct {
   const char *topo, *name, *run_dir, *out;
+  const char *ctl, *host, *bind, *keys, *cwd; // stage: a networked run's
+  int silent_s, core_local;                   // stage
+  char launcher_set[48];                      // run: --launcher as a --set
   const char *sets[S_MAX_SETS];
   int n_sets;
   int threads, quiet, core, help;
@@ -128,6 +158,34 @@ static int s_parse(s_args_t *a, int argc, char **argv, int first, const char *us
       if (s_parse_incarnations(a, argv[++i]) < 0) return -1;
     }
     else if (!strcmp(f, "--run-dir") && has_value) a->run_dir = argv[++i];
+    else if (!strcmp(f, "--launcher") && has_value && usage == s_usage_run) {
+      ffs_launcher_t l;
+      if (ffs_launcher_parse(argv[++i], &l) < 0) {
+        fprintf(stderr, "ffstream: --launcher: expected local, ssh, slurm or mpi, got '%s'\n",
+                argv[i]);
+        return -1;
+      }
+      snprintf(a->launcher_set, sizeof a->launcher_set, "launch.launcher=%s", argv[i]);
+    } else if (usage == s_usage_stage && has_value &&
+               (!strcmp(f, "--ctl") || !strcmp(f, "--host") || !strcmp(f, "--bind") ||
+                !strcmp(f, "--keys") || !strcmp(f, "--cwd"))) {
+      const char **dst = f[2] == 'c' ? (f[3] == 't' ? &a->ctl : &a->cwd)
+                         : f[2] == 'h' ? &a->host
+                         : f[2] == 'b' ? &a->bind
+                                       : &a->keys;
+      *dst = argv[++i];
+    } else if (!strcmp(f, "--silent-s") && has_value && usage == s_usage_stage) {
+      char *end;
+      long v = strtol(argv[++i], &end, 10);
+      if (*end || v < 1 || v > 3600) {
+        fprintf(stderr, "ffstream: --silent-s: expected 1..3600 seconds, got '%s'\n", argv[i]);
+        return -1;
+      }
+      a->silent_s = (int)v;
+    } else if (!strcmp(f, "--core") && has_value && !strcmp(argv[i + 1], "local") &&
+               usage == s_usage_stage) {
+      a->core_local = 1, i++;
+    }
     else if (!strcmp(f, "--cores") && has_value && usage == s_usage_check) {
       char *end;
       long c = strtol(argv[++i], &end, 10);
@@ -155,6 +213,7 @@ static int s_parse(s_args_t *a, int argc, char **argv, int first, const char *us
     }
   }
   if (a->epochs_set[0] && a->n_sets < S_MAX_SETS) a->sets[a->n_sets++] = a->epochs_set;
+  if (a->launcher_set[0] && a->n_sets < S_MAX_SETS) a->sets[a->n_sets++] = a->launcher_set;
   return 0;
 }
 
@@ -266,34 +325,154 @@ static int s_cmd_run(int argc, char **argv) {
   return ffs_launch_run(&o, &t);
 }
 
+// ---- one stage ----
+
+// The first of the environment variables names that holds a number 0..max,
+// or -1 (none set); *which names it.
+static int s_env_rank(const char *const *names, int max, const char **which) {
+  for (int k = 0; names[k]; k++) {
+    const char *v = getenv(names[k]);
+    if (!v || !v[0]) continue;
+    char *end;
+    long n = strtol(v, &end, 10);
+    *which = names[k];
+    return *end || n < 0 || n > max ? -2 : (int)n;
+  }
+  return -1;
+}
+
+// The address of this host on the route to the launcher's tcp endpoint ep
+// (a UDP socket "connected" there: nothing is sent). 0 or -1.
+static int s_route_addr(const char *ep, char *out, size_t outlen) {
+  char host[FFS_EP_MAX];
+  const char *p = strncmp(ep, "tcp://", 6) ? NULL : ep + 6, *colon = p ? strrchr(p, ':') : NULL;
+  if (!colon || (size_t)(colon - p) >= sizeof host) return -1;
+  memcpy(host, p, (size_t)(colon - p));
+  host[colon - p] = 0;
+  struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_DGRAM}, *ai = NULL;
+  if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || !ai) return -1;
+  int fd = socket(AF_INET, SOCK_DGRAM, 0), rc = -1;
+  struct sockaddr_in me;
+  socklen_t len = sizeof me;
+  if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+      getsockname(fd, (struct sockaddr *)&me, &len) == 0 &&
+      inet_ntop(AF_INET, &me.sin_addr, out, (socklen_t)outlen))
+    rc = 0;
+  if (fd >= 0) close(fd);
+  freeaddrinfo(ai);
+  return rc;
+}
+
 static int s_cmd_stage(int argc, char **argv) {
   s_args_t a = {0};
+  static const char *const ranks[] = {"SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", NULL};
+  static const char *const local_ranks[] = {"SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK",
+                                            "MPI_LOCALRANKID", NULL};
   if (s_parse(&a, argc, argv, 2, s_usage_stage) < 0) return 2;
   if (a.help) return fputs(s_usage_stage, stdout), 0;
-  if (!a.topo || !a.name || !a.run_dir) {
-    fprintf(stderr, "ffstream stage: --topology, --name and --run-dir are required\n\n%s", s_usage_stage);
+  if (!a.topo || !a.run_dir) {
+    fprintf(stderr, "ffstream stage: --topology and --run-dir are required\n\n%s", s_usage_stage);
+    return 2;
+  }
+  if (a.cwd && chdir(a.cwd) < 0) {
+    fprintf(stderr, "ffstream stage: --cwd %s: %s\n", a.cwd, strerror(errno));
     return 2;
   }
   static ffs_topo_t t;
   if (s_load(&t, &a) < 0) return 2;
-  int index = ffs_topo_find(&t, a.name);
-  if (index < 0) {
-    fprintf(stderr, "%s: no stage named '%s'\n", t.path, a.name);
+  int index;
+  const char *which = "";
+  if (a.name) {
+    if ((index = ffs_topo_find(&t, a.name)) < 0) {
+      fprintf(stderr, "%s: no stage named '%s'\n", t.path, a.name);
+      return 2;
+    }
+  } else if ((index = s_env_rank(ranks, t.n_stages - 1, &which)) < 0) {
+    if (index == -1)
+      fprintf(stderr, "ffstream stage: no --name, and no rank in SLURM_PROCID, "
+              "OMPI_COMM_WORLD_RANK or PMI_RANK\n");
+    else
+      fprintf(stderr, "ffstream stage: %s='%s': expected a rank 0..%d (%s has %d stages)\n",
+              which, getenv(which), t.n_stages - 1, t.path, t.n_stages);
     return 2;
+  }
+  if (a.core_local) {
+    int lr = s_env_rank(local_ranks, 1 << 20, &which);
+    a.core = lr >= 0 ? lr % ffs_pin_ncores() : -1;
   }
   if (a.n_inc && a.n_inc != t.n_stages) {
     fprintf(stderr, "ffstream: --incarnations: %d counts for %d stages\n", a.n_inc, t.n_stages);
     return 2;
+  }
+  char bind[64];
+  if (!a.bind && a.ctl && !strncmp(a.ctl, "tcp://", 6)) {
+    if (s_route_addr(a.ctl, bind, sizeof bind) < 0) {
+      fprintf(stderr, "ffstream stage '%s': no route to the launcher at %s (give --bind)\n",
+              t.stages[index].name, a.ctl);
+      return 1;
+    }
+    a.bind = bind;
+  }
+  static ffs_curve_keys_t keys;
+  char err[512];
+  if (a.keys && ffs_curve_load(a.keys, "run", &keys, err, sizeof err) < 0) {
+    fprintf(stderr, "ffstream stage '%s': %s\n", t.stages[index].name, err);
+    return 1;
   }
   ffs_install_signal_handlers();
   void *zctx = zmq_ctx_new();
   ffs_stage_env_t env = {.topo = &t, .index = index, .run_dir = a.run_dir,
                          .out_dir = a.out ? a.out : "", .zctx = zctx,
                          .stop = &ffs_interrupted, .core = a.core, .resume = a.resume,
-                         .incarnations = a.n_inc ? a.inc : NULL};
+                         .incarnations = a.n_inc ? a.inc : NULL, .ctl_ep = a.ctl,
+                         .host = a.host, .bind_addr = a.bind, .keys = a.keys ? &keys : NULL,
+                         .silent_s = a.silent_s};
   int rc = ffs_stage_run(&env);
   zmq_ctx_term(zctx);
   return rc == 0 ? 0 : 1;
+}
+
+// ---- slurm-script ----
+
+static const char *s_usage_slurm =
+    "usage: ffstream slurm-script TOPOLOGY [--set key=value ...] [--epochs N]\n"
+    "\n"
+    "Prints an sbatch script that runs TOPOLOGY with one task per stage: the\n"
+    "launcher runs in the batch script, on the allocation's first node, and\n"
+    "starts the stages in one `srun --multi-prog` step (--launcher slurm).\n"
+    "  sbatch <(ffstream slurm-script configs/mnist-ff.yaml)\n";
+
+static int s_cmd_slurm_script(int argc, char **argv) {
+  s_args_t a = {0};
+  if (s_parse(&a, argc, argv, 2, s_usage_slurm) < 0) return 2;
+  if (a.help) return fputs(s_usage_slurm, stdout), 0;
+  if (!a.topo) return fputs(s_usage_slurm, stderr), 2;
+  static ffs_topo_t t;
+  if (s_load(&t, &a) < 0) return 2;
+  char exe[PATH_MAX], topo[PATH_MAX], cwd[PATH_MAX], line[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n < 0 || !realpath(a.topo, topo) || !getcwd(cwd, sizeof cwd))
+    return fprintf(stderr, "ffstream: cannot resolve the paths: %s\n", strerror(errno)), 1;
+  exe[n] = 0;
+  const char *words[2 * S_MAX_SETS + 8] = {exe, "run", topo, "--launcher", "slurm", "--quiet"};
+  int w = 6;
+  for (int k = 0; k < a.n_sets; k++) words[w++] = "--set", words[w++] = a.sets[k];
+  words[w] = NULL;
+  if (ffs_spawn_shell_join(words, line, sizeof line) < 0)
+    return fprintf(stderr, "ffstream: the command line is too long\n"), 1;
+  printf("#!/bin/bash\n"
+         "# ffstream: %s, one Slurm task per stage (%d), one core each\n"
+         "#SBATCH --job-name=%s\n#SBATCH --ntasks=%d\n#SBATCH --cpus-per-task=1\n"
+         "#SBATCH --output=%s-%%j.log\n"
+         "set -euo pipefail\ncd '%s'\n", t.path, t.n_stages, t.name, t.n_stages, t.name, cwd);
+  if (t.n_hosts)
+    printf("# the launcher's control socket binds on the first host of hosts: (%s)\n"
+           "exec %s --out runs/%s-\"$SLURM_JOB_ID\"\n", t.hosts[0].address, line, t.name);
+  else
+    printf("# the launcher's control socket binds on this node's first address\n"
+           "exec %s --out runs/%s-\"$SLURM_JOB_ID\" --set tcp.host=\"$(hostname -I | cut -d' ' "
+           "-f1)\"\n", line, t.name);
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -304,6 +483,8 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "run")) return s_cmd_run(argc, argv);
   if (!strcmp(argv[1], "stage")) return s_cmd_stage(argc, argv);
   if (!strcmp(argv[1], "check")) return s_cmd_check(argc, argv);
+  if (!strcmp(argv[1], "keys")) return ffs_curve_cmd_keys(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "slurm-script")) return s_cmd_slurm_script(argc, argv);
   fprintf(stderr, "ffstream: unknown command '%s'\n\n%s", argv[1], s_usage_main);
   return 2;
 }

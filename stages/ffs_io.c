@@ -29,9 +29,77 @@ double ffs_now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+// ---- the heartbeat ----
+
+static void s_send_stats(ffs_io_t *io, int wait) {
+  const ffs_stage_stats_t *s = &io->stats;
+  ffs_ctl_msg_t m = {.type = FFS_CTL_STATS};
+  m.stats.frames = s->frames, m.stats.bad = s->bad_frames, m.stats.samples = s->samples;
+  m.stats.busy = s->busy_s, m.stats.blocked = s->blocked_s, m.stats.cpu = s->cpu_s;
+  m.stats.wall = ffs_now() - io->t_start, m.stats.gpos = s->g_pos, m.stats.gneg = s->g_neg;
+  m.stats.fbr = s->fb_frames, m.stats.fbs = s->fb_sent, m.stats.fbd = s->fb_dropped;
+  m.stats.tds = s->td_stale, m.stats.tdk = s->td_stale_ticks, m.stats.shm = s->shm_frames;
+  m.stats.l50 = s->lat_p50_us[0], m.stats.l99 = s->lat_p99_us[0], m.stats.h50 = s->hop_p50_us[0];
+  m.stats.ln = s->lat_n[0];
+  m.stats.e50 = s->lat_p50_us[1], m.stats.e99 = s->lat_p99_us[1], m.stats.eh50 = s->hop_p50_us[1];
+  m.stats.en = s->lat_n[1];
+  m.stats.drop = s->in_dropped, m.stats.skip = s->in_skipped;
+  m.stats.pn = s->preq_n, m.stats.pe = s->preq_err, m.stats.pw = s->preq_window;
+  m.stats.pub = s->published;
+  m.stats.ref = io->zap ? ffs_zap_refused(io->zap) : 0;
+  if (wait) {
+    ffs_io_send_ctl(io, &m);
+    return;
+  }
+  uint8_t buf[1024]; // a STATS takes ~400 bytes
+  size_t len = ffs_ctl_encode(buf, sizeof buf, &m);
+  if (len) zmq_send(io->ctl, buf, len, ZMQ_DONTWAIT); // the next one follows soon
+}
+
+// Reads the control socket's connection events. The launcher is lost once
+// it has been unreachable for 3 x silent_s: the launcher gives up on a
+// stage after silent_s, so by then nothing will come back for this one.
+static void s_watch_launcher(ffs_io_t *io, double now) {
+  if (!io->ctl_mon) return;
+  for (;;) {
+    zmq_msg_t ev;
+    zmq_msg_init(&ev);
+    if (zmq_msg_recv(&ev, io->ctl_mon, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&ev);
+      break;
+    }
+    uint16_t id = 0;
+    if (zmq_msg_size(&ev) >= 2) memcpy(&id, zmq_msg_data(&ev), 2);
+    int more = zmq_msg_more(&ev);
+    zmq_msg_close(&ev);
+    while (more) { // the event's second part: the endpoint
+      zmq_msg_init(&ev);
+      if (zmq_msg_recv(&ev, io->ctl_mon, ZMQ_DONTWAIT) < 0) more = 0;
+      else more = zmq_msg_more(&ev);
+      zmq_msg_close(&ev);
+    }
+    if (id == ZMQ_EVENT_CONNECTED) io->ctl_down_since = 0;
+    else if (id == ZMQ_EVENT_DISCONNECTED && io->ctl_down_since == 0) io->ctl_down_since = now;
+  }
+  if (io->ctl_down_since > 0 && now - io->ctl_down_since > 3.0 * io->env->silent_s &&
+      !io->launcher_lost) {
+    io->launcher_lost = 1;
+    ffs_error("the launcher has been unreachable for %.0f s: writing a checkpoint and stopping",
+              now - io->ctl_down_since);
+  }
+}
+
+void ffs_io_tick(ffs_io_t *io, int force) {
+  double now = ffs_now();
+  if (!force && now - io->t_stats < S_STATS_EVERY_S) return;
+  io->t_stats = now;
+  if (io->wired || force) s_send_stats(io, force);
+  s_watch_launcher(io, now);
+}
+
 // ---- sending ----
 
-int ffs_io_stopping(const ffs_io_t *io) { return *io->env->stop != 0; }
+int ffs_io_stopping(const ffs_io_t *io) { return *io->env->stop != 0 || io->launcher_lost; }
 
 // Blocks until msg is sent (backpressure); on success msg is left empty.
 // The time spent waiting is not work, so it is counted apart and left out
@@ -45,6 +113,7 @@ static int s_send_msg_blocking(ffs_io_t *io, void *sock, zmq_msg_t *msg) {
       rc = -1;
       break;
     }
+    if (sock != io->ctl) ffs_io_tick(io, 0); // still alive, only waiting
   }
   io->stats.blocked_s += ffs_now() - t0;
   return rc;

@@ -1,8 +1,9 @@
-// ffs_io_impl: the inside of ffs_io_t, shared by the stage runtime's three
+// ffs_io_impl: the inside of ffs_io_t, shared by the stage runtime's four
 // files, each using only those below it: ffs_io.c (sending, the encode
-// buffers, bad-frame counts), ffs_shards.c (gathering a sharded layer's
-// slices, its partial sums) and ffs_stage.c (sockets, receiving, control,
-// the loop). Stage kinds never include this; they see ffs_stage.h only.
+// buffers, bad-frame counts, the heartbeat), ffs_shards.c (gathering a
+// sharded layer's slices, its partial sums), ffs_sockets.c (binding,
+// wiring, CURVE) and ffs_stage.c (receiving, control, the loop). Stage
+// kinds never include this; they see ffs_stage.h only.
 #ifndef FFS_IO_IMPL_H
 #define FFS_IO_IMPL_H
 
@@ -27,6 +28,9 @@
 _Static_assert(FFS_MAX_SHARDS + 8 < S_SLOT_REP, "reader slots: shards, 8 side stages, the report");
 #define S_SEND_BUFS 16 // encode buffers ZeroMQ may hold at once (>= the
                        // frames queued on a stage's outgoing sockets)
+#define S_STATS_EVERY_S 0.5 // STATS, the stage's heartbeat to the launcher
+// outputs a stage may have: forward (shards and side stages), report, peers, feedback
+#define S_MAX_OUT (FFS_MAX_SHARDS + 8 + 1 + FFS_MAX_SHARDS + FFS_MAX_FEEDBACK)
 
 // An encode buffer lent to ZeroMQ (ffs_io_send). state: S_BUF_FREE,
 // S_BUF_SENT (ZeroMQ holds it; its free callback sets it free again), or
@@ -68,6 +72,19 @@ struct ffs_io {
   const ffs_stage_ops_t *ops;
   void *self;
   void *ctl;                          // DEALER to the launcher
+  void *ctl_mon;                      // PAIR: ctl's connection events (NULL: not watched)
+  double ctl_down_since;              // ... the launcher unreachable since (0: reachable)
+  int launcher_lost;                  // ... too long: the stage checkpoints and stops
+  ffs_zap_t *zap;                     // CURVE: the ZAP handler of its inputs (NULL: none)
+  char bound_eps[FFS_CTL_EPS_MAX];    // its inputs' endpoints (BOUND)
+  struct {
+    int edge;                         // its index in ffs_topo_edges' order
+    void *sock;                       // PUSH (also in fwd, rep, peer_out or fb_out)
+    char ep[FFS_EP_MAX];              // connected to ("": not yet)
+  } out[S_MAX_OUT];
+  int n_out;
+  int wired;                          // the first WIRE came: outputs connected
+  double t_start, t_stats;            // the loop's start; the latest STATS
   void *in;                           // PULL: forward input (NULL for source/readout)
   void *fb_in;                        // PULL: feedback input (NULL when none)
   void *fwd[FFS_MAX_SHARDS + 8];      // PUSH: the next stage's input (each shard's),
@@ -121,6 +138,12 @@ struct ffs_io {
 
 // ---- ffs_io.c ----
 
+// STATS to the launcher: every S_STATS_EVERY_S (or now when force), also
+// while the stage waits on a full queue or a sibling shard, so the launcher
+// hears from every stage that is alive; and the launcher watch (an
+// unreachable launcher makes the stage stop). Never blocks unless force.
+void ffs_io_tick(ffs_io_t *io, int force);
+
 // Counts a bad frame on chan, and logs the first few with why.
 void ffs_io_bad_frame(ffs_io_t *io, const char *chan, const char *why);
 // Blocks until sent (backpressure); 0, or -1 when stopping or on error.
@@ -139,5 +162,17 @@ int ffs_io_expected_shards(const ffs_io_t *io, ffs_chan_t chan, int sub);
 // call), else NULL (waiting for more, or dropped as bad and counted).
 const ffs_frame_t *ffs_io_gather(ffs_io_t *io, const ffs_frame_t *f, const ffs_frame_limits_t *lim,
                                  ffs_chan_t chan, int sub, const char *chan_name);
+
+// ---- ffs_sockets.c ----
+
+// The buffers, the control channel, the inputs bound (io->bound_eps lists
+// them) and the outputs made, not connected. 0 or -1 with err set.
+int ffs_io_open(ffs_io_t *io, char *err, size_t errlen);
+// Connects the outputs to the endpoints eps names (a WIRE; again after a
+// receiver's restart: only changed ones). shm: frames may use shared
+// memory (decided at the first WIRE). 0 or -1 with err set.
+int ffs_io_wire(ffs_io_t *io, const char *eps, int shm, char *err, size_t errlen);
+// Closes every socket and frees the buffers.
+void ffs_io_close(ffs_io_t *io);
 
 #endif

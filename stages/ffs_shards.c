@@ -203,6 +203,7 @@ int ffs_io_allreduce(ffs_io_t *io, uint64_t seq, float *v, int n) {
     zmq_pollitem_t it = {io->peer_in, 0, ZMQ_POLLIN, 0};
     zmq_poll(&it, 1, 100);
     if (it.revents & ZMQ_POLLIN) s_peer_drain(io, seq);
+    ffs_io_tick(io, 0); // alive, waiting on a sibling
   }
   io->stats.blocked_s += ffs_now() - t0; // waiting on siblings is not work
   for (int s = 0; s < k; s++)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "ffs_ctl.h"
+#include "ffs_curve.h"
 #include "ffs_frame.h"
 #include "ffs_topo.h"
 #include "ffs_wiring.h"
@@ -30,6 +31,16 @@ typedef struct {
   int resume;             // 1 = load out_dir/ckpt/<name>.safetensors at start
   const uint32_t *incarnations; // per stage index: times the launcher restarted
                                 // it so far (NULL: none ever was)
+  // many hosts (docs/MULTIHOST.md); all NULL / 0 for a one-host run
+  const char *ctl_ep;     // the launcher's control endpoint (NULL: the local one,
+                          // ffs_topo_endpoint's)
+  const char *host;       // the host it runs on, as the run names it (NULL: its
+                          // host name)
+  const char *bind_addr;  // its inputs also bind tcp://bind_addr:PORT (NULL: no tcp)
+  const ffs_curve_keys_t *keys; // the run's CURVE keys: every tcp socket and
+                          // every socket of a networked run uses them (NULL: plaintext)
+  int silent_s;           // the launcher unreachable this long x 3: checkpoint and
+                          // stop (0: never)
 } ffs_stage_env_t;
 
 // Counters every stage keeps; the runtime sends them to the launcher.

@@ -94,7 +94,15 @@ START_TEST(test_defaults) {
   ck_assert_uint_eq(t.seed, 1);
   ck_assert_int_eq(t.transport, FFS_TRANSPORT_IPC);
   ck_assert_str_eq(t.tcp_host, "127.0.0.1");
-  ck_assert_int_eq(t.tcp_port, 5570);
+  ck_assert_int_eq(t.tcp_port_lo, 0); // any free port
+  ck_assert_int_eq(t.tcp_port_hi, 0);
+  ck_assert_int_eq(t.n_hosts, 0);
+  ck_assert_int_eq(t.launcher, FFS_LAUNCHER_LOCAL);
+  ck_assert_int_eq(t.silent_s, 5);
+  ck_assert_int_eq(t.ctl_port, 0);
+  ck_assert_int_eq(t.curve, 1);
+  ck_assert_str_eq(t.keys_dir, "");
+  ck_assert_str_eq(t.ssh_cmd, "ssh -o BatchMode=yes {host} {cmd}");
   ck_assert_str_eq(t.data_set, "mnist");
   ck_assert_str_eq(t.data_dir, "data/mnist");
   ck_assert_int_eq(t.train_limit, 0);
@@ -152,7 +160,13 @@ START_TEST(test_all_keys) {
   const char *text = "name: full.run\n"
                      "seed: 18446744073709551615\n"
                      "transport: tcp\n"
-                     "tcp: {host: 10.0.0.2, port: 6000}\n"
+                     "tcp: {host: 10.0.0.2, ports: [6000, 6100]}\n"
+                     "hosts:\n"
+                     "  - {name: a, address: 10.0.0.1}\n"
+                     "  - {name: b, address: node-2.cluster}\n"
+                     "launch: {launcher: ssh, ssh: 'ip netns exec {host} {cmd}', srun: 'srun -O', "
+                     "mpirun: 'mpirun --oversubscribe', silent_s: 7, port: 5999}\n"
+                     "security: {curve: false, keys: /etc/ffs}\n"
                      "data:\n"
                      "  set: fashion\n"
                      "  dim: 100\n"
@@ -174,7 +188,7 @@ START_TEST(test_all_keys) {
                      "  eval_average: 0.99\n"
                      "stages:\n"
                      "  - {name: src, kind: source, core: 0}\n"
-                     "  - {name: l1, kind: ff_layer, units: 30, core: 2}\n"
+                     "  - {name: l1, kind: ff_layer, units: 30, core: 2, host: b}\n"
                      "  - {name: l2, kind: ff_layer, units: 40}\n"
                      "  - {name: out, kind: readout, energy: [l1], softmax: [l2, l1], "
                      "softmax_lr: 0.5, primary: softmax}\n"
@@ -186,7 +200,21 @@ START_TEST(test_all_keys) {
   ck_assert(t.seed == UINT64_MAX);
   ck_assert_int_eq(t.transport, FFS_TRANSPORT_TCP);
   ck_assert_str_eq(t.tcp_host, "10.0.0.2");
-  ck_assert_int_eq(t.tcp_port, 6000);
+  ck_assert_int_eq(t.tcp_port_lo, 6000);
+  ck_assert_int_eq(t.tcp_port_hi, 6100);
+  ck_assert_int_eq(t.n_hosts, 2);
+  ck_assert_str_eq(t.hosts[1].name, "b");
+  ck_assert_str_eq(t.hosts[1].address, "node-2.cluster");
+  ck_assert_int_eq(t.stages[0].host, 0);
+  ck_assert_int_eq(t.stages[1].host, 1);
+  ck_assert_int_eq(t.launcher, FFS_LAUNCHER_SSH);
+  ck_assert_str_eq(t.ssh_cmd, "ip netns exec {host} {cmd}");
+  ck_assert_str_eq(t.srun_cmd, "srun -O");
+  ck_assert_str_eq(t.mpirun_cmd, "mpirun --oversubscribe");
+  ck_assert_int_eq(t.silent_s, 7);
+  ck_assert_int_eq(t.ctl_port, 5999);
+  ck_assert_int_eq(t.curve, 0);
+  ck_assert_str_eq(t.keys_dir, "/etc/ffs");
   ck_assert_str_eq(t.data_set, "fashion");
   ck_assert_str_eq(t.data_dir, "data/fashion");
   ck_assert_int_eq(t.stages[0].out_dim, 100);
@@ -222,7 +250,7 @@ START_TEST(test_all_keys) {
   ck_assert_int_eq(t.n_feedback, 2);
   ck_assert_int_eq(t.feedback[0].from, 3);
   ck_assert_int_eq(t.feedback[0].to, 1);
-  ck_assert_int_eq(t.feedback[0].line, 29);
+  ck_assert_int_eq(t.feedback[0].line, 34);
   ck_assert_int_eq(t.feedback[1].from, 2);
   ck_assert_int_eq(t.feedback[1].to, 0);
 }
@@ -357,18 +385,27 @@ START_TEST(test_endpoints) {
   ffs_topo_endpoint(&t, "run", 0, FFS_CHAN_CTL, 0, ep, sizeof ep);
   ck_assert_str_eq(ep, "inproc://run/ctl");
 
-  const char *tcp[] = {"transport=tcp", "tcp.port=6000", "tcp.host=10.1.2.3"};
-  ck_assert_msg(s_load(&t, s_min, tcp, 3) == 0, "%s", s_err);
-  ffs_topo_endpoint(&t, NULL, 0, FFS_CHAN_CTL, 0, ep, sizeof ep);
-  ck_assert_str_eq(ep, "tcp://10.1.2.3:6000");
-  ffs_topo_endpoint(&t, NULL, 0, FFS_CHAN_IN, 0, ep, sizeof ep);
-  ck_assert_str_eq(ep, "tcp://10.1.2.3:6001");
-  ffs_topo_endpoint(&t, NULL, 1, FFS_CHAN_FB, 0, ep, sizeof ep); // 6000 + 1 + 35 + 1
-  ck_assert_str_eq(ep, "tcp://10.1.2.3:6037");
-  ffs_topo_endpoint(&t, NULL, 2, FFS_CHAN_PEER, 0, ep, sizeof ep); // 6000 + 1 + 70 + 2
-  ck_assert_str_eq(ep, "tcp://10.1.2.3:6073");
-  ffs_topo_endpoint(&t, NULL, 3, FFS_CHAN_REP, 2, ep, sizeof ep); // 6000 + 1 + 105 + 5
-  ck_assert_str_eq(ep, "tcp://10.1.2.3:6111");
+  // endpoint lists (BOUND, WIRE): a channel may be bound twice
+  char list[256] = "";
+  ck_assert_int_eq(ffs_eps_add(list, sizeof list, "in", "ipc:///tmp/r/l1.in"), 0);
+  ck_assert_int_eq(ffs_eps_add(list, sizeof list, "in", "tcp://10.0.0.2:41234"), 0);
+  ck_assert_int_eq(ffs_eps_add(list, sizeof list, "rep3", "tcp://10.0.0.2:41235"), 0);
+  ck_assert_str_eq(list, "in=ipc:///tmp/r/l1.in in=tcp://10.0.0.2:41234 rep3=tcp://10.0.0.2:41235");
+  ck_assert_int_eq(ffs_eps_get(list, "in", 1, ep, sizeof ep), 0);
+  ck_assert_str_eq(ep, "tcp://10.0.0.2:41234");
+  ck_assert_int_eq(ffs_eps_get(list, "rep3", 0, ep, sizeof ep), 0);
+  ck_assert_str_eq(ep, "tcp://10.0.0.2:41235");
+  ck_assert_int_eq(ffs_eps_get(list, "rep", 0, ep, sizeof ep), -1);
+  ck_assert_int_eq(ffs_eps_get(list, "in", 2, ep, sizeof ep), -1);
+  ck_assert_int_eq(ffs_eps_get(list, "in", 0, ep, 8), -1); // does not fit
+  char tiny[20] = "";
+  ck_assert_int_eq(ffs_eps_add(tiny, sizeof tiny, "in", "tcp://10.0.0.2:41234"), -1);
+  ck_assert_str_eq(tiny, "");
+  char why[128];
+  ck_assert_int_eq(ffs_eps_check(list, why, sizeof why), 0);
+  const char *bad[] = {"in", "=tcp://a:1", "IN=tcp://a:1", "in=http://a:1", "in=tcp://a\x01:1"};
+  for (size_t k = 0; k < sizeof bad / sizeof *bad; k++)
+    ck_assert_msg(ffs_eps_check(bad[k], why, sizeof why) == -1 && why[0], "'%s' passed", bad[k]);
 }
 END_TEST
 

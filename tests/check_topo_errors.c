@@ -15,7 +15,7 @@ START_TEST(test_err_unknown_key) {
                    "  - {name: out, kind: readout}\n",
                    5,
                    "stage 'l2': unknown key 'unit' (expected one of: name, kind, units, core, "
-                   "goodness, theta, temp, optimizer, lr, momentum, weight_decay, cooldown, "
+                   "host, goodness, theta, temp, optimizer, lr, momentum, weight_decay, cooldown, "
                    "peer_lambda, peer_decay, update, delay_ms, shards, eval_average)");
   s_expect_fail_at("seed: 1\nstage: []\n", 2, "unknown key 'stage' (expected one of: name, seed");
   s_expect_fail_at("train:\n  epochs: 1\n  epoch: 2\n", 3, "train: unknown key 'epoch'");
@@ -53,8 +53,8 @@ START_TEST(test_err_wrong_type) {
   s_expect_fail_at("transport: zmq\n", 1, "transport: expected one of ipc, inproc, tcp, got 'zmq'");
   s_expect_fail_at("seed: -1\n", 1, "seed: expected an integer");
   s_expect_fail_at("data: fashion\n", 1, "data: expected a mapping");
-  s_expect_fail_at("tcp: {port: 80}\n", 1,
-                   "tcp.port: expected an integer in 1024..65000, got '80'");
+  s_expect_fail_at("tcp: {ports: [80, 90]}\n", 1,
+                   "tcp.ports: FIRST: expected an integer in 1024..65535, got '80'");
   s_expect_fail_at("\nstages: {a: 1}\n", 2, "stages: expected a sequence");
   s_expect_fail_at("name: 'a b'\n", 1, "name: expected 1..31 characters");
 }
@@ -398,18 +398,26 @@ START_TEST(test_err_labels_and_recurrent) {
 }
 END_TEST
 
-START_TEST(test_err_tcp_ports) {
-  ffs_topo_t t;
-  const char *ov[] = {"transport=tcp", "tcp.port=65000"};
-  char text[4096];
-  size_t at = (size_t)snprintf(text, sizeof text, "stages:\n  - {name: src, kind: source}\n");
-  for (int i = 0; i < 20; i++)
-    at += (size_t)snprintf(text + at, sizeof text - at,
-                           "  - {name: l%d, kind: ff_layer, units: 1}\n", i);
-  snprintf(text + at, sizeof text - at, "  - {name: out, kind: readout}\n");
-  ck_assert_int_eq(s_load(&t, text, ov, 2), -1);
-  s_expect_err("--set tcp.port=65000: ", "leaves too few ports for 22 stages");
-  ck_assert_msg(s_load(&t, text, ov, 1) == 0, "%s", s_err); // the default port fits
+START_TEST(test_err_hosts) {
+  const char *stages = "stages:\n  - {name: src, kind: source}\n"
+                       "  - {name: l1, kind: ff_layer, units: 1, host: c}\n"
+                       "  - {name: out, kind: readout}\n";
+  char text[1024];
+  snprintf(text, sizeof text, "hosts:\n  - {name: a, address: 10.0.0.1}\n%s", stages);
+  s_expect_fail_at(text, 5, "stage 'l1': host: no host named 'c' in hosts: (expected one of: a)");
+  s_expect_fail_at(stages, 3, "no host named 'c' in hosts: (expected one of: none; add a hosts:");
+  s_expect_fail_at("hosts:\n  - {name: a, address: 10.0.0.1}\n  - {name: a, address: x}\n",
+                   3, "hosts[1]: duplicate host name 'a' (first at");
+  s_expect_fail_at("hosts:\n  - {name: a, address: 'tcp://10.0.0.1:5'}\n", 2,
+                   "hosts[0]: address: 'tcp://10.0.0.1:5' is not a host name or IPv4 address");
+  s_expect_fail_at("hosts:\n  - {name: a}\n", 2, "hosts[0]: missing required key 'address'");
+  s_expect_fail_at("hosts: {a: 1}\n", 1, "hosts: expected a sequence of {name, address}");
+  s_expect_fail_at("tcp: {ports: [7000, 6000]}\n", 1, "tcp.ports: LAST");
+  s_expect_fail_at("tcp: {ports: 7000}\n", 1, "tcp.ports: expected [FIRST, LAST]");
+  s_expect_fail_at("launch: {launcher: pbs}\n", 1, "launch.launcher");
+  s_expect_fail_at("launch: {ssh: 'ssh {host}'}\n", 1, "launch.ssh: 'ssh {host}' has no {cmd}");
+  s_expect_fail_at("launch: {silent_s: 0}\n", 1, "launch.silent_s");
+  s_expect_fail_at("security: {curve: maybe}\n", 1, "security.curve");
 }
 END_TEST
 
@@ -635,7 +643,7 @@ static Suite *s_suite(void) {
   tcase_add_test(errors, test_err_hard_negatives_need_the_edge);
   tcase_add_test(errors, test_err_labels_and_recurrent);
   tcase_add_test(errors, test_err_shards);
-  tcase_add_test(errors, test_err_tcp_ports);
+  tcase_add_test(errors, test_err_hosts);
   tcase_add_test(errors, test_err_data_classes);
   tcase_add_test(errors, test_err_yaml_syntax);
   tcase_add_test(errors, test_err_anchor_alias);

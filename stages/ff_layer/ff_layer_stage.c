@@ -516,7 +516,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
 }
 
 static const char *const s_keys[] = {
-    "name",      "kind",     "units",    "core",         "goodness", "theta",       "temp",
+    "name",      "kind",     "units",    "core", "host", "goodness", "theta",       "temp",
     "optimizer", "lr",       "momentum", "weight_decay", "cooldown", "peer_lambda", "peer_decay",
     "update",    "delay_ms", "shards",   "eval_average", NULL};
 extern const ffs_stage_ops_t ffs_ff_layer_ops;

@@ -616,7 +616,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   return s;
 }
 
-static const char *const s_keys[] = {"name",    "kind",       "core",    "energy",
+static const char *const s_keys[] = {"name",    "kind",       "core", "host", "energy",
                                      "softmax", "softmax_lr", "primary", "publish", NULL};
 extern const ffs_stage_ops_t ffs_readout_ops;
 static const char *const s_infer_names[] = {"energy", "softmax", NULL};

@@ -527,7 +527,7 @@ fail:;
   return NULL;
 }
 
-static const char *const s_keys[] = {"name",    "kind",     "core",   "feed",         "input",
+static const char *const s_keys[] = {"name",    "kind",     "core", "host", "feed",         "input",
                                      "command", "bind",     "labels", "width",        "height",
                                      "planes",  "columns",  "header", "label_column", "window",
                                      "hop",     "overflow", "queue",  NULL};

@@ -29,7 +29,7 @@ typedef struct { // a tap's options, in its stage's kind_cfg
 } s_cfg_t;
 _Static_assert(sizeof(s_cfg_t) <= FFS_KIND_CFG_MAX, "a tap's options fit kind_cfg");
 
-static const char *const s_keys[] = {"name", "kind", "core", "layer", "rows", "phase", NULL};
+static const char *const s_keys[] = {"name", "kind", "core", "host", "layer", "rows", "phase", NULL};
 static const char *const s_rows_names[] = {"neutral", "all", NULL};
 static const char *const s_phase_names[] = {"eval", "train", "all", NULL};
 
