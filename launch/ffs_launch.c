@@ -53,6 +53,7 @@ void ffs_install_signal_handlers(void) {
 #define S_READY_TIMEOUT_S 60.0
 #define S_STOP_TIMEOUT_S 2.0
 #define S_MAX_RESTARTS 3 // per stage and run
+#define S_STATS_EVERY_S_LAUNCH 0.5 // how often a stage sends STATS (its heartbeat)
 
 // A stage as the supervisor sees it (what the outputs show is in rep[]).
 typedef struct {
@@ -295,6 +296,8 @@ static void s_on_ready(s_run_t *r, int i, const ffs_ctl_msg_t *m) {
   s_stage_t *s = &r->st[i];
   s->ready = 1;
   snprintf(r->rep[i].blas, sizeof r->rep[i].blas, "%s", m->ready.blas);
+  // where it really runs: a step spawner's tasks (Slurm, MPI) pin themselves
+  if (r->sp->ops->start_all) r->rep[i].pid = m->ready.pid, r->rep[i].core = m->ready.core;
   if (s->await_ready) {
     s->await_ready = 0;
     ffs_info("stage '%s' is back", r->t->stages[i].name);
@@ -723,6 +726,18 @@ static int s_plan(s_run_t *r) {
   return 0;
 }
 
+// OUT/endpoints: a line per stage, "NAME HOST CHAN=ENDPOINT ...", where each
+// stage's inputs were bound (for the user, and for tests that knock on them).
+static void s_write_endpoints(s_run_t *r) {
+  char path[FFS_PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/endpoints", r->out_dir);
+  FILE *f = fopen(path, "w");
+  if (!f) return;
+  for (int i = 0; i < r->t->n_stages; i++)
+    fprintf(f, "%s %s %s\n", r->t->stages[i].name, r->wire.st[i].host, r->wire.st[i].eps);
+  fclose(f);
+}
+
 // Starts every stage, wires them once all have bound their inputs (BOUND,
 // WIRE) and waits until all are READY: nothing is streamed before.
 // Returns 0 or -1.
@@ -743,6 +758,7 @@ static int s_start_all(s_run_t *r) {
     if (!r->wired && ffs_wire_all_bound(&r->wire) && !r->error[0]) {
       r->wired = 1;
       for (int i = 0; i < r->t->n_stages && !r->error[0]; i++) s_wire(r, i);
+      s_write_endpoints(r);
     }
     int ready = 0;
     for (int i = 0; i < r->t->n_stages; i++) ready += r->st[i].ready;
@@ -766,44 +782,41 @@ static int s_start_all(s_run_t *r) {
 // A remote stage that has sent nothing (not even its STATS, which it sends
 // twice a second, also while it waits) for launch.silent_s is lost: its
 // host went down, its link was cut, or it hangs. The run stops cleanly with
-// an error naming the hosts and stages; --resume continues it.
+// an error naming the host (when all its stages fell silent: those quiet
+// for over a second are named with the one past the limit) or the stages;
+// --resume continues it.
 static void s_check_silence(s_run_t *r) {
   const ffs_topo_t *t = r->t;
   if (!r->sp->ops->remote || r->error[0]) return;
-  double now = ffs_now();
-  char text[768] = "";
-  int n = 0, any = 0;
+  double now = ffs_now(), quiet[FFS_MAX_STAGES];
+  int lost = -1;
   for (int i = 0; i < t->n_stages; i++) {
-    if (!r->st[i].ready || r->st[i].await_ready || r->st[i].bye) continue;
-    if (now - r->last_rx[i] <= t->silent_s) continue;
-    const char *host = r->rep[i].host;
-    int first = 1; // the first silent stage of its host lists them all
-    for (int j = 0; j < i && first; j++)
-      first = !(now - r->last_rx[j] > t->silent_s && r->st[j].ready && !r->st[j].bye &&
-                !strcmp(r->rep[j].host, host));
-    if (!first) continue;
-    int silent = 0, total = 0;
-    char names[256] = "";
-    for (int j = 0, w = 0; j < t->n_stages; j++) {
-      if (strcmp(r->rep[j].host, host)) continue;
-      total++;
-      if (now - r->last_rx[j] > t->silent_s && !r->st[j].bye) {
-        silent++;
-        w += snprintf(names + w, sizeof names - (size_t)w, "%s%s", w ? ", " : "",
-                      t->stages[j].name);
-        if (w >= (int)sizeof names) w = (int)sizeof names - 1;
-      }
-    }
-    n += snprintf(text + n, sizeof text - (size_t)n, "%s%s '%s': %s %s sent nothing for %.0f s",
-                  any ? "; " : "", silent == total ? "host" : "on host", host,
-                  silent > 1 ? "stages" : "stage", names, now - r->last_rx[i]);
-    if (n >= (int)sizeof text) n = (int)sizeof text - 1;
-    any = 1;
+    int watched = r->st[i].ready && !r->st[i].await_ready && !r->st[i].bye;
+    quiet[i] = watched ? now - r->last_rx[i] : 0;
+    if (quiet[i] > t->silent_s && lost < 0) lost = i;
   }
-  if (!any) return;
-  snprintf(r->error, sizeof r->error, "lost %s (launch.silent_s %d: a host down, a link cut or "
-           "a stage hung); the other stages write their checkpoints: `ffstream run %s --resume "
-           "%s` continues the run", text, t->silent_s, r->o->topo_path, r->out_dir);
+  if (lost < 0) return;
+  const char *host = r->rep[lost].host;
+  char names[512] = "";
+  int n_quiet = 0, n_host = 0;
+  for (int j = 0, w = 0; j < t->n_stages; j++) {
+    if (strcmp(r->rep[j].host, host)) continue;
+    n_host++;
+    if (quiet[j] <= 2 * S_STATS_EVERY_S_LAUNCH) continue;
+    n_quiet++;
+    w += snprintf(names + w, sizeof names - (size_t)w, "%s%s", w ? ", " : "", t->stages[j].name);
+    if (w >= (int)sizeof names) w = (int)sizeof names - 1;
+  }
+  char what[700];
+  if (n_quiet == n_host)
+    snprintf(what, sizeof what, "lost host '%s' (%s %s sent nothing for %.0f s)", host,
+             n_quiet > 1 ? "stages" : "stage", names, quiet[lost]);
+  else
+    snprintf(what, sizeof what, "lost %s %s on host '%s' (nothing for %.0f s)",
+             n_quiet > 1 ? "stages" : "stage", names, host, quiet[lost]);
+  snprintf(r->error, sizeof r->error, "%.400s; launch.silent_s is %d: a host down, a link cut "
+           "or a stage hung. The other stages write their checkpoints: `ffstream run %.200s "
+           "--resume %.200s` continues the run", what, t->silent_s, r->o->topo_path, r->out_dir);
 }
 
 // Drives the phases until the last evaluation's RESULT, an error or an interrupt.
@@ -811,7 +824,7 @@ static void s_stream(s_run_t *r) {
   const ffs_topo_t *t = r->t;
   for (int i = 0; i < t->n_stages; i++) {
     printf("  stage %-8s %-9s pid %-7d core %d", t->stages[i].name,
-           ffs_stage_kind_str(t->stages[i].kind), r->rep[i].pid, r->cores[i]);
+           ffs_stage_kind_str(t->stages[i].kind), r->rep[i].pid, r->rep[i].core);
     if (r->networked) printf("  host %s", r->rep[i].host);
     putchar('\n');
   }

@@ -21,6 +21,17 @@ int ffs_wire_bound(ffs_wire_t *w, int i, const char *host, const char *eps, char
     snprintf(err, errlen, "its BOUND lists a bad endpoint: %s", why);
     return -1;
   }
+  for (const char *c = host; *c; c++)
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+          *c == '.' || *c == '-' || *c == '_')) {
+      snprintf(err, errlen, "its BOUND names its host with a character other than A-Z a-z 0-9 "
+               ". - _");
+      return -1;
+    }
+  if (!host[0]) {
+    snprintf(err, errlen, "its BOUND names no host");
+    return -1;
+  }
   ffs_wire_stage_t *s = &w->st[i];
   snprintf(s->host, sizeof s->host, "%s", host);
   snprintf(s->eps, sizeof s->eps, "%s", eps);

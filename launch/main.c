@@ -435,7 +435,7 @@ static int s_cmd_stage(int argc, char **argv) {
 // ---- slurm-script ----
 
 static const char *s_usage_slurm =
-    "usage: ffstream slurm-script TOPOLOGY [--set key=value ...] [--epochs N]\n"
+    "usage: ffstream slurm-script TOPOLOGY [--set key=value ...] [--epochs N] [--out DIR]\n"
     "\n"
     "Prints an sbatch script that runs TOPOLOGY with one task per stage: the\n"
     "launcher runs in the batch script, on the allocation's first node, and\n"
@@ -448,7 +448,9 @@ static int s_cmd_slurm_script(int argc, char **argv) {
   if (a.help) return fputs(s_usage_slurm, stdout), 0;
   if (!a.topo) return fputs(s_usage_slurm, stderr), 2;
   static ffs_topo_t t;
-  if (s_load(&t, &a) < 0) return 2;
+  static ffs_plan_t plan; // planned here, for this machine's cores: the script carries its
+                          // sets, so that the run's stages are the tasks it asks for
+  if (s_load(&t, &a) < 0 || s_apply_plan(&t, &a, &plan) < 0) return 2;
   char exe[PATH_MAX], topo[PATH_MAX], cwd[PATH_MAX], line[4096];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n < 0 || !realpath(a.topo, topo) || !getcwd(cwd, sizeof cwd))
@@ -465,13 +467,19 @@ static int s_cmd_slurm_script(int argc, char **argv) {
          "#SBATCH --job-name=%s\n#SBATCH --ntasks=%d\n#SBATCH --cpus-per-task=1\n"
          "#SBATCH --output=%s-%%j.log\n"
          "set -euo pipefail\ncd '%s'\n", t.path, t.n_stages, t.name, t.n_stages, t.name, cwd);
+  char out[PATH_MAX + 8];
+  if (a.out) {
+    const char *o[] = {a.out, NULL};
+    if (ffs_spawn_shell_join(o, out, sizeof out) < 0) return 1;
+  } else {
+    snprintf(out, sizeof out, "runs/%s-\"$SLURM_JOB_ID\"", t.name);
+  }
   if (t.n_hosts)
     printf("# the launcher's control socket binds on the first host of hosts: (%s)\n"
-           "exec %s --out runs/%s-\"$SLURM_JOB_ID\"\n", t.hosts[0].address, line, t.name);
+           "exec %s --out %s\n", t.hosts[0].address, line, out);
   else
     printf("# the launcher's control socket binds on this node's first address\n"
-           "exec %s --out runs/%s-\"$SLURM_JOB_ID\" --set tcp.host=\"$(hostname -I | cut -d' ' "
-           "-f1)\"\n", line, t.name);
+           "exec %s --out %s --set tcp.host=\"$(hostname -I | cut -d' ' -f1)\"\n", line, out);
   return 0;
 }
 

@@ -72,7 +72,9 @@ static int s_dispatch(ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int s
   double t0 = ffs_now(), c0 = ffs_thread_cpu();
   int rc = io->ops->on_frame(io->self, io, f, chan, sub);
   if (rc == FFS_FRAME_DEFER && chan != FFS_CHAN_IN) rc = -1; // only input frames may wait
-  if (rc < 0)
+  if (rc < 0 && ffs_io_stopping(io))
+    ; // its output could not go out: the stage is stopping, the frame goes with it
+  else if (rc < 0)
     ffs_io_bad_frame(io, chan_name, "rejected by the stage (wrong shape, kind or non-finite values)");
   else if (rc == 0)
     io->stats.frames++;
