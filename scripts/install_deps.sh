@@ -7,10 +7,14 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libhwloc-dev check
       libopenblas-dev libyaml-dev zlib1g-dev dataset-fashion-mnist clang libclang-rt-14-dev
-      python3-numpy ffmpeg python3-zmq python3-msgpack)
+      python3-numpy ffmpeg python3-zmq python3-msgpack
+      slurm-wlm munge openmpi-bin iproute2 iptables iputils-ping)
 # numpy: check_npy opens the .npy files the tap stage writes; ffmpeg: video
 # streams (check_y4m, check_e2e_stream, make stream-demo); python3-zmq and
-# python3-msgpack: the example producer and subscriber (proto/examples)
+# python3-msgpack: the example producer and subscriber (proto/examples);
+# slurm-wlm, munge, openmpi-bin, iproute2: the stand-in hosts and cluster of
+# tests/net (network namespaces, a one-node Slurm, mpirun); iptables: the
+# delay of tests/net/hosts.sh on kernels without netem; iputils-ping: ping
 [ "${1:-}" = "--bench" ] && pkgs+=(python3-torch python3-matplotlib libblis4-serial)
 missing=()
 for p in "${pkgs[@]}"; do
