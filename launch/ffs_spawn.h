@@ -103,7 +103,7 @@ typedef struct {
   char core[16], silent[16], incs[FFS_MAX_STAGES * 12]; // strings argv points into
 } ffs_spawn_args_t;
 // Stage i's command line; i < 0: the stage finds itself from its rank
-// (SLURM_PROCID, OMPI_COMM_WORLD_RANK, PMI_RANK) and pins itself to its
+// (SLURM_PROCID, OMPI_COMM_WORLD_RANK, PMIX_RANK, PMI_RANK) and pins itself to its
 // rank on its node. inc: restarts so far per stage (NULL: none).
 void ffs_spawn_stage_args(const ffs_spawn_cfg_t *c, int i, int resume, const uint32_t *inc,
                           ffs_spawn_args_t *a);

@@ -1,6 +1,6 @@
 // ffs_spawn_step: the step spawners, Slurm and MPI: every stage starts in
 // one command that the cluster's own launcher runs, each task finding its
-// stage from its rank (SLURM_PROCID; OMPI_COMM_WORLD_RANK or PMI_RANK).
+// stage from its rank (SLURM_PROCID; OMPI_COMM_WORLD_RANK, PMIX_RANK or PMI_RANK).
 // Slurm: a --multi-prog file in OUT and one `srun` step inside the
 // allocation the launcher runs in. MPI: one MPMD `mpirun` line, a context
 // per stage (with -host when the topology places it). Not supervised: a

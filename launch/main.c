@@ -68,7 +68,7 @@ static const char *s_usage_stage =
     "inputs, says where (BOUND), connects its outputs where the launcher says\n"
     "(WIRE), says READY, and runs until told to stop or interrupted.\n"
     "  --name S     the stage; without it, the stage of this rank: SLURM_PROCID,\n"
-    "               OMPI_COMM_WORLD_RANK or PMI_RANK (stages in file order)\n"
+    "               OMPI_COMM_WORLD_RANK, PMIX_RANK or PMI_RANK (stages in file order)\n"
     "  --core N     pin to core N (-1: do not pin; default -1); local: this\n"
     "               rank's place on its node (SLURM_LOCALID, OMPI_COMM_WORLD_LOCAL_RANK)\n"
     "  --resume     start from OUT/ckpt/STAGE.safetensors when it exists\n"
@@ -365,7 +365,8 @@ static int s_route_addr(const char *ep, char *out, size_t outlen) {
 
 static int s_cmd_stage(int argc, char **argv) {
   s_args_t a = {0};
-  static const char *const ranks[] = {"SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", NULL};
+  static const char *const ranks[] = {"SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMIX_RANK",
+                                      "PMI_RANK", NULL};
   static const char *const local_ranks[] = {"SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK",
                                             "MPI_LOCALRANKID", NULL};
   if (s_parse(&a, argc, argv, 2, s_usage_stage) < 0) return 2;
@@ -390,7 +391,7 @@ static int s_cmd_stage(int argc, char **argv) {
   } else if ((index = s_env_rank(ranks, t.n_stages - 1, &which)) < 0) {
     if (index == -1)
       fprintf(stderr, "ffstream stage: no --name, and no rank in SLURM_PROCID, "
-              "OMPI_COMM_WORLD_RANK or PMI_RANK\n");
+              "OMPI_COMM_WORLD_RANK, PMIX_RANK or PMI_RANK\n");
     else
       fprintf(stderr, "ffstream stage: %s='%s': expected a rank 0..%d (%s has %d stages)\n",
               which, getenv(which), t.n_stages - 1, t.path, t.n_stages);
@@ -474,9 +475,14 @@ static int s_cmd_slurm_script(int argc, char **argv) {
   } else {
     snprintf(out, sizeof out, "runs/%s-\"$SLURM_JOB_ID\"", t.name);
   }
+  int tcp_host_set = 0;
+  for (int k = 0; k < a.n_sets; k++) tcp_host_set |= !strncmp(a.sets[k], "tcp.host=", 9);
   if (t.n_hosts)
     printf("# the launcher's control socket binds on the first host of hosts: (%s)\n"
            "exec %s --out %s\n", t.hosts[0].address, line, out);
+  else if (tcp_host_set)
+    printf("# the launcher's control socket binds on tcp.host (%s)\nexec %s --out %s\n",
+           t.tcp_host, line, out);
   else
     printf("# the launcher's control socket binds on this node's first address\n"
            "exec %s --out %s --set tcp.host=\"$(hostname -I | cut -d' ' -f1)\"\n", line, out);

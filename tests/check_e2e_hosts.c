@@ -249,8 +249,9 @@ START_TEST(test_mpi_launcher) {
   snprintf(out, sizeof out, "%s/mpi", s_tmp);
   snprintf(log, sizeof log, "%s/mpi.log", s_tmp);
   const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out, S_SMALL,
-                        "--epochs", "1", "--launcher", "mpi", "--set",
-                        "launch.mpirun=mpirun --allow-run-as-root --oversubscribe --bind-to none",
+                        "--epochs", "2", "--launcher", "mpi", "--set",
+                        "launch.mpirun=mpirun --allow-run-as-root --oversubscribe --bind-to none "
+                        "--mca oob_tcp_if_include lo --mca btl_tcp_if_include lo",
                         NULL};
   int rc = s_wait(s_start(argv, log), 180);
   ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, s_tail(log));
@@ -271,9 +272,9 @@ START_TEST(test_slurm_launcher) {
   snprintf(job, sizeof job, "%s/job.sh", s_tmp);
   ck_assert_msg(s_sh("bash tests/net/slurm.sh up '%s' >'%s' 2>&1", dir, log) == 0,
                 "tests/net/slurm.sh up failed:\n%s", s_tail(log));
-  int rc = s_sh("'%s' slurm-script configs/mnist-ff.yaml --out '%s' --epochs 1 "
-                "--set data.train_limit=3000 --set data.test_limit=500 "
-                "--set 'launch.srun=srun --overcommit' > '%s' && "
+  int rc = s_sh("'%s' slurm-script configs/mnist-ff.yaml --out '%s' --epochs 2 "
+                "--set data.train_limit=6000 --set data.test_limit=500 "
+                "--set 'launch.srun=srun --overcommit' --set tcp.host=127.0.0.1 > '%s' && "
                 "SLURM_CONF='%s/slurm.conf' sbatch --wait --overcommit --output='%s' '%s' "
                 ">/dev/null",
                 s_exe(), out, job, dir, log, job);
