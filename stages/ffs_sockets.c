@@ -262,7 +262,8 @@ int ffs_io_wire(ffs_io_t *io, const char *eps, int shm, char *err, size_t errlen
   for (int k = 0; k < io->n_out; k++) {
     snprintf(key, sizeof key, "%d", io->out[k].edge);
     if (ffs_eps_get(eps, key, 0, ep, sizeof ep) < 0) {
-      snprintf(err, errlen, "the launcher's WIRE names no endpoint for output edge %d", io->out[k].edge);
+      snprintf(err, errlen, "the launcher's WIRE names no endpoint for output edge %d",
+               io->out[k].edge);
       return -1;
     }
     if (!strcmp(ep, io->out[k].ep)) continue;

@@ -75,7 +75,8 @@ static int s_dispatch(ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t chan, int s
   if (rc < 0 && ffs_io_stopping(io))
     ; // its output could not go out: the stage is stopping, the frame goes with it
   else if (rc < 0)
-    ffs_io_bad_frame(io, chan_name, "rejected by the stage (wrong shape, kind or non-finite values)");
+    ffs_io_bad_frame(io, chan_name,
+                     "rejected by the stage (wrong shape, kind or non-finite values)");
   else if (rc == 0)
     io->stats.frames++;
   io->stats.busy_s += ffs_now() - t0;

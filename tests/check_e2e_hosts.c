@@ -85,19 +85,6 @@ static char *s_read(const char *dir, const char *file) {
   return text ? strdup(text) : NULL;
 }
 
-// 1 when the two files hold the same bytes.
-static int s_same_bytes(const char *a, const char *b) {
-  FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
-  int same = fa && fb;
-  while (same) {
-    int ca = fgetc(fa), cb = fgetc(fb);
-    same = ca == cb;
-    if (ca == EOF || cb == EOF) break;
-  }
-  if (fa) fclose(fa);
-  if (fb) fclose(fb);
-  return same;
-}
 
 // Waits until the file at path contains every one of the phrases (NULL-
 // terminated), up to timeout_s. 1 when it does.

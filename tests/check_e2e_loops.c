@@ -20,19 +20,6 @@ static const char *s_run_loops(const char *name, const char *set1, const char *s
   return s_run_named(name, "configs/mnist-recurrent.yaml", s_loop_sets, set1, set2, set3, set4);
 }
 
-// 1 when the two files hold the same bytes.
-static int s_same_bytes(const char *a, const char *b) {
-  FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
-  int same = fa && fb;
-  while (same) {
-    int ca = fgetc(fa), cb = fgetc(fb);
-    same = ca == cb;
-    if (ca == EOF || cb == EOF) break;
-  }
-  if (fa) fclose(fa);
-  if (fb) fclose(fb);
-  return same;
-}
 
 START_TEST(test_lockstep_is_bit_identical) {
   const char *json = s_run_loops("lock_a", NULL, NULL, NULL, NULL);

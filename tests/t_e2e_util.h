@@ -146,6 +146,20 @@ static inline int s_wait_first_eval(const char *progress, int timeout_s) {
   return 0;
 }
 
+// 1 when the two files hold the same bytes.
+static inline int s_same_bytes(const char *a, const char *b) {
+  FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+  int same = fa && fb;
+  while (same) {
+    int ca = fgetc(fa), cb = fgetc(fb);
+    same = ca == cb;
+    if (ca == EOF || cb == EOF) break;
+  }
+  if (fa) fclose(fa);
+  if (fb) fclose(fb);
+  return same;
+}
+
 // A test case with the temporary-folder fixture and a time limit, in s.
 static inline TCase *s_tcase(Suite *s, const char *name, int timeout_s) {
   TCase *tc = tcase_create(name);
