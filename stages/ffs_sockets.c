@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zmq.h>
 
 #include "ffs_io_impl.h"
@@ -162,6 +163,8 @@ static int s_bind_input(ffs_io_t *io, void *sock, ffs_chan_t chan, int sub, char
     }
   }
   if (env->topo->transport != FFS_TRANSPORT_TCP) {
+    // the run folder of ipc names: made here too, on a host the launcher is not on
+    if (!env->thread_mode) mkdir(env->run_dir, 0700);
     ffs_topo_endpoint(env->topo, env->run_dir, env->index, chan, sub, ep, sizeof ep);
     if (zmq_bind(sock, ep) < 0) {
       snprintf(err, errlen, "cannot bind %s: %s", ep, zmq_strerror(zmq_errno()));
