@@ -18,6 +18,7 @@
 #define FFS_CTL_TEXT_MAX 1024 // an ERROR's text, NUL included
 #define FFS_CTL_EPS_MAX 12288 // BOUND's and WIRE's endpoint lists, NUL included
 #define FFS_CTL_HOST_MAX 64   // BOUND's host name, NUL included
+#define FFS_CTL_STATS_EVERY_S 0.5 // a stage's STATS period: its heartbeat to the launcher
 
 // The message types. Stage -> launcher: READY .. BYE; launcher -> stage:
 // EPOCH .. STOP.

@@ -53,7 +53,6 @@ void ffs_install_signal_handlers(void) {
 #define S_READY_TIMEOUT_S 60.0
 #define S_STOP_TIMEOUT_S 2.0
 #define S_MAX_RESTARTS 3 // per stage and run
-#define S_STATS_EVERY_S_LAUNCH 0.5 // how often a stage sends STATS (its heartbeat)
 
 // A stage as the supervisor sees it (what the outputs show is in rep[]).
 typedef struct {
@@ -802,7 +801,7 @@ static void s_check_silence(s_run_t *r) {
   for (int j = 0, w = 0; j < t->n_stages; j++) {
     if (strcmp(r->rep[j].host, host)) continue;
     n_host++;
-    if (quiet[j] <= 2 * S_STATS_EVERY_S_LAUNCH) continue;
+    if (quiet[j] <= 2 * FFS_CTL_STATS_EVERY_S) continue;
     n_quiet++;
     w += snprintf(names + w, sizeof names - (size_t)w, "%s%s", w ? ", " : "", t->stages[j].name);
     if (w >= (int)sizeof names) w = (int)sizeof names - 1;

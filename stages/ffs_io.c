@@ -91,7 +91,7 @@ static void s_watch_launcher(ffs_io_t *io, double now) {
 
 void ffs_io_tick(ffs_io_t *io, int force) {
   double now = ffs_now();
-  if (!force && now - io->t_stats < S_STATS_EVERY_S) return;
+  if (!force && now - io->t_stats < FFS_CTL_STATS_EVERY_S) return;
   io->t_stats = now;
   if (io->wired || force) s_send_stats(io, force);
   s_watch_launcher(io, now);

@@ -28,7 +28,6 @@
 _Static_assert(FFS_MAX_SHARDS + 8 < S_SLOT_REP, "reader slots: shards, 8 side stages, the report");
 #define S_SEND_BUFS 16 // encode buffers ZeroMQ may hold at once (>= the
                        // frames queued on a stage's outgoing sockets)
-#define S_STATS_EVERY_S 0.5 // STATS, the stage's heartbeat to the launcher
 // outputs a stage may have: forward (shards and side stages), report, peers, feedback
 #define S_MAX_OUT (FFS_MAX_SHARDS + 8 + 1 + FFS_MAX_SHARDS + FFS_MAX_FEEDBACK)
 
@@ -138,7 +137,7 @@ struct ffs_io {
 
 // ---- ffs_io.c ----
 
-// STATS to the launcher: every S_STATS_EVERY_S (or now when force), also
+// STATS to the launcher: every FFS_CTL_STATS_EVERY_S (or now when force), also
 // while the stage waits on a full queue or a sibling shard, so the launcher
 // hears from every stage that is alive; and the launcher watch (an
 // unreachable launcher makes the stage stop). Never blocks unless force.
