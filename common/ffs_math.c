@@ -5,6 +5,9 @@
 #include "ffs_rms.h"
 
 #include <cblas.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 #include <math.h>
 
 // ---- linear maps ----
@@ -95,4 +98,10 @@ int ffs_argmax(const float *x, int n) {
   for (int i = 1; i < n; i++)
     if (x[i] > x[best]) best = i;
   return best;
+}
+
+void ffs_flush_subnormals(void) {
+#if defined(__SSE__)
+  _mm_setcsr(_mm_getcsr() | 0x8040u); // FTZ (bit 15) and DAZ (bit 6)
+#endif
 }

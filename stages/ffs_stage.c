@@ -21,6 +21,7 @@
 #include "ffs_io_impl.h"
 #include "ffs_kind.h"
 #include "ffs_log.h"
+#include "ffs_math.h"
 #include "ffs_pin.h"
 
 
@@ -331,6 +332,7 @@ int ffs_stage_run(const ffs_stage_env_t *env) {
   s_keep_freed_memory();
   if (env->core >= 0) ffs_pin_to_core(env->core, env->thread_mode);
   openblas_set_num_threads(1); // one pinned stage, one BLAS thread
+  ffs_flush_subnormals();
   if (env->out_dir && env->out_dir[0]) {
     char dir[FFS_PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/ckpt", env->out_dir);
