@@ -69,6 +69,8 @@ typedef struct {
                                     // preq_n, preq_err, published
   double pw;                        // stream: readout preq_window
   uint64_t ref;                     // tcp peers refused (CURVE: no key of the run)
+  uint64_t stk, stb, stx, fbu;      // dp_layer: stash_max, stash_bytes, stash_expired,
+                                    // fb_unknown
 } ffs_ctl_stats_t;
 
 // One decoded (or to-be-encoded) message: `type` says which member of the
@@ -158,6 +160,10 @@ typedef struct {
   X(STATS, stats, pn, U64, NULL)                                                               \
   X(STATS, stats, pe, U64, NULL)                                                               \
   X(STATS, stats, pw, F64, "%.6f")                                                             \
+  X(STATS, stats, stk, U64, NULL)                                                              \
+  X(STATS, stats, stb, U64, NULL)                                                              \
+  X(STATS, stats, stx, U64, NULL)                                                              \
+  X(STATS, stats, fbu, U64, NULL)                                                              \
   X(STATS, stats, pub, U64, NULL)                                                              \
   X(STATS, stats, ref, U64, NULL)                                                              \
   X(SENT, sent, epoch, I32, NULL)                                                              \

@@ -34,6 +34,10 @@ typedef struct {
                ffs_stage_cfg_t *st);
   int light;               // placement: 1 = weighs a twentieth of the heaviest stage;
                            // 0 = as its weights do (in_dim x units)
+  int backward;            // a layer kind: 1 = each of its layers has a reliable backward
+                           // edge to the layer before it (dual propagation's W^T (s+ - s-),
+                           // one frame per training frame, keyed by sequence number; never
+                           // dropped); the chain's layers are then all of this kind
   const struct ffs_stage_ops *ops;
 } ffs_kind_t;
 

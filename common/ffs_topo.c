@@ -48,7 +48,7 @@ static const char *const s_opt_names[] = {"sgd", "adam", NULL};
 static const char *const s_update_names[] = {"frame", "pair", NULL};
 static const char *const s_negatives_names[] = {"random", "hard", "hybrid", NULL};
 static const char *const s_labels_names[] = {"overlay", "separate", NULL};
-static const char *const s_timing_names[] = {"lockstep", "free-running", NULL};
+static const char *const s_timing_names[] = {"lockstep", "free-running", "pipelined", NULL};
 static const char *const s_set_names[] = {"mnist", "fashion", NULL};
 static const char *const s_mode_names[] = {"epochs", "stream", NULL};
 // data.classes unless the file says otherwise, per data.set: the labels of
@@ -562,10 +562,10 @@ static int s_stages(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *
                              dim, st->name, st->out_dim);
       if (!st->out_dim) st->out_dim = dim;
     }
-    if (st->kind == FFS_STAGE_FF_LAYER) {
+    if (ffs_kinds[st->kind]->role == FFS_ROLE_LAYER) {
       st->in_dim = t->stages[i - 1].out_dim;
       st->out_dim = st->units;
-      ff[n_ff++] = i;
+      if (st->kind == FFS_STAGE_FF_LAYER) ff[n_ff++] = i;
     }
     if (ffs_kinds[st->kind]->role == FFS_ROLE_SIDE && s_side_input(c, stages->kids[i], t, i) < 0)
       return -1;
@@ -676,6 +676,7 @@ static int s_validate(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t
           "(expected feedback: - {from: %s, to: %s})",
           t->stages[readout].name, t->stages[0].name);
   }
+  if (ffs_topo_check_backward(c, root, t) < 0) return -1;
   if (ffs_topo_check_forms(c, root, t) < 0) return -1;
   if (ffs_topo_expand_shards(c, root, t) < 0) return -1;
   // facts one kind needs of another's configuration, resolved once here
@@ -683,7 +684,7 @@ static int s_validate(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t
   const ffs_stage_cfg_t *ro = &t->stages[t->readout];
   // each ff_layer's frames come from the chain's stage before it (its group)
   for (int i = 0; i < t->n_stages; i++)
-    if (t->stages[i].kind == FFS_STAGE_FF_LAYER)
+    if (ffs_kinds[t->stages[i].kind]->role == FFS_ROLE_LAYER)
       t->stages[i].in_from = t->stages[t->stages[i].group - 1].group;
   // (a stream's neutral rows are also its predictions and novelty scores)
   t->want_neutral = ro->n_softmax > 0 || t->stream;

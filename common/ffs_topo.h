@@ -47,6 +47,7 @@ typedef enum {
 typedef enum {
   FFS_TIMING_LOCKSTEP = 0, // tick t waits for exactly tick t-1's top-down vector
   FFS_TIMING_FREE,         // free-running: the latest top-down vector wins
+  FFS_TIMING_PIPELINED,    // dp_layers: several batches in flight (lockstep: one)
 } ffs_timing_t;
 
 // Learning hyper-parameters of one ff_layer (top-level `layer:` block gives
@@ -192,6 +193,9 @@ typedef struct {
   int readout;        // resolved: index of the readout stage
   int want_neutral;   // resolved: the readout trains a softmax (the source sends
                       // neutral rows)
+  int supervised;     // resolved: the chain's layers have backward edges (dp_layer): the
+                      // source sends plain labelled rows, the readout scores the top
+                      // layer's class scores
   int want_candidates; // resolved: the readout does energy inference (the source
                        // sends candidate rows in evaluation)
   int n_feedback;

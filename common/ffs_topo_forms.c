@@ -4,8 +4,83 @@
 // asserts on file content.
 #include "ffs_topo_forms.h"
 
+#include "ffs_kind.h"
+
 #include <stdio.h>
 #include <string.h>
+
+// ---- validation: a chain with backward edges ----
+
+int ffs_topo_check_backward(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t) {
+  const ffs_yaml_node_t *stages = ffs_yaml_map_get(root, "stages");
+  const ffs_yaml_node_t *train = ffs_yaml_map_get(root, "train");
+  int first = -1, last = -1, ro = -1;
+  for (int i = 0; i < t->n_stages; i++) {
+    const ffs_kind_t *k = ffs_kinds[t->stages[i].kind];
+    if (k->role == FFS_ROLE_READOUT) ro = i;
+    if (k->role != FFS_ROLE_LAYER) continue;
+    if (first < 0) first = i;
+    last = i;
+  }
+  if (first < 0 || ro < 0 || !ffs_kinds[t->stages[last].kind]->backward) {
+    for (int i = first; i >= 0 && i <= last; i++)
+      if (ffs_kinds[t->stages[i].kind]->backward)
+        return ffs_yaml_fail(c, stages->kids[last],
+                             "stage '%s': a %s in a chain that ends with a %s (expected every "
+                             "layer of the chain to be a %s: its backward edges run from "
+                             "the last layer down to the first)",
+                             t->stages[last].name, ffs_kinds[t->stages[i].kind]->name,
+                             ffs_kinds[t->stages[last].kind]->name,
+                             ffs_kinds[t->stages[i].kind]->name);
+    return 0;
+  }
+  const ffs_kind_t *kind = ffs_kinds[t->stages[last].kind];
+  for (int i = first; i <= last; i++)
+    if (ffs_kinds[t->stages[i].kind] != kind)
+      return ffs_yaml_fail(c, stages->kids[i],
+                           "stage '%s': a %s in a chain of %ss (expected every layer of the "
+                           "chain to be a %s)",
+                           t->stages[i].name, ffs_kinds[t->stages[i].kind]->name, kind->name,
+                           kind->name);
+  if (t->stages[last].units != t->classes)
+    return ffs_yaml_fail(c, ffs_yaml_map_get(stages->kids[last], "units"),
+                         "stage '%s': units: %d, but the last %s gives the class scores "
+                         "(expected units: %d, data.classes)",
+                         t->stages[last].name, t->stages[last].units, kind->name, t->classes);
+  for (int k = 0; k < t->n_feedback; k++) {
+    const ffs_feedback_cfg_t *e = &t->feedback[k];
+    if ((e->from >= first && e->from <= last) || (e->to >= first && e->to <= last))
+      return ffs_yaml_failf(c, NULL, e->line,
+                            "feedback %s -> %s: the %ss' backward edges are made for them "
+                            "(expected no feedback: edge to or from a %s)",
+                            t->stages[e->from].name, t->stages[e->to].name, kind->name,
+                            kind->name);
+  }
+  if (t->ticks > 1)
+    return ffs_yaml_fail(c, ffs_yaml_map_get(train, "ticks"),
+                         "train.ticks: %d, but %ss are not recurrent (expected ticks: 1)",
+                         t->ticks, kind->name);
+  if (t->stream)
+    return ffs_yaml_fail(c, ffs_yaml_map_get(train, "mode"),
+                         "train.mode: stream is not implemented for %ss (expected mode: "
+                         "epochs)", kind->name);
+  if (t->timing == FFS_TIMING_FREE)
+    return ffs_yaml_fail(c, ffs_yaml_map_get(train, "timing"),
+                         "train.timing: free-running is the recurrent form's (expected "
+                         "lockstep or pipelined for %ss)", kind->name);
+  const ffs_yaml_node_t *prim = NULL;
+  for (int i = 0; i < stages->n; i++)
+    if (i == ro) prim = ffs_yaml_map_get(stages->kids[i], "primary");
+  if (prim && t->stages[ro].primary == FFS_INFER_ENERGY)
+    return ffs_yaml_fail(c, prim,
+                         "stage '%s': primary: energy needs goodness, which %ss have none "
+                         "of (expected primary: softmax, the last layer's class scores)",
+                         t->stages[ro].name, kind->name);
+  t->stages[ro].primary = FFS_INFER_SOFTMAX;
+  t->supervised = 1;
+  t->pairs = t->triples = t->form_auto = 0; // one frame of labelled rows per batch
+  return 0;
+}
 
 // ---- validation: labels and recurrent loops ----
 

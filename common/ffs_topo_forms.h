@@ -15,6 +15,13 @@
 // gets in the recurrent form. Returns 0 or -1 with the error written.
 int ffs_topo_check_forms(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t);
 
+// A chain of layers with backward edges (dp_layer, ffs_kind_t.backward):
+// every layer of the chain is of that kind, the last one has data.classes
+// units, no `feedback:` edge touches them, no ticks, no stream; the source
+// then sends plain labelled rows (t->supervised) and the readout scores the
+// last layer's class scores as its softmax. Returns 0 or -1.
+int ffs_topo_check_backward(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t);
+
 // Expands every ff_layer with shards: k > 1 into k consecutive stages named
 // <name>.0 .. <name>.<k-1>, each owning a contiguous slice of the units, and
 // renumbers the readout's lists and the feedback edges. Returns 0 or -1.

@@ -3,6 +3,8 @@
 // of the ffs_topo_t; only ffs_topo_remove_endpoints touches the file system.
 #include "ffs_wiring.h"
 
+#include "ffs_kind.h"
+
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
@@ -125,12 +127,13 @@ int ffs_topo_next(const ffs_topo_t *t, int i) {
 
 int ffs_topo_max_rows(const ffs_topo_t *t) {
   int train = t->triples ? 3 * t->batch : t->pairs ? 2 * t->batch : t->batch;
-  int eval = t->eval_batch * t->classes;
+  int eval = t->supervised ? t->eval_batch : t->eval_batch * t->classes; // candidate rows
   return train > eval ? train : eval;
 }
 
 int ffs_topo_feedback_cols(const ffs_topo_t *t, int from) {
   assert(t && from >= 0 && from < t->n_stages);
+  if (ffs_kind_of(t->stages[from].kind)->backward) return t->stages[from].in_dim;
   return t->stages[from].kind == FFS_STAGE_READOUT ? t->classes : t->stages[from].out_dim;
 }
 
@@ -169,7 +172,8 @@ int ffs_topo_edges(const ffs_topo_t *t, ffs_edge_t *out, int cap) {
   for (int i = 0; i < t->n_stages; i++) { // data: the chain, then side stages
     const ffs_stage_cfg_t *st = &t->stages[i];
     int next = ffs_topo_next(t, i);
-    if (i < t->readout && next < t->n_stages && t->stages[next].kind == FFS_STAGE_FF_LAYER)
+    if (i < t->readout && next < t->n_stages &&
+        ffs_kind_of(t->stages[next].kind)->role == FFS_ROLE_LAYER)
       for (int k = 0; k < t->stages[next].n_shards; k++)
         n = s_add(out, n, cap,
                   (ffs_edge_t){FFS_EDGE_DATA, FFS_POLICY_BLOCK, i, next + k, 0,
@@ -179,8 +183,8 @@ int ffs_topo_edges(const ffs_topo_t *t, ffs_edge_t *out, int cap) {
         n = s_add(out, n, cap,
                   (ffs_edge_t){FFS_EDGE_DATA, FFS_POLICY_BLOCK, i, j, 0, t->stages[j].in_dim, hwm});
   }
-  for (int i = 0; i < t->n_stages; i++) // reports: every layer's, one channel per group
-    if (t->stages[i].kind == FFS_STAGE_FF_LAYER)
+  for (int i = 0; i < t->n_stages; i++) // reports: one channel per reporting layer's group
+    if (ffs_topo_reports(t, i))
       n = s_add(out, n, cap,
                 (ffs_edge_t){FFS_EDGE_REPORT, FFS_POLICY_BLOCK, i, t->readout, t->stages[i].group,
                              1 + t->stages[i].out_dim, hwm});
@@ -205,7 +209,23 @@ int ffs_topo_edges(const ffs_topo_t *t, ffs_edge_t *out, int cap) {
                            e->from, e->to, 0, ffs_topo_feedback_cols(t, e->from),
                            reliable ? 64 : 2});
   }
+  // backward: each layer of a backward kind to the layer before it; one
+  // frame per training frame in that layer's stash, which holds fewer than
+  // the queue does, so a sender never waits long and none is lost
+  for (int i = 0; i < t->readout; i++)
+    if (ffs_kind_of(t->stages[i].kind)->backward &&
+        ffs_kind_of(t->stages[i - 1].kind)->role == FFS_ROLE_LAYER)
+      n = s_add(out, n, cap,
+                (ffs_edge_t){FFS_EDGE_FEEDBACK, FFS_POLICY_RELIABLE, i, i - 1, 0,
+                             ffs_topo_feedback_cols(t, i), 64});
   return n;
+}
+
+int ffs_topo_reports(const ffs_topo_t *t, int i) {
+  assert(t && i >= 0 && i < t->n_stages);
+  const ffs_kind_t *k = ffs_kind_of(t->stages[i].kind);
+  if (k->role != FFS_ROLE_LAYER) return 0;
+  return k->backward ? ffs_topo_next(t, i) == t->readout : 1;
 }
 
 int ffs_topo_streamer(const ffs_topo_t *t) {

@@ -61,8 +61,9 @@ int ffs_topo_next(const ffs_topo_t *t, int i);
 // candidate rows per evaluated sample.
 int ffs_topo_max_rows(const ffs_topo_t *t);
 
-// Width of the vectors stage `from` sends on a feedback edge: its units, or
-// data.classes class probabilities for the readout.
+// Width of the vectors stage `from` sends on a feedback edge: its units,
+// data.classes class probabilities for the readout, or, for a layer with a
+// backward edge (ffs_kind_t.backward), its input's width.
 int ffs_topo_feedback_cols(const ffs_topo_t *t, int from);
 
 // ---- the graph of typed edges ----
@@ -99,5 +100,8 @@ int ffs_topo_edges(const ffs_topo_t *t, ffs_edge_t *out, int cap);
 // The stage that streams: the one no data edge enters (the source). The
 // launcher sends it the phases.
 int ffs_topo_streamer(const ffs_topo_t *t);
+// Whether stage i sends reports to the readout: every ff_layer; of a chain
+// with backward edges, only its last layer (the class scores).
+int ffs_topo_reports(const ffs_topo_t *t, int i);
 
 #endif

@@ -243,6 +243,10 @@ const char *ffs_plan_str(const ffs_plan_t *p, char *buf, size_t cap) {
   static const char *const forms[] = {"a frame per role", "pair frames", "triple frames"};
   size_t n =
       (size_t)snprintf(buf, cap, "planned for %d core%s:", p->cores, p->cores > 1 ? "s" : "");
+  if (p->n_layers == 0) { // dp_layers: one process each, one frame per batch
+    snprintf(buf + n, cap - n, " no ff_layer to shard, no frame form to choose");
+    return buf;
+  }
   for (int l = 0; l < p->n_layers && n < cap; l++)
     n += (size_t)snprintf(buf + n, cap - n, "%s %s %d shard%s%s", l ? "," : "", p->layer[l],
                           p->shards[l], p->shards[l] > 1 ? "s" : "", p->chosen[l] ? " (auto)" : "");

@@ -300,11 +300,14 @@ static void s_json_stages(FILE *f, const ffs_topo_t *t, const ffs_results_stage_
             "\"bad_frames\": %.0f, \"utilization\": %.4f, \"cpu_s\": %.3f, \"feedback_received\": %.0f, "
             "\"feedback_sent\": %.0f, \"feedback_dropped\": %.0f, \"topdown_stale\": %.0f, "
             "\"topdown_stale_ticks\": %.0f, \"shm_frames\": %.0f, \"blas\": \"%s\", "
-            "\"restarts\": %d, \"peers_refused\": %.0f, \"host\": ",
+            "\"restarts\": %d, \"peers_refused\": %.0f, \"stash_max_frames\": %.0f, "
+            "\"stash_bytes\": %.0f, \"stash_expired\": %.0f, \"feedback_unknown\": %.0f, "
+            "\"host\": ",
             t->stages[i].name, ffs_stage_kind_str(t->stages[i].kind), s->pid, s->core,
             (double)c->frames, (double)c->bad, s_utilization(c), c->cpu < 0 ? 0 : c->cpu,
             (double)c->fbr, (double)c->fbs, (double)c->fbd, (double)c->tds, (double)c->tdk,
-            (double)c->shm, s->blas, s->restarts, (double)c->ref);
+            (double)c->shm, s->blas, s->restarts, (double)c->ref, (double)c->stk,
+            (double)c->stb, (double)c->stx, (double)c->fbu);
     s_json_str(f, s->host);
     fprintf(f, "}%s\n", i + 1 < t->n_stages ? "," : "");
   }

@@ -47,6 +47,8 @@ static void s_send_stats(ffs_io_t *io, int wait) {
   m.stats.pn = s->preq_n, m.stats.pe = s->preq_err, m.stats.pw = s->preq_window;
   m.stats.pub = s->published;
   m.stats.ref = io->zap ? ffs_zap_refused(io->zap) : 0;
+  m.stats.stk = s->stash_max, m.stats.stb = s->stash_bytes, m.stats.stx = s->stash_expired;
+  m.stats.fbu = s->fb_unknown;
   if (wait) {
     ffs_io_send_ctl(io, &m);
     return;

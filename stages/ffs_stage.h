@@ -73,6 +73,11 @@ typedef struct {
   uint64_t preq_n, preq_err; // readout: labelled samples scored before learning, errors
   double preq_window;   // readout: accuracy over the latest train.window of them (-1 none)
   uint64_t published;   // readout: predictions published (out.publish)
+  // dp_layer: its stash (frames kept until their feedback comes)
+  uint64_t stash_max;     // most frames held at once
+  uint64_t stash_bytes;   // memory the stash holds
+  uint64_t stash_expired; // entries given up (no feedback within the wait)
+  uint64_t fb_unknown;    // feedback for a frame not in the stash: dropped
 } ffs_stage_stats_t;
 
 // on_frame may return this for an input frame it cannot handle yet (lockstep:

@@ -44,6 +44,8 @@ typedef struct {
   int units;
   int energy;            // counted in the energy sum
   int softmax;           // feeds the softmax readout
+  int scores;            // reports class scores (the last dp_layer): its argmax is the
+                         // prediction, counted as the softmax inference
   float sign;            // +1: high goodness = positive; -1 for min_ssq
   s_slot_t fifo[S_WINDOW];
   int head, len;
@@ -282,6 +284,20 @@ static void s_on_neutral(s_readout_t *s, ffs_io_t *io, int train) {
   }
 }
 
+// ---- class scores (a chain of dp_layers) ----
+
+// Evaluation rows of the last layer's class scores: argmax against the label.
+static void s_on_scores(s_readout_t *s, int train) {
+  s_layer_t *L = &s->layers[0];
+  const s_slot_t *sl = &L->fifo[L->head];
+  if (train) return; // the layer learned from its loss itself
+  int wrong = 0;
+  for (uint32_t r = 0; r < sl->h.rows; r++)
+    wrong += ffs_argmax(sl->data + (size_t)r * (size_t)s->classes, s->classes) != sl->labels[r];
+  s->n_softmax += sl->h.rows, s->err_softmax += (uint64_t)wrong;
+  L->err_softmax += (uint64_t)wrong;
+}
+
 // ---- energy inference ----
 
 // Candidate rows come in groups of data.classes (one per label) per sample.
@@ -369,7 +385,7 @@ static void s_on_mark(s_readout_t *s, ffs_io_t *io, const ffs_frame_hdr_t *h) {
     ffs_ctl_layer_t *out = &m.result.layers[m.result.n_layers++];
     snprintf(out->name, sizeof out->name, "%s", s->topo->stages[L->stage].layer_name);
     out->energy = s->n_energy ? (double)L->err_energy / (double)s->n_energy : -1.0;
-    out->softmax = L->softmax && s->n_softmax ? (double)L->err_softmax / (double)s->n_softmax : -1.0;
+    out->softmax = (L->softmax || L->scores) && s->n_softmax ? (double)L->err_softmax / (double)s->n_softmax : -1.0;
     L->err_energy = L->err_softmax = 0;
   }
   ffs_io_send_ctl(io, &m);
@@ -417,6 +433,7 @@ static void s_try_join(s_readout_t *s, ffs_io_t *io) {
     }
     if (!rows_agree) s->join_missed++;
     else if (h->kind == FFS_FRAME_MARK) s_on_mark(s, io, h);
+    else if (s->layers[0].scores) s_on_scores(s, h->phase == FFS_PHASE_TRAIN);
     else if (first->role == FFS_ROW_NEUTRAL) s_on_neutral(s, io, h->phase == FFS_PHASE_TRAIN);
     else if (first->role == FFS_ROW_CANDIDATE && h->phase == FFS_PHASE_EVAL) s_on_candidates(s);
     for (int i = 0; i < s->n_layers; i++) s_pop_head(s, io, &s->layers[i]);
@@ -429,7 +446,13 @@ static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t
   if (f->h.kind != FFS_FRAME_REPORT && f->h.kind != FFS_FRAME_MARK) return -1;
   s_layer_t *L = &s->layers[s->by_stage[sub]];
   int role = f->n_role[FFS_ROW_CANDIDATE] == f->h.rows ? FFS_ROW_CANDIDATE : FFS_ROW_NEUTRAL;
-  if (f->h.kind == FFS_FRAME_REPORT) {
+  if (f->h.kind == FFS_FRAME_REPORT && L->scores) {
+    // class scores of labelled evaluation rows
+    if (role != FFS_ROW_NEUTRAL || f->h.aux != 0 || f->h.cols != (uint32_t)s->classes) return -1;
+    if (f->h.rows < 1 || !f->labels || !f->cands) return -1;
+    for (uint32_t r = 0; r < f->h.rows; r++)
+      if (f->labels[r] >= s->classes) return -1;
+  } else if (f->h.kind == FFS_FRAME_REPORT) {
     // a report's rows are all neutral (softmax) or all candidates (energy)
     if (f->n_role[role] != f->h.rows) return -1;
     if (f->h.aux != 1 || f->h.rows < 1 || !f->labels || !f->cands) return -1;
@@ -557,14 +580,15 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   for (int k = 0; k < S_MARKS_KEPT; k++) s->marks[k] = -1;
   for (int i = 0; i < t->n_stages; i++) {
     // a sharded layer reports once, gathered, on its shard 0's channel
-    if (t->stages[i].kind != FFS_STAGE_FF_LAYER || t->stages[i].shard != 0) continue;
+    if (!ffs_topo_reports(t, i) || t->stages[i].shard != 0) continue;
     s_layer_t *L = &s->layers[s->n_layers];
     s->by_stage[i] = s->n_layers++;
     L->stage = i, L->units = t->stages[i].out_dim;
     L->sign = t->stages[i].layer.goodness == FFS_GOODNESS_MIN_SSQ ? -1.0f : 1.0f;
     for (int k = 0; k < me->n_energy; k++) L->energy |= me->energy[k] == i;
     for (int k = 0; k < me->n_softmax; k++) L->softmax |= me->softmax[k] == i;
-    int cols = 1 + (L->softmax ? L->units : 0);
+    L->scores = ffs_kind_of(t->stages[i].kind)->backward;
+    int cols = L->scores ? L->units : 1 + (L->softmax ? L->units : 0);
     for (int k = 0; k < S_WINDOW; k++) {
       L->fifo[k].labels = malloc((size_t)s->max_rows);
       L->fifo[k].cands = malloc((size_t)s->max_rows);
@@ -603,7 +627,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
     ffs_io_stats(io)->preq_window = -1.0;
   }
   if (!ok || s->n_layers == 0) {
-    snprintf(err, errlen, s->n_layers ? "out of memory" : "%s: readout has no ff_layer to read", t->path);
+    snprintf(err, errlen, s->n_layers ? "out of memory" : "%s: readout has no layer to read", t->path);
     void *p = s;
     s_destroy(&p);
     return NULL;

@@ -67,6 +67,8 @@ typedef struct {
   int hard;                // negatives drawn from predictions (FFS_NEG_HARD)
   int hybrid;              // unsupervised: no label overlay, hybrid negatives
   int separate;            // FFCL: the label travels in the header, never painted
+  int plain;               // supervised chain (dp_layers): one frame of labelled rows per
+                           // batch, no overlay, no negatives
   int pairs;               // train.pairs: positive + negative rows in one frame
   int triples;             // train.triples: ... and the neutral rows after them
   int ticks;               // recurrent: ticks per frame of a batch
@@ -96,7 +98,7 @@ typedef struct {
 // one-hot for a label, 1/classes everywhere for FFS_LABEL_NONE (the neutral
 // label).
 static void s_overlay(const s_source_t *s, float *row, int label) {
-  if (s->hybrid || s->separate) return; // the input itself never shows a label
+  if (s->hybrid || s->separate || s->plain) return; // the input itself never shows a label
   ffs_label_overlay(row, label, s->classes);
 }
 
@@ -184,7 +186,10 @@ static int s_train_batch(s_source_t *s, ffs_io_t *io, int n) {
   static const int roles[S_NBUF] = {FFS_ROW_POSITIVE, FFS_ROW_NEGATIVE, FFS_ROW_NEUTRAL};
   uint32_t rows[S_NBUF] = {(uint32_t)n, (uint32_t)n, (uint32_t)n};
   int nbuf = s->want_neutral ? 3 : 2;
-  if (s->triples && s->want_neutral) {
+  if (s->plain) { // the samples with their labels (role positive: a true label)
+    s_fill(s, 0, 0, s->train, idx, n, FFS_ROW_POSITIVE);
+    nbuf = 1;
+  } else if (s->triples && s->want_neutral) {
     for (int k = 0; k < 3; k++) s_fill(s, 0, k * n, s->train, idx, n, roles[k]);
     rows[0] = (uint32_t)(3 * n), nbuf = 1;
   } else if (s->pairs) { // (triples without a softmax readout: no neutral rows to add)
@@ -205,7 +210,7 @@ static int s_eval_batch(s_source_t *s, ffs_io_t *io, int n) {
   uint32_t rows[S_NBUF];
   int nbuf = 0;
   for (int i = 0; i < n; i++) idx[i] = (uint32_t)(s->pos + i);
-  if (s->want_neutral) {
+  if (s->want_neutral || s->plain) {
     s_fill(s, nbuf, 0, s->test, idx, n, FFS_ROW_NEUTRAL);
     rows[nbuf++] = (uint32_t)n;
   }
@@ -488,6 +493,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->hard = t->negatives == FFS_NEG_HARD;
   s->hybrid = t->negatives == FFS_NEG_HYBRID;
   s->separate = t->labels == FFS_LABELS_SEPARATE;
+  s->plain = t->supervised;
   s->ticks = t->ticks;
   s->pairs = t->pairs;
   s->triples = t->triples;
