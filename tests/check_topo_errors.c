@@ -94,7 +94,8 @@ START_TEST(test_err_unknown_kind) {
                    "  - name: l1\n"
                    "    kind: layer\n"
                    "  - {name: out, kind: readout}\n",
-                   4, "stage 'l1': kind: expected one of source, ff_layer, readout, tap, got 'layer'");
+                   4, "stage 'l1': kind: expected one of source, ff_layer, readout, tap, dp_layer, "
+                   "got 'layer'");
   s_expect_fail_at("stages:\n  - {name: src}\n", 2, "stage 'src': missing required key 'kind'");
 }
 END_TEST
@@ -236,6 +237,83 @@ START_TEST(test_edges) {
   ck_assert_int_eq(rep_l2, 2); // both shards of l2 on l2's channel
   ck_assert_int_eq(ffs_topo_streamer(&t), 0);
   ck_assert_int_eq(ffs_topo_edges(&t, e, 3), n); // the count, whatever fits
+}
+END_TEST
+
+// A chain of dp_layers: data edges up, one reliable backward edge per layer
+// to the one below (as wide as the lower layer's units), reports from the
+// top only; the source sends labelled rows, the readout scores the top.
+static const char *s_dp = "stages:\n"                                          // 1
+                          "  - {name: src, kind: source}\n"                    // 2
+                          "  - {name: l1, kind: dp_layer, units: 20}\n"        // 3
+                          "  - {name: l2, kind: dp_layer, units: 16, alpha: 0}\n" // 4
+                          "  - {name: top, kind: dp_layer, units: 10}\n"       // 5
+                          "  - {name: out, kind: readout}\n";                  // 6
+
+START_TEST(test_dualprop_chain) {
+  ffs_topo_t t;
+  ck_assert_msg(s_load(&t, s_dp, NULL, 0) == 0, "%s", s_err);
+  ck_assert_int_eq(t.supervised, 1);
+  ck_assert_int_eq(t.stages[4].primary, FFS_INFER_SOFTMAX);
+  ck_assert_int_eq(t.timing, FFS_TIMING_LOCKSTEP);
+  ck_assert_int_eq(t.stages[2].in_dim, 20);
+  ck_assert_int_eq(ffs_topo_max_rows(&t), t.batch > t.eval_batch ? t.batch : t.eval_batch);
+  ffs_edge_t e[FFS_MAX_EDGES];
+  int n = ffs_topo_edges(&t, e, FFS_MAX_EDGES), count[4] = {0};
+  for (int k = 0; k < n; k++) count[e[k].type]++;
+  ck_assert_int_eq(count[FFS_EDGE_DATA], 3);   // src->l1->l2->top
+  ck_assert_int_eq(count[FFS_EDGE_REPORT], 1); // top only
+  ck_assert_int_eq(count[FFS_EDGE_FEEDBACK], 2);
+  for (int k = 0; k < n; k++) {
+    if (e[k].type == FFS_EDGE_REPORT) ck_assert(e[k].from == 3 && e[k].width == 11);
+    if (e[k].type != FFS_EDGE_FEEDBACK) continue;
+    ck_assert(e[k].policy == FFS_POLICY_RELIABLE && e[k].to == e[k].from - 1);
+    ck_assert_int_eq(e[k].width, e[k].from == 3 ? 16 : 20); // the lower layer's units
+  }
+  const char *ov = "train.timing=pipelined";
+  ck_assert_msg(s_load(&t, s_dp, &ov, 1) == 0, "%s", s_err);
+  ck_assert_int_eq(t.timing, FFS_TIMING_PIPELINED);
+}
+END_TEST
+
+START_TEST(test_err_dualprop) {
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
+                   "  - {name: l1, kind: dp_layer, units: 20}\n"
+                   "  - {name: l2, kind: ff_layer, units: 10}\n"
+                   "  - {name: top, kind: dp_layer, units: 10}\n  - {name: out, kind: readout}\n",
+                   4, "stage 'l2': a ff_layer in a chain of dp_layers");
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
+                   "  - {name: l1, kind: dp_layer, units: 20}\n"
+                   "  - {name: l2, kind: ff_layer, units: 10}\n  - {name: out, kind: readout}\n",
+                   4, "a dp_layer in a chain that ends with a ff_layer");
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
+                   "  - {name: l1, kind: dp_layer, units: 20}\n"
+                   "  - {name: top, kind: dp_layer, units: 12}\n  - {name: out, kind: readout}\n",
+                   4, "stage 'top': units: 12, but the last dp_layer gives the class scores "
+                   "(expected units: 10");
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
+                   "  - {name: l1, kind: dp_layer, units: 20, alpha: 1.5}\n"
+                   "  - {name: top, kind: dp_layer, units: 10}\n  - {name: out, kind: readout}\n",
+                   3, "stage 'l1': alpha: 1.5 (expected a number in [0, 1]");
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
+                   "  - {name: l1, kind: dp_layer, units: 20, rule: hebb}\n"
+                   "  - {name: top, kind: dp_layer, units: 10}\n  - {name: out, kind: readout}\n",
+                   3, "stage 'l1': rule: expected one of dualprop, backprop");
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
+                   "  - {name: l1, kind: dp_layer, units: 20, goodness: ssq}\n"
+                   "  - {name: top, kind: dp_layer, units: 10}\n  - {name: out, kind: readout}\n",
+                   3, "goodness");
+  char text[1024];
+  snprintf(text, sizeof text, "%sfeedback:\n  - {from: top, to: l1}\n", s_dp);
+  s_expect_fail_at(text, 8, "feedback top -> l1: the dp_layers' backward edges are made for them");
+  snprintf(text, sizeof text, "train: {ticks: 3}\n%s", s_dp);
+  s_expect_fail_at(text, 1, "train.ticks: 3, but dp_layers are not recurrent");
+  snprintf(text, sizeof text, "train: {timing: free-running}\n%s", s_dp);
+  s_expect_fail_at(text, 1, "train.timing: free-running is the recurrent form's");
+  snprintf(text, sizeof text, "%s", s_dp);
+  char *ro = strstr(text, "{name: out, kind: readout}");
+  snprintf(ro, sizeof text - (size_t)(ro - text), "{name: out, kind: readout, primary: energy}\n");
+  s_expect_fail_at(text, 6, "primary: energy needs goodness");
 }
 END_TEST
 
@@ -639,6 +717,8 @@ static Suite *s_suite(void) {
   tcase_add_test(errors, test_resolved_facts);
   tcase_add_test(errors, test_tap_stage);
   tcase_add_test(errors, test_edges);
+  tcase_add_test(errors, test_dualprop_chain);
+  tcase_add_test(errors, test_err_dualprop);
   tcase_add_test(errors, test_err_feedback);
   tcase_add_test(errors, test_err_hard_negatives_need_the_edge);
   tcase_add_test(errors, test_err_labels_and_recurrent);

@@ -7,6 +7,7 @@
 #define T_E2E_UTIL_H
 
 #include "ffs_check.h"
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -144,6 +145,35 @@ static inline int s_wait_first_eval(const char *progress, int timeout_s) {
     usleep(20000);
   }
   return 0;
+}
+
+// Pid of the stage process `name` of the run launched as launcher_pid, or -1.
+static inline pid_t s_stage_pid(pid_t launcher_pid, const char *name) {
+  char want_dir[64];
+  snprintf(want_dir, sizeof want_dir, "/tmp/ffs-%d", (int)launcher_pid);
+  DIR *d = opendir("/proc");
+  if (!d) return -1;
+  pid_t found = -1;
+  struct dirent *e;
+  while (found < 0 && (e = readdir(d))) {
+    char path[300], buf[4096];
+    snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    // argv is NUL-separated: look for "--name\0NAME" and "--run-dir\0DIR"
+    int has_name = 0, has_dir = 0;
+    for (ssize_t i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1) {
+      if (!strcmp(buf + i, "--name") && i + 7 < n) has_name = !strcmp(buf + i + 7, name);
+      if (!strcmp(buf + i, "--run-dir") && i + 10 < n) has_dir = !strcmp(buf + i + 10, want_dir);
+    }
+    if (has_name && has_dir) found = (pid_t)atoi(e->d_name);
+  }
+  closedir(d);
+  return found;
 }
 
 // 1 when the two files hold the same bytes.
