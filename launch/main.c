@@ -15,6 +15,7 @@
 #include <zmq.h>
 
 #include "ffs_curve.h"
+#include "ffs_kind.h"
 #include "ffs_launch.h"
 #include "ffs_log.h"
 #include "ffs_pin.h"
@@ -282,6 +283,12 @@ static int s_cmd_check(int argc, char **argv) {
   }
   for (int k = 0; k < t.n_feedback; k++)
     printf("  feedback %s -> %s\n", t.stages[t.feedback[k].from].name, t.stages[t.feedback[k].to].name);
+  static ffs_edge_t e[FFS_MAX_EDGES];
+  int n = ffs_topo_edges(&t, e, FFS_MAX_EDGES);
+  for (int k = 0; k < n && k < FFS_MAX_EDGES; k++) // the edges a kind declares (dp_layer)
+    if (e[k].type == FFS_EDGE_FEEDBACK && ffs_kind_of(t.stages[e[k].from].kind)->backward)
+      printf("  backward %s -> %s (reliable, %d wide)\n", t.stages[e[k].from].name,
+             t.stages[e[k].to].name, e[k].width);
   static ffs_plan_t plan;
   char line[512];
   ffs_plan_make(&t, a.cores ? a.cores : ffs_pin_ncores(), &plan);

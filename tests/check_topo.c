@@ -81,6 +81,31 @@ START_TEST(test_fashion_config) {
 }
 END_TEST
 
+// The dual-propagation configs and their backprop twins: the same network,
+// 784-1000x4-10, dp_layers only, lockstep, the readout scoring the top.
+START_TEST(test_dualprop_configs) {
+  static const char *const files[] = {"mnist-dualprop.yaml", "mnist-backprop.yaml",
+                                      "fashion-dualprop.yaml", "fashion-backprop.yaml"};
+  for (int k = 0; k < 4; k++) {
+    char path[512];
+    ffs_topo_t t;
+    s_config_path(path, sizeof path, files[k]);
+    ck_assert_msg(ffs_topo_load(&t, path, NULL, 0, s_err, sizeof s_err) == 0, "%s", s_err);
+    ck_assert_int_eq(t.n_stages, 7);
+    ck_assert_int_eq(t.supervised, 1);
+    ck_assert_int_eq(t.timing, FFS_TIMING_LOCKSTEP);
+    ck_assert_int_eq(t.epochs, 30);
+    ck_assert_int_eq(t.batch, 100);
+    ck_assert_int_eq(t.stages[1].in_dim, 784);
+    ck_assert_int_eq(t.stages[5].in_dim, 1000);
+    ck_assert_int_eq(t.stages[5].units, 10);
+    ck_assert_int_eq(t.stages[1].layer.opt, FFS_OPT_ADAM);
+    ck_assert_str_eq(t.stages[1].name, "l1");
+    ck_assert_str_eq(t.data_set, k < 2 ? "mnist" : "fashion");
+  }
+}
+END_TEST
+
 START_TEST(test_defaults) {
   ffs_topo_t t;
   const char *text = "# a comment first\n"
@@ -553,6 +578,7 @@ static Suite *s_suite(void) {
   tcase_add_checked_fixture(core, s_setup, s_teardown);
   tcase_add_test(core, test_mnist_config);
   tcase_add_test(core, test_fashion_config);
+  tcase_add_test(core, test_dualprop_configs);
   tcase_add_test(core, test_defaults);
   tcase_add_test(core, test_readout_default_lists);
   tcase_add_test(core, test_all_keys);
