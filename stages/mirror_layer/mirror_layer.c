@@ -69,7 +69,7 @@ double ffs_mirror_hidden(const ffs_mirror_cfg_t *c, const float *u, const float 
       }
     }
   }
-  for (long k = 0; k < (long)rows * units; k++) dz[k] = a[k] > 0.0f ? dz[k] : 0.0f; // relu
+  for (long k = 0; a && k < (long)rows * units; k++) dz[k] = a[k] > 0.0f ? dz[k] : 0.0f; // relu
   return loss / rows;
 }
 

@@ -18,7 +18,8 @@
 //   label is a positive (supervised contrastive): mean over i of
 //   -mean over j in P(i) of log(exp(c_ij / t) / sum_k exp(c_ik / t)).
 // Each returns dz (rows, units): the loss's gradient at the pre-activation
-// (through relu), which the dense block turns into its step.
+// (through relu, unless the layers compare pre-activations), which the dense
+// block turns into its step.
 #ifndef FFS_MIRROR_LAYER_H
 #define FFS_MIRROR_LAYER_H
 
@@ -34,12 +35,15 @@ typedef struct {
   int model;                  // 0 (a) or 1 (b): which of the twin pipelines
   ffs_mirror_obj_t objective; // hidden layers: cosine | infonce | supcon
   float temp;                 // infonce / supcon temperature t (> 0; the key `tau`)
+  int pre;                    // compare: 0 activity (relu(a), the paper's) | 1 preactivation
+                              // (a itself: every unit gets a gradient; relu(a) still goes on)
   int top;                    // the model's last layer (set by the stage): BCE with the label
 } ffs_mirror_cfg_t;
 
 // Hidden layer objectives. u, v (rows, units); labels (rows) for supcon
 // (NULL otherwise); a (rows, units) the pre-activation (relu's gate). Writes
 // dz (rows, units) and returns the mean loss. scratch: rows * (rows + 1) floats.
+// u and v are activities (relu), or pre-activations when a is NULL (no gate).
 double ffs_mirror_hidden(const ffs_mirror_cfg_t *c, const float *u, const float *v,
                          const float *a, const uint8_t *labels, int rows, int units, float *dz,
                          float *scratch);

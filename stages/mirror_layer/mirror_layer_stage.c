@@ -93,8 +93,8 @@ static s_slot_t *s_take(s_mirror_t *s, s_slot_t *slots, uint64_t *given_up, cons
 
 static void s_learn(s_mirror_t *s, ffs_io_t *io, s_slot_t *own, const float *twin) {
   int rows = (int)own->h.rows;
-  ffs_mirror_hidden(&s->cfg, own->act, twin, own->a, own->labels, rows, s->units, s->dz,
-                    s->scratch);
+  ffs_mirror_hidden(&s->cfg, s->cfg.pre ? own->a : own->act, twin, s->cfg.pre ? NULL : own->a,
+                    own->labels, rows, s->units, s->dz, s->scratch);
   const ffs_layer_cfg_t *c = &s->topo->stages[s->index].layer;
   float lr = c->cooldown ? ffs_optim_cooldown((int)own->h.epoch, s->topo->epochs) : 1.0f;
   memcpy(ffs_dense_input(s->dense), own->x, sizeof(float) * (size_t)rows * (size_t)s->in_dim);
@@ -157,7 +157,7 @@ static int s_on_data(s_mirror_t *s, ffs_io_t *io, const ffs_frame_t *f) {
   if (!f->labels && s->cfg.objective == FFS_MIRROR_SUPCON) return -1;
   ffs_frame_rows_t none = {0};
   if (s_send(s, io, FFS_OUT_FEEDBACK, &f->h, FFS_FRAME_FEEDBACK, (uint32_t)rows,
-             (uint32_t)s->units, &none, s->act) < 0)
+             (uint32_t)s->units, &none, s->cfg.pre ? s->a : s->act) < 0)
     return -1;
   ffs_stage_stats_t *st = ffs_io_stats(io);
   st->samples += (uint64_t)rows;
@@ -335,9 +335,10 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
 static const char *const s_keys[] = {"name",  "kind",      "units", "core",     "host",
                                      "model", "objective", "tau",   "optimizer", "lr",
                                      "momentum", "weight_decay", "cooldown", "eval_average",
-                                     NULL};
+                                     "compare", NULL};
 static const char *const s_models[] = {"a", "b", NULL};
 static const char *const s_objectives[] = {"cosine", "infonce", "supcon", NULL};
+static const char *const s_compares[] = {"activity", "preactivation", NULL};
 extern const ffs_stage_ops_t ffs_mirror_layer_ops;
 _Static_assert(sizeof(ffs_mirror_cfg_t) <= FFS_KIND_CFG_MAX, "a mirror_layer's options fit");
 
@@ -364,6 +365,10 @@ static int s_parse(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *item, const char *w
     if (ffs_yaml_enum(c, v, label, s_objectives, &e) < 0) return -1;
     cfg.objective = (ffs_mirror_obj_t)e;
   }
+  snprintf(label, sizeof label, "%s: compare", who);
+  if ((v = ffs_yaml_map_get(item, "compare")) &&
+      ffs_yaml_enum(c, v, label, s_compares, &cfg.pre) < 0)
+    return -1;
   snprintf(label, sizeof label, "%s: tau", who);
   if ((v = ffs_yaml_map_get(item, "tau")) &&
       ffs_yaml_num(c, v, label, FFS_YAML_POSITIVE, &cfg.temp) < 0)
