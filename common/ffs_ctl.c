@@ -80,9 +80,10 @@ static int s_pack_value(msgpack_packer *pk, const ffs_ctl_msg_t *m, const s_fiel
     if (msgpack_pack_array(pk, (size_t)n)) return -1;
     for (int i = 0; i < n; i++) {
       const ffs_ctl_layer_t *L = &m->result.layers[i];
-      if (msgpack_pack_array(pk, 3) || s_pack_str(pk, L->name, sizeof L->name) ||
+      if (msgpack_pack_array(pk, 4) || s_pack_str(pk, L->name, sizeof L->name) ||
           msgpack_pack_double(pk, s_rounded(L->energy, f->round)) ||
-          msgpack_pack_double(pk, s_rounded(L->softmax, f->round)))
+          msgpack_pack_double(pk, s_rounded(L->softmax, f->round)) ||
+          msgpack_pack_double(pk, s_rounded(L->cosine, f->round)))
         return -1;
     }
     return 0;
@@ -288,11 +289,15 @@ static int s_read_layers(s_reader_t *r, ffs_ctl_msg_t *m) {
   for (uint64_t i = 0; i < n; i++) {
     ffs_ctl_layer_t *L = &m->result.layers[i];
     if (s_read_count(r, 0, &k, "layers entry")) return -1;
-    if (k != 3) return s_fail(r, "layers entry %llu: %llu items, expected [name, energy, softmax]",
-                              (unsigned long long)i, (unsigned long long)k);
+    if (k != 3 && k != 4)
+      return s_fail(r, "layers entry %llu: %llu items, expected [name, energy, softmax] or "
+                    "[name, energy, softmax, cosine]", (unsigned long long)i,
+                    (unsigned long long)k);
     if (s_copy_str(r, L->name, sizeof L->name, "layers name") ||
         s_read_f64(r, &L->energy, "layers energy") || s_read_f64(r, &L->softmax, "layers softmax"))
       return -1;
+    L->cosine = -2.0;
+    if (k == 4 && s_read_f64(r, &L->cosine, "layers cosine")) return -1;
   }
   m->result.n_layers = (int32_t)n;
   return 0;
@@ -396,8 +401,8 @@ const char *ffs_ctl_str(const ffs_ctl_msg_t *m, char *out, size_t outlen) {
     case FFS_CTL_LAYERS:
       for (int k = 0; k < m->result.n_layers && k < FFS_MAX_STAGES && n < outlen; k++) {
         const ffs_ctl_layer_t *L = &m->result.layers[k];
-        n += (size_t)snprintf(out + n, outlen - n, " layer=%.*s:%g:%g", (int)sizeof L->name,
-                              L->name, L->energy, L->softmax);
+        n += (size_t)snprintf(out + n, outlen - n, " layer=%.*s:%g:%g:%g", (int)sizeof L->name,
+                              L->name, L->energy, L->softmax, L->cosine);
       }
       break;
     }

@@ -56,6 +56,8 @@ typedef enum { FFS_CTL_I32, FFS_CTL_U64, FFS_CTL_F64, FFS_CTL_STR, FFS_CTL_MODE,
 typedef struct {
   char name[FFS_NAME_MAX]; // the logical layer
   double energy, softmax;  // its test errors (fractions; -1 = not measured)
+  double cosine;           // mean cosine between different samples' activity (-2 = not
+                           // measured): near 1, the layer collapsed
 } ffs_ctl_layer_t;
 
 // A stage's counters (STATS), as ffs_stage_stats_t keeps them.

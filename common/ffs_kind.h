@@ -38,6 +38,11 @@ typedef struct {
                            // edge to the layer before it (dual propagation's W^T (s+ - s-),
                            // one frame per training frame, keyed by sequence number; never
                            // dropped); the chain's layers are then all of this kind
+  int lateral;             // a layer kind of two twin pipelines (mirror_layer): each layer
+                           // belongs to chain 0 or 1 (its `chain`), takes its frames from
+                           // the layer before it in its own chain, and each hidden layer
+                           // has a reliable lateral edge to its twin, the layer at the same
+                           // depth of the other chain; every layer reports
   const struct ffs_stage_ops *ops;
 } ffs_kind_t;
 

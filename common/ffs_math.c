@@ -105,3 +105,22 @@ void ffs_flush_subnormals(void) {
   _mm_setcsr(_mm_getcsr() | 0x8040u); // FTZ (bit 15) and DAZ (bit 6)
 #endif
 }
+
+double ffs_mean_pair_cosine(const float *h, int rows, int cols, long *pairs) {
+  double sum = 0;
+  long n = 0;
+  for (int i = 0; i < rows; i++) {
+    const float *hi = h + (long)i * cols;
+    double ni = 0;
+    for (int k = 0; k < cols; k++) ni += (double)hi[k] * hi[k];
+    for (int j = i + 1; j < rows; j++) {
+      const float *hj = h + (long)j * cols;
+      double nj = 0, d = 0;
+      for (int k = 0; k < cols; k++) nj += (double)hj[k] * hj[k], d += (double)hi[k] * hj[k];
+      sum += d / (sqrt(ni) * sqrt(nj) + 1e-12);
+      n++;
+    }
+  }
+  if (pairs) *pairs = n;
+  return n ? sum / (double)n : 0.0;
+}

@@ -58,6 +58,11 @@ void ffs_softmax_rows(float *x, int rows, int cols);
 // Index of the largest of n values (first on ties).
 int ffs_argmax(const float *x, int n);
 
+// Mean cosine between the rows of h (rows, cols) over all pairs of different
+// rows: 1 when every row points the same way (a collapsed representation).
+// *pairs: how many pairs (0 when rows < 2; the mean is then 0).
+double ffs_mean_pair_cosine(const float *h, int rows, int cols, long *pairs);
+
 // The calling thread (and threads it starts afterwards) flushes subnormal
 // floats to zero, results and inputs alike (x86 MXCSR FTZ and DAZ; a no-op
 // elsewhere). Gradients of confidently classified samples fall below 1e-38;

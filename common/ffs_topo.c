@@ -370,7 +370,7 @@ static int s_stage(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *stages, ffs_topo_t 
   st->core = -1;
   st->td_from = -1;
   st->layer = t->layer;
-  st->n_shards = 1, st->group = i, st->layer_index = i;
+  st->n_shards = 1, st->group = i, st->layer_index = i, st->twin = -1;
   s_who(t, i, who, sizeof who);
   if (item->type != FFS_YAML_MAP)
     return ffs_yaml_fail(c, item, "%s: expected a mapping with at least name and kind, got %s", who,
@@ -563,7 +563,11 @@ static int s_stages(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *
       if (!st->out_dim) st->out_dim = dim;
     }
     if (ffs_kinds[st->kind]->role == FFS_ROLE_LAYER) {
-      st->in_dim = t->stages[i - 1].out_dim;
+      int from = 0; // the layer before it in its chain, else the source
+      for (int j = i - 1; j > 0 && !from; j--)
+        if (ffs_kinds[t->stages[j].kind]->role == FFS_ROLE_LAYER && t->stages[j].chain == st->chain)
+          from = j;
+      st->in_dim = t->stages[from].out_dim;
       st->out_dim = st->units;
       if (st->kind == FFS_STAGE_FF_LAYER) ff[n_ff++] = i;
     }
@@ -677,15 +681,22 @@ static int s_validate(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t
           t->stages[readout].name, t->stages[0].name);
   }
   if (ffs_topo_check_backward(c, root, t) < 0) return -1;
+  if (ffs_topo_check_lateral(c, root, t) < 0) return -1;
   if (ffs_topo_check_forms(c, root, t) < 0) return -1;
   if (ffs_topo_expand_shards(c, root, t) < 0) return -1;
   // facts one kind needs of another's configuration, resolved once here
   t->readout = ffs_topo_find_readout(t);
   const ffs_stage_cfg_t *ro = &t->stages[t->readout];
-  // each ff_layer's frames come from the chain's stage before it (its group)
-  for (int i = 0; i < t->n_stages; i++)
-    if (ffs_kinds[t->stages[i].kind]->role == FFS_ROLE_LAYER)
-      t->stages[i].in_from = t->stages[t->stages[i].group - 1].group;
+  // each layer's frames come from the layer before it in its chain (that
+  // layer's group), or from the source
+  for (int i = 0; i < t->n_stages; i++) {
+    ffs_stage_cfg_t *st = &t->stages[i];
+    if (ffs_kinds[st->kind]->role != FFS_ROLE_LAYER) continue;
+    st->in_from = 0;
+    for (int j = st->group - 1; j > 0 && !st->in_from; j--)
+      if (ffs_kinds[t->stages[j].kind]->role == FFS_ROLE_LAYER && t->stages[j].chain == st->chain)
+        st->in_from = t->stages[j].group;
+  }
   // (a stream's neutral rows are also its predictions and novelty scores)
   t->want_neutral = ro->n_softmax > 0 || t->stream;
   t->want_candidates = ro->n_energy > 0;

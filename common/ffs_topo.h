@@ -86,6 +86,10 @@ typedef struct {
   int td_from;       // derived, recurrent only: ff_layer whose activity comes
                      // back as this layer's top-down input; -1 = none
   int td_dim;        // derived: floats of top-down input per row (0 = none)
+  int chain;         // which chain the layer belongs to: 0, or 1 for the second of two
+                     // twin pipelines (mirror_layer `model: b`)
+  int twin;          // resolved, lateral kinds: the layer at the same depth of the other
+                     // chain (its lateral edge's other end); -1 = none (a top, or none)
   int in_from;       // resolved: the stage (group) whose frames come in on the
                      // data input: the chain's stage before, or the layer a
                      // side stage names; -1 = none

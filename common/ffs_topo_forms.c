@@ -82,6 +82,71 @@ int ffs_topo_check_backward(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_
   return 0;
 }
 
+// ---- validation: twin pipelines ----
+
+int ffs_topo_check_lateral(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t) {
+  const ffs_yaml_node_t *stages = ffs_yaml_map_get(root, "stages");
+  const ffs_yaml_node_t *train = ffs_yaml_map_get(root, "train");
+  const ffs_kind_t *kind = NULL;
+  int ro = -1;
+  for (int i = 0; i < t->n_stages; i++) {
+    const ffs_kind_t *k = ffs_kinds[t->stages[i].kind];
+    if (k->role == FFS_ROLE_READOUT) ro = i;
+    if (k->role == FFS_ROLE_LAYER && k->lateral && !kind) kind = k;
+  }
+  if (!kind || ro < 0) return 0;
+  int layer[2][FFS_MAX_STAGES], n[2] = {0, 0};
+  for (int i = 0; i < t->n_stages; i++) {
+    const ffs_stage_cfg_t *st = &t->stages[i];
+    if (ffs_kinds[st->kind]->role != FFS_ROLE_LAYER) continue;
+    if (ffs_kinds[st->kind] != kind)
+      return ffs_yaml_fail(c, stages->kids[i],
+                           "stage '%s': a %s among %ss (expected every layer to be a %s of "
+                           "model a or b)",
+                           st->name, ffs_kinds[st->kind]->name, kind->name, kind->name);
+    layer[st->chain][n[st->chain]++] = i;
+  }
+  if (n[0] != n[1] || n[0] < 1)
+    return ffs_yaml_fail(c, stages, "stages: model a has %d %ss, model b %d (expected two "
+                         "models of as many layers, twins at each depth)", n[0], kind->name, n[1]);
+  for (int d = 0; d < n[0]; d++) {
+    ffs_stage_cfg_t *a = &t->stages[layer[0][d]], *b = &t->stages[layer[1][d]];
+    if (a->units != b->units)
+      return ffs_yaml_fail(c, ffs_yaml_map_get(stages->kids[layer[1][d]], "units"),
+                           "stage '%s': units: %d, but its twin '%s' has %d (expected the "
+                           "same width at each depth)", b->name, b->units, a->name, a->units);
+    int top = d == n[0] - 1;
+    a->twin = top ? -1 : layer[1][d], b->twin = top ? -1 : layer[0][d];
+    if (top && a->units != t->classes)
+      return ffs_yaml_fail(c, ffs_yaml_map_get(stages->kids[layer[0][d]], "units"),
+                           "stage '%s': units: %d, but a model's last layer gives the class "
+                           "probabilities (expected units: %d, data.classes)",
+                           a->name, a->units, t->classes);
+  }
+  if (t->n_feedback > 0)
+    return ffs_yaml_failf(c, NULL, t->feedback[0].line,
+                          "feedback: the %ss' lateral edges are made for them (expected no "
+                          "feedback: edges)", kind->name);
+  if (t->ticks > 1)
+    return ffs_yaml_fail(c, ffs_yaml_map_get(train, "ticks"),
+                         "train.ticks: %d, but %ss are not recurrent (expected ticks: 1)",
+                         t->ticks, kind->name);
+  if (t->stream)
+    return ffs_yaml_fail(c, ffs_yaml_map_get(train, "mode"),
+                         "train.mode: stream is not implemented for %ss (expected mode: "
+                         "epochs)", kind->name);
+  const ffs_yaml_node_t *prim = ffs_yaml_map_get(stages->kids[ro], "primary");
+  if (prim && t->stages[ro].primary == FFS_INFER_ENERGY)
+    return ffs_yaml_fail(c, prim,
+                         "stage '%s': primary: energy needs goodness, which %ss have none "
+                         "of (expected primary: softmax, the models' class probabilities)",
+                         t->stages[ro].name, kind->name);
+  t->stages[ro].primary = FFS_INFER_SOFTMAX;
+  t->supervised = 1;
+  t->pairs = t->triples = t->form_auto = 0; // one frame of labelled rows per batch
+  return 0;
+}
+
 // ---- validation: labels and recurrent loops ----
 
 // FFCL label weights and the recurrent form: what each needs, and the

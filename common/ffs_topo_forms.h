@@ -22,6 +22,14 @@ int ffs_topo_check_forms(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_top
 // last layer's class scores as its softmax. Returns 0 or -1.
 int ffs_topo_check_backward(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t);
 
+// Two twin pipelines (a layer kind with ffs_kind_t.lateral: mirror_layer):
+// every layer of the graph is of that kind, chains 0 and 1 have as many
+// layers with the same widths, each chain's last layer has data.classes
+// units; the twins are paired (twin), no `feedback:` edge touches them, no
+// ticks, no stream; the source sends plain labelled rows (t->supervised)
+// and the readout scores the tops as its softmax. Returns 0 or -1.
+int ffs_topo_check_lateral(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t);
+
 // Expands every ff_layer with shards: k > 1 into k consecutive stages named
 // <name>.0 .. <name>.<k-1>, each owning a contiguous slice of the units, and
 // renumbers the readout's lists and the feedback edges. Returns 0 or -1.

@@ -169,15 +169,16 @@ static int s_add(ffs_edge_t *out, int n, int cap, ffs_edge_t e) {
 int ffs_topo_edges(const ffs_topo_t *t, ffs_edge_t *out, int cap) {
   assert(t && (out || cap == 0));
   int n = 0, hwm = t->hwm_frames;
-  for (int i = 0; i < t->n_stages; i++) { // data: the chain, then side stages
-    const ffs_stage_cfg_t *st = &t->stages[i];
-    int next = ffs_topo_next(t, i);
-    if (i < t->readout && next < t->n_stages &&
-        ffs_kind_of(t->stages[next].kind)->role == FFS_ROLE_LAYER)
-      for (int k = 0; k < t->stages[next].n_shards; k++)
+  for (int j = 0; j < t->n_stages; j++) { // data: into each layer from its in_from's group
+    const ffs_stage_cfg_t *st = &t->stages[j];
+    if (ffs_kind_of(st->kind)->role != FFS_ROLE_LAYER) continue;
+    for (int i = 0; i < j; i++)
+      if (t->stages[i].group == st->in_from)
         n = s_add(out, n, cap,
-                  (ffs_edge_t){FFS_EDGE_DATA, FFS_POLICY_BLOCK, i, next + k, 0,
-                               t->stages[next].in_dim, hwm});
+                  (ffs_edge_t){FFS_EDGE_DATA, FFS_POLICY_BLOCK, i, j, 0, st->in_dim, hwm});
+  }
+  for (int i = 0; i < t->n_stages; i++) { // then side stages, from the layer they name
+    const ffs_stage_cfg_t *st = &t->stages[i];
     for (int j = t->readout + 1; j < t->n_stages; j++)
       if (t->stages[j].in_from == st->group && st->kind == FFS_STAGE_FF_LAYER)
         n = s_add(out, n, cap,
@@ -218,6 +219,13 @@ int ffs_topo_edges(const ffs_topo_t *t, ffs_edge_t *out, int cap) {
       n = s_add(out, n, cap,
                 (ffs_edge_t){FFS_EDGE_FEEDBACK, FFS_POLICY_RELIABLE, i, i - 1, 0,
                              ffs_topo_feedback_cols(t, i), 64});
+  // lateral: each hidden layer of twin pipelines to its twin, one activity
+  // frame per training frame; the receiver reads them as they come
+  for (int i = 0; i < t->readout; i++)
+    if (ffs_kind_of(t->stages[i].kind)->lateral && t->stages[i].twin >= 0)
+      n = s_add(out, n, cap,
+                (ffs_edge_t){FFS_EDGE_FEEDBACK, FFS_POLICY_RELIABLE, i, t->stages[i].twin, 0,
+                             t->stages[i].out_dim, 64});
   return n;
 }
 

@@ -100,8 +100,9 @@ int ffs_topo_edges(const ffs_topo_t *t, ffs_edge_t *out, int cap);
 // The stage that streams: the one no data edge enters (the source). The
 // launcher sends it the phases.
 int ffs_topo_streamer(const ffs_topo_t *t);
-// Whether stage i sends reports to the readout: every ff_layer; of a chain
-// with backward edges, only its last layer (the class scores).
+// Whether stage i sends reports to the readout: every ff_layer and every
+// layer of twin pipelines; of a chain with backward edges, only its last
+// layer (the class scores).
 int ffs_topo_reports(const ffs_topo_t *t, int i);
 
 #endif

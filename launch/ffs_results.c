@@ -23,6 +23,7 @@ typedef struct {
   int n_layers;
   char layer_name[FFS_MAX_STAGES][FFS_NAME_MAX];
   double layer_energy[FFS_MAX_STAGES], layer_softmax[FFS_MAX_STAGES];
+  double layer_cosine[FFS_MAX_STAGES]; // mean pairwise cosine (-2: not measured)
   double wall_s;
 } s_result_t;
 
@@ -147,6 +148,9 @@ static void s_print_epoch(const ffs_results_t *self, const s_result_t *x) {
   for (int k = 0; k < x->n_layers; k++)
     printf(" %s %s/%s", x->layer_name[k], s_pct(e, x->layer_energy[k]),
            s_pct(m, x->layer_softmax[k]));
+  for (int k = 0, shown = 0; k < x->n_layers; k++)
+    if (x->layer_cosine[k] >= -1.0)
+      printf("%s %s %.3f", shown++ ? "," : "; pair cosine", x->layer_name[k], x->layer_cosine[k]);
   printf("\n");
   fflush(stdout);
 }
@@ -167,6 +171,7 @@ void ffs_results_on_result(ffs_results_t *self, const ffs_ctl_msg_t *m, double t
     const ffs_ctl_layer_t *L = &m->result.layers[k];
     snprintf(x->layer_name[k], sizeof x->layer_name[k], "%s", L->name);
     x->layer_energy[k] = L->energy, x->layer_softmax[k] = L->softmax;
+    x->layer_cosine[k] = L->cosine;
     x->n_layers++;
   }
   s_metrics_row(self, x);
@@ -368,6 +373,7 @@ void ffs_results_write_summary(ffs_results_t *self, const ffs_results_stage_t *s
     s_json_num(f, x->layer_energy[i]);
     fputs(", \"softmax\": ", f);
     s_json_num(f, x->layer_softmax[i]);
+    if (x->layer_cosine[i] >= -1.0) fprintf(f, ", \"pair_cosine\": %.4f", x->layer_cosine[i]);
     fputc('}', f);
   }
   fprintf(f, "},\n  \"train_samples_per_s\": %.1f,\n", x ? x->samples_per_s : 0.0);

@@ -286,9 +286,11 @@ static int s_cmd_check(int argc, char **argv) {
   static ffs_edge_t e[FFS_MAX_EDGES];
   int n = ffs_topo_edges(&t, e, FFS_MAX_EDGES);
   for (int k = 0; k < n && k < FFS_MAX_EDGES; k++) // the edges a kind declares (dp_layer)
-    if (e[k].type == FFS_EDGE_FEEDBACK && ffs_kind_of(t.stages[e[k].from].kind)->backward)
-      printf("  backward %s -> %s (reliable, %d wide)\n", t.stages[e[k].from].name,
-             t.stages[e[k].to].name, e[k].width);
+    if (e[k].type == FFS_EDGE_FEEDBACK && (ffs_kind_of(t.stages[e[k].from].kind)->backward ||
+                                           ffs_kind_of(t.stages[e[k].from].kind)->lateral))
+      printf("  %s %s -> %s (reliable, %d wide)\n",
+             ffs_kind_of(t.stages[e[k].from].kind)->backward ? "backward" : "lateral",
+             t.stages[e[k].from].name, t.stages[e[k].to].name, e[k].width);
   static ffs_plan_t plan;
   char line[512];
   ffs_plan_make(&t, a.cores ? a.cores : ffs_pin_ncores(), &plan);

@@ -5,7 +5,7 @@
 #include "ffs_kind.h"
 
 extern const ffs_kind_t ffs_kind_source, ffs_kind_ff_layer, ffs_kind_readout, ffs_kind_tap,
-    ffs_kind_dp_layer;
+    ffs_kind_dp_layer, ffs_kind_mirror_layer;
 
 const ffs_kind_t *const ffs_kinds[] = {
     &ffs_kind_source,   // stages/source: reads a data set, makes positives and negatives
@@ -13,6 +13,7 @@ const ffs_kind_t *const ffs_kinds[] = {
     &ffs_kind_readout,  // stages/readout: joins reports, test error
     &ffs_kind_tap,      // stages/tap: records a layer's activity to .npy files
     &ffs_kind_dp_layer, // stages/dp_layer: a dual-propagation layer (or backprop's)
+    &ffs_kind_mirror_layer, // stages/mirror_layer: a layer of one of two mirrored models
     NULL,
 };
 

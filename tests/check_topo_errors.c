@@ -95,7 +95,7 @@ START_TEST(test_err_unknown_kind) {
                    "    kind: layer\n"
                    "  - {name: out, kind: readout}\n",
                    4, "stage 'l1': kind: expected one of source, ff_layer, readout, tap, dp_layer, "
-                   "got 'layer'");
+                   "mirror_layer, got 'layer'");
   s_expect_fail_at("stages:\n  - {name: src}\n", 2, "stage 'src': missing required key 'kind'");
 }
 END_TEST
@@ -314,6 +314,83 @@ START_TEST(test_err_dualprop) {
   char *ro = strstr(text, "{name: out, kind: readout}");
   snprintf(ro, sizeof text - (size_t)(ro - text), "{name: out, kind: readout, primary: energy}\n");
   s_expect_fail_at(text, 6, "primary: energy needs goodness");
+}
+END_TEST
+
+// Two twin pipelines of mirror_layers: each layer fed by the one before it
+// in its own model (the first ones by the source), lateral edges both ways
+// between hidden twins, every layer reporting; the tops have no twin.
+static const char *s_mir = "stages:\n"                                                    // 1
+                           "  - {name: src, kind: source}\n"                              // 2
+                           "  - {name: a1, kind: mirror_layer, model: a, units: 20}\n"    // 3
+                           "  - {name: a_top, kind: mirror_layer, model: a, units: 10}\n" // 4
+                           "  - {name: b1, kind: mirror_layer, model: b, units: 20}\n"    // 5
+                           "  - {name: b_top, kind: mirror_layer, model: b, units: 10}\n" // 6
+                           "  - {name: out, kind: readout}\n";                            // 7
+
+START_TEST(test_mirror_twins) {
+  ffs_topo_t t;
+  ck_assert_msg(s_load(&t, s_mir, NULL, 0) == 0, "%s", s_err);
+  ck_assert_int_eq(t.supervised, 1);
+  ck_assert_int_eq(t.stages[3].in_from, 0); // b1 from the source
+  ck_assert_int_eq(t.stages[3].in_dim, t.stages[0].out_dim);
+  ck_assert_int_eq(t.stages[4].in_from, 3); // b_top from b1
+  ck_assert_int_eq(t.stages[1].twin, 3);
+  ck_assert_int_eq(t.stages[3].twin, 1);
+  ck_assert_int_eq(t.stages[2].twin, -1);
+  ffs_edge_t e[FFS_MAX_EDGES];
+  int n = ffs_topo_edges(&t, e, FFS_MAX_EDGES), count[4] = {0}, lateral = 0;
+  for (int k = 0; k < n; k++) count[e[k].type]++;
+  ck_assert_int_eq(count[FFS_EDGE_DATA], 4);   // src->a1, a1->a_top, src->b1, b1->b_top
+  ck_assert_int_eq(count[FFS_EDGE_REPORT], 4); // every layer
+  ck_assert_int_eq(count[FFS_EDGE_FEEDBACK], 2);
+  for (int k = 0; k < n; k++)
+    lateral += e[k].type == FFS_EDGE_FEEDBACK && e[k].policy == FFS_POLICY_RELIABLE &&
+               e[k].width == 20 &&
+               ((e[k].from == 1 && e[k].to == 3) || (e[k].from == 3 && e[k].to == 1));
+  ck_assert_int_eq(lateral, 2);
+}
+END_TEST
+
+START_TEST(test_err_mirror) {
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
+                   "  - {name: a1, kind: mirror_layer, units: 10}\n"
+                   "  - {name: out, kind: readout}\n",
+                   3, "stage 'a1': missing required key 'model'");
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
+                   "  - {name: a1, kind: mirror_layer, model: c, units: 10}\n"
+                   "  - {name: out, kind: readout}\n",
+                   3, "stage 'a1': model: expected one of a, b");
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
+                   "  - {name: a1, kind: mirror_layer, model: a, units: 20}\n"
+                   "  - {name: a_top, kind: mirror_layer, model: a, units: 10}\n"
+                   "  - {name: b_top, kind: mirror_layer, model: b, units: 10}\n"
+                   "  - {name: out, kind: readout}\n",
+                   2, "stages: model a has 2 mirror_layers, model b 1");
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
+                   "  - {name: a1, kind: mirror_layer, model: a, units: 20}\n"
+                   "  - {name: a_top, kind: mirror_layer, model: a, units: 10}\n"
+                   "  - {name: b1, kind: mirror_layer, model: b, units: 30}\n"
+                   "  - {name: b_top, kind: mirror_layer, model: b, units: 10}\n"
+                   "  - {name: out, kind: readout}\n",
+                   5, "stage 'b1': units: 30, but its twin 'a1' has 20");
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
+                   "  - {name: a1, kind: mirror_layer, model: a, units: 12}\n"
+                   "  - {name: b1, kind: mirror_layer, model: b, units: 12}\n"
+                   "  - {name: out, kind: readout}\n",
+                   3, "stage 'a1': units: 12, but a model's last layer gives the class");
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
+                   "  - {name: a1, kind: mirror_layer, model: a, units: 10}\n"
+                   "  - {name: b1, kind: ff_layer, units: 10}\n"
+                   "  - {name: out, kind: readout}\n",
+                   4, "stage 'b1': a ff_layer among mirror_layers");
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
+                   "  - {name: a1, kind: mirror_layer, model: a, units: 10, objective: hebb}\n"
+                   "  - {name: out, kind: readout}\n",
+                   3, "stage 'a1': objective: expected one of cosine, infonce, supcon");
+  char text[1024];
+  snprintf(text, sizeof text, "%sfeedback:\n  - {from: b1, to: a1}\n", s_mir);
+  s_expect_fail_at(text, 9, "feedback: the mirror_layers' lateral edges are made for them");
 }
 END_TEST
 
@@ -719,6 +796,8 @@ static Suite *s_suite(void) {
   tcase_add_test(errors, test_edges);
   tcase_add_test(errors, test_dualprop_chain);
   tcase_add_test(errors, test_err_dualprop);
+  tcase_add_test(errors, test_mirror_twins);
+  tcase_add_test(errors, test_err_mirror);
   tcase_add_test(errors, test_err_feedback);
   tcase_add_test(errors, test_err_hard_negatives_need_the_edge);
   tcase_add_test(errors, test_err_labels_and_recurrent);

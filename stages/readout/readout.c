@@ -44,8 +44,12 @@ typedef struct {
   int units;
   int energy;            // counted in the energy sum
   int softmax;           // feeds the softmax readout
-  int scores;            // reports class scores (the last dp_layer): its argmax is the
-                         // prediction, counted as the softmax inference
+  int scores;            // reports class scores (the last dp_layer, a mirrored model's
+                         // top): its argmax is the prediction, counted as the softmax
+  int probe;             // a mirrored model's hidden layer: reports its activity, which a
+                         // linear probe (this layer's own softmax head) learns to classify
+  double cos_sum;        // probe layers: summed mean pairwise cosine of evaluation frames
+  long cos_pairs;        //   over this many pairs
   float sign;            // +1: high goodness = positive; -1 for min_ssq
   s_slot_t fifo[S_WINDOW];
   int head, len;
@@ -61,6 +65,7 @@ typedef struct {
   s_layer_t layers[FFS_MAX_STAGES];
   int by_stage[FFS_MAX_STAGES]; // stage index -> layers[] index, -1 if none
   int max_rows;
+  int mirror;            // twin pipelines: s_on_mirror scores the joined reports
   float lr;
   int classes;           // data.classes: softmax width, candidate rows per sample
   float *b_all;          // (classes) combined head bias
@@ -298,6 +303,43 @@ static void s_on_scores(s_readout_t *s, int train) {
   L->err_softmax += (uint64_t)wrong;
 }
 
+// Twin pipelines (mirror_layers): the hidden layers' activity trains their
+// linear probes (training frames) and is scored and measured for collapse
+// (evaluation); the two tops' class probabilities are scored each and
+// averaged, which is the run's prediction.
+static void s_on_mirror(s_readout_t *s, int train) {
+  const s_slot_t *first = &s->layers[0].fifo[s->layers[0].head];
+  int rows = (int)first->h.rows, c = s->classes;
+  const uint8_t *labels = first->labels;
+  float *mean = s->probs; // (rows, classes): the tops' mean probabilities
+  memset(mean, 0, sizeof(float) * (size_t)rows * (size_t)c);
+  for (int i = 0; i < s->n_layers; i++) {
+    s_layer_t *L = &s->layers[i];
+    const float *h = L->fifo[L->head].data;
+    if (L->scores) {
+      for (int r = 0; !train && r < rows; r++) {
+        L->err_softmax += ffs_argmax(h + (size_t)r * c, c) != labels[r];
+        for (int k = 0; k < c; k++) mean[(size_t)r * c + k] += h[(size_t)r * c + k];
+      }
+      continue;
+    }
+    for (int r = 0; r < rows; r++) memcpy(s->logits + (size_t)r * c, L->b_own, sizeof(float) * c);
+    s_head_forward(s->logits, h, L->units, L->w_own, rows, L->units, 1, c);
+    int err = s_softmax_grad(s->dlog, s->logits, labels, rows, c);
+    if (train) {
+      s_head_update(L->w_own, L->b_own, s->dlog, h, L->units, rows, L->units, s->lr, c);
+      continue;
+    }
+    L->err_softmax += (uint64_t)err;
+    long pairs;
+    L->cos_sum += ffs_mean_pair_cosine(h, rows, L->units, &pairs) * (double)pairs;
+    L->cos_pairs += pairs;
+  }
+  if (train) return;
+  for (int r = 0; r < rows; r++) s->err_softmax += ffs_argmax(mean + (size_t)r * c, c) != labels[r];
+  s->n_softmax += (uint64_t)rows;
+}
+
 // ---- energy inference ----
 
 // Candidate rows come in groups of data.classes (one per label) per sample.
@@ -385,7 +427,10 @@ static void s_on_mark(s_readout_t *s, ffs_io_t *io, const ffs_frame_hdr_t *h) {
     ffs_ctl_layer_t *out = &m.result.layers[m.result.n_layers++];
     snprintf(out->name, sizeof out->name, "%s", s->topo->stages[L->stage].layer_name);
     out->energy = s->n_energy ? (double)L->err_energy / (double)s->n_energy : -1.0;
-    out->softmax = (L->softmax || L->scores) && s->n_softmax ? (double)L->err_softmax / (double)s->n_softmax : -1.0;
+    out->cosine = L->cos_pairs ? L->cos_sum / (double)L->cos_pairs : -2.0;
+    L->cos_sum = 0, L->cos_pairs = 0;
+    int scored = L->softmax || L->scores || L->probe;
+    out->softmax = scored && s->n_softmax ? (double)L->err_softmax / (double)s->n_softmax : -1.0;
     L->err_energy = L->err_softmax = 0;
   }
   ffs_io_send_ctl(io, &m);
@@ -433,6 +478,7 @@ static void s_try_join(s_readout_t *s, ffs_io_t *io) {
     }
     if (!rows_agree) s->join_missed++;
     else if (h->kind == FFS_FRAME_MARK) s_on_mark(s, io, h);
+    else if (s->mirror) s_on_mirror(s, h->phase == FFS_PHASE_TRAIN);
     else if (s->layers[0].scores) s_on_scores(s, h->phase == FFS_PHASE_TRAIN);
     else if (first->role == FFS_ROW_NEUTRAL) s_on_neutral(s, io, h->phase == FFS_PHASE_TRAIN);
     else if (first->role == FFS_ROW_CANDIDATE && h->phase == FFS_PHASE_EVAL) s_on_candidates(s);
@@ -446,9 +492,10 @@ static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t
   if (f->h.kind != FFS_FRAME_REPORT && f->h.kind != FFS_FRAME_MARK) return -1;
   s_layer_t *L = &s->layers[s->by_stage[sub]];
   int role = f->n_role[FFS_ROW_CANDIDATE] == f->h.rows ? FFS_ROW_CANDIDATE : FFS_ROW_NEUTRAL;
-  if (f->h.kind == FFS_FRAME_REPORT && L->scores) {
-    // class scores of labelled evaluation rows
-    if (role != FFS_ROW_NEUTRAL || f->h.aux != 0 || f->h.cols != (uint32_t)s->classes) return -1;
+  if (f->h.kind == FFS_FRAME_REPORT && (L->scores || L->probe)) {
+    // class scores, or a probe layer's activity, of labelled rows
+    uint32_t cols = L->scores ? (uint32_t)s->classes : (uint32_t)L->units;
+    if (role != FFS_ROW_NEUTRAL || f->h.aux != 0 || f->h.cols != cols) return -1;
     if (f->h.rows < 1 || !f->labels || !f->cands) return -1;
     for (uint32_t r = 0; r < f->h.rows; r++)
       if (f->labels[r] >= s->classes) return -1;
@@ -587,8 +634,11 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
     L->sign = t->stages[i].layer.goodness == FFS_GOODNESS_MIN_SSQ ? -1.0f : 1.0f;
     for (int k = 0; k < me->n_energy; k++) L->energy |= me->energy[k] == i;
     for (int k = 0; k < me->n_softmax; k++) L->softmax |= me->softmax[k] == i;
-    L->scores = ffs_kind_of(t->stages[i].kind)->backward;
-    int cols = L->scores ? L->units : 1 + (L->softmax ? L->units : 0);
+    const ffs_kind_t *kind = ffs_kind_of(t->stages[i].kind);
+    L->probe = kind->lateral && t->stages[i].twin >= 0;
+    L->scores = kind->backward || (kind->lateral && t->stages[i].twin < 0);
+    s->mirror |= kind->lateral;
+    int cols = L->scores || L->probe ? L->units : 1 + (L->softmax ? L->units : 0);
     for (int k = 0; k < S_WINDOW; k++) {
       L->fifo[k].labels = malloc((size_t)s->max_rows);
       L->fifo[k].cands = malloc((size_t)s->max_rows);
@@ -596,7 +646,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
       L->fifo[k].data = malloc(sizeof(float) * (size_t)s->max_rows * (size_t)(cols > 1 ? cols : 1));
       ok &= L->fifo[k].labels && L->fifo[k].cands && L->fifo[k].ids && L->fifo[k].data;
     }
-    if (L->softmax) {
+    if (L->softmax || L->probe) {
       L->w_own = calloc((size_t)s->classes * (size_t)L->units, sizeof(float));
       L->b_own = calloc((size_t)s->classes, sizeof(float));
       L->w_all = calloc((size_t)s->classes * (size_t)L->units, sizeof(float));

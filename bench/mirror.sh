@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# bench/mirror.sh: two mirrored models that teach each other, 30 epochs
+# each run, one after another: the paper's setup (configs/mnist-mirror-paper.yaml,
+# cosine agreement) on MNIST and Fashion-MNIST, the variant that does not
+# collapse (configs/mnist-mirror.yaml, supervised contrastive) on MNIST,
+# Fashion-MNIST and the 784-500-500-10 network, the unsupervised contrastive
+# objective (infonce) it was chosen against, and backprop on the same
+# networks (configs/mnist-mlp-backprop.yaml). Prints a markdown table: test
+# error of the averaged models and of each, each hidden layer's linear-probe
+# error and mean pairwise cosine between different samples (near 1:
+# collapsed), from summary.json.
+#   bash bench/mirror.sh [NAME...]   (default: all, in the order below)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exe=build/ffstream
+[ -x "$exe" ] || { echo "bench: build first (make build)" >&2; exit 2; }
+out=${FFS_BENCH_OUT:-$(mktemp -d /tmp/ffs-mirror.XXXXXX)}
+mkdir -p "$out"
+
+hidden() { local s=(); for l in a1 a2 b1 b2; do s+=(--set "$l.$1=$2"); done; echo "${s[@]}"; }
+fashion="--set data.set=fashion --set data.dir=data/fashion"
+declare -A cfg args
+add() { local n=$1 c=$2; shift 2; cfg[$n]=$c; args[$n]="$*"; }
+add mnist-paper configs/mnist-mirror-paper.yaml
+add fashion-paper configs/mnist-mirror-paper.yaml $fashion
+add mnist-supcon configs/mnist-mirror.yaml
+add mnist-infonce configs/mnist-mirror.yaml $(hidden objective infonce)
+add fashion-supcon configs/fashion-mirror.yaml
+add mnist-supcon-500 configs/mnist-mirror.yaml $(hidden units 500)
+add mnist-backprop configs/mnist-mlp-backprop.yaml
+add fashion-backprop configs/mnist-mlp-backprop.yaml $fashion
+add mnist-backprop-500 configs/mnist-mlp-backprop.yaml --set l1.units=500 --set l2.units=500
+
+names=("$@")
+[ ${#names[@]} -eq 0 ] && names=(mnist-paper fashion-paper mnist-supcon mnist-infonce fashion-supcon
+                                 mnist-supcon-500 mnist-backprop fashion-backprop mnist-backprop-500)
+echo "| run | config and overrides | test error | model a, b | probes a1, a2, b1, b2 |" \
+  "pair cosine a1, a2, b1, b2 |"
+echo "|---|---|---|---|---|---|"
+for n in "${names[@]}"; do
+  [ -n "${cfg[$n]:-}" ] || { echo "bench: no configuration '$n'" >&2; exit 2; }
+  # shellcheck disable=SC2086
+  "$exe" run "${cfg[$n]}" --quiet --out "$out/$n" ${args[$n]} >"$out/$n.log" 2>&1 ||
+    { echo "bench: $n failed: $(tail -3 "$out/$n.log")" >&2; exit 1; }
+  python3 - "$out/$n/summary.json" "$n" "${cfg[$n]} ${args[$n]}" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+per = s["test_error_per_layer"]
+pct = lambda v: "-" if v is None else "%.2f %%" % (100 * v)
+if "a_top" in per:
+    models = "%s, %s" % (pct(per["a_top"]["softmax"]), pct(per["b_top"]["softmax"]))
+    probes = ", ".join(pct(per[l]["softmax"]) for l in ("a1", "a2", "b1", "b2"))
+    cos = ", ".join("%.3f" % per[l]["pair_cosine"] for l in ("a1", "a2", "b1", "b2"))
+else:
+    models = probes = cos = "-"
+print("| %s | %s | %s | %s | %s | %s |" % (sys.argv[2], sys.argv[3].strip(), pct(s["test_error"]),
+                                          models, probes, cos))
+PY
+done
