@@ -6,10 +6,13 @@
 // gradient (docs/ARCHITECTURE.md, "Placement").
 #include "ffs_dense.h"
 
+#include "ffs_ckpt.h"
+
 #include <assert.h>
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ffs_math.h"
@@ -204,4 +207,67 @@ void ffs_dense_set_state(ffs_dense_t *d, long steps, int m_open) {
   d->step = steps;
   d->m_open = m_open;
   d->n_factor = 0;
+}
+
+// ---- checkpoints ----
+
+enum { S_GROUPS = 3 };
+static int s_tensors(ffs_dense_t *d, ffs_tensor_ref_t t[FFS_CKPT_MAX_TENSORS], int ends[S_GROUPS],
+                     float *state) {
+  int n = 0, u = d->units, w = d->in_dim;
+  t[n++] = (ffs_tensor_ref_t){"w", 2, {u, w}, d->w};
+  t[n++] = (ffs_tensor_ref_t){"b", 1, {u, 0}, d->b};
+  ends[0] = n;
+  if (d->wa) {
+    t[n++] = (ffs_tensor_ref_t){"w_avg", 2, {u, w}, d->wa};
+    t[n++] = (ffs_tensor_ref_t){"b_avg", 1, {u, 0}, d->ba};
+  }
+  ends[1] = n;
+  ffs_dense_opt_t o = ffs_dense_opt(d);
+  int adam = d->cfg.opt == FFS_OPT_ADAM;
+  static const char *const names[2][7] = {
+      {"sgd.m_w", "sgd.v_w", "sgd.g_w", "sgd.m_b", "sgd.v_b", "sgd.g_b", "sgd.state"},
+      {"adam.m_w", "adam.v_w", "adam.g_w", "adam.m_b", "adam.v_b", "adam.g_b", "adam.state"}};
+  const struct { float *data; int rows, cols; } opt[] = {
+      {o.m_w, u, w}, {o.v_w, u, w}, {o.g_w, u, w}, {o.m_b, u, 0},
+      {o.v_b, u, 0}, {o.g_b, u, 0}, {state, 3, 0}};
+  for (size_t k = 0; k < sizeof opt / sizeof opt[0]; k++)
+    if (opt[k].data)
+      t[n++] = (ffs_tensor_ref_t){names[adam][k], opt[k].cols ? 2 : 1,
+                                  {opt[k].rows, opt[k].cols}, opt[k].data};
+  ends[2] = n;
+  return n;
+}
+
+int ffs_dense_save(ffs_dense_t *d, const char *path, const char *const *meta, int n_meta,
+                   char *err, size_t errlen) {
+  ffs_tensor_ref_t t[FFS_CKPT_MAX_TENSORS];
+  int ends[S_GROUPS];
+  float state[3];
+  ffs_dense_settle(d);
+  state[0] = (float)(d->step & 0xFFFFF), state[1] = (float)(d->step >> 20);
+  state[2] = (float)d->m_open;
+  int n = s_tensors(d, t, ends, state);
+  return ffs_ckpt_save(path, t, n, meta, n_meta, err, errlen);
+}
+
+int ffs_dense_load(ffs_dense_t *d, const char *path, char *err, size_t errlen) {
+  ffs_tensor_ref_t t[FFS_CKPT_MAX_TENSORS];
+  int ends[S_GROUPS];
+  float state[3] = {0};
+  s_tensors(d, t, ends, state);
+  unsigned loaded;
+  if (ffs_ckpt_load_groups(path, t, ends, S_GROUPS, &loaded, err, errlen) < 0) return -1;
+  if (ends[1] > ends[0] && !(loaded & 2u)) ffs_dense_restart_average(d);
+  if (!(loaded & 4u)) return 0; // the optimizer starts fresh
+  int whole = 1;
+  for (int k = 0; k < 3; k++) whole &= state[k] >= 0.0f && state[k] == (float)(long)state[k];
+  if (!whole || state[0] >= (float)(1 << 20) || state[2] > 1.0f) {
+    snprintf(err, errlen, "%s: tensor '%s' holds %g %g %g, expected steps (low, high 20 bits) "
+             "and 0 or 1", path, t[ends[2] - 1].name, (double)state[0], (double)state[1],
+             (double)state[2]);
+    return -1;
+  }
+  ffs_dense_set_state(d, (long)state[0] + ((long)state[1] << 20), (int)state[2]);
+  return 0;
 }

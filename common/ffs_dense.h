@@ -82,4 +82,16 @@ long ffs_dense_steps(const ffs_dense_t *d);
 int ffs_dense_m_open(const ffs_dense_t *d);
 void ffs_dense_set_state(ffs_dense_t *d, long steps, int m_open);
 
+// The checkpoint of a layer that is a dense block and nothing more
+// (dp_layer, mirror_layer): its parameters (w, b); with eval_average their
+// averages (w_avg, b_avg); the optimizer's state named for its kind
+// (adam.m_w ... or sgd.m_w ...) and its scalars (*.state: steps, low and high
+// 20 bits, and whether sgd's smoothed gradient is open). save settles first;
+// meta: n_meta key/value pairs. load: a file without averages restarts them
+// from the weights, one without this optimizer's state leaves it fresh.
+// Both return 0, or -1 with the error in err.
+int ffs_dense_save(ffs_dense_t *d, const char *path, const char *const *meta, int n_meta,
+                   char *err, size_t errlen);
+int ffs_dense_load(ffs_dense_t *d, const char *path, char *err, size_t errlen);
+
 #endif

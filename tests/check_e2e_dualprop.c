@@ -6,9 +6,6 @@
 // is counted and dropped; a layer killed with -9 is restarted and the run
 // finishes; a stopped run resumes.
 #include "t_e2e_util.h"
-#include <zmq.h>
-
-#include "ffs_frame.h"
 
 // 5 000 samples, 3 epochs, 64 units a layer: under a second. Measured: 12.7 %
 // (alpha 0.5); with learning off (lr 1e-9) 85 %. The pipelined timing's stale
@@ -70,20 +67,6 @@ START_TEST(test_lockstep_is_bit_identical) {
   ck_assert_msg(l1 > 1 && l1 <= 9 && l4 >= 1 && l4 <= 3, "l1 held %g, l4 %g:\n%s", l1, l4, json);
 }
 END_TEST
-
-// Sends n encoded frames to endpoint ep from a PUSH socket of its own.
-static void s_push(const char *ep, const ffs_frame_hdr_t *h, const float *payload, int n) {
-  void *ctx = zmq_ctx_new(), *push = zmq_socket(ctx, ZMQ_PUSH);
-  int linger = 5000;
-  zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
-  ck_assert_int_eq(zmq_connect(push, ep), 0);
-  static uint8_t buf[1 << 16];
-  size_t len = ffs_frame_encode(buf, sizeof buf, h, NULL, payload);
-  ck_assert(len > 0);
-  for (int k = 0; k < n; k++) ck_assert_int_ge(zmq_send(push, buf, len, 0), 0);
-  zmq_close(push);
-  zmq_ctx_term(ctx);
-}
 
 // Feedback for sequence numbers no stash holds reaches l1's backward input
 // while the run trains: counted, dropped, the run learns on; a frame of the

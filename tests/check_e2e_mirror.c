@@ -5,10 +5,8 @@
 // waited for; the two models start from different weights; the run learns
 // and reports each hidden layer's probe and collapse measure.
 #include "t_e2e_util.h"
-#include <zmq.h>
 
 #include "ffs_ckpt.h"
-#include "ffs_frame.h"
 
 // 10 000 samples, 3 epochs: a few seconds. Measured: 15.2 % (supcon; a1's
 // probe 14.9 %, its pair cosine 0.42); the paper's cosine objective 82.4 %
@@ -69,21 +67,12 @@ START_TEST(test_missing_twin_is_counted) {
   for (int i = 0; i < 400 && access(path, F_OK) != 0; i++) usleep(50000);
   ck_assert_msg(access(path, F_OK) == 0, "a1 never bound %s", path);
   snprintf(ep, sizeof ep, "ipc://%s", path);
-  void *ctx = zmq_ctx_new(), *push = zmq_socket(ctx, ZMQ_PUSH);
-  int linger = 5000;
-  zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
-  ck_assert_int_eq(zmq_connect(push, ep), 0);
   static float payload[2 * 64];
-  static uint8_t buf[4096];
   for (int k = 0; k < 40; k++) {
     ffs_frame_hdr_t h = {.kind = FFS_FRAME_FEEDBACK, .phase = FFS_PHASE_TRAIN,
                          .seq = (1ull << 40) + (uint64_t)k, .stage = 4, .rows = 2, .cols = 64};
-    size_t len = ffs_frame_encode(buf, sizeof buf, &h, NULL, payload);
-    ck_assert(len > 0);
-    ck_assert_int_ge(zmq_send(push, buf, len, 0), 0);
+    s_push(ep, &h, payload, 1);
   }
-  zmq_close(push);
-  zmq_ctx_term(ctx);
   int rc = s_wait(pid, 120);
   ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, s_slurp(log));
   snprintf(path, sizeof path, "%s/summary.json", out);

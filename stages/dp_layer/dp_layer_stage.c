@@ -213,79 +213,17 @@ static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t
 
 // ---- checkpoints ----
 
-// The parameters (w, b); with eval_average their averages (w_avg, b_avg);
-// the optimizer's state named for its kind (adam.m_w ... or sgd.m_w ...),
-// and its scalars (state: steps low and high 20 bits, whether sgd's smoothed
-// gradient is open). ends[g] is where group g ends.
-enum { S_GROUPS = 3 };
-static int s_tensors(s_dp_t *s, ffs_tensor_ref_t t[FFS_CKPT_MAX_TENSORS], int ends[S_GROUPS],
-                     float *state) {
-  ffs_dense_t *d = ffs_dp_layer_dense(s->layer);
-  int n = 0, u = s->units, w = s->in_dim;
-  t[n++] = (ffs_tensor_ref_t){"w", 2, {u, w}, ffs_dense_weights(d)};
-  t[n++] = (ffs_tensor_ref_t){"b", 1, {u, 0}, ffs_dense_bias(d)};
-  ends[0] = n;
-  if (ffs_dense_avg_weights(d)) {
-    t[n++] = (ffs_tensor_ref_t){"w_avg", 2, {u, w}, ffs_dense_avg_weights(d)};
-    t[n++] = (ffs_tensor_ref_t){"b_avg", 1, {u, 0}, ffs_dense_avg_bias(d)};
-  }
-  ends[1] = n;
-  ffs_dense_opt_t o = ffs_dense_opt(d);
-  int adam = s->topo->stages[s->index].layer.opt == FFS_OPT_ADAM;
-  static const char *const names[2][7] = {
-      {"sgd.m_w", "sgd.v_w", "sgd.g_w", "sgd.m_b", "sgd.v_b", "sgd.g_b", "sgd.state"},
-      {"adam.m_w", "adam.v_w", "adam.g_w", "adam.m_b", "adam.v_b", "adam.g_b", "adam.state"}};
-  const struct { float *data; int rows, cols; } opt[] = {
-      {o.m_w, u, w}, {o.v_w, u, w}, {o.g_w, u, w}, {o.m_b, u, 0},
-      {o.v_b, u, 0}, {o.g_b, u, 0}, {state, 3, 0}};
-  for (size_t k = 0; k < sizeof opt / sizeof opt[0]; k++)
-    if (opt[k].data)
-      t[n++] = (ffs_tensor_ref_t){names[adam][k], opt[k].cols ? 2 : 1,
-                                  {opt[k].rows, opt[k].cols}, opt[k].data};
-  ends[2] = n;
-  return n;
-}
-
+// A dense block's checkpoint (ffs_dense_save).
 static int s_save(void *self, const char *path, char *err, size_t errlen) {
   s_dp_t *s = self;
-  ffs_tensor_ref_t t[FFS_CKPT_MAX_TENSORS];
-  int ends[S_GROUPS];
-  float state[3];
-  ffs_dense_t *d = ffs_dp_layer_dense(s->layer);
-  ffs_dense_settle(d);
-  long steps = ffs_dense_steps(d);
-  state[0] = (float)(steps & 0xFFFFF), state[1] = (float)(steps >> 20);
-  state[2] = (float)ffs_dense_m_open(d);
-  int n = s_tensors(s, t, ends, state);
   const ffs_stage_cfg_t *me = &s->topo->stages[s->index];
   const char *meta[] = {"stage", me->name, "kind", "dp_layer", "layer", me->layer_name};
-  return ffs_ckpt_save(path, t, n, meta, 3, err, errlen);
+  return ffs_dense_save(ffs_dp_layer_dense(s->layer), path, meta, 3, err, errlen);
 }
 
 static int s_load(void *self, const char *path, char *err, size_t errlen) {
   s_dp_t *s = self;
-  ffs_tensor_ref_t t[FFS_CKPT_MAX_TENSORS];
-  int ends[S_GROUPS];
-  float state[3] = {0};
-  s_tensors(s, t, ends, state);
-  unsigned loaded;
-  if (ffs_ckpt_load_groups(path, t, ends, S_GROUPS, &loaded, err, errlen) < 0) return -1;
-  ffs_dense_t *d = ffs_dp_layer_dense(s->layer);
-  if (ends[1] > ends[0] && !(loaded & 2u)) ffs_dense_restart_average(d);
-  if (!(loaded & 4u)) {
-    ffs_info("%s has no optimizer state for this layer's optimizer: it starts fresh", path);
-    return 0;
-  }
-  int whole = 1;
-  for (int k = 0; k < 3; k++) whole &= state[k] >= 0.0f && state[k] == (float)(long)state[k];
-  if (!whole || state[0] >= (float)(1 << 20) || state[2] > 1.0f) {
-    snprintf(err, errlen, "%s: tensor '%s' holds %g %g %g, expected steps (low, high 20 bits) "
-             "and 0 or 1", path, t[ends[2] - 1].name, (double)state[0], (double)state[1],
-             (double)state[2]);
-    return -1;
-  }
-  ffs_dense_set_state(d, (long)state[0] + ((long)state[1] << 20), (int)state[2]);
-  return 0;
+  return ffs_dense_load(ffs_dp_layer_dense(s->layer), path, err, errlen);
 }
 
 // ---- lifecycle ----
