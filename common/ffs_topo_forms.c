@@ -9,6 +9,33 @@
 #include <stdio.h>
 #include <string.h>
 
+// What a chain of supervised layers of `kind` (dp_layer, mirror_layer)
+// needs of the rest of the file: no ticks, no stream, a readout scoring its
+// class scores; then the source sends plain labelled rows. Returns 0 or -1.
+static int s_supervised(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t,
+                        const ffs_kind_t *kind, int ro) {
+  const ffs_yaml_node_t *stages = ffs_yaml_map_get(root, "stages");
+  const ffs_yaml_node_t *train = ffs_yaml_map_get(root, "train");
+  if (t->ticks > 1)
+    return ffs_yaml_fail(c, ffs_yaml_map_get(train, "ticks"),
+                         "train.ticks: %d, but %ss are not recurrent (expected ticks: 1)",
+                         t->ticks, kind->name);
+  if (t->stream)
+    return ffs_yaml_fail(c, ffs_yaml_map_get(train, "mode"),
+                         "train.mode: stream is not implemented for %ss (expected mode: "
+                         "epochs)", kind->name);
+  const ffs_yaml_node_t *prim = ffs_yaml_map_get(stages->kids[ro], "primary");
+  if (prim && t->stages[ro].primary == FFS_INFER_ENERGY)
+    return ffs_yaml_fail(c, prim,
+                         "stage '%s': primary: energy needs goodness, which %ss have none "
+                         "of (expected primary: softmax, the class scores)",
+                         t->stages[ro].name, kind->name);
+  t->stages[ro].primary = FFS_INFER_SOFTMAX;
+  t->supervised = 1;
+  t->pairs = t->triples = t->form_auto = 0; // one frame of labelled rows per batch
+  return 0;
+}
+
 // ---- validation: a chain with backward edges ----
 
 int ffs_topo_check_backward(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t) {
@@ -56,37 +83,17 @@ int ffs_topo_check_backward(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_
                             t->stages[e->from].name, t->stages[e->to].name, kind->name,
                             kind->name);
   }
-  if (t->ticks > 1)
-    return ffs_yaml_fail(c, ffs_yaml_map_get(train, "ticks"),
-                         "train.ticks: %d, but %ss are not recurrent (expected ticks: 1)",
-                         t->ticks, kind->name);
-  if (t->stream)
-    return ffs_yaml_fail(c, ffs_yaml_map_get(train, "mode"),
-                         "train.mode: stream is not implemented for %ss (expected mode: "
-                         "epochs)", kind->name);
   if (t->timing == FFS_TIMING_FREE)
     return ffs_yaml_fail(c, ffs_yaml_map_get(train, "timing"),
                          "train.timing: free-running is the recurrent form's (expected "
                          "lockstep or pipelined for %ss)", kind->name);
-  const ffs_yaml_node_t *prim = NULL;
-  for (int i = 0; i < stages->n; i++)
-    if (i == ro) prim = ffs_yaml_map_get(stages->kids[i], "primary");
-  if (prim && t->stages[ro].primary == FFS_INFER_ENERGY)
-    return ffs_yaml_fail(c, prim,
-                         "stage '%s': primary: energy needs goodness, which %ss have none "
-                         "of (expected primary: softmax, the last layer's class scores)",
-                         t->stages[ro].name, kind->name);
-  t->stages[ro].primary = FFS_INFER_SOFTMAX;
-  t->supervised = 1;
-  t->pairs = t->triples = t->form_auto = 0; // one frame of labelled rows per batch
-  return 0;
+  return s_supervised(c, root, t, kind, ro);
 }
 
 // ---- validation: twin pipelines ----
 
 int ffs_topo_check_lateral(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t) {
   const ffs_yaml_node_t *stages = ffs_yaml_map_get(root, "stages");
-  const ffs_yaml_node_t *train = ffs_yaml_map_get(root, "train");
   const ffs_kind_t *kind = NULL;
   int ro = -1;
   for (int i = 0; i < t->n_stages; i++) {
@@ -127,24 +134,7 @@ int ffs_topo_check_lateral(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_t
     return ffs_yaml_failf(c, NULL, t->feedback[0].line,
                           "feedback: the %ss' lateral edges are made for them (expected no "
                           "feedback: edges)", kind->name);
-  if (t->ticks > 1)
-    return ffs_yaml_fail(c, ffs_yaml_map_get(train, "ticks"),
-                         "train.ticks: %d, but %ss are not recurrent (expected ticks: 1)",
-                         t->ticks, kind->name);
-  if (t->stream)
-    return ffs_yaml_fail(c, ffs_yaml_map_get(train, "mode"),
-                         "train.mode: stream is not implemented for %ss (expected mode: "
-                         "epochs)", kind->name);
-  const ffs_yaml_node_t *prim = ffs_yaml_map_get(stages->kids[ro], "primary");
-  if (prim && t->stages[ro].primary == FFS_INFER_ENERGY)
-    return ffs_yaml_fail(c, prim,
-                         "stage '%s': primary: energy needs goodness, which %ss have none "
-                         "of (expected primary: softmax, the models' class probabilities)",
-                         t->stages[ro].name, kind->name);
-  t->stages[ro].primary = FFS_INFER_SOFTMAX;
-  t->supervised = 1;
-  t->pairs = t->triples = t->form_auto = 0; // one frame of labelled rows per batch
-  return 0;
+  return s_supervised(c, root, t, kind, ro);
 }
 
 // ---- validation: labels and recurrent loops ----
