@@ -1,10 +1,12 @@
 // ffs_ffnet: the offline FF network of `ffstream saliency`: one
 // ffs_ff_layer_t per logical layer (a sharded layer's shards put together),
 // in evaluation mode, chained on the normalized activity as the stages
-// chain them; energy inference as stages/readout/readout.c computes it; and
-// the chain rule from one layer's goodness down to the pixels. State and
-// loading first, then the forwards, then the gradient. Allocates only in
-// new(); never learns.
+// chain them (in the recurrent form, tick by tick with the top-down inputs
+// and the damped state, as ff_layer_stage.c's lockstep timing does); energy
+// inference as stages/readout/readout.c computes it; and the chain rule
+// from one layer's goodness down to the pixels (through the ticks too).
+// State and loading first, then the forwards, then the gradients.
+// Allocates only in new(); never learns.
 #include "ffs_ffnet.h"
 
 #include <assert.h>
@@ -19,6 +21,7 @@
 #include "ffs_ckpt.h"
 #include "ffs_kind.h"
 #include "ffs_log.h"
+#include "ffs_math.h"
 #include "negatives.h"
 
 #define S_EPS 1e-8f // the RMS normalization's guard, as every stage uses it
@@ -30,17 +33,29 @@ typedef struct {
   char name[FFS_NAME_MAX];
   int stage;        // its first stage (shard 0) in the topology
   int n_shards;
-  int in_dim, units;
+  int in_dim, units; // in_dim: the whole input, the top-down part included
   float sign;       // weight in the energy: +1, -1 (min_ssq), 0 (not an energy layer)
   int msq;          // goodness is the mean of squares (else the sum)
   // one image's forward, kept for the gradient
   float *a;         // (in_dim) the layer's input before its normalization
   float *act;       // (units) the relu activity its goodness is computed on
   float *out;       // (units) the label-free relu activity that goes on (normalized)
+  // the recurrent form (ticks > 1)
+  int below;        // width of the input from below (in_dim - the top-down width)
+  int td_from;      // the layer whose state comes back as top-down input; -1 none
+  float *x;         // (max_rows, in_dim) [normalized input from below | top-down]
+  float *state;     // (max_rows, units) the damped activity
+  float *now, *prev; // (max_rows, units) the normalized state this tick, last tick
+  float *gsum;      // (max_rows) goodness over the scored ticks, then their mean
+  float *tb, *tx, *ty, *ts; // (ticks, below / in_dim / units / units) one image's
+                    // input from below, x, activity and state at each tick
+  float *a_now, *a_state; // (ticks, units) gradients wrt now and state per tick
 } s_layer_t;
 
 struct ffs_ffnet {
   int dim, classes, overlay, labeled, max_rows, n_layers, widest;
+  int ticks, score_from, score_to; // the recurrent form when ticks > 1
+  float damping;
   char shard_names[FFS_MAX_STAGES][FFS_MAX_SHARDS][FFS_NAME_MAX]; // each layer's stages
   int shard_unit0[FFS_MAX_STAGES][FFS_MAX_SHARDS], shard_units[FFS_MAX_STAGES][FFS_MAX_SHARDS];
   s_layer_t layers[FFS_MAX_STAGES];
@@ -49,6 +64,7 @@ struct ffs_ffnet {
   float *lg;     // (max_rows, classes) FFCL: one layer's goodness per label
   float *gz;     // (widest) gradient scratch: wrt a pre-activation
   float *gx;     // (widest) gradient scratch: wrt an input
+  float *gc, *gb; // (widest) gradient scratch (the recurrent form)
 };
 
 void ffs_ffnet_destroy(ffs_ffnet_t **self_p) {
@@ -59,8 +75,11 @@ void ffs_ffnet_destroy(ffs_ffnet_t **self_p) {
     s_layer_t *L = &n->layers[k];
     ffs_ff_layer_destroy(&L->l);
     free(L->a), free(L->act), free(L->out);
+    float *loops[] = {L->x, L->state, L->now, L->prev, L->gsum, L->tb, L->tx, L->ty, L->ts,
+                      L->a_now, L->a_state};
+    for (size_t i = 0; i < sizeof loops / sizeof loops[0]; i++) free(loops[i]);
   }
-  free(n->x), free(n->lab), free(n->lg), free(n->gz), free(n->gx);
+  free(n->x), free(n->lab), free(n->lg), free(n->gz), free(n->gx), free(n->gc), free(n->gb);
   free(n);
   *self_p = NULL;
 }
@@ -75,16 +94,37 @@ static int s_refuse(const ffs_topo_t *t, char *err, size_t errlen) {
       return -1;
     }
   }
-  if (t->ticks > 1) {
-    ffs_errf(err, errlen, "%s: train.ticks: %d (the recurrent form): saliency maps are not "
-             "implemented for it (expected ticks: 1)", t->path, t->ticks);
-    return -1;
-  }
   const ffs_stage_cfg_t *ro = &t->stages[t->readout];
   if (ro->n_energy == 0) {
     ffs_errf(err, errlen, "%s: readout '%s' has no energy layers (energy: []): the maps "
              "follow the energy's goodness, so there is nothing to explain", t->path, ro->name);
     return -1;
+  }
+  return 0;
+}
+
+// The recurrent form's buffers, and each layer's top-down source as a layer
+// index here. 0 or -1 (out of memory).
+static int s_new_loops(ffs_ffnet_t *n, const int *layer_of) {
+  size_t mr = (size_t)n->max_rows, T = (size_t)n->ticks;
+  for (int k = 0; k < n->n_layers; k++) {
+    s_layer_t *L = &n->layers[k];
+    size_t u = (size_t)L->units;
+    if (L->td_from >= 0) L->td_from = layer_of[L->td_from];
+    L->x = malloc(sizeof(float) * mr * (size_t)L->in_dim);
+    L->state = calloc(mr * u, sizeof(float));
+    L->now = malloc(sizeof(float) * mr * u);
+    L->prev = malloc(sizeof(float) * mr * u);
+    L->gsum = malloc(sizeof(float) * mr);
+    L->tb = malloc(sizeof(float) * T * (size_t)L->below);
+    L->tx = malloc(sizeof(float) * T * (size_t)L->in_dim);
+    L->ty = malloc(sizeof(float) * T * u);
+    L->ts = malloc(sizeof(float) * T * u);
+    L->a_now = malloc(sizeof(float) * T * u);
+    L->a_state = malloc(sizeof(float) * T * u);
+    if (!L->x || !L->state || !L->now || !L->prev || !L->gsum || !L->tb || !L->tx || !L->ty ||
+        !L->ts || !L->a_now || !L->a_state)
+      return -1;
   }
   return 0;
 }
@@ -99,6 +139,9 @@ ffs_ffnet_t *ffs_ffnet_new(const ffs_topo_t *t, int max_rows, char *err, size_t 
   n->overlay = !n->labeled;
   n->max_rows = max_rows < t->classes ? t->classes : max_rows; // a sample's candidates fit
   n->dim = t->stages[0].out_dim;
+  n->ticks = t->ticks, n->damping = t->damping;
+  n->score_from = t->score_from, n->score_to = t->score_to;
+  int layer_of[FFS_MAX_STAGES]; // a stage's layer here
   const ffs_stage_cfg_t *ro = &t->stages[t->readout];
   for (int i = 0; i < t->n_stages; i++) {
     const ffs_stage_cfg_t *st = &t->stages[i];
@@ -110,12 +153,15 @@ ffs_ffnet_t *ffs_ffnet_new(const ffs_topo_t *t, int max_rows, char *err, size_t 
       n->shard_units[n->n_layers - 1][L->n_shards++] = st->units;
       continue;
     }
-    int k = n->n_layers++;
+    int k = layer_of[i] = n->n_layers++;
     s_layer_t *L = &n->layers[k];
     snprintf(L->name, sizeof L->name, "%s", st->layer_name);
     snprintf(n->shard_names[k][0], FFS_NAME_MAX, "%s", st->name);
     n->shard_unit0[k][0] = st->unit0, n->shard_units[k][0] = st->units;
-    L->stage = i, L->n_shards = 1, L->in_dim = st->in_dim, L->units = st->out_dim;
+    L->stage = i, L->n_shards = 1, L->units = st->out_dim;
+    L->below = st->in_dim; // td_from: a stage index until s_new_loops
+    L->td_from = t->ticks > 1 ? st->td_from : -1;
+    L->in_dim = st->in_dim + (t->ticks > 1 ? st->td_dim : 0);
     L->msq = st->layer.goodness == FFS_GOODNESS_MSQ;
     for (int e = 0; e < ro->n_energy; e++)
       if (ro->energy[e] == i) L->sign = st->layer.goodness == FFS_GOODNESS_MIN_SSQ ? -1.0f : 1.0f;
@@ -132,12 +178,15 @@ ffs_ffnet_t *ffs_ffnet_new(const ffs_topo_t *t, int max_rows, char *err, size_t 
     if (L->units > n->widest) n->widest = L->units;
   }
   size_t mr = (size_t)n->max_rows;
+  if (n->ticks > 1 && s_new_loops(n, layer_of) < 0) goto oom;
   n->x = malloc(sizeof(float) * mr * (size_t)n->dim);
   n->lab = malloc(mr);
   n->lg = malloc(sizeof(float) * mr * (size_t)n->classes);
   n->gz = malloc(sizeof(float) * (size_t)n->widest);
   n->gx = malloc(sizeof(float) * (size_t)n->widest);
-  if (!n->x || !n->lab || !n->lg || !n->gz || !n->gx) goto oom;
+  n->gc = malloc(sizeof(float) * (size_t)n->widest);
+  n->gb = malloc(sizeof(float) * (size_t)n->widest);
+  if (!n->x || !n->lab || !n->lg || !n->gz || !n->gx || !n->gc || !n->gb) goto oom;
   return n;
 oom:
   ffs_ffnet_destroy(&n);
@@ -229,9 +278,69 @@ float *ffs_ffnet_eval_bias(ffs_ffnet_t *n, int k) {
 
 // ---- forwards ----
 
+// The recurrent form: rows rows of in through the ticks, as lockstep
+// timing runs them: at tick t a layer's input is [its input from below at
+// t, normalized | the normalized state of its top-down layer at t - 1,
+// zeros at t = 0], normalized again by the layer; its state is damped
+// (the first tick takes the activity whole) and normalized for the next
+// layer; gsum ends as the mean goodness of the scored ticks. record: one
+// row, each tick's input from below, x, activity and state kept.
+static void s_forward_loops(ffs_ffnet_t *n, const float *in, int rows, int record) {
+  const int K = n->n_layers;
+  for (int t = 0; t < n->ticks; t++) {
+    for (int k = 0; k < K; k++) { // last tick's states, for the top-down inputs
+      s_layer_t *L = &n->layers[k];
+      float *was = L->prev;
+      L->prev = L->now, L->now = was;
+    }
+    for (int k = 0; k < K; k++) {
+      s_layer_t *L = &n->layers[k];
+      const float *below = k ? n->layers[k - 1].now : in;
+      const size_t nb = (size_t)L->below, nw = (size_t)L->in_dim, nu = (size_t)L->units;
+      const size_t td = nw - nb;
+      for (int r = 0; r < rows; r++) {
+        float *xr = L->x + (size_t)r * nw;
+        ffs_rms_normalize(xr, below + (size_t)r * nb, 1, (int)nb, S_EPS);
+        if (td && t > 0)
+          memcpy(xr + nb, n->layers[L->td_from].prev + (size_t)r * td, sizeof(float) * td);
+        else if (td)
+          memset(xr + nb, 0, sizeof(float) * td);
+      }
+      ffs_ff_layer_forward(L->l, L->x, rows);
+      const float *yc = ffs_ff_layer_activity(L->l), *g = ffs_ff_layer_goodness(L->l);
+      float d = t == 0 ? 1.0f : n->damping;
+      for (size_t i = 0; i < (size_t)rows * nu; i++)
+        L->state[i] = (1.0f - d) * L->state[i] + d * yc[i];
+      ffs_rms_normalize(L->now, L->state, rows, (int)nu, S_EPS);
+      if (t == 0) memset(L->gsum, 0, sizeof(float) * (size_t)rows);
+      if (t >= n->score_from && t <= n->score_to)
+        for (int r = 0; r < rows; r++) L->gsum[r] += g[r];
+      if (record) {
+        memcpy(L->tb + t * nb, below, sizeof(float) * nb);
+        memcpy(L->tx + t * nw, L->x, sizeof(float) * nw);
+        memcpy(L->ty + t * nu, yc, sizeof(float) * nu);
+        memcpy(L->ts + t * nu, L->state, sizeof(float) * nu);
+      }
+    }
+  }
+  float scored = (float)(n->score_to - n->score_from + 1);
+  for (int k = 0; k < K; k++)
+    for (int r = 0; r < rows; r++) n->layers[k].gsum[r] /= scored;
+}
+
+// Layer k's goodness per row of the last forward; in the recurrent form
+// the mean over the scored ticks, which the stage reports.
+static const float *s_goodness(const ffs_ffnet_t *n, int k) {
+  return n->ticks > 1 ? n->layers[k].gsum : ffs_ff_layer_goodness(n->layers[k].l);
+}
+
 // rows rows of in (rows, dim) through every layer, each normalizing its
 // input as a stage does; labels: FFCL's label per row (NULL: none).
 static void s_forward(ffs_ffnet_t *n, const float *in, int rows, const uint8_t *labels) {
+  if (n->ticks > 1) {
+    s_forward_loops(n, in, rows, 0);
+    return;
+  }
   for (int k = 0; k < n->n_layers; k++) {
     ffs_ff_layer_forward_labeled(n->layers[k].l, in, rows, n->labeled ? labels : NULL);
     in = ffs_ff_layer_output(n->layers[k].l);
@@ -266,7 +375,7 @@ void ffs_ffnet_scores(ffs_ffnet_t *n, const float *x, int rows, float *scores,
     for (int k = 0; k < K; k++) {
       const s_layer_t *L = &n->layers[k];
       const float *g = n->lg;
-      if (n->overlay) g = ffs_ff_layer_goodness(L->l); // (m * C), image-major
+      if (n->overlay) g = s_goodness(n, k); // (m * C), image-major
       else ffs_ff_layer_label_goodness(L->l, m, n->lg);
       for (int i = 0; i < m; i++)
         for (int c = 0; c < C; c++) {
@@ -292,7 +401,7 @@ void ffs_ffnet_score_label(ffs_ffnet_t *n, const float *x, int rows, const uint8
     memset(out + r0, 0, sizeof(float) * (size_t)m);
     for (int k = 0; k < n->n_layers; k++) {
       const s_layer_t *L = &n->layers[k];
-      const float *g = ffs_ff_layer_goodness(L->l);
+      const float *g = s_goodness(n, k);
       if (L->sign != 0.0f)
         for (int r = 0; r < m; r++) out[r0 + r] += L->sign * g[r];
     }
@@ -312,10 +421,62 @@ static void s_rms_back(float *gv, const float *v, const float *g, int len) {
   for (int j = 0; j < len; j++) gv[j] = (float)((double)g[j] / d - (double)v[j] * k2);
 }
 
+// The recurrent form's gradients: each layer's goodness (the mean over the
+// scored ticks) back through the ticks. In reverse order of the forward,
+// (tick, layer) by (tick, layer): the gradient wrt a layer's normalized
+// state at a tick is complete by then (it comes from the layer above at the
+// same tick and the top-down inputs of the next tick); it goes into the
+// state, the state's into the previous tick's state and the activity, and
+// the activity's down through the layer into its input from below and its
+// top-down input.
+static void s_grad_loops(ffs_ffnet_t *n, float *grad) {
+  s_forward_loops(n, n->x, 1, 1);
+  const int T = n->ticks, K = n->n_layers;
+  const float coef = 1.0f / (float)(n->score_to - n->score_from + 1);
+  for (int top = 0; top < K; top++) {
+    float *gimg = grad + (size_t)top * n->dim;
+    memset(gimg, 0, sizeof(float) * (size_t)n->dim);
+    for (int k = 0; k < K; k++) {
+      size_t bytes = sizeof(float) * (size_t)T * (size_t)n->layers[k].units;
+      memset(n->layers[k].a_now, 0, bytes), memset(n->layers[k].a_state, 0, bytes);
+    }
+    for (int t = T - 1; t >= 0; t--)
+      for (int k = K - 1; k >= 0; k--) {
+        s_layer_t *L = &n->layers[k];
+        const int nu = L->units, nw = L->in_dim, nb = L->below;
+        float *as = L->a_state + (size_t)t * nu;
+        const float *yc = L->ty + (size_t)t * nu;
+        s_rms_back(n->gz, L->ts + (size_t)t * nu, L->a_now + (size_t)t * nu, nu);
+        for (int j = 0; j < nu; j++) as[j] += n->gz[j];
+        float d = t ? n->damping : 1.0f;
+        float *as_before = t > 0 ? L->a_state + (size_t)(t - 1) * nu : NULL;
+        for (int j = 0; as_before && j < nu; j++) as_before[j] += (1.0f - d) * as[j];
+        int scored = k == top && t >= n->score_from && t <= n->score_to;
+        float dgdy = scored ? (L->msq ? 2.0f / (float)nu : 2.0f) * coef : 0.0f;
+        for (int j = 0; j < nu; j++) n->gz[j] = yc[j] > 0.0f ? d * as[j] + dgdy * yc[j] : 0.0f;
+        cblas_sgemv(CblasRowMajor, CblasTrans, nu, nw, 1.0f, ffs_ffnet_eval_weights(n, k), nw,
+                    n->gz, 1, 0.0f, n->gx, 1);
+        s_rms_back(n->gc, L->tx + (size_t)t * nw, n->gx, nw); // the layer's own normalization
+        if (L->td_from >= 0 && t > 0) { // the top-down input: that layer's state at t - 1
+          s_layer_t *A = &n->layers[L->td_from];
+          float *an = A->a_now + (size_t)(t - 1) * A->units;
+          for (int i = 0; i < nw - nb; i++) an[i] += n->gc[nb + i];
+        }
+        s_rms_back(n->gb, L->tb + (size_t)t * nb, n->gc, nb); // the input from below's
+        float *to = k ? n->layers[k - 1].a_now + (size_t)t * nb : gimg;
+        for (int i = 0; i < nb; i++) to[i] += n->gb[i];
+      }
+  }
+}
+
 void ffs_ffnet_goodness_grad(ffs_ffnet_t *n, const float *x, int label, float *grad) {
   assert(n && x && grad && label >= 0 && label < n->classes);
   // the forward of this one image, each layer's input and activities kept
   s_row(n, 0, x, label);
+  if (n->ticks > 1) {
+    s_grad_loops(n, grad);
+    return;
+  }
   const float *in = n->x;
   for (int k = 0; k < n->n_layers; k++) {
     s_layer_t *L = &n->layers[k];

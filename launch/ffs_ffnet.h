@@ -19,10 +19,11 @@ typedef struct ffs_ffnet ffs_ffnet_t;
 // The network of topology t (loaded with the run's overrides), its weights
 // drawn as the stages draw them at the start; max_rows: most rows one
 // forward takes (calls with more are cut into pieces of that size). Plain
-// FF (label overlay) and FFCL (train.labels: separate); a sharded layer is
-// one layer here. Refuses, with one line in err, what it cannot rebuild: a
-// chain of other layer kinds (dp_layer), the recurrent form (train.ticks >
-// 1), a readout without energy layers. NULL then.
+// FF (label overlay), FFCL (train.labels: separate) and the recurrent form
+// (train.ticks > 1, computed as lockstep timing computes it); a sharded
+// layer is one layer here. Refuses, with one line in err, what it cannot
+// rebuild: a chain of other layer kinds (dp_layer), a readout without
+// energy layers. NULL then.
 ffs_ffnet_t *ffs_ffnet_new(const ffs_topo_t *t, int max_rows, char *err, size_t errlen);
 void ffs_ffnet_destroy(ffs_ffnet_t **self_p);
 
@@ -53,7 +54,8 @@ float *ffs_ffnet_eval_bias(ffs_ffnet_t *n, int k);
 // painted or given here): scores (rows, classes), each label's summed
 // signed goodness of the energy layers, summed in layer order as the
 // readout does; per_layer (rows, n_layers, classes), each layer's unsigned
-// goodness, or NULL. The prediction is the argmax of a row of scores.
+// goodness (recurrent form: its mean over the scored ticks), or NULL. The
+// prediction is the argmax of a row of scores.
 void ffs_ffnet_scores(ffs_ffnet_t *n, const float *x, int rows, float *scores, float *per_layer);
 
 // The energy score of one label per image: out (rows), labels[r] < classes.
@@ -64,7 +66,9 @@ void ffs_ffnet_score_label(ffs_ffnet_t *n, const float *x, int rows, const uint8
 // `label` with respect to the raw pixels, through the RMS normalizations
 // and ReLUs of the layers below it: grad (n_layers, dim), unsigned (the
 // goodness itself, not its energy sign). For the first layer that is
-// 2 W^T y taken back through the input's normalization. Painted label
+// 2 W^T y taken back through the input's normalization. In the recurrent
+// form the goodness is the mean over the scored ticks, and the gradient
+// goes back through the ticks: the damped states and the top-down inputs. Painted label
 // pixels get a gradient as any pixel does (the caller masks them).
 void ffs_ffnet_goodness_grad(ffs_ffnet_t *n, const float *x, int label, float *grad);
 

@@ -3,8 +3,9 @@
 // networks. Its forward is held to a forward written out in double here;
 // each layer's goodness gradient to central finite differences of that
 // double forward; occlusion to occluding by hand, and to a pixel the
-// network ignores; the command to a run folder made here (a topology, its
-// sets, checkpoints, test images), and every bad run folder to one line.
+// network ignores; the recurrent form through its ticks; the command to a
+// run folder made here (a topology, its sets, checkpoints, test images),
+// and every bad run folder to one line.
 #include "ffs_check.h"
 #include <math.h>
 #include <png.h>
@@ -233,6 +234,95 @@ START_TEST(test_attribution_is_finite_differences) {
     ffs_saliency_destroy(&s);
     ffs_ffnet_destroy(&n);
   }
+}
+END_TEST
+
+// ---- the recurrent form ----
+
+// Four ticks, l2's state back to l1 and l3's to l2, ticks 1..3 scored.
+static const char *s_loops =
+    "data: {set: mnist, dim: 36, classes: 4}\n"
+    "train: {ticks: 4, damping: 0.7, score_ticks: [1, 3]}\n"
+    "stages:\n"
+    "  - {name: src, kind: source}\n"
+    "  - {name: l1, kind: ff_layer, units: 12}\n"
+    "  - {name: l2, kind: ff_layer, units: 10}\n"
+    "  - {name: l3, kind: ff_layer, units: 8}\n"
+    "  - {name: out, kind: readout}\n"
+    "feedback:\n"
+    "  - {from: l2, to: l1}\n"
+    "  - {from: l3, to: l2}\n";
+
+// The recurrent forward of s_loops in double for one painted row x: each
+// layer's goodness averaged over ticks 1..3, into g[3].
+static void s_ref_loops(ffs_ffnet_t *n, const double *x, double *g) {
+  static const int units[3] = {12, 10, 8}, below[3] = {36, 12, 10}, td[3] = {10, 8, 0};
+  double state[3][12] = {{0}}, now[3][12] = {{0}}, prev[3][12], c[48], cn[48];
+  for (int k = 0; k < 3; k++) g[k] = 0.0;
+  for (int t = 0; t < 4; t++) {
+    memcpy(prev, now, sizeof prev);
+    for (int k = 0; k < 3; k++) {
+      const float *w = ffs_ff_layer_weights(ffs_ffnet_layer(n, k));
+      const float *b = ffs_ff_layer_bias(ffs_ffnet_layer(n, k));
+      int in = below[k] + td[k];
+      s_rms(c, k ? now[k - 1] : x, below[k]);
+      for (int i = 0; i < td[k]; i++) c[below[k] + i] = t > 0 ? prev[k + 1][i] : 0.0;
+      s_rms(cn, c, in);
+      double d = t ? 0.7 : 1.0, gk = 0.0;
+      for (int j = 0; j < units[k]; j++) {
+        double z = b[j];
+        for (int i = 0; i < in; i++) z += (double)w[j * in + i] * cn[i];
+        double y = z > 0.0 ? z : 0.0;
+        gk += y * y;
+        state[k][j] = (1.0 - d) * state[k][j] + d * y;
+      }
+      s_rms(now[k], state[k], units[k]);
+      if (t >= 1) g[k] += gk / 3.0;
+    }
+  }
+}
+
+// The scores are the double forward's, and each layer's gradient its
+// central differences, back through the ticks, the damped states and the
+// top-down inputs.
+START_TEST(test_recurrent_form) {
+  static ffs_topo_t t;
+  char path[128];
+  s_write("t.yaml", s_loops, path, sizeof path);
+  ck_assert_msg(ffs_topo_load(&t, path, NULL, 0, s_err, sizeof s_err) == 0, "%s", s_err);
+  ffs_ffnet_t *n = ffs_ffnet_new(&t, 64, s_err, sizeof s_err);
+  ck_assert_msg(n != NULL, "%s", s_err);
+  s_randomize(n, 70);
+  float x[36], scores[4], grad[3 * 36], painted[36];
+  s_image(x, 71);
+  ffs_ffnet_scores(n, x, 1, scores, NULL);
+  double row[36], g[3];
+  for (int c = 0; c < 4; c++) {
+    memcpy(painted, x, sizeof painted);
+    ffs_label_overlay(painted, c, 4);
+    for (int p = 0; p < 36; p++) row[p] = painted[p];
+    s_ref_loops(n, row, g);
+    ck_assert_double_eq_tol(scores[c], g[1] + g[2], 1e-4 * (1.0 + fabs(g[1] + g[2])));
+  }
+  ffs_ffnet_goodness_grad(n, x, 3, grad); // painted holds label 3's row now
+  for (int k = 0; k < 3; k++) {
+    double fd[36], top = 0.0, up[3], down[3], h = 1e-5;
+    for (int p = 0; p < 36; p++) {
+      for (int q = 0; q < 36; q++) row[q] = painted[q];
+      row[p] += h;
+      s_ref_loops(n, row, up);
+      row[p] -= 2 * h;
+      s_ref_loops(n, row, down);
+      fd[p] = (up[k] - down[k]) / (2 * h);
+      top = fabs(fd[p]) > top ? fabs(fd[p]) : top;
+    }
+    ck_assert_msg(top > 1e-3, "layer %d: a flat goodness tests nothing", k);
+    for (int p = 0; p < 36; p++)
+      ck_assert_msg(fabs(grad[k * 36 + p] - fd[p]) <= 1e-3 * top,
+                    "layer %d pixel %d: gradient %g, finite differences %g", k, p,
+                    (double)grad[k * 36 + p], fd[p]);
+  }
+  ffs_ffnet_destroy(&n);
 }
 END_TEST
 
@@ -562,6 +652,7 @@ Suite *s_suite(void) {
   tcase_add_checked_fixture(core, s_setup, s_teardown);
   tcase_add_test(core, test_forward_matches_double);
   tcase_add_test(core, test_attribution_is_finite_differences);
+  tcase_add_test(core, test_recurrent_form);
   tcase_add_test(core, test_occlusion_is_the_drop);
   tcase_add_test(core, test_occluding_an_ignored_pixel_changes_nothing);
   tcase_add_test(core, test_deletion_curves);
