@@ -4,6 +4,7 @@
 // test images (PNG pictures, per-class means, one grid, saliency.json) or
 // runs the deletion test (a table, deletion.csv). Every problem with the
 // run folder, the files or the flags is one line back to the caller.
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -204,14 +205,14 @@ static int s_maps(s_ctx_t *x, char *err, size_t errlen) {
   float *sums = calloc((size_t)C * 2 * (size_t)D, sizeof(float));
   float *scores = malloc(sizeof(float) * (size_t)x->n * (size_t)C);
   float *per_layer = malloc(sizeof(float) * (size_t)x->n * (size_t)K * (size_t)C);
-  int *count = calloc((size_t)C, sizeof(int)), *cls = malloc(sizeof(int) * (size_t)x->n);
+  int *count = calloc((size_t)C, sizeof(int));
   s_canvas_t grid = {NULL, 4 * x->w * S + 5 * gap, x->n * tile + (x->n + 1) * gap};
   grid.px = malloc((size_t)grid.width * (size_t)grid.height * 3);
   char path[FFS_PATH_MAX + 64], name[160];
   snprintf(path, sizeof path, "%s/saliency.json", x->out);
   FILE *json = NULL;
   int rc = -1;
-  if (!maps || !sums || !scores || !per_layer || !count || !cls || !grid.px) {
+  if (!maps || !sums || !scores || !per_layer || !count || !grid.px) {
     ffs_errf(err, errlen, "out of memory for the maps of %d images", x->n);
     goto done;
   }
@@ -236,7 +237,7 @@ static int s_maps(s_ctx_t *x, char *err, size_t errlen) {
     const float *img = x->test->x + (size_t)i * D;
     float *occ = maps + (size_t)i * per_image, *att = occ + D, *axi = att + D, *lay = axi + D;
     int label = x->test->y[i], pred = ffs_argmax(scores + (size_t)i * C, C);
-    int c = cls[i] = x->o->cls >= 0 ? x->o->cls : pred;
+    int c = x->o->cls >= 0 ? x->o->cls : pred;
     ffs_saliency_occlusion(x->sal, img, c, occ);
     ffs_saliency_attribution(x->sal, img, c, lay, att);
     for (int p = 0; p < D; p++) axi[p] = att[p] * img[p];
@@ -306,7 +307,7 @@ done:
     ffs_errf(err, errlen, "%s/saliency.json: write failed: %s", x->out, strerror(errno));
     rc = -1;
   }
-  free(maps), free(sums), free(scores), free(per_layer), free(count), free(cls), free(grid.px);
+  free(maps), free(sums), free(scores), free(per_layer), free(count), free(grid.px);
   return rc;
 }
 
@@ -380,6 +381,8 @@ static int s_deletion(s_ctx_t *x, char *err, size_t errlen) {
 // ---- the command ----
 
 int ffs_saliency_run(const ffs_saliency_opts_t *o, char *err, size_t errlen) {
+  assert(o && o->run_dir && err && o->images >= 1 && o->test_limit >= 1);
+  assert(o->patch >= 1 && o->scale >= 1 && o->cls >= -1 && (o->n_sets == 0 || o->sets));
   struct stat st;
   if (stat(o->run_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
     ffs_errf(err, errlen, "%s: %s (expected the output folder of `ffstream run`)", o->run_dir,

@@ -517,9 +517,10 @@ static const char *s_usage_saliency =
     "  --out DIR        where the files go [RUN_DIR/saliency]\n"
     "  --topology FILE  the run's topology [summary.json's, from where the run started]\n"
     "  --set key=value  an override after the run's own (RUN_DIR/sets)\n"
-    "  --deletion       the deletion test instead: pixels set to 0 in the order of\n"
-    "                   each map, 5 %% steps; prints the area under the class's\n"
-    "                   probability curve (lower = better), writes DIR/deletion.csv\n"
+    "  --deletion       the deletion test instead: for each image's predicted class,\n"
+    "                   pixels set to 0 in the order of each map, 5 % steps; prints\n"
+    "                   the area under the class's probability curve (lower =\n"
+    "                   better), writes DIR/deletion.csv\n"
     "  --test-limit N   the deletion test's images: the first N [1000]\n";
 
 // A whole number lo..hi from flag's value v into *out; 0, or -1 said.
