@@ -721,6 +721,8 @@ static int s_plan(s_run_t *r) {
                strerror(errno));
     ffs_results_set_plan(r->res, r->o->plan);
   }
+  // written at every start, a resumed one too: the last checkpoints are its
+  ffs_results_write_sets(r->out_dir, r->o->sets, r->o->n_sets);
   fflush(stdout);
   return 0;
 }

@@ -350,6 +350,18 @@ static void s_json_stream(ffs_results_t *self, FILE *f, const ffs_results_stage_
   fputs("]},\n", f);
 }
 
+void ffs_results_write_sets(const char *out_dir, const char *const *sets, int n_sets) {
+  char path[FFS_PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/sets", out_dir);
+  FILE *f = fopen(path, "w");
+  int ok = f != NULL;
+  for (int k = 0; ok && k < n_sets; k++) ok = fprintf(f, "%s\n", sets[k]) > 0;
+  if (f && fclose(f) != 0) ok = 0;
+  if (!ok)
+    ffs_warn("cannot write %s: %s (`ffstream saliency` on this run will need its --set list "
+             "again)", path, strerror(errno));
+}
+
 void ffs_results_write_summary(ffs_results_t *self, const ffs_results_stage_t *st, int rc) {
   char path[FFS_PATH_MAX + 32];
   snprintf(path, sizeof path, "%s/summary.json", self->out_dir);

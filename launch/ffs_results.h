@@ -51,6 +51,12 @@ void ffs_results_progress(ffs_results_t *self, const ffs_results_stage_t *st, in
 // Clears a progress line left on the terminal.
 void ffs_results_end_progress(ffs_results_t *self);
 
+// Writes out_dir/sets: the overrides the stages load the topology with, one
+// a line (the user's --set list, then the planner's, as in OUT/plan), so
+// that `ffstream saliency` rebuilds the network the checkpoints hold. Logs
+// a warning when it cannot.
+void ffs_results_write_sets(const char *out_dir, const char *const *sets, int n_sets);
+
 // Writes out_dir/summary.json for exit code rc (0 ok, 130 interrupted, else failed).
 void ffs_results_write_summary(ffs_results_t *self, const ffs_results_stage_t *st, int rc);
 // The run's last lines on stdout: its result, if any, and where the summary is.

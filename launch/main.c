@@ -1,7 +1,8 @@
 // ffstream: the command line. `run` launches a whole topology, `stage` runs
 // one stage (what `run` spawns, and what other launchers call per rank),
 // `check` validates a topology file, `keys` writes a run's CURVE key pair,
-// `slurm-script` prints an sbatch script. Bad flags and bad files get a
+// `slurm-script` prints an sbatch script, `saliency` draws what a finished
+// run's network looks at (launch/ffs_saliency.h). Bad flags and bad files get a
 // message and a non-zero exit; nothing starts until the topology is valid.
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include "ffs_log.h"
 #include "ffs_pin.h"
 #include "ffs_plan.h"
+#include "ffs_saliency.h"
 #include "ffs_spawn.h"
 #include "ffs_stage.h"
 #include "ffs_topo.h"
@@ -37,6 +39,7 @@ static const char *s_usage_main =
     "  check TOPOLOGY   validate a topology file and print its stages\n"
     "  keys DIR         write a CURVE key pair for runs over tcp (DIR/run.key)\n"
     "  slurm-script TOPOLOGY  print an sbatch script that runs TOPOLOGY\n"
+    "  saliency RUN_DIR saliency maps of a finished run, and the deletion test\n"
     "\n"
     "`ffstream <command> --help` describes each command.\n";
 
@@ -498,6 +501,84 @@ static int s_cmd_slurm_script(int argc, char **argv) {
   return 0;
 }
 
+// ---- saliency ----
+
+static const char *s_usage_saliency =
+    "usage: ffstream saliency RUN_DIR [--images N] [--class auto|C] [--patch P] [--out DIR]\n"
+    "                         [--topology FILE] [--set key=value ...]\n"
+    "       ffstream saliency RUN_DIR --deletion [--test-limit N] [--out DIR] ...\n"
+    "\n"
+    "Saliency maps of a finished run's FF network (docs/SALIENCY.md): for each of\n"
+    "the first N test images, goodness occlusion (the drop in the class's energy\n"
+    "when a pixel, or a P x P patch, is set to 0) and goodness attribution (the\n"
+    "gradient of the energy layers' goodness with respect to the pixels), as PNG\n"
+    "pictures, per-class means, one grid.png and saliency.json in DIR.\n"
+    "  --images N       the first N test images [8]\n"
+    "  --class C        maps for class C; auto: each image's predicted class [auto]\n"
+    "  --patch P        occlusion by P x P patches [1]\n"
+    "  --out DIR        where the files go [RUN_DIR/saliency]\n"
+    "  --topology FILE  the run's topology [summary.json's, from where the run started]\n"
+    "  --set key=value  an override after the run's own (RUN_DIR/sets)\n"
+    "  --deletion       the deletion test instead: for each image's predicted class,\n"
+    "                   pixels set to 0 in the order of each map, 5 % steps; prints\n"
+    "                   the area under the class's probability curve (lower =\n"
+    "                   better), writes DIR/deletion.csv\n"
+    "  --test-limit N   the deletion test's images: the first N [1000]\n";
+
+// A whole number lo..hi from flag's value v into *out; 0, or -1 said.
+static int s_int_flag(const char *flag, const char *v, long lo, long hi, int *out) {
+  char *end;
+  errno = 0;
+  long n = strtol(v, &end, 10);
+  if (!*v || *end || errno || n < lo || n > hi) {
+    fprintf(stderr, "ffstream saliency: %s: expected an integer %ld..%ld, got '%s'\n", flag, lo,
+            hi, v);
+    return -1;
+  }
+  *out = (int)n;
+  return 0;
+}
+
+static int s_cmd_saliency(int argc, char **argv) {
+  const char *sets[S_MAX_SETS];
+  ffs_saliency_opts_t o = {.sets = sets, .images = 8, .cls = -1, .patch = 1,
+                           .test_limit = 1000, .scale = 4};
+  for (int i = 2; i < argc; i++) {
+    const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    int rc = 0;
+    if (!strcmp(f, "--help") || !strcmp(f, "-h")) return fputs(s_usage_saliency, stdout), 0;
+    else if (!strcmp(f, "--deletion")) o.deletion = 1;
+    else if (!v && f[0] == '-') {
+      fprintf(stderr, "ffstream saliency: %s needs a value\n\n%s", f, s_usage_saliency);
+      return 2;
+    } else if (!strcmp(f, "--images")) rc = s_int_flag(f, argv[++i], 1, 10000, &o.images);
+    else if (!strcmp(f, "--test-limit")) rc = s_int_flag(f, argv[++i], 1, 10000, &o.test_limit);
+    else if (!strcmp(f, "--patch")) rc = s_int_flag(f, argv[++i], 1, 1024, &o.patch);
+    else if (!strcmp(f, "--class") && !strcmp(v, "auto")) o.cls = -1, i++;
+    else if (!strcmp(f, "--class")) rc = s_int_flag(f, argv[++i], 0, 254, &o.cls);
+    else if (!strcmp(f, "--out")) o.out_dir = argv[++i];
+    else if (!strcmp(f, "--topology")) o.topology = argv[++i];
+    else if (!strcmp(f, "--set")) {
+      if (o.n_sets == S_MAX_SETS) {
+        fprintf(stderr, "ffstream saliency: too many --set options (at most %d)\n", S_MAX_SETS);
+        return 2;
+      }
+      sets[o.n_sets++] = argv[++i];
+    } else if (f[0] == '-' || o.run_dir) {
+      fprintf(stderr, "ffstream saliency: unexpected '%s'\n\n%s", f, s_usage_saliency);
+      return 2;
+    } else o.run_dir = f;
+    if (rc < 0) return 2;
+  }
+  if (!o.run_dir) return fputs(s_usage_saliency, stderr), 2;
+  char err[1024];
+  if (ffs_saliency_run(&o, err, sizeof err) < 0) {
+    fprintf(stderr, "ffstream saliency: %s\n", err);
+    return 1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     fputs(s_usage_main, argc < 2 ? stderr : stdout);
@@ -508,6 +589,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "check")) return s_cmd_check(argc, argv);
   if (!strcmp(argv[1], "keys")) return ffs_curve_cmd_keys(argc - 1, argv + 1);
   if (!strcmp(argv[1], "slurm-script")) return s_cmd_slurm_script(argc, argv);
+  if (!strcmp(argv[1], "saliency")) return s_cmd_saliency(argc, argv);
   fprintf(stderr, "ffstream: unknown command '%s'\n\n%s", argv[1], s_usage_main);
   return 2;
 }

@@ -6,12 +6,14 @@
 # priority 70 against OpenBLAS's 100, so libblas.so.3 stays OpenBLAS).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev libhwloc-dev check
-      libopenblas-dev libyaml-dev zlib1g-dev dataset-fashion-mnist clang libclang-rt-14-dev
+      libopenblas-dev libyaml-dev zlib1g-dev libpng-dev dataset-fashion-mnist clang
+      libclang-rt-14-dev
       python3-numpy ffmpeg python3-zmq python3-msgpack
       slurm-wlm munge openmpi-bin iproute2 iptables iputils-ping)
-# numpy: check_npy opens the .npy files the tap stage writes; ffmpeg: video
-# streams (check_y4m, check_e2e_stream, make stream-demo); python3-zmq and
-# python3-msgpack: the example producer and subscriber (proto/examples);
+# libpng-dev: the pictures of `ffstream saliency`; numpy: check_npy opens the
+# .npy files the tap stage writes; ffmpeg: video streams (check_y4m,
+# check_e2e_stream, make stream-demo); python3-zmq and python3-msgpack: the
+# example producer and subscriber (proto/examples);
 # slurm-wlm, munge, openmpi-bin, iproute2: the stand-in hosts and cluster of
 # tests/net (network namespaces, a one-node Slurm, mpirun); iptables: the
 # delay of tests/net/hosts.sh on kernels without netem; iputils-ping: ping
