@@ -589,6 +589,16 @@ uint32_t ffs_frame_id(const ffs_frame_t *f, uint32_t i) {
   return (uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 24;
 }
 
+ffs_frame_rows_t ffs_frame_rows_of(const ffs_frame_t *f, uint32_t *ids) {
+  assert(f && ids);
+  ffs_frame_rows_t r = {f->roles, f->labels, f->cands, NULL};
+  if (f->ids && f->h.rows) {
+    for (uint32_t i = 0; i < f->h.rows; i++) ids[i] = ffs_frame_id(f, i);
+    r.ids = ids;
+  }
+  return r;
+}
+
 const char *ffs_frame_kind_str(int kind) {
   switch (kind) {
   case FFS_FRAME_DATA: return "data";

@@ -128,6 +128,10 @@ const char *ffs_frame_role_str(int role);
 // Reads sample id i (0 when the frame has no ids).
 uint32_t ffs_frame_id(const ffs_frame_t *f, uint32_t i);
 
+// The frame's own per-row arrays, to pass on as they are with a frame of the
+// same rows; its sample ids are read into ids (room for f's rows).
+ffs_frame_rows_t ffs_frame_rows_of(const ffs_frame_t *f, uint32_t *ids);
+
 // Human-readable name of a kind ("data", "report", ...; "?" when unknown).
 const char *ffs_frame_kind_str(int kind);
 

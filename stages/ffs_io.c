@@ -326,6 +326,17 @@ int ffs_io_send(ffs_io_t *io, ffs_out_t out, const ffs_frame_hdr_t *h, const ffs
   return 0;
 }
 
+int ffs_io_send_from(ffs_io_t *io, ffs_out_t out, const ffs_frame_hdr_t *in, uint8_t kind,
+                     uint32_t rows, uint32_t cols, const ffs_frame_rows_t *r, const float *payload,
+                     double t_frame) {
+  ffs_frame_hdr_t h = *in;
+  h.kind = kind, h.stage = (uint32_t)io->env->index, h.rows = rows, h.cols = cols, h.aux = 0;
+  h.nshards = 0, h.shard = 0, h.col0 = 0;
+  if (kind == FFS_FRAME_MARK) h.rows = 0, h.cols = 0;
+  if (h.ts) h.work_ns = in->work_ns + (uint64_t)((ffs_now() - t_frame) * 1e9);
+  return ffs_io_send(io, out, &h, r, payload);
+}
+
 void ffs_io_bad_frame(ffs_io_t *io, const char *chan, const char *why) {
   io->stats.bad_frames++;
   if (io->bad_logged < S_BAD_LOG_MAX) {

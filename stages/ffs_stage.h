@@ -135,6 +135,13 @@ typedef enum {
 // or the frame is wider than this stage's outputs.
 int ffs_io_send(ffs_io_t *io, ffs_out_t out, const ffs_frame_hdr_t *h, const ffs_frame_rows_t *rows,
                 const float *payload);
+// A frame made from the one being handled (in): of kind `kind`, rows x cols
+// (none for a MARK), sent by this stage whole (no shard slice, aux 0), its
+// work_ns grown by the time since t_frame (when the frame came in); then as
+// ffs_io_send. For the kinds that are one process a layer.
+int ffs_io_send_from(ffs_io_t *io, ffs_out_t out, const ffs_frame_hdr_t *in, uint8_t kind,
+                     uint32_t rows, uint32_t cols, const ffs_frame_rows_t *r, const float *payload,
+                     double t_frame);
 int ffs_io_n_feedback_out(const ffs_io_t *io);
 // Sockets a forward frame goes to: 0 for the last ff_layer (the readout
 // takes reports only), which then need not encode its forward frames.

@@ -67,16 +67,6 @@ typedef struct {
   double t_frame;        // when the frame being handled arrived (for `work`)
 } s_layer_t;
 
-// The incoming frame's own per-row arrays, for passing on as they are.
-static ffs_frame_rows_t s_rows_of(s_layer_t *s, const ffs_frame_t *in) {
-  ffs_frame_rows_t r = {in->roles, in->labels, in->cands, NULL};
-  if (in->ids && in->h.rows) { // pass sample ids on (hard negatives key on them)
-    for (uint32_t i = 0; i < in->h.rows; i++) s->ids[i] = ffs_frame_id(in, i);
-    r.ids = s->ids;
-  }
-  return r;
-}
-
 enum { S_FORWARD = FFS_OUT_FORWARD, S_REPORT = FFS_OUT_REPORT, S_FEEDBACK = FFS_OUT_FEEDBACK };
 
 static int s_send(s_layer_t *s, ffs_io_t *io, int which, const ffs_frame_hdr_t *in, uint8_t kind,
@@ -113,7 +103,7 @@ static int s_on_mark(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f) {
 static int s_report_run(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f, int role, uint32_t r0,
                         uint32_t n, const float *g, const float *act) {
   ffs_frame_hdr_t h = f->h;
-  ffs_frame_rows_t r = s_rows_of(s, f);
+  ffs_frame_rows_t r = ffs_frame_rows_of(f, s->ids);
   g += r0, act += (long)r0 * s->units, h.rows = n;
   if (r.roles) r.roles += r0;
   if (r.labels) r.labels += r0;
@@ -213,7 +203,7 @@ static int s_on_data(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f) {
   }
   const float *yn = ffs_ff_layer_output(s->layer);
   const float *g = ffs_ff_layer_goodness(s->layer);
-  ffs_frame_rows_t r = s_rows_of(s, f);
+  ffs_frame_rows_t r = ffs_frame_rows_of(f, s->ids);
   if (s_send(s, io, S_FORWARD, &f->h, FFS_FRAME_DATA, (uint32_t)rows, (uint32_t)s->units, 0, &r,
              yn) < 0)
     return -1;
@@ -302,7 +292,7 @@ static int s_on_data_recurrent(s_layer_t *s, ffs_io_t *io, const ffs_frame_t *f)
   if (tick >= t->score_from && tick <= t->score_to)
     for (int r = 0; r < rows; r++) sl->gsum[r] += g[r];
 
-  ffs_frame_rows_t rr = s_rows_of(s, f);
+  ffs_frame_rows_t rr = ffs_frame_rows_of(f, s->ids);
   if (s_send(s, io, S_FORWARD, &f->h, FFS_FRAME_DATA, (uint32_t)rows, (uint32_t)u, 0, &rr,
              s->out) < 0)
     return -1;

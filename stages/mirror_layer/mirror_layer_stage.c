@@ -48,25 +48,10 @@ typedef struct {
   double t_frame;
 } s_mirror_t;
 
-static int s_send(s_mirror_t *s, ffs_io_t *io, ffs_out_t out, const ffs_frame_hdr_t *in,
-                  uint8_t kind, uint32_t rows, uint32_t cols, const ffs_frame_rows_t *r,
-                  const float *payload) {
-  if (out == FFS_OUT_FORWARD && ffs_io_n_forward_out(io) == 0) return 0;
-  ffs_frame_hdr_t h = *in;
-  h.kind = kind, h.stage = (uint32_t)s->index, h.rows = rows, h.cols = cols, h.aux = 0;
-  h.nshards = 0, h.shard = 0, h.col0 = 0;
-  if (kind == FFS_FRAME_MARK) h.rows = 0, h.cols = 0;
-  if (h.ts) h.work_ns = in->work_ns + (uint64_t)((ffs_now() - s->t_frame) * 1e9);
-  return ffs_io_send(io, out, &h, r, payload);
-}
-
-static ffs_frame_rows_t s_rows_of(s_mirror_t *s, const ffs_frame_t *f) {
-  ffs_frame_rows_t r = {f->roles, f->labels, f->cands, NULL};
-  if (f->ids && f->h.rows) {
-    for (uint32_t i = 0; i < f->h.rows; i++) s->ids[i] = ffs_frame_id(f, i);
-    r.ids = s->ids;
-  }
-  return r;
+// A frame made from the one being handled (ffs_io_send_from).
+static int s_send(s_mirror_t *s, ffs_io_t *io, ffs_out_t out, const ffs_frame_hdr_t *in, uint8_t kind,
+                  uint32_t rows, uint32_t cols, const ffs_frame_rows_t *r, const float *payload) {
+  return ffs_io_send_from(io, out, in, kind, rows, cols, r, payload, s->t_frame);
 }
 
 // ---- pairing with the twin ----
@@ -129,7 +114,7 @@ static int s_on_data(s_mirror_t *s, ffs_io_t *io, const ffs_frame_t *f) {
   if (ffs_frame_copy_payload(x, f) < 0) return -1;
   ffs_dense_set_eval(s->dense, !train);
   ffs_dense_forward(s->dense, s->a, rows);
-  ffs_frame_rows_t r = s_rows_of(s, f);
+  ffs_frame_rows_t r = ffs_frame_rows_of(f, s->ids);
   long n = (long)rows * s->units;
   if (s->cfg.top) { // class probabilities to the readout; learns from the label at once
     if (train && !f->labels) return -1;
