@@ -20,7 +20,6 @@
 #include <string.h>
 
 #include "dp_layer.h"
-#include "ffs_ckpt.h"
 #include "ffs_kind.h"
 #include "ffs_log.h"
 #include "ffs_optim.h"

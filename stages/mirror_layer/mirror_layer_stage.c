@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ffs_ckpt.h"
 #include "ffs_kind.h"
 #include "ffs_log.h"
 #include "ffs_math.h"
