@@ -21,7 +21,7 @@ flags=(-std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined
 # their kinds' ops: the topology fuzzer links the whole library
 lib=(common/*.c proto/*.c stages/*.c stages/*/*.c launch/ffs_*.c)
 "$CC" "${flags[@]}" -Istages -Istages/ff_layer -Istages/source -Ilaunch fuzz/fuzz_topo.c \
-  "${lib[@]}" $(pkg-config --cflags --libs yaml-0.1 libzmq msgpack hwloc openblas zlib) -lm \
+  "${lib[@]}" $(pkg-config --cflags --libs yaml-0.1 libzmq msgpack hwloc openblas zlib libpng) -lm \
   -lpthread -o "$out/bin/fuzz_topo"
 "$CC" "${flags[@]}" fuzz/fuzz_ctl.c common/ffs_ctl.c \
   $(pkg-config --cflags --libs msgpack) -o "$out/bin/fuzz_ctl"
