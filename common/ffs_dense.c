@@ -211,63 +211,103 @@ void ffs_dense_set_state(ffs_dense_t *d, long steps, int m_open) {
 
 // ---- checkpoints ----
 
-enum { S_GROUPS = 3 };
-static int s_tensors(ffs_dense_t *d, ffs_tensor_ref_t t[FFS_CKPT_MAX_TENSORS], int ends[S_GROUPS],
-                     float *state) {
-  int n = 0, u = d->units, w = d->in_dim;
-  t[n++] = (ffs_tensor_ref_t){"w", 2, {u, w}, d->w};
-  t[n++] = (ffs_tensor_ref_t){"b", 1, {u, 0}, d->b};
-  ends[0] = n;
-  if (d->wa) {
-    t[n++] = (ffs_tensor_ref_t){"w_avg", 2, {u, w}, d->wa};
-    t[n++] = (ffs_tensor_ref_t){"b_avg", 1, {u, 0}, d->ba};
-  }
-  ends[1] = n;
+enum { S_GROUPS = 3, S_PER_BLOCK = 11, S_NAME = 40 };
+typedef char s_names_t[S_PER_BLOCK][S_NAME];
+
+// One block's tensors, names prefixed, in the three groups (parameters,
+// averages, optimizer state): group g into t[g][*n[g]...].
+static void s_tensors(ffs_dense_t *d, const char *prefix, s_names_t nm,
+                      ffs_tensor_ref_t t[S_GROUPS][FFS_CKPT_MAX_TENSORS], int n[S_GROUPS],
+                      float *state) {
+  int u = d->units, w = d->in_dim, k = 0;
   ffs_dense_opt_t o = ffs_dense_opt(d);
   int adam = d->cfg.opt == FFS_OPT_ADAM;
-  static const char *const names[2][7] = {
+  static const char *const opt_names[2][7] = {
       {"sgd.m_w", "sgd.v_w", "sgd.g_w", "sgd.m_b", "sgd.v_b", "sgd.g_b", "sgd.state"},
       {"adam.m_w", "adam.v_w", "adam.g_w", "adam.m_b", "adam.v_b", "adam.g_b", "adam.state"}};
-  const struct { float *data; int rows, cols; } opt[] = {
-      {o.m_w, u, w}, {o.v_w, u, w}, {o.g_w, u, w}, {o.m_b, u, 0},
-      {o.v_b, u, 0}, {o.g_b, u, 0}, {state, 3, 0}};
-  for (size_t k = 0; k < sizeof opt / sizeof opt[0]; k++)
-    if (opt[k].data)
-      t[n++] = (ffs_tensor_ref_t){names[adam][k], opt[k].cols ? 2 : 1,
-                                  {opt[k].rows, opt[k].cols}, opt[k].data};
-  ends[2] = n;
-  return n;
+  const struct { int group; const char *name; float *data; int rows, cols; } all[S_PER_BLOCK] = {
+      {0, "w", d->w, u, w},          {0, "b", d->b, u, 0},
+      {1, "w_avg", d->wa, u, w},     {1, "b_avg", d->ba, u, 0},
+      {2, opt_names[adam][0], o.m_w, u, w}, {2, opt_names[adam][1], o.v_w, u, w},
+      {2, opt_names[adam][2], o.g_w, u, w}, {2, opt_names[adam][3], o.m_b, u, 0},
+      {2, opt_names[adam][4], o.v_b, u, 0}, {2, opt_names[adam][5], o.g_b, u, 0},
+      {2, opt_names[adam][6], state, 3, 0}};
+  for (int j = 0; j < S_PER_BLOCK; j++) {
+    if (!all[j].data) continue;
+    snprintf(nm[k], S_NAME, "%s%s", prefix, all[j].name);
+    int g = all[j].group;
+    t[g][n[g]++] = (ffs_tensor_ref_t){nm[k++], all[j].cols ? 2 : 1,
+                                      {all[j].rows, all[j].cols}, all[j].data};
+  }
+}
+
+// Every block's tensors, group after group: t and ends as ffs_ckpt_load_groups takes them.
+static int s_gather(ffs_dense_t *const *d, const char *const *prefix, int n_blocks,
+                    s_names_t *nm, float (*state)[3], ffs_tensor_ref_t *t, int ends[S_GROUPS]) {
+  ffs_tensor_ref_t g[S_GROUPS][FFS_CKPT_MAX_TENSORS];
+  int n[S_GROUPS] = {0}, total = 0;
+  for (int b = 0; b < n_blocks; b++) s_tensors(d[b], prefix[b], nm[b], g, n, state[b]);
+  for (int k = 0; k < S_GROUPS; k++) {
+    for (int j = 0; j < n[k]; j++) t[total++] = g[k][j];
+    ends[k] = total;
+  }
+  return total;
+}
+
+int ffs_dense_save_blocks(ffs_dense_t *const *d, const char *const *prefix, int n_blocks,
+                          const char *path, const char *const *meta, int n_meta, char *err,
+                          size_t errlen) {
+  assert(n_blocks >= 1 && n_blocks <= FFS_DENSE_CKPT_BLOCKS);
+  ffs_tensor_ref_t t[FFS_CKPT_MAX_TENSORS];
+  s_names_t nm[FFS_DENSE_CKPT_BLOCKS];
+  float state[FFS_DENSE_CKPT_BLOCKS][3];
+  int ends[S_GROUPS];
+  for (int b = 0; b < n_blocks; b++) {
+    ffs_dense_settle(d[b]);
+    state[b][0] = (float)(d[b]->step & 0xFFFFF), state[b][1] = (float)(d[b]->step >> 20);
+    state[b][2] = (float)d[b]->m_open;
+  }
+  int n = s_gather(d, prefix, n_blocks, nm, state, t, ends);
+  return ffs_ckpt_save(path, t, n, meta, n_meta, err, errlen);
+}
+
+int ffs_dense_load_blocks(ffs_dense_t *const *d, const char *const *prefix, int n_blocks,
+                          const char *path, char *err, size_t errlen) {
+  assert(n_blocks >= 1 && n_blocks <= FFS_DENSE_CKPT_BLOCKS);
+  ffs_tensor_ref_t t[FFS_CKPT_MAX_TENSORS];
+  s_names_t nm[FFS_DENSE_CKPT_BLOCKS];
+  float state[FFS_DENSE_CKPT_BLOCKS][3] = {{0}};
+  int ends[S_GROUPS];
+  s_gather(d, prefix, n_blocks, nm, state, t, ends);
+  unsigned loaded;
+  if (ffs_ckpt_load_groups(path, t, ends, S_GROUPS, &loaded, err, errlen) < 0) return -1;
+  if (ends[1] > ends[0] && !(loaded & 2u))
+    for (int b = 0; b < n_blocks; b++) ffs_dense_restart_average(d[b]);
+  if (!(loaded & 4u)) return 0; // the optimizer starts fresh
+  for (int b = 0; b < n_blocks; b++) {
+    const float *st = state[b];
+    int whole = 1;
+    for (int k = 0; k < 3; k++) whole &= st[k] >= 0.0f && st[k] == (float)(long)st[k];
+    if (!whole || st[0] >= (float)(1 << 20) || st[2] > 1.0f) {
+      snprintf(err, errlen, "%s: tensor '%s%s.state' holds %g %g %g, expected steps (low, high "
+               "20 bits) and 0 or 1", path, prefix[b],
+               d[b]->cfg.opt == FFS_OPT_ADAM ? "adam" : "sgd", (double)st[0], (double)st[1],
+               (double)st[2]);
+      return -1;
+    }
+  }
+  for (int b = 0; b < n_blocks; b++)
+    ffs_dense_set_state(d[b], (long)state[b][0] + ((long)state[b][1] << 20), (int)state[b][2]);
+  return 0;
 }
 
 int ffs_dense_save(ffs_dense_t *d, const char *path, const char *const *meta, int n_meta,
                    char *err, size_t errlen) {
-  ffs_tensor_ref_t t[FFS_CKPT_MAX_TENSORS];
-  int ends[S_GROUPS];
-  float state[3];
-  ffs_dense_settle(d);
-  state[0] = (float)(d->step & 0xFFFFF), state[1] = (float)(d->step >> 20);
-  state[2] = (float)d->m_open;
-  int n = s_tensors(d, t, ends, state);
-  return ffs_ckpt_save(path, t, n, meta, n_meta, err, errlen);
+  const char *prefix = "";
+  return ffs_dense_save_blocks(&d, &prefix, 1, path, meta, n_meta, err, errlen);
 }
 
 int ffs_dense_load(ffs_dense_t *d, const char *path, char *err, size_t errlen) {
-  ffs_tensor_ref_t t[FFS_CKPT_MAX_TENSORS];
-  int ends[S_GROUPS];
-  float state[3] = {0};
-  s_tensors(d, t, ends, state);
-  unsigned loaded;
-  if (ffs_ckpt_load_groups(path, t, ends, S_GROUPS, &loaded, err, errlen) < 0) return -1;
-  if (ends[1] > ends[0] && !(loaded & 2u)) ffs_dense_restart_average(d);
-  if (!(loaded & 4u)) return 0; // the optimizer starts fresh
-  int whole = 1;
-  for (int k = 0; k < 3; k++) whole &= state[k] >= 0.0f && state[k] == (float)(long)state[k];
-  if (!whole || state[0] >= (float)(1 << 20) || state[2] > 1.0f) {
-    snprintf(err, errlen, "%s: tensor '%s' holds %g %g %g, expected steps (low, high 20 bits) "
-             "and 0 or 1", path, t[ends[2] - 1].name, (double)state[0], (double)state[1],
-             (double)state[2]);
-    return -1;
-  }
-  ffs_dense_set_state(d, (long)state[0] + ((long)state[1] << 20), (int)state[2]);
-  return 0;
+  const char *prefix = "";
+  return ffs_dense_load_blocks(&d, &prefix, 1, path, err, errlen);
 }

@@ -94,4 +94,16 @@ int ffs_dense_save(ffs_dense_t *d, const char *path, const char *const *meta, in
                    char *err, size_t errlen);
 int ffs_dense_load(ffs_dense_t *d, const char *path, char *err, size_t errlen);
 
+// The same for a layer of up to FFS_DENSE_CKPT_BLOCKS blocks in one file
+// (mirror_layer's block and its label head): block k's tensors are named
+// with prefix[k] in front ("" for the layer's own, "head." ...); every
+// block's parameters are required, averages and optimizer state optional
+// as one group each.
+#define FFS_DENSE_CKPT_BLOCKS 2
+int ffs_dense_save_blocks(ffs_dense_t *const *d, const char *const *prefix, int n_blocks,
+                          const char *path, const char *const *meta, int n_meta, char *err,
+                          size_t errlen);
+int ffs_dense_load_blocks(ffs_dense_t *const *d, const char *const *prefix, int n_blocks,
+                          const char *path, char *err, size_t errlen);
+
 #endif

@@ -3,10 +3,14 @@
 // block's rows and leaves the generator where the whole block would; a step
 // on a pre-activation gradient is the smoothed-gradient step written out by
 // hand, the same whether the gradient came as factors (few rows) or through
-// sgemm (many); evaluation sees the averages only when asked to.
+// sgemm (many); evaluation sees the averages only when asked to; a layer of
+// two blocks (a mirror_layer and its label head) saves and loads them in one
+// checkpoint, each block's tensors under its prefix.
 #include "ffs_check.h"
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ffs_dense.h"
 
@@ -95,12 +99,57 @@ START_TEST(test_evaluation_sees_the_average) {
 }
 END_TEST
 
+// Two Adam blocks with averages, one step each, saved as "" and "head.";
+// fresh blocks load them back bit for bit (weights, averages, step counts);
+// a file of the first block alone is refused for two, naming the head's tensor.
+START_TEST(test_blocks_checkpoint) {
+  ffs_layer_cfg_t cfg = s_cfg(0.9f);
+  cfg.opt = FFS_OPT_ADAM;
+  ffs_rng_t rng;
+  ffs_rng_seed(&rng, 3, 1);
+  ffs_dense_t *d[2] = {ffs_dense_new(6, 4, 0, 4, 3, &cfg, &rng), ffs_dense_new(4, 3, 0, 3, 3, &cfg,
+                                                                               &rng)};
+  ffs_dense_t *e[2] = {ffs_dense_new(6, 4, 0, 4, 3, &cfg, &rng), ffs_dense_new(4, 3, 0, 3, 3, &cfg,
+                                                                               &rng)};
+  float dz[12];
+  for (int b = 0; b < 2; b++) {
+    for (int i = 0; i < (b ? 12 : 18); i++) ffs_dense_input(d[b])[i] = 0.05f * (float)i - 0.2f;
+    for (int i = 0; i < 12; i++) dz[i] = 0.1f * (float)(i % 5) - 0.2f;
+    for (int k = 0; k < 5; k++) { // past the averages' cadence
+      ffs_dense_add_grad(d[b], dz, 3, 0);
+      ffs_dense_step(d[b], 1.0f, NULL, NULL, NULL);
+    }
+  }
+  char path[] = "/tmp/check_dense_XXXXXX", err[256];
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+  const char *prefix[] = {"", "head."}, *meta[] = {"stage", "a1"};
+  ck_assert_int_eq(ffs_dense_save_blocks(d, prefix, 2, path, meta, 1, err, sizeof err), 0);
+  ck_assert_msg(ffs_dense_load_blocks(e, prefix, 2, path, err, sizeof err) == 0, "%s", err);
+  for (int b = 0; b < 2; b++) {
+    int n = b ? 12 : 24;
+    ck_assert_int_eq(memcmp(ffs_dense_weights(e[b]), ffs_dense_weights(d[b]), 4 * (size_t)n), 0);
+    ck_assert_int_eq(memcmp(ffs_dense_avg_weights(e[b]), ffs_dense_avg_weights(d[b]),
+                            4 * (size_t)n), 0);
+    ck_assert_int_eq(ffs_dense_steps(e[b]), 5);
+  }
+  ck_assert(memcmp(ffs_dense_weights(e[1]), ffs_dense_weights(e[0]), 12 * 4) != 0);
+  ck_assert_int_eq(ffs_dense_save(d[0], path, meta, 1, err, sizeof err), 0);
+  ck_assert_int_eq(ffs_dense_load_blocks(e, prefix, 2, path, err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "head.w") != NULL, "%s", err);
+  unlink(path);
+  for (int b = 0; b < 2; b++) ffs_dense_destroy(&d[b]), ffs_dense_destroy(&e[b]);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("dense");
   TCase *tc = tcase_create("dense");
   tcase_add_test(tc, test_forward_and_slices);
   tcase_add_test(tc, test_step_is_smoothed_gradient_descent);
   tcase_add_test(tc, test_evaluation_sees_the_average);
+  tcase_add_test(tc, test_blocks_checkpoint);
   suite_add_tcase(s, tc);
   return ffs_check_run(s);
 }
