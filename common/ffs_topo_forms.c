@@ -124,6 +124,15 @@ int ffs_topo_check_lateral(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_t
                            "same width at each depth)", b->name, b->units, a->name, a->units);
     int top = d == n[0] - 1;
     a->twin = top ? -1 : layer[1][d], b->twin = top ? -1 : layer[0][d];
+    for (int m = 0; top && m < 2 && kind->hidden_keys; m++)
+      for (const char *const *key = kind->hidden_keys; *key; key++) {
+        const ffs_yaml_node_t *item = stages->kids[layer[m][d]];
+        if (ffs_yaml_map_get(item, *key))
+          return ffs_yaml_fail(c, ffs_yaml_map_get(item, *key),
+                               "stage '%s': %s: a model's last layer learns from the label "
+                               "alone (expected %s on hidden layers only)",
+                               t->stages[layer[m][d]].name, *key, *key);
+      }
     if (top && a->units != t->classes)
       return ffs_yaml_fail(c, ffs_yaml_map_get(stages->kids[layer[0][d]], "units"),
                            "stage '%s': units: %d, but a model's last layer gives the class "

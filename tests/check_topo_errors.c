@@ -388,6 +388,19 @@ START_TEST(test_err_mirror) {
                    "  - {name: a1, kind: mirror_layer, model: a, units: 10, objective: hebb}\n"
                    "  - {name: out, kind: readout}\n",
                    3, "stage 'a1': objective: expected one of cosine, infonce, supcon");
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
+                   "  - {name: a1, kind: mirror_layer, model: a, units: 10, head: -1}\n"
+                   "  - {name: out, kind: readout}\n",
+                   3, "stage 'a1': head: ");
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
+                   "  - {name: a1, kind: mirror_layer, model: a, units: 20}\n"
+                   "  - {name: a_top, kind: mirror_layer, model: a, units: 10}\n"
+                   "  - {name: b1, kind: mirror_layer, model: b, units: 20}\n"
+                   "  - {name: b_top, kind: mirror_layer, model: b, units: 10,\n"
+                   "     head: 1}\n"
+                   "  - {name: out, kind: readout}\n",
+                   7, "stage 'b_top': head: a model's last layer learns from the label alone "
+                   "(expected head on hidden layers only)");
   char text[1024];
   snprintf(text, sizeof text, "%sfeedback:\n  - {from: b1, to: a1}\n", s_mir);
   s_expect_fail_at(text, 9, "feedback: the mirror_layers' lateral edges are made for them");

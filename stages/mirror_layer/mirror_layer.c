@@ -69,7 +69,33 @@ double ffs_mirror_hidden(const ffs_mirror_cfg_t *c, const float *u, const float 
       }
     }
   }
-  for (long k = 0; a && k < (long)rows * units; k++) dz[k] = a[k] > 0.0f ? dz[k] : 0.0f; // relu
+  float w = c->twin;
+  for (long k = 0; k < (long)rows * units; k++)
+    dz[k] = a && a[k] <= 0.0f ? 0.0f : w * dz[k]; // relu's gate, the objective's weight
+  return loss / rows;
+}
+
+double ffs_mirror_head(const float *zh, const float *wh, const float *a, const uint8_t *labels,
+                       int rows, int units, int classes, double weight, float *p, float *dzh,
+                       float *dz) {
+  memcpy(p, zh, sizeof(float) * (size_t)rows * (size_t)classes);
+  ffs_softmax_rows(p, rows, classes);
+  double loss = 0;
+  for (int r = 0; r < rows; r++) {
+    if (labels[r] >= classes) return -1;
+    const float *pr = p + (long)r * classes;
+    float *g = dzh + (long)r * classes;
+    loss -= log(pr[labels[r]] > 1e-30f ? pr[labels[r]] : 1e-30);
+    for (int k = 0; k < classes; k++)
+      g[k] = (float)(weight * ((double)pr[k] - (k == labels[r])) / rows); // d(w CE) / dz_k
+    // d / d act_u = sum_k g_k wh[k][u], through relu (a > 0)
+    const float *ar = a + (long)r * units;
+    float *d = dz + (long)r * units;
+    for (int k = 0; k < classes; k++) {
+      const float *w = wh + (long)k * units;
+      for (int u = 0; u < units; u++) d[u] += ar[u] > 0.0f ? g[k] * w[u] : 0.0f;
+    }
+  }
   return loss / rows;
 }
 

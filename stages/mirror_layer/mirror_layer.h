@@ -17,6 +17,12 @@
 // - supcon: as infonce, but every twin activity of a sample of the same
 //   label is a positive (supervised contrastive): mean over i of
 //   -mean over j in P(i) of log(exp(c_ij / t) / sum_k exp(c_ik / t)).
+// The objective's gradient is scaled by `twin:` (default 1; 0 leaves the
+// label head alone: the twin's part measured by its absence).
+// And, with `head: w` > 0, a label head: a linear softmax classifier of the
+// layer's own on its activity, whose cross-entropy with the label (weight w)
+// the layer's step adds to the objective's; the head steps on it too. It is
+// the layer's: no gradient leaves the process for it either.
 // Each returns dz (rows, units): the loss's gradient at the pre-activation
 // (through relu, unless the layers compare pre-activations), which the dense
 // block turns into its step.
@@ -37,6 +43,9 @@ typedef struct {
   float temp;                 // infonce / supcon temperature t (> 0; the key `tau`)
   int pre;                    // compare: 0 activity (relu(a), the paper's) | 1 preactivation
                               // (a itself: every unit gets a gradient; relu(a) still goes on)
+  float head;                 // hidden layers: the label head's weight (0: none; the key `head`)
+  float twin;                 // hidden layers: the objective's weight (the key `twin`, default 1;
+                              // 0: the twin's activity is paired but not learned from)
   int top;                    // the model's last layer (set by the stage): BCE with the label
 } ffs_mirror_cfg_t;
 
@@ -47,6 +56,15 @@ typedef struct {
 double ffs_mirror_hidden(const ffs_mirror_cfg_t *c, const float *u, const float *v,
                          const float *a, const uint8_t *labels, int rows, int units, float *dz,
                          float *scratch);
+
+// The label head: zh (rows, classes) = the head's W_h act + b_h, wh (classes,
+// units) its weights, a (rows, units) the layer's pre-activation. Writes
+// p = softmax(zh), dzh (rows, classes) = weight * dCE/dzh (the head's step),
+// adds weight * dCE/d act through relu (a > 0) to dz (rows, units); returns the
+// mean cross-entropy, -1 for a label out of range.
+double ffs_mirror_head(const float *zh, const float *wh, const float *a, const uint8_t *labels,
+                       int rows, int units, int classes, double weight, float *p, float *dzh,
+                       float *dz);
 
 // The top layer: p (rows, classes) = softmax of z, then the mean binary
 // cross-entropy over rows x classes against the one-hot labels, and its

@@ -8,7 +8,8 @@
 // waits for the other forever: when one is full its oldest entry is given
 // up, and at the end of an epoch's training so are the entries of earlier
 // epochs; each is counted (summary.json: stash_expired for a frame whose
-// twin never came, feedback_unknown for a twin frame whose own never did). The top
+// twin never came, feedback_unknown for a twin frame whose own never did).
+// With `head:`, the layer's label head steps with it (mirror_layer.h). The top
 // layer learns from the label alone (binary cross-entropy), at once. Every
 // layer reports every frame to the readout: hidden layers their activity
 // (the readout's linear probes and collapse measure), the tops their class
@@ -39,10 +40,11 @@ typedef struct {
   const ffs_topo_t *topo;
   int index, in_dim, units, max_rows;
   ffs_mirror_cfg_t cfg;
-  ffs_dense_t *dense;
+  ffs_dense_t *dense, *head; // head: the label head (NULL without `head:`)
+  int classes;
   s_slot_t pending[S_SLOTS], inbox[S_SLOTS];
   long arrivals;
-  float *a, *act, *dz, *scratch;
+  float *a, *act, *dz, *scratch, *zh, *ph, *dzh; // zh, ph, dzh: the head's (rows, classes)
   uint32_t *ids;
   double t_frame;
 } s_mirror_t;
@@ -81,6 +83,14 @@ static void s_learn(s_mirror_t *s, ffs_io_t *io, s_slot_t *own, const float *twi
                     own->labels, rows, s->units, s->dz, s->scratch);
   const ffs_layer_cfg_t *c = &s->topo->stages[s->index].layer;
   float lr = c->cooldown ? ffs_optim_cooldown((int)own->h.epoch, s->topo->epochs) : 1.0f;
+  if (s->head) { // labels were checked when the frame came (s_on_data)
+    memcpy(ffs_dense_input(s->head), own->act, sizeof(float) * (size_t)rows * (size_t)s->units);
+    ffs_dense_forward(s->head, s->zh, rows);
+    ffs_mirror_head(s->zh, ffs_dense_weights(s->head), own->a, own->labels, rows, s->units,
+                    s->classes, s->cfg.head, s->ph, s->dzh, s->dz);
+    ffs_dense_add_grad(s->head, s->dzh, rows, 0);
+    ffs_dense_step(s->head, lr, NULL, NULL, NULL);
+  }
   memcpy(ffs_dense_input(s->dense), own->x, sizeof(float) * (size_t)rows * (size_t)s->in_dim);
   ffs_dense_add_grad(s->dense, s->dz, rows, 0);
   ffs_dense_step(s->dense, lr, NULL, NULL, NULL);
@@ -138,7 +148,9 @@ static int s_on_data(s_mirror_t *s, ffs_io_t *io, const ffs_frame_t *f) {
              &r, s->act) < 0)
     return -1;
   if (!train) return 0;
-  if (!f->labels && s->cfg.objective == FFS_MIRROR_SUPCON) return -1;
+  if (!f->labels && (s->cfg.objective == FFS_MIRROR_SUPCON || s->head)) return -1;
+  for (int r = 0; s->head && r < rows; r++)
+    if (f->labels[r] >= s->classes) return -1;
   ffs_frame_rows_t none = {0};
   if (s_send(s, io, FFS_OUT_FEEDBACK, &f->h, FFS_FRAME_FEEDBACK, (uint32_t)rows,
              (uint32_t)s->units, &none, s->cfg.pre ? s->a : s->act) < 0)
@@ -192,19 +204,23 @@ static int s_on_frame(void *self, ffs_io_t *io, const ffs_frame_t *f, ffs_chan_t
   return s_on_data(s, io, f);
 }
 
-// ---- checkpoints: a dense block's (ffs_dense_save) ----
+// ---- checkpoints: the dense blocks' (ffs_dense_save_blocks; the head's tensors "head.*") ----
+
+static const char *const s_prefixes[] = {"", "head."};
 
 static int s_save(void *self, const char *path, char *err, size_t errlen) {
   s_mirror_t *s = self;
   const ffs_stage_cfg_t *me = &s->topo->stages[s->index];
   const char *meta[] = {"stage", me->name, "kind", "mirror_layer", "model",
                         s->cfg.model ? "b" : "a"};
-  return ffs_dense_save(s->dense, path, meta, 3, err, errlen);
+  ffs_dense_t *blocks[] = {s->dense, s->head};
+  return ffs_dense_save_blocks(blocks, s_prefixes, s->head ? 2 : 1, path, meta, 3, err, errlen);
 }
 
 static int s_load(void *self, const char *path, char *err, size_t errlen) {
   s_mirror_t *s = self;
-  return ffs_dense_load(s->dense, path, err, errlen);
+  ffs_dense_t *blocks[] = {s->dense, s->head};
+  return ffs_dense_load_blocks(blocks, s_prefixes, s->head ? 2 : 1, path, err, errlen);
 }
 
 // ---- lifecycle ----
@@ -213,7 +229,9 @@ static void s_destroy(void **self_p) {
   s_mirror_t *s = *self_p;
   if (!s) return;
   ffs_dense_destroy(&s->dense);
+  ffs_dense_destroy(&s->head);
   free(s->a), free(s->act), free(s->dz), free(s->scratch), free(s->ids);
+  free(s->zh), free(s->ph), free(s->dzh);
   for (int k = 0; k < S_SLOTS; k++) {
     free(s->pending[k].x), free(s->pending[k].a), free(s->pending[k].act);
     free(s->pending[k].labels), free(s->inbox[k].act);
@@ -235,7 +253,16 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   ffs_rng_seed(&rng, t->seed, (uint64_t)me->layer_index + 3000);
   s->dense = ffs_dense_new(s->in_dim, s->units, 0, s->units, s->max_rows, &me->layer, &rng);
   size_t mr = (size_t)s->max_rows, u = (size_t)s->units, in = (size_t)s->in_dim;
+  s->classes = t->classes;
   int ok = s->dense != NULL;
+  if (ok && !s->cfg.top && s->cfg.head > 0.0f) { // drawn after the layer's W, from its stream
+    size_t k = (size_t)s->classes;
+    ok &= (s->head = ffs_dense_new(s->units, s->classes, 0, s->classes, s->max_rows, &me->layer,
+                                   &rng)) != NULL;
+    ok &= (s->zh = malloc(sizeof(float) * mr * k)) != NULL;
+    ok &= (s->ph = malloc(sizeof(float) * mr * k)) != NULL;
+    ok &= (s->dzh = malloc(sizeof(float) * mr * k)) != NULL;
+  }
   ok &= (s->a = malloc(sizeof(float) * mr * u)) != NULL;
   ok &= (s->act = malloc(sizeof(float) * mr * u)) != NULL;
   ok &= (s->dz = malloc(sizeof(float) * mr * u)) != NULL;
@@ -265,21 +292,24 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
 static const char *const s_keys[] = {"name",  "kind",      "units", "core",     "host",
                                      "model", "objective", "tau",   "optimizer", "lr",
                                      "momentum", "weight_decay", "cooldown", "eval_average",
-                                     "compare", NULL};
+                                     "compare", "head", "twin", NULL};
 static const char *const s_models[] = {"a", "b", NULL};
+static const char *const s_hidden_keys[] = {"objective", "tau", "compare", "head", "twin",
+                                            NULL};
 static const char *const s_objectives[] = {"cosine", "infonce", "supcon", NULL};
 static const char *const s_compares[] = {"activity", "preactivation", NULL};
 extern const ffs_stage_ops_t ffs_mirror_layer_ops;
 _Static_assert(sizeof(ffs_mirror_cfg_t) <= FFS_KIND_CFG_MAX, "a mirror_layer's options fit");
 
-// A mirror_layer's keys: units and model (required), objective, tau, and
-// the optimizer's layer keys over the top-level `layer:` block's.
+// A mirror_layer's keys: units and model (required), objective, tau,
+// compare, head, twin (hidden layers only), and the optimizer's layer keys over
+// the top-level `layer:` block's.
 static int s_parse(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *item, const char *who,
                    ffs_stage_cfg_t *st) {
   const ffs_yaml_node_t *v;
   char label[96];
   int e;
-  ffs_mirror_cfg_t cfg = {.objective = FFS_MIRROR_COSINE, .temp = 0.1f};
+  ffs_mirror_cfg_t cfg = {.objective = FFS_MIRROR_COSINE, .temp = 0.1f, .twin = 1.0f};
   if (!(v = ffs_yaml_map_get(item, "units")))
     return ffs_yaml_fail(c, item, "%s: missing required key 'units' (a mirror_layer needs "
                          "units: 1..65536)", who);
@@ -303,6 +333,14 @@ static int s_parse(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *item, const char *w
   if ((v = ffs_yaml_map_get(item, "tau")) &&
       ffs_yaml_num(c, v, label, FFS_YAML_POSITIVE, &cfg.temp) < 0)
     return -1;
+  snprintf(label, sizeof label, "%s: head", who);
+  if ((v = ffs_yaml_map_get(item, "head")) &&
+      ffs_yaml_num(c, v, label, FFS_YAML_NONNEG, &cfg.head) < 0)
+    return -1;
+  snprintf(label, sizeof label, "%s: twin", who);
+  if ((v = ffs_yaml_map_get(item, "twin")) &&
+      ffs_yaml_num(c, v, label, FFS_YAML_NONNEG, &cfg.twin) < 0)
+    return -1;
   snprintf(label, sizeof label, "%s: ", who);
   if (ffs_topo_layer_keys(c, item, label, &st->layer) < 0) return -1;
   st->chain = cfg.model;
@@ -313,6 +351,7 @@ static int s_parse(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *item, const char *w
 
 const ffs_kind_t ffs_kind_mirror_layer = {.name = "mirror_layer", .role = FFS_ROLE_LAYER,
                                           .keys = s_keys, .parse = s_parse, .lateral = 1,
+                                          .hidden_keys = s_hidden_keys,
                                           .ops = &ffs_mirror_layer_ops};
 
 const ffs_stage_ops_t ffs_mirror_layer_ops = {
