@@ -30,41 +30,22 @@ prints per epoch "epoch E train_s=... samples/s=... [test_error=...]" (E from
 with the test error (argmax of the top layer) as a fraction.
 """
 import argparse
-import gzip
 import math
 import os
-import struct
 import time
 
 import torch
 import torch.nn.functional as F
 
-
-def load_idx(path):
-    """An IDX file of unsigned bytes, raw or gzipped (path or path + ".gz"),
-    as a uint8 tensor."""
-    if not os.path.exists(path) and os.path.exists(path + ".gz"):
-        path = path + ".gz"
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    zero, kind, ndim = struct.unpack(">HBB", data[:4])
-    if zero != 0 or kind != 0x08:
-        raise SystemExit(f"{path}: not an IDX file of unsigned bytes")
-    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    body = data[4 + 4 * ndim:]
-    if len(body) != math.prod(dims):
-        raise SystemExit(f"{path}: {len(body)} bytes of data, header declares {dims}")
-    t = torch.frombuffer(bytearray(body), dtype=torch.uint8)
-    return t.reshape(dims)
+from idx import read_idx
 
 
 def load_set(data_dir, name, split, limit):
     """(x float32 [N, pixels] in [0, 1], labels int64 [N]) of the first limit
     samples (all when limit <= 0) of split "train" or "t10k"."""
     d = os.path.join(data_dir, name)
-    images = load_idx(os.path.join(d, f"{split}-images-idx3-ubyte"))
-    labels = load_idx(os.path.join(d, f"{split}-labels-idx1-ubyte")).long()
+    images = torch.from_numpy(read_idx(os.path.join(d, f"{split}-images-idx3-ubyte")))
+    labels = torch.from_numpy(read_idx(os.path.join(d, f"{split}-labels-idx1-ubyte"))).long()
     if limit > 0:
         images, labels = images[:limit], labels[:limit]
     x = images.reshape(images.shape[0], -1).float().div_(255.0)

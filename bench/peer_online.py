@@ -124,13 +124,6 @@ def reexec_with_env(a):
         os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
 
-def load_idx(path):
-    """A raw IDX file of unsigned bytes as a uint8 tensor (bench/peer_torch.py's reader)."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from peer_torch import load_idx as read
-    return read(path)
-
-
 def init_params(gen, dims):
     """nn.Linear's default initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     import torch
@@ -257,16 +250,20 @@ def main():
     a = parse_args()
     reexec_with_env(a)
     import torch
+    from idx import read_idx
     torch.set_num_threads(a.threads)
     torch.set_grad_enabled(a.impl == "autograd")
     flushed = torch.set_flush_denormal(not a.keep_denormals) and not a.keep_denormals
     gen = torch.Generator().manual_seed(a.seed)
     torch.manual_seed(a.seed)
 
-    tr_x = load_idx(os.path.join(a.data, "train-images-idx3-ubyte"))
-    tr_y = load_idx(os.path.join(a.data, "train-labels-idx1-ubyte"))
-    te_x = load_idx(os.path.join(a.data, "t10k-images-idx3-ubyte"))
-    te_y = load_idx(os.path.join(a.data, "t10k-labels-idx1-ubyte")).long()
+    def load(name):
+        return torch.from_numpy(read_idx(os.path.join(a.data, name)))
+
+    tr_x = load("train-images-idx3-ubyte")
+    tr_y = load("train-labels-idx1-ubyte")
+    te_x = load("t10k-images-idx3-ubyte")
+    te_y = load("t10k-labels-idx1-ubyte").long()
     n = tr_x.shape[0] if a.limit <= 0 else min(a.limit, tr_x.shape[0])
     x_all = tr_x[:n].reshape(n, -1).float().div_(255.0)
     y_list = tr_y[:n].tolist()

@@ -27,39 +27,23 @@ Prints the run and the two areas, and as its last line
   /usr/bin/python3 bench/peer_saliency.py --data data/mnist --train-limit 20000
 """
 import argparse
-import gzip
 import math
 import os
-import struct
 import time
 
 import torch
 import torch.nn.functional as F
 
+from idx import read_idx
+
 STEPS = 21
-
-
-def read_idx(path):
-    """The uint8 tensor an IDX file holds (path, or path + ".gz")."""
-    if not os.path.exists(path) and os.path.exists(path + ".gz"):
-        path += ".gz"
-    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[0] or raw[1] or raw[2] != 0x08:
-        raise SystemExit(f"{path}: expected an IDX file of unsigned bytes")
-    ndim = raw[3]
-    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
-    body = raw[4 + 4 * ndim:]
-    if len(body) != math.prod(shape):
-        raise SystemExit(f"{path}: {len(body)} bytes after a header of shape {shape}")
-    return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(shape)
 
 
 def read_split(data_dir, split, limit):
     """x (N, pixels) float in [0, 1] and y (N,) int64: the first limit
     samples of split (all when limit <= 0)."""
-    x = read_idx(os.path.join(data_dir, f"{split}-images-idx3-ubyte"))
-    y = read_idx(os.path.join(data_dir, f"{split}-labels-idx1-ubyte")).long()
+    x = torch.from_numpy(read_idx(os.path.join(data_dir, f"{split}-images-idx3-ubyte")))
+    y = torch.from_numpy(read_idx(os.path.join(data_dir, f"{split}-labels-idx1-ubyte"))).long()
     if limit > 0:
         x, y = x[:limit], y[:limit]
     return x.reshape(len(x), -1).float() / 255.0, y

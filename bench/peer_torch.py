@@ -16,25 +16,11 @@ prints one line: "peer_torch threads=T blas=B samples/s=..."
 """
 import argparse
 import os
-import struct
 import time
 
 import torch
 
-
-def load_idx(path):
-    """A raw (not gzipped) IDX file of unsigned bytes as a uint8 tensor."""
-    with open(path, "rb") as f:
-        data = f.read()
-    zero, kind, ndim = struct.unpack(">HBB", data[:4])
-    if zero != 0 or kind != 0x08:
-        raise SystemExit(f"{path}: not an IDX file of unsigned bytes")
-    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    body = data[4 + 4 * ndim:]
-    if len(body) != __import__("math").prod(dims):
-        raise SystemExit(f"{path}: {len(body)} bytes of data, header declares {dims}")
-    t = torch.frombuffer(bytearray(body), dtype=torch.uint8)
-    return t.reshape(dims)
+from idx import read_idx
 
 
 def rms_norm(x):
@@ -100,8 +86,8 @@ def main():
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.set_grad_enabled(False)
-    images = load_idx(os.path.join(a.data, "train-images-idx3-ubyte"))
-    labels = load_idx(os.path.join(a.data, "train-labels-idx1-ubyte")).long()
+    images = torch.from_numpy(read_idx(os.path.join(a.data, "train-images-idx3-ubyte")))
+    labels = torch.from_numpy(read_idx(os.path.join(a.data, "train-labels-idx1-ubyte"))).long()
     x_all = images.reshape(images.shape[0], -1).float() / 255.0
     gen = torch.Generator().manual_seed(1)
     dims = [x_all.shape[1]] + [a.units] * a.layers
