@@ -33,25 +33,13 @@ the layer collapsed), model a's layers then model b's. Typical:
   /usr/bin/python3 bench/peer_mirror.py --objective supcon --head 1 --cooldown --lr 3e-4
 """
 import argparse
-import gzip
 import os
-import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-def read_idx(path):
-    for name in (path, path + ".gz"):
-        if os.path.exists(name):
-            opener = gzip.open if name.endswith(".gz") else open
-            with opener(name, "rb") as f:
-                data = f.read()
-            dims = data[3]
-            shape = [int.from_bytes(data[4 + 4 * k:8 + 4 * k], "big") for k in range(dims)]
-            return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
-    sys.exit("peer_mirror: no file %s (run make data)" % path)
+from idx import read_idx
 
 
 def load(data_dir, split):
