@@ -205,7 +205,8 @@ START_TEST(test_cut_link_is_named_and_resumed) {
   snprintf(log, sizeof log, "%s/cut.log", s_tmp);
   snprintf(progress, sizeof progress, "%s/progress", out);
   const char *argv[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--out", out,
-                        "--set", "data.test_limit=500", "--epochs", "12", S_SPREAD, NULL};
+                        "--set", "data.train_limit=20000", "--set", "data.test_limit=500",
+                        "--epochs", "12", S_SPREAD, NULL};
   pid_t pid = s_start_on(1, argv, log);
   ck_assert_msg(s_wait_first_eval(progress, 120), "epoch 1 never evaluated:\n%s", s_tail(log));
   ck_assert_int_eq(s_sh("bash tests/net/hosts.sh cut " S_PREFIX " 3"), 0);
@@ -219,8 +220,9 @@ START_TEST(test_cut_link_is_named_and_resumed) {
   ck_assert_msg(rc == 1, "run exited %d:\n%s", rc, s_tail(log));
   ck_assert_int_eq(s_sh("bash tests/net/hosts.sh mend " S_PREFIX " 3"), 0);
   const char *again[] = {"", "run", "configs/mnist-ff.yaml", "--quiet", "--resume", out,
-                         "--set", "data.test_limit=500", "--epochs", "12", S_SPREAD, NULL};
-  rc = s_wait(s_start_on(1, again, log), 300);
+                         "--set", "data.train_limit=20000", "--set", "data.test_limit=500",
+                         "--epochs", "12", S_SPREAD, NULL};
+  rc = s_wait(s_start_on(1, again, log), 600); // ~1 min; ASan on a busy machine: several
   ck_assert_msg(rc == 0, "resumed run exited %d:\n%s", rc, s_tail(log));
   char *json = s_read(out, "summary.json");
   ck_assert(json);
