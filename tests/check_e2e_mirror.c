@@ -3,16 +3,19 @@
 // twin's by sequence number (nothing given up in a clean run); lateral
 // frames no layer of its own ever matches are counted and given up, never
 // waited for; the two models start from different weights; the run learns
-// and reports each hidden layer's probe and collapse measure.
+// and reports each hidden layer's probe and collapse measure; a hidden layer
+// killed with -9 comes back from its checkpoint, label head included.
 #include "t_e2e_util.h"
 
 #include "ffs_ckpt.h"
 
-// 10 000 samples, 3 epochs: a few seconds. Measured: 15.2 % (supcon; a1's
-// probe 14.9 %, its pair cosine 0.42); the paper's cosine objective 82.4 %
-// (a1's pair cosine 0.99: collapsed); learning off (lr 1e-9) 89.6 %, a1's
-// probe on its random features 39 %.
-#define S_MIR_BOUND 0.30
+// 10 000 samples, 3 epochs: a few seconds. Measured (supcon with the label
+// head, 2026-12-01): 24.7-26.2 % over five runs (the tops, at Adam 3e-4 with
+// the cooldown, are still far from done; the hidden layers' probes 12-17 %,
+// pair cosines 0.35-0.55); the paper's cosine objective 82.4 % (a1's pair
+// cosine 0.99: collapsed); learning off (lr 1e-9) 89.6 %, a1's probe on its
+// random features 39 %.
+#define S_MIR_BOUND 0.40
 #define S_MIR_SETS                                                                               \
   "--set", "data.train_limit=10000", "--set", "data.test_limit=1000", "--set", "train.epochs=3"
 
@@ -50,6 +53,10 @@ START_TEST(test_twins_pair_by_sequence) {
   double diff = 0;
   for (int i = 0; i < 64 * 784; i++) diff = fmax(diff, fabs((double)wa[i] - wb[i]));
   ck_assert_msg(diff > 0.1, "a1 and b1 differ by at most %g", diff);
+  // the label head (configs/mnist-mirror.yaml: head: 1) is in the layer's checkpoint
+  float wh[10 * 64];
+  ffs_tensor_ref_t th = {"head.w", 2, {10, 64}, wh};
+  ck_assert_msg(ffs_ckpt_load_some(path, &th, 1, 1, NULL, err_s, sizeof err_s) == 0, "%s", err_s);
 }
 END_TEST
 
@@ -84,9 +91,38 @@ START_TEST(test_missing_twin_is_counted) {
 }
 END_TEST
 
+// kill -9 of a1 after the first evaluation: the launcher restarts it from
+// its checkpoint (its block and its label head); frames it held are given up
+// by b1 or never sent; the run finishes and has learned.
+START_TEST(test_kill9_restarts_from_checkpoint) {
+  char out[300], log[300], progress[400], path[400];
+  snprintf(out, sizeof out, "%s/kill", s_tmp);
+  snprintf(log, sizeof log, "%s/kill.log", s_tmp);
+  snprintf(progress, sizeof progress, "%s/progress", out);
+  const char *argv[] = {"", "run", "configs/mnist-mirror.yaml", "--quiet", "--out", out,
+                        S_MIR_SETS, "--set", "train.epochs=4", NULL};
+  pid_t pid = s_start(argv, log);
+  s_wait_first_eval(progress, 120);
+  pid_t a1 = s_stage_pid(pid, "a1");
+  ck_assert(a1 > 0);
+  kill(a1, SIGKILL);
+  int rc = s_wait(pid, 300);
+  const char *text = s_slurp(log);
+  ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, text);
+  ck_assert_msg(strstr(text, "stage 'a1'") && strstr(text, "restarting it"), "%s", text);
+  ck_assert_msg(strstr(text, "resumed from") && strstr(text, "ckpt/a1.safetensors"), "%s", text);
+  snprintf(path, sizeof path, "%s/summary.json", out);
+  const char *json = s_slurp(path);
+  ck_assert_msg(json && strstr(json, "\"epochs_completed\": 4"), "%s", json);
+  double err = s_json(json, NULL, "test_error");
+  ck_assert_msg(err >= 0 && err < S_MIR_BOUND, "%s", json);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("e2e_mirror");
   tcase_add_test(s_tcase(s, "pairs", 200), test_twins_pair_by_sequence);
   tcase_add_test(s_tcase(s, "missing", 200), test_missing_twin_is_counted);
+  tcase_add_test(s_tcase(s, "kill", 400), test_kill9_restarts_from_checkpoint);
   return ffs_check_run(s);
 }
