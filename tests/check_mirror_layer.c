@@ -3,8 +3,8 @@
 // gradient at the pre-activation, through relu, the twin's activity held
 // fixed), the label head's gradients (at the head's logits and, through its
 // weights and relu, at the layer's pre-activation) and the top's binary
-// cross-entropy gradient match central finite differences of the loss; the collapse measure is 1 for parallel rows and 0
-// for orthogonal ones.
+// cross-entropy gradient match central finite differences of the loss; the
+// collapse measure is 1 for parallel rows and 0 for orthogonal ones.
 #include "ffs_check.h"
 #include <math.h>
 #include <string.h>
