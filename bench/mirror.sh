@@ -2,11 +2,12 @@
 # bench/mirror.sh: two mirrored models that teach each other, 30 epochs
 # each run, one after another: the paper's setup (configs/mnist-mirror-paper.yaml,
 # cosine agreement) on MNIST and Fashion-MNIST; the variant that does not
-# collapse (configs/mnist-mirror.yaml: supervised contrastive against the
-# twin plus each layer's label head) on MNIST, Fashion-MNIST and the
-# 784-500-500-10 network; its parts alone (twin-only: head 0, head-only:
-# twin 0) and with the unsupervised twin term (infonce); backprop on the same
-# networks (configs/mnist-mlp-backprop.yaml); and the PyTorch port
+# collapse (configs/mnist-mirror.yaml: contrastive against the twin, infonce,
+# plus each layer's label head) on MNIST, Fashion-MNIST and the
+# 784-500-500-10 network; with the supervised twin term (supcon); its parts
+# alone (twin-only: head 0, head-only: twin 0); the variant and head-only
+# with seeds 2 and 3; backprop on the same networks
+# (configs/mnist-mlp-backprop.yaml); and the PyTorch port
 # bench/peer_mirror.py (peer-*: the paper's setup, the variant, its parts).
 # Prints a markdown table: test error of the averaged models and of each,
 # each hidden layer's linear-probe error and mean pairwise cosine between
@@ -29,23 +30,30 @@ add fashion-paper configs/mnist-mirror-paper.yaml $fashion
 add mnist-mirror configs/mnist-mirror.yaml
 add fashion-mirror configs/fashion-mirror.yaml
 add mnist-mirror-500 configs/mnist-mirror.yaml $(hidden units 500)
+add mnist-supcon configs/mnist-mirror.yaml $(hidden objective supcon)
 add mnist-twin-only configs/mnist-mirror.yaml $(hidden head 0)
 add mnist-head-only configs/mnist-mirror.yaml $(hidden twin 0)
-add mnist-infonce configs/mnist-mirror.yaml $(hidden objective infonce)
+for s in 2 3; do
+  add mnist-mirror-s$s configs/mnist-mirror.yaml --set seed=$s
+  add mnist-head-only-s$s configs/mnist-mirror.yaml $(hidden twin 0) --set seed=$s
+done
 add mnist-backprop configs/mnist-mlp-backprop.yaml
 add fashion-backprop configs/mnist-mlp-backprop.yaml $fashion
 add mnist-backprop-500 configs/mnist-mlp-backprop.yaml --set l1.units=500 --set l2.units=500
-variant="--objective supcon --tau 0.1 --lr 3e-4 --cooldown"
+variant="--tau 0.1 --lr 3e-4 --cooldown"
 add peer-paper bench/peer_mirror.py --objective cosine --lr 1e-4
-add peer-mirror bench/peer_mirror.py $variant --head 1
-add peer-twin-only bench/peer_mirror.py $variant
-add peer-head-only bench/peer_mirror.py $variant --head 1 --twin 0
+add peer-mirror bench/peer_mirror.py --objective infonce $variant --head 1
+add peer-supcon bench/peer_mirror.py --objective supcon $variant --head 1
+add peer-twin-only bench/peer_mirror.py --objective infonce $variant
+add peer-head-only bench/peer_mirror.py --objective infonce $variant --head 1 --twin 0
 
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=(mnist-paper fashion-paper mnist-mirror fashion-mirror
-                                 mnist-mirror-500 mnist-twin-only mnist-head-only mnist-infonce
-                                 mnist-backprop fashion-backprop mnist-backprop-500 peer-paper
-                                 peer-mirror peer-twin-only peer-head-only)
+                                 mnist-mirror-500 mnist-supcon mnist-twin-only mnist-head-only
+                                 mnist-mirror-s2 mnist-mirror-s3 mnist-head-only-s2
+                                 mnist-head-only-s3 mnist-backprop fashion-backprop
+                                 mnist-backprop-500 peer-paper peer-mirror peer-supcon
+                                 peer-twin-only peer-head-only)
 echo "| run | config and overrides | test error | model a, b | probes a1, a2, b1, b2 |" \
   "pair cosine a1, a2, b1, b2 |"
 echo "|---|---|---|---|---|---|"
