@@ -30,10 +30,10 @@ _Static_assert(sizeof(float) == 4, "ffs_frame needs 4-byte IEEE 754 floats");
 #endif
 
 // Worst-case size of an encoded header with every key and all four arrays:
-// fixmap (1) + 19 key strings (95) + v, kind, phase, shard, nshards as uint8
-// (10) + seq, ts, work as uint64 (27) + seven uint32 values (35) + four
-// bin32 lengths (20) = 188 bytes.
-#define S_HDR_MAX 192
+// fixmap (1) + 20 key strings (100) + v, kind, phase, shard, nshards as uint8
+// (10) + seq, ts, work as uint64 (27) + seven uint32 values (35) + damp as
+// float32 (5) + four bin32 lengths (20) = 198 bytes.
+#define S_HDR_MAX 200
 
 #define S_MAX_ENTRIES 32 // entries allowed in the header map
 #define S_MAX_KEY 16     // bytes allowed in a key
@@ -53,6 +53,11 @@ static int s_pack_key(msgpack_packer *pk, const char *key) {
 // msgpack_pack_uint64 picks the shortest form (fixint, uint8 ... uint64).
 static int s_pack_uint(msgpack_packer *pk, const char *key, uint64_t v) {
   if (s_pack_key(pk, key) || msgpack_pack_uint64(pk, v)) return -1;
+  return 0;
+}
+
+static int s_pack_float(msgpack_packer *pk, const char *key, float v) {
+  if (s_pack_key(pk, key) || msgpack_pack_float(pk, v)) return -1;
   return 0;
 }
 
@@ -97,8 +102,9 @@ size_t ffs_frame_encode(uint8_t *buf, size_t cap, const ffs_frame_hdr_t *hdr,
   // Keys in a fixed order, "v" first so that a receiver of another version
   // can say so before it reads anything else; absent arrays are omitted.
   int sliced = hdr->nshards > 1;
-  size_t n_keys = 10 + 3 * sliced + (hdr->ts != 0) + (hdr->work_ns != 0) + (a->roles != NULL) +
-                  (a->labels != NULL) + (a->cands != NULL) + (a->ids != NULL);
+  size_t n_keys = 10 + 3 * sliced + (hdr->ts != 0) + (hdr->work_ns != 0) + (hdr->damp != 0.0f) +
+                  (a->roles != NULL) + (a->labels != NULL) + (a->cands != NULL) +
+                  (a->ids != NULL);
   if (msgpack_pack_map(&pk, n_keys) || s_pack_uint(&pk, "v", FFS_PROTO_VERSION) ||
       s_pack_uint(&pk, "kind", hdr->kind) || s_pack_uint(&pk, "phase", hdr->phase) ||
       s_pack_uint(&pk, "seq", hdr->seq) || s_pack_uint(&pk, "epoch", hdr->epoch) ||
@@ -111,6 +117,7 @@ size_t ffs_frame_encode(uint8_t *buf, size_t cap, const ffs_frame_hdr_t *hdr,
     return 0;
   if (hdr->ts && s_pack_uint(&pk, "ts", hdr->ts)) return 0;
   if (hdr->work_ns && s_pack_uint(&pk, "work", hdr->work_ns)) return 0;
+  if (hdr->damp != 0.0f && s_pack_float(&pk, "damp", hdr->damp)) return 0;
   if (a->roles && s_pack_bytes(&pk, "roles", a->roles, hdr->rows)) return 0;
   if (a->labels && s_pack_bytes(&pk, "labels", a->labels, hdr->rows)) return 0;
   if (a->cands && s_pack_bytes(&pk, "cands", a->cands, hdr->rows)) return 0;
@@ -307,6 +314,35 @@ static int s_read_uint(s_reader_t *r, uint64_t *v, const char *key) {
   }
 }
 
+// Reads a number of key: float32, float64 or an unsigned int (a sender may
+// write 0 or 1 as an int). Only finite values are taken.
+static int s_read_num(s_reader_t *r, double *v, const char *key) {
+  uint8_t b = 0;
+  if (r->left < 1) return s_read_byte(r, &b, "a value");
+  b = r->p[0];
+  if (b == 0xca || b == 0xcb) {
+    uint64_t u = 0;
+    if (s_read_byte(r, &b, "a value") || s_read_be(r, b == 0xca ? 4 : 8, &u, key)) return -1;
+    if (b == 0xca) {
+      uint32_t u32 = (uint32_t)u;
+      float f;
+      memcpy(&f, &u32, 4);
+      *v = f;
+    } else {
+      memcpy(v, &u, 8);
+    }
+  } else {
+    uint64_t u = 0;
+    if (b > 0x7f && (b < 0xcc || b > 0xcf))
+      return s_fail(r, "key \"%s\": value has type %s (0x%02x), expected a number", key,
+                    s_type_name(b), b);
+    if (s_read_uint(r, &u, key)) return -1;
+    *v = (double)u;
+  }
+  if (!isfinite(*v)) return s_fail(r, "key \"%s\" is not a finite number", key);
+  return 0;
+}
+
 // Reads a bin value (bin8/16/32) of key: a pointer into the buffer + length.
 static int s_read_bin(s_reader_t *r, const uint8_t **v, uint64_t *n, const char *key) {
   uint8_t b = 0;
@@ -324,12 +360,12 @@ static int s_read_bin(s_reader_t *r, const uint8_t **v, uint64_t *n, const char 
 // The keys of protocol version 2, in the order the encoder writes them.
 enum {
   S_V, S_KIND, S_PHASE, S_SEQ, S_EPOCH, S_TICK, S_STAGE, S_ROWS, S_COLS, S_AUX,
-  S_SHARD, S_NSHARDS, S_COL0, S_TS, S_WORK, S_ROLES, S_LABELS, S_CANDS, S_IDS, S_NKEYS
+  S_SHARD, S_NSHARDS, S_COL0, S_TS, S_WORK, S_DAMP, S_ROLES, S_LABELS, S_CANDS, S_IDS, S_NKEYS
 };
 static const char *const s_keys[S_NKEYS] = {"v",     "kind",   "phase",   "seq",   "epoch",
                                             "tick",  "stage",  "rows",    "cols",  "aux",
                                             "shard", "nshards", "col0",   "ts",    "work",
-                                            "roles", "labels", "cands",   "ids"};
+                                            "damp",  "roles",  "labels",  "cands", "ids"};
 
 static int s_key_index(const char *key) {
   for (int i = 0; i < S_NKEYS; i++)
@@ -392,6 +428,7 @@ int ffs_frame_decode(ffs_frame_t *out, const uint8_t *buf, size_t len,
                   (unsigned long long)n_entries, S_MAX_ENTRIES);
 
   uint64_t val[S_NKEYS] = {0};  // scalar values, by key index
+  double damp = 0.0;            // the one float key
   const uint8_t *arr[S_NKEYS] = {0}; // bin values, by key index
   uint64_t arr_len[S_NKEYS] = {0};
   uint32_t seen = 0; // bit k: key k was present
@@ -407,6 +444,10 @@ int ffs_frame_decode(ffs_frame_t *out, const uint8_t *buf, size_t len,
     seen |= 1u << k;
     if (k >= S_ROLES) {
       if (s_read_bin(&r, &arr[k], &arr_len[k], key)) return -1;
+      continue;
+    }
+    if (k == S_DAMP) {
+      if (s_read_num(&r, &damp, key)) return -1;
       continue;
     }
     if (s_read_uint(&r, &val[k], key)) return -1;
@@ -442,6 +483,9 @@ int ffs_frame_decode(ffs_frame_t *out, const uint8_t *buf, size_t len,
     return s_fail(&r, "phase %llu, expected 0 (train) or 1 (eval)", (unsigned long long)val[S_PHASE]);
   if (kind == FFS_FRAME_MARK && rows != 0)
     return s_fail(&r, "mark frame with %llu rows, expected 0", (unsigned long long)rows);
+  if ((seen & (1u << S_DAMP)) && (kind != FFS_FRAME_FEEDBACK || !(damp >= 0.0 && damp <= 1e30)))
+    return s_fail(&r, "damp %g on a %s frame (expected a number in [0, 1e30] on a feedback "
+                  "frame only)", damp, ffs_frame_kind_str((int)kind));
   if (val[S_AUX] > cols)
     return s_fail(&r, "aux %llu exceeds cols %llu", (unsigned long long)val[S_AUX],
                   (unsigned long long)cols);
@@ -500,6 +544,7 @@ int ffs_frame_decode(ffs_frame_t *out, const uint8_t *buf, size_t len,
   out->h.col0 = (uint32_t)col0;
   out->h.ts = val[S_TS];
   out->h.work_ns = val[S_WORK];
+  out->h.damp = (float)damp;
   out->roles = arr[S_ROLES];
   out->labels = arr[S_LABELS];
   out->cands = arr[S_CANDS];

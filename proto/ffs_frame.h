@@ -60,6 +60,8 @@ typedef struct {
                    // its host; 0 = not stamped); copied on, for latency
   uint64_t work_ns; // compute spent on the frame along its path so far (ns):
                     // each stage adds its own, so latency - work = transport
+  float damp;       // FEEDBACK from a dp_layer to a dampened one: the damping
+                    // L >= 0 of the sender's weights (0 = none; other kinds: 0)
 } ffs_frame_hdr_t;
 
 // The per-row arrays a sender gives the encoder (each NULL = absent). roles,

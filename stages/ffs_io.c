@@ -332,6 +332,7 @@ int ffs_io_send_from(ffs_io_t *io, ffs_out_t out, const ffs_frame_hdr_t *in, uin
   ffs_frame_hdr_t h = *in;
   h.kind = kind, h.stage = (uint32_t)io->env->index, h.rows = rows, h.cols = cols, h.aux = 0;
   h.nshards = 0, h.shard = 0, h.col0 = 0;
+  if (kind != FFS_FRAME_FEEDBACK) h.damp = 0.0f;
   if (kind == FFS_FRAME_MARK) h.rows = 0, h.cols = 0;
   if (h.ts) h.work_ns = in->work_ns + (uint64_t)((ffs_now() - t_frame) * 1e9);
   return ffs_io_send(io, out, &h, r, payload);

@@ -136,9 +136,9 @@ typedef enum {
 int ffs_io_send(ffs_io_t *io, ffs_out_t out, const ffs_frame_hdr_t *h, const ffs_frame_rows_t *rows,
                 const float *payload);
 // A frame made from the one being handled (in): of kind `kind`, rows x cols
-// (none for a MARK), sent by this stage whole (no shard slice, aux 0), its
-// work_ns grown by the time since t_frame (when the frame came in); then as
-// ffs_io_send. For the kinds that are one process a layer.
+// (none for a MARK), sent by this stage whole (no shard slice, aux 0, damp
+// kept for a FEEDBACK only), its work_ns grown by the time since t_frame
+// (when the frame came in); then as ffs_io_send. For the kinds that are one process a layer.
 int ffs_io_send_from(ffs_io_t *io, ffs_out_t out, const ffs_frame_hdr_t *in, uint8_t kind,
                      uint32_t rows, uint32_t cols, const ffs_frame_rows_t *r, const float *payload,
                      double t_frame);

@@ -240,7 +240,9 @@ START_TEST(test_encoded_max) {
   enum { R = 4, C = 2 };
   ffs_frame_hdr_t h = {.kind = 255, .phase = 255, .seq = UINT64_MAX,
                        .epoch = UINT32_MAX, .tick = UINT32_MAX, .stage = UINT32_MAX,
-                       .rows = R, .cols = C, .aux = UINT32_MAX};
+                       .rows = R, .cols = C, .aux = UINT32_MAX, .ts = UINT64_MAX,
+                       .work_ns = UINT64_MAX, .damp = 1e30f, .nshards = 16, .shard = 15,
+                       .col0 = UINT32_MAX};
   uint8_t lab[R] = {0};
   uint32_t ids[R] = {0};
   float x[R * C] = {0};
@@ -614,6 +616,71 @@ START_TEST(test_bad_values) {
 }
 END_TEST
 
+// damp: a float on a dp_layer's FEEDBACK frame; written only when not 0;
+// float64 and ints are read too; on another kind, negative or not finite it
+// is refused, naming the key.
+START_TEST(test_damp) {
+  float x[2] = {1.0f, -2.0f};
+  ffs_frame_hdr_t h = {.kind = FFS_FRAME_FEEDBACK, .seq = 9, .rows = 1, .cols = 2, .damp = 1.25f};
+  uint8_t buf[256];
+  size_t n = ffs_frame_encode(buf, sizeof buf, &h, NULL, x);
+  ck_assert_uint_gt(n, 0);
+  ffs_frame_t f;
+  char err[256];
+  ck_assert_msg(t_decode_bytes(&f, buf, n, NULL, err, sizeof err) == 0, "%s", err);
+  ck_assert_float_eq(f.h.damp, 1.25f);
+  h.damp = 0.0f; // absent: 0, and no key written
+  size_t n0 = ffs_frame_encode(buf, sizeof buf, &h, NULL, x);
+  ck_assert_uint_eq(n0, n - 10); // "damp" (5 bytes) and a float32 (5)
+  ck_assert_int_eq(t_decode_bytes(&f, buf, n0, NULL, err, sizeof err), 0);
+  ck_assert_float_eq(f.h.damp, 0.0f);
+  t_msg_t m;
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_FEEDBACK, 1, 1);
+  t_key(&m, "damp");
+  msgpack_pack_double(&m.pk, 0.5);
+  t_floats(&m, 1);
+  ck_assert_int_eq(t_decode(&f, &m, NULL, err, sizeof err), 0);
+  ck_assert_float_eq(f.h.damp, 0.5f);
+  t_end(&m);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_FEEDBACK, 1, 1);
+  t_kv(&m, "damp", 3);
+  t_floats(&m, 1);
+  ck_assert_int_eq(t_decode(&f, &m, NULL, err, sizeof err), 0);
+  ck_assert_float_eq(f.h.damp, 3.0f);
+  t_end(&m);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 1, 1);
+  t_key(&m, "damp");
+  msgpack_pack_float(&m.pk, 1.0f);
+  t_floats(&m, 1);
+  t_expect_fail(&m, NULL, "damp 1 on a data frame");
+  t_end(&m);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_FEEDBACK, 1, 1);
+  t_key(&m, "damp");
+  msgpack_pack_float(&m.pk, -0.5f);
+  t_floats(&m, 1);
+  t_expect_fail(&m, NULL, "damp -0.5 on a feedback frame");
+  t_end(&m);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_FEEDBACK, 1, 1);
+  t_key(&m, "damp");
+  msgpack_pack_float(&m.pk, NAN);
+  t_floats(&m, 1);
+  t_expect_fail(&m, NULL, "key \"damp\" is not a finite number");
+  t_end(&m);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_FEEDBACK, 1, 1);
+  t_key(&m, "damp");
+  msgpack_pack_str(&m.pk, 1);
+  msgpack_pack_str_body(&m.pk, "x", 1);
+  t_floats(&m, 1);
+  t_expect_fail(&m, NULL, "key \"damp\": value has type");
+  t_end(&m);
+  t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_FEEDBACK, 1, 1);
+  t_key(&m, "damp");
+  t_raw(&m, "\xca\x3f", 2); // a float32 cut short
+  t_expect_fail(&m, NULL, "damp");
+  t_end(&m);
+}
+END_TEST
+
 START_TEST(test_array_lengths) {
   t_msg_t m;
   t_hdr(&m, 1, FFS_PROTO_VERSION, FFS_FRAME_DATA, 2, 1);
@@ -671,6 +738,7 @@ static Suite *frame_suite(void) {
   tcase_add_test(core, test_bad_values);
   tcase_add_test(core, test_roles);
   tcase_add_test(core, test_array_lengths);
+  tcase_add_test(core, test_damp);
   suite_add_tcase(s, core);
   return s;
 }
