@@ -19,8 +19,9 @@ shift || true
 out=${FFS_BENCH_OUT:-$(mktemp -d /tmp/ffs-dualprop.XXXXXX)}
 mkdir -p "$out"
 
-# every dp_layer's KEY set to VALUE
+# every dp_layer's KEY set to VALUE; hidden: the layers below the top
 all() { local s=(); for l in l1 l2 l3 l4 top; do s+=(--set "$l.$1=$2"); done; echo "${s[@]}"; }
+hidden() { local s=(); for l in l1 l2 l3 l4; do s+=(--set "$l.$1=$2"); done; echo "${s[@]}"; }
 
 # one configuration: NAME CONFIG [--set ...]
 declare -A cfg args
@@ -29,6 +30,9 @@ add mnist-dp-a0.5 configs/mnist-dualprop.yaml
 add mnist-dp-a0 configs/mnist-dualprop.yaml $(all alpha 0)
 add mnist-dp-a1 configs/mnist-dualprop.yaml $(all alpha 1)
 add mnist-dp-pipelined configs/mnist-dualprop.yaml --set train.timing=pipelined
+add mnist-dp-damped configs/mnist-dualprop.yaml $(hidden dampened true)
+add mnist-dp-damped-a0 configs/mnist-dualprop.yaml $(all alpha 0) $(hidden dampened true)
+add mnist-dp-damped-a1 configs/mnist-dualprop.yaml $(all alpha 1) $(hidden dampened true)
 add mnist-bp configs/mnist-backprop.yaml
 add mnist-bp-pipelined configs/mnist-backprop.yaml --set train.timing=pipelined
 add fashion-dp-a0.5 configs/fashion-dualprop.yaml

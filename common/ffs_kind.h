@@ -44,8 +44,8 @@ typedef struct {
                            // has a reliable lateral edge to its twin, the layer at the same
                            // depth of the other chain; every layer reports
   const char *const *hidden_keys; // keys only a hidden layer may hold (a lateral kind's
-                                  // objective against its twin): the loader refuses them on
-                                  // a chain's last layer
+                                  // objective against its twin, a dp_layer's damping): the
+                                  // loader refuses them on a chain's last layer
   const struct ffs_stage_ops *ops;
 } ffs_kind_t;
 

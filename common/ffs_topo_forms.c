@@ -36,6 +36,21 @@ static int s_supervised(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo
   return 0;
 }
 
+// The keys only a hidden layer of `kind` takes (kind->hidden_keys), refused
+// on stage `i`, a chain's last layer. Returns 0 or -1.
+static int s_refuse_hidden_keys(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *stages,
+                                const ffs_topo_t *t, const ffs_kind_t *kind, int i) {
+  for (const char *const *key = kind->hidden_keys; key && *key; key++) {
+    const ffs_yaml_node_t *v = ffs_yaml_map_get(stages->kids[i], *key);
+    if (v)
+      return ffs_yaml_fail(c, v,
+                           "stage '%s': %s: a model's last layer learns from the label alone "
+                           "(expected %s on hidden layers only)",
+                           t->stages[i].name, *key, *key);
+  }
+  return 0;
+}
+
 // ---- validation: a chain with backward edges ----
 
 int ffs_topo_check_backward(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_topo_t *t) {
@@ -74,6 +89,7 @@ int ffs_topo_check_backward(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_
                          "stage '%s': units: %d, but the last %s gives the class scores "
                          "(expected units: %d, data.classes)",
                          t->stages[last].name, t->stages[last].units, kind->name, t->classes);
+  if (s_refuse_hidden_keys(c, stages, t, kind, last) < 0) return -1;
   for (int k = 0; k < t->n_feedback; k++) {
     const ffs_feedback_cfg_t *e = &t->feedback[k];
     if ((e->from >= first && e->from <= last) || (e->to >= first && e->to <= last))
@@ -124,15 +140,8 @@ int ffs_topo_check_lateral(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *root, ffs_t
                            "same width at each depth)", b->name, b->units, a->name, a->units);
     int top = d == n[0] - 1;
     a->twin = top ? -1 : layer[1][d], b->twin = top ? -1 : layer[0][d];
-    for (int m = 0; top && m < 2 && kind->hidden_keys; m++)
-      for (const char *const *key = kind->hidden_keys; *key; key++) {
-        const ffs_yaml_node_t *item = stages->kids[layer[m][d]];
-        if (ffs_yaml_map_get(item, *key))
-          return ffs_yaml_fail(c, ffs_yaml_map_get(item, *key),
-                               "stage '%s': %s: a model's last layer learns from the label "
-                               "alone (expected %s on hidden layers only)",
-                               t->stages[layer[m][d]].name, *key, *key);
-      }
+    for (int m = 0; top && m < 2; m++)
+      if (s_refuse_hidden_keys(c, stages, t, kind, layer[m][d]) < 0) return -1;
     if (top && a->units != t->classes)
       return ffs_yaml_fail(c, ffs_yaml_map_get(stages->kids[layer[0][d]], "units"),
                            "stage '%s': units: %d, but a model's last layer gives the class "

@@ -50,7 +50,7 @@ static void s_sweep(ffs_dp_layer_t *L[S_L], s_pass_t *p) {
   for (int k = S_L - 1; k > 0; k--) {
     float down[S_ROWS * 6];
     ffs_dp_layer_down(L[k], p->dz[k], S_ROWS, down);
-    ffs_dp_layer_hidden(L[k - 1], p->a[k - 1], down, S_ROWS, p->dz[k - 1]);
+    ffs_dp_layer_hidden(L[k - 1], p->a[k - 1], down, 0.0f, S_ROWS, p->dz[k - 1]);
   }
 }
 
@@ -188,7 +188,7 @@ START_TEST(test_one_sided_dyads) {
     ffs_dp_cfg_t dc = {.rule = FFS_DP_DUALPROP, .alpha = (float)side, .beta = 0.5f};
     ffs_dp_layer_t *l = ffs_dp_layer_new(2, 4, 1, &lc, &dc, 1, 1);
     ck_assert_ptr_nonnull(l);
-    ffs_dp_layer_hidden(l, a, fb, 1, dz);
+    ffs_dp_layer_hidden(l, a, fb, 0.0f, 1, dz);
     for (int i = 0; i < 4; i++) {
       double sp = side ? fmax(0, a[i]) : fmax(0, a[i] + fb[i]);
       double sm = side ? fmax(0, a[i] - fb[i]) : fmax(0, a[i]);
@@ -197,6 +197,74 @@ START_TEST(test_one_sided_dyads) {
     ck_assert_float_eq(dz[1], 0.0f); // a = -2: off for either nudge
     ffs_dp_layer_destroy(&l);
   }
+}
+END_TEST
+
+// The dampened dyad (the 2024 paper's code): both compartments pulled toward
+// s0 = f(a) with weight L, s+ = f((a + (1-alpha) fb + L s0) / (1 + L)),
+// s- = f((a - alpha fb + L s0) / (1 + L)), by hand in double; L = 0 is the
+// undamped dyad to the bit.
+START_TEST(test_dampened_dyad) {
+  const float alpha = 0.3f, beta = 0.7f;
+  float a[6] = {1.0f, -2.0f, 0.1f, -0.1f, 0.6f, 0.0f};
+  float fb[6] = {0.5f, 0.5f, -0.4f, 0.4f, 3.0f, 1.0f};
+  float dz[6], dz0[6], dzu[6];
+  for (int act = 0; act < 2; act++) {
+    ffs_layer_cfg_t lc = s_sgd(0.1f);
+    ffs_dp_cfg_t dc = {.rule = FFS_DP_DUALPROP, .alpha = alpha, .beta = beta, .act = act,
+                       .dampened = 1};
+    ffs_dp_layer_t *l = ffs_dp_layer_new(2, 6, 1, &lc, &dc, 1, 1);
+    ck_assert_ptr_nonnull(l);
+    const double L = 1.5;
+    ffs_dp_layer_hidden(l, a, fb, (float)L, 1, dz);
+    for (int i = 0; i < 6; i++) {
+      double s0 = act ? tanh(a[i]) : fmax(0, a[i]);
+      double up = (a[i] + (1 - alpha) * fb[i] + L * s0) / (1 + L);
+      double dn = (a[i] - alpha * fb[i] + L * s0) / (1 + L);
+      double sp = act ? tanh(up) : fmax(0, up), sm = act ? tanh(dn) : fmax(0, dn);
+      ck_assert_msg(fabs(dz[i] - (-(sp - sm) / beta)) <= 1e-6, "act %d unit %d: %g, by hand %g",
+                    act, i, dz[i], -(sp - sm) / beta);
+    }
+    ffs_dp_layer_hidden(l, a, fb, 0.0f, 1, dz0);
+    ffs_dp_cfg_t uc = dc;
+    uc.dampened = 0;
+    ffs_dp_layer_t *u = ffs_dp_layer_new(2, 6, 1, &lc, &uc, 1, 1);
+    ffs_dp_layer_hidden(u, a, fb, 0.0f, 1, dzu);
+    ck_assert(memcmp(dz0, dzu, sizeof dz0) == 0);
+    ck_assert_msg(fabs(dz[4]) < fabs(dz0[4]), "L > 0 shrinks the dyad: %g against %g", dz[4],
+                  dz0[4]);
+    ffs_dp_layer_destroy(&l), ffs_dp_layer_destroy(&u);
+  }
+}
+END_TEST
+
+// The damping a layer's weights set: L = max(0, (sigma^2 - 1) / 2) with sigma
+// W's largest singular value; after W changes the warm power iteration
+// follows it; a W with sigma <= 1 gives 0.
+START_TEST(test_damping_is_the_spectral_norm) {
+  ffs_layer_cfg_t lc = s_sgd(0.1f);
+  ffs_dp_cfg_t dc = {.rule = FFS_DP_DUALPROP, .alpha = 0.5f, .beta = 1.0f};
+  enum { U = 3, IN = 4 };
+  ffs_dp_layer_t *l = ffs_dp_layer_new(IN, U, 1, &lc, &dc, 5, 2);
+  ck_assert_ptr_nonnull(l);
+  float *w = ffs_dense_weights(ffs_dp_layer_dense(l));
+  // W = Q diag(3, 1, 0.5) R with rotations: singular values 3, 1, 0.5
+  const double c = cos(0.7), sn = sin(0.7), cr = cos(0.3), sr = sin(0.3);
+  const double sv[U] = {3.0, 1.0, 0.5};
+  double q[U][U] = {{c, -sn, 0}, {sn, c, 0}, {0, 0, 1}};
+  double r[U][IN] = {{cr, 0, sr, 0}, {0, 1, 0, 0}, {-sr, 0, cr, 0}};
+  for (int i = 0; i < U; i++)
+    for (int j = 0; j < IN; j++) {
+      double v = 0;
+      for (int k = 0; k < U; k++) v += q[i][k] * sv[k] * r[k][j];
+      w[i * IN + j] = (float)v;
+    }
+  ck_assert_double_eq_tol(ffs_dp_layer_damping(l), (9.0 - 1.0) / 2.0, 1e-4);
+  for (int i = 0; i < U * IN; i++) w[i] *= 2.0f; // sigma 6
+  ck_assert_double_eq_tol(ffs_dp_layer_damping(l), (36.0 - 1.0) / 2.0, 1e-3);
+  for (int i = 0; i < U * IN; i++) w[i] *= 0.15f; // sigma 0.9
+  ck_assert_float_eq(ffs_dp_layer_damping(l), 0.0f);
+  ffs_dp_layer_destroy(&l);
 }
 END_TEST
 
@@ -219,6 +287,8 @@ int main(void) {
   tcase_add_test(tc, test_step_is_the_papers_formula);
   tcase_add_test(tc, test_one_sided_dyads);
   tcase_add_test(tc, test_top_refuses_bad_labels);
+  tcase_add_test(tc, test_dampened_dyad);
+  tcase_add_test(tc, test_damping_is_the_spectral_norm);
   suite_add_tcase(s, tc);
   return ffs_check_run(s);
 }

@@ -1,6 +1,6 @@
 // check_e2e_dualprop: dual propagation through the pipeline, end to end
 // (configs/mnist-dualprop.yaml, shrunk to 784-64x4-10 on 5 000 samples):
-// alpha 0.5, 0 and 1 and the backprop twin each learn; a lockstep run's
+// alpha 0.5, 0 and 1, the dampened dyads and the backprop twin each learn; a lockstep run's
 // checkpoints are bit-identical across two runs; the pipelined timing keeps
 // a stash as deep as the layers above it; feedback for a frame no stash holds
 // is counted and dropped; a layer killed with -9 is restarted and the run
@@ -151,10 +151,34 @@ START_TEST(test_kill9_and_resume) {
 }
 END_TEST
 
+// The dampened dyads (every hidden layer `dampened: true`): the run learns,
+// and the damping its upper neighbours send reaches it: with the same seed in
+// lockstep timing its checkpoints differ from the undamped run's (which are
+// bit-identical from run to run, above) in every hidden layer.
+START_TEST(test_dampened_learns) {
+  const char *json = s_run_named("d", "configs/mnist-dualprop.yaml", s_dp_base, "l1.dampened=true",
+                                 "l2.dampened=true", "l3.dampened=true", "l4.dampened=true");
+  double err = s_error(json);
+  fprintf(stderr, "dualprop dampened: test error %.4f\n", err);
+  ck_assert_msg(err >= 0 && err < S_DP_BOUND, "dampened: test error %g (bound %g)\n%s", err,
+                S_DP_BOUND, json);
+  ck_assert(strstr(json, "\"status\": \"ok\""));
+  s_run_named("u", "configs/mnist-dualprop.yaml", s_dp_base, NULL, NULL, NULL, NULL);
+  for (int l = 0; l < 4; l++) {
+    char pd[400], pu[400];
+    snprintf(pd, sizeof pd, "%s/d/ckpt/%s.safetensors", s_tmp, s_layers[l]);
+    snprintf(pu, sizeof pu, "%s/u/ckpt/%s.safetensors", s_tmp, s_layers[l]);
+    ck_assert_msg(access(pd, F_OK) == 0 && access(pu, F_OK) == 0, "no %s or %s", pd, pu);
+    ck_assert_msg(!s_same_bytes(pd, pu), "%s: the damping changed nothing", s_layers[l]);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("e2e_dualprop");
   tcase_add_test(s_tcase(s, "learn", 300), test_alphas_and_backprop_learn);
   tcase_add_test(s_tcase(s, "lockstep", 300), test_lockstep_is_bit_identical);
+  tcase_add_test(s_tcase(s, "dampened", 300), test_dampened_learns);
   tcase_add_test(s_tcase(s, "unknown", 200), test_unknown_feedback_is_counted);
   tcase_add_test(s_tcase(s, "faults", 500), test_kill9_and_resume);
   return ffs_check_run(s);

@@ -300,6 +300,21 @@ START_TEST(test_err_dualprop) {
                    "  - {name: top, kind: dp_layer, units: 10}\n  - {name: out, kind: readout}\n",
                    3, "stage 'l1': rule: expected one of dualprop, backprop");
   s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
+                   "  - {name: l1, kind: dp_layer, units: 20, dampened: true}\n"
+                   "  - {name: top, kind: dp_layer, units: 10,\n     dampened: true}\n"
+                   "  - {name: out, kind: readout}\n",
+                   5, "stage 'top': dampened: a model's last layer learns from the label alone "
+                   "(expected dampened on hidden layers only)");
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
+                   "  - {name: l1, kind: dp_layer, units: 20, rule: backprop,\n"
+                   "     dampened: true}\n"
+                   "  - {name: top, kind: dp_layer, units: 10}\n  - {name: out, kind: readout}\n",
+                   4, "stage 'l1': dampened: true damps the dyads of rule dualprop");
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
+                   "  - {name: l1, kind: dp_layer, units: 20, dampened: 2}\n"
+                   "  - {name: top, kind: dp_layer, units: 10}\n  - {name: out, kind: readout}\n",
+                   3, "stage 'l1': dampened");
+  s_expect_fail_at("stages:\n  - {name: src, kind: source}\n"
                    "  - {name: l1, kind: dp_layer, units: 20, goodness: ssq}\n"
                    "  - {name: top, kind: dp_layer, units: 10}\n  - {name: out, kind: readout}\n",
                    3, "goodness");

@@ -14,6 +14,8 @@ struct ffs_dp_layer {
   int in_dim, units, max_rows;
   ffs_dp_cfg_t cfg;
   ffs_dense_t *dense;
+  float *pv, *pu; // (in_dim), (units): the power iteration's vectors
+  int power_runs; // calls of ffs_dp_layer_damping so far
 };
 
 ffs_dp_layer_t *ffs_dp_layer_new(int in_dim, int units, int max_rows, const ffs_layer_cfg_t *lc,
@@ -25,16 +27,22 @@ ffs_dp_layer_t *ffs_dp_layer_new(int in_dim, int units, int max_rows, const ffs_
   ffs_rng_t rng;
   ffs_rng_seed(&rng, seed, stream);
   l->dense = ffs_dense_new(in_dim, units, 0, units, max_rows, lc, &rng);
-  if (!l->dense) {
-    free(l);
+  l->pv = malloc(sizeof(float) * (size_t)in_dim);
+  l->pu = malloc(sizeof(float) * (size_t)units);
+  if (!l->dense || !l->pv || !l->pu) {
+    ffs_dp_layer_destroy(&l);
     return NULL;
   }
+  ffs_rng_t prng; // its own stream: the weights' draw is as without it
+  ffs_rng_seed(&prng, seed, stream + 1000000);
+  for (int i = 0; i < in_dim; i++) l->pv[i] = ffs_rng_normal(&prng);
   return l;
 }
 
 void ffs_dp_layer_destroy(ffs_dp_layer_t **self_p) {
   if (!self_p || !*self_p) return;
   ffs_dense_destroy(&(*self_p)->dense);
+  free((*self_p)->pv), free((*self_p)->pu);
   free(*self_p);
   *self_p = NULL;
 }
@@ -94,8 +102,8 @@ int ffs_dp_layer_top(ffs_dp_layer_t *l, const float *a, const uint8_t *labels, i
   return wrong;
 }
 
-void ffs_dp_layer_hidden(const ffs_dp_layer_t *l, const float *a, const float *fb, int rows,
-                         float *dz) {
+void ffs_dp_layer_hidden(const ffs_dp_layer_t *l, const float *a, const float *fb, float damp,
+                         int rows, float *dz) {
   const long n = (long)rows * l->units;
   const ffs_dp_act_t act = l->cfg.act;
   if (l->cfg.rule == FFS_DP_BACKPROP) {
@@ -104,11 +112,43 @@ void ffs_dp_layer_hidden(const ffs_dp_layer_t *l, const float *a, const float *f
   }
   // the dyad: s+ = f(a + (1 - alpha) fb), s- = f(a - alpha fb)
   const float alpha = l->cfg.alpha, inv_beta = 1.0f / l->cfg.beta;
+  if (damp == 0.0f) {
+    for (long i = 0; i < n; i++) {
+      float sp = s_f(act, a[i] + (1.0f - alpha) * fb[i]);
+      float sm = s_f(act, a[i] - alpha * fb[i]);
+      dz[i] = -(sp - sm) * inv_beta;
+    }
+    return;
+  }
+  // damped: both compartments pulled toward s0 = f(a) with weight L
+  const float k = 1.0f / (1.0f + damp);
   for (long i = 0; i < n; i++) {
-    float sp = s_f(act, a[i] + (1.0f - alpha) * fb[i]);
-    float sm = s_f(act, a[i] - alpha * fb[i]);
+    float base = a[i] + damp * s_f(act, a[i]);
+    float sp = s_f(act, (base + (1.0f - alpha) * fb[i]) * k);
+    float sm = s_f(act, (base - alpha * fb[i]) * k);
     dz[i] = -(sp - sm) * inv_beta;
   }
+}
+
+float ffs_dp_layer_damping(ffs_dp_layer_t *l) {
+  const float *w = ffs_dense_weights(l->dense); // (units, in_dim)
+  const int u = l->units, in = l->in_dim;
+  int iters = l->power_runs++ ? FFS_DP_POWER_ITERS : FFS_DP_POWER_FIRST;
+  double sigma = 0.0;
+  for (int it = 0; it < iters; it++) {
+    // v <- W^T W v / |W^T W v|; sigma = |W v| for the unit v before the step
+    double nv = cblas_snrm2(in, l->pv, 1);
+    if (!(nv > 0.0) || !isfinite(nv)) { // a zero or broken vector: start over
+      for (int i = 0; i < in; i++) l->pv[i] = (float)((i % 7) + 1);
+      nv = cblas_snrm2(in, l->pv, 1);
+    }
+    cblas_sscal(in, (float)(1.0 / nv), l->pv, 1);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, u, in, 1.0f, w, in, l->pv, 1, 0.0f, l->pu, 1);
+    sigma = cblas_snrm2(u, l->pu, 1);
+    cblas_sgemv(CblasRowMajor, CblasTrans, u, in, 1.0f, w, in, l->pu, 1, 0.0f, l->pv, 1);
+  }
+  double damp = (sigma * sigma - 1.0) / 2.0;
+  return damp > 0.0 ? (float)damp : 0.0f;
 }
 
 void ffs_dp_layer_down(ffs_dp_layer_t *l, const float *dz, int rows, float *down) {

@@ -8,6 +8,11 @@
 //   s+ = f(a + (1 - alpha) fb),        s- = f(a - alpha fb);
 // each layer's weights learn from dz = -(s+ - s-) / beta and its own input
 // (dW = dz^T x, Hebbian and local), and it sends W^T (s+ - s-) down.
+// Dampened (a hidden layer's `dampened: true`, after the 2024 paper's code):
+// the dyad is pulled toward the forward state s0 = f(a) with a weight L that
+// its upper neighbour's weights set, L = max(0, (||W_above||_2^2 - 1) / 2):
+//   s+ = f((a + (1 - alpha) fb + L s0) / (1 + L)),
+//   s- = f((a - alpha fb + L s0) / (1 + L)).
 // The rule `backprop` is the same machinery in the limit beta -> 0: the top's
 // dz is dloss, a hidden layer's dz = f'(a) * fb with fb = W_above^T dz_above,
 // and the term sent down is W^T dz. Nothing here knows sockets or sequence
@@ -32,6 +37,7 @@ typedef struct {
   float beta;         // nudging strength (> 0)
   ffs_dp_loss_t loss; // the top layer's loss: ce (softmax cross-entropy) | se (squared error)
   ffs_dp_act_t act;   // hidden layers' f: relu | tanh (the top layer is linear)
+  int dampened;       // a hidden layer's dyad is damped by L of the weights above
   int top;            // the chain's last layer (applies the loss; set by the stage)
 } ffs_dp_cfg_t;
 
@@ -57,10 +63,18 @@ void ffs_dp_layer_forward(ffs_dp_layer_t *l, const float *x, int rows, float *a,
 int ffs_dp_layer_top(ffs_dp_layer_t *l, const float *a, const uint8_t *labels, int rows, float *dz,
                      double *loss_sum);
 // A hidden layer: dz (rows, units) from its pre-activation a and the term fb
-// (rows, units) its upper neighbour sent: dualprop -(s+ - s-) / beta,
-// backprop f'(a) * fb.
-void ffs_dp_layer_hidden(const ffs_dp_layer_t *l, const float *a, const float *fb, int rows,
-                         float *dz);
+// (rows, units) its upper neighbour sent: dualprop -(s+ - s-) / beta with the
+// dyad damped by damp = L (0: undamped), backprop f'(a) * fb.
+void ffs_dp_layer_hidden(const ffs_dp_layer_t *l, const float *a, const float *fb, float damp,
+                         int rows, float *dz);
+// The damping this layer's weights W (units, in_dim) set for the layer below:
+// L = max(0, (sigma^2 - 1) / 2), sigma W's largest singular value, by power
+// iteration on W^T W from the vector the last call ended with (the first
+// call iterates FFS_DP_POWER_FIRST times from a random vector, later ones
+// FFS_DP_POWER_ITERS: the weights move little between steps).
+#define FFS_DP_POWER_FIRST 50
+#define FFS_DP_POWER_ITERS 2
+float ffs_dp_layer_damping(ffs_dp_layer_t *l);
 // The term for the layer below, down (rows, in_dim): dualprop W^T (s+ - s-)
 // = -beta dz W, backprop dz W, with the weights as they are now.
 void ffs_dp_layer_down(ffs_dp_layer_t *l, const float *dz, int rows, float *down);

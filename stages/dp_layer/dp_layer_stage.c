@@ -15,6 +15,7 @@
 // whose feedback never comes (a restarted neighbour lost it) is dropped after
 // S_STASH_WAIT_S and counted; feedback for a frame not in the stash is
 // counted and dropped.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,8 @@ typedef struct {
   ffs_dp_cfg_t cfg;
   ffs_dp_layer_t *layer;
   int bottom;     // the chain's first layer: sends nothing down
+  int damp_below; // the layer below is dampened: its feedback carries this one's L
+  int damp_said;  // the first L was logged
   int cap;        // stash capacity in frames (0: the top keeps none)
   s_entry_t stash[S_STASH_MAX];
   int held;
@@ -105,19 +108,30 @@ static int s_on_mark(s_dp_t *s, ffs_io_t *io, const ffs_frame_t *f) {
   return 0;
 }
 
+// The term down for the frame h: W^T (s+ - s-) from dz, with the damping L
+// of this layer's weights when the layer below is dampened; sent before the
+// step, so L is of the weights the term came through.
+static int s_send_down(s_dp_t *s, ffs_io_t *io, const ffs_frame_hdr_t *h, int rows) {
+  ffs_dp_layer_down(s->layer, s->dz, rows, s->down);
+  ffs_frame_hdr_t hd = *h;
+  hd.damp = s->damp_below ? ffs_dp_layer_damping(s->layer) : 0.0f;
+  if (s->damp_below && !s->damp_said) {
+    s->damp_said = 1;
+    ffs_info("damping for the layer below: L = %.3f (largest singular value of W %.3f)",
+             (double)hd.damp, sqrt(2.0 * hd.damp + 1.0));
+  }
+  ffs_frame_rows_t none = {0};
+  return s_send(s, io, FFS_OUT_FEEDBACK, &hd, FFS_FRAME_FEEDBACK, (uint32_t)rows,
+                (uint32_t)s->in_dim, &none, s->down);
+}
+
 // The top layer's training step: the loss's nudge, the term down, the step.
 static int s_top_learn(s_dp_t *s, ffs_io_t *io, const ffs_frame_t *f, const float *x) {
   int rows = (int)f->h.rows;
   if (!f->labels) return -1;
   double loss;
   if (ffs_dp_layer_top(s->layer, s->a, f->labels, rows, s->dz, &loss) < 0) return -1;
-  if (!s->bottom) {
-    ffs_dp_layer_down(s->layer, s->dz, rows, s->down);
-    ffs_frame_rows_t none = {0};
-    if (s_send(s, io, FFS_OUT_FEEDBACK, &f->h, FFS_FRAME_FEEDBACK, (uint32_t)rows,
-               (uint32_t)s->in_dim, &none, s->down) < 0)
-      return -1;
-  }
+  if (!s->bottom && s_send_down(s, io, &f->h, rows) < 0) return -1;
   ffs_dp_layer_learn(s->layer, x, s->dz, rows, s_lr_factor(s, f->h.epoch));
   ffs_io_stats(io)->samples += (uint64_t)rows;
   return 0;
@@ -173,14 +187,8 @@ static int s_on_feedback(s_dp_t *s, ffs_io_t *io, const ffs_frame_t *f) {
   if (f->h.rows != e->h.rows) return -1;
   if (ffs_frame_copy_payload(s->fb, f) < 0) return -1;
   st->fb_frames++;
-  ffs_dp_layer_hidden(s->layer, e->a, s->fb, rows, s->dz);
-  if (!s->bottom) {
-    ffs_dp_layer_down(s->layer, s->dz, rows, s->down);
-    ffs_frame_rows_t none = {0};
-    if (s_send(s, io, FFS_OUT_FEEDBACK, &e->h, FFS_FRAME_FEEDBACK, (uint32_t)rows,
-               (uint32_t)s->in_dim, &none, s->down) < 0)
-      return -1;
-  }
+  ffs_dp_layer_hidden(s->layer, e->a, s->fb, s->cfg.dampened ? f->h.damp : 0.0f, rows, s->dz);
+  if (!s->bottom && s_send_down(s, io, &e->h, rows) < 0) return -1;
   ffs_dp_layer_learn(s->layer, e->x, s->dz, rows, s_lr_factor(s, e->h.epoch));
   s_forget(s, e);
   return 0;
@@ -240,6 +248,7 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
   s->cfg.top = env->index + 1 == t->readout; // the chain's last layer applies the loss
   s->in_dim = me->in_dim, s->units = me->units, s->max_rows = ffs_topo_max_rows(t);
   s->bottom = ffs_kind_of(t->stages[env->index - 1].kind)->role != FFS_ROLE_LAYER;
+  s->damp_below = !s->bottom && s_cfg_of(&t->stages[env->index - 1])->dampened;
   int above = s_above(t, env->index);
   s->cap = s->cfg.top ? 0 : t->timing == FFS_TIMING_LOCKSTEP ? 1 : 2 * above + 1;
   if (s->cap > S_STASH_MAX) s->cap = S_STASH_MAX;
@@ -265,9 +274,10 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
     return NULL;
   }
   ffs_io_stats(io)->stash_bytes = (uint64_t)s->cap * sizeof(float) * mr * (in + u);
-  ffs_info("dp_layer %s: %s, alpha %g, beta %g, stash of %d frames (%.1f MB)", me->name,
-           s->cfg.rule == FFS_DP_BACKPROP ? "backprop" : "dual propagation", (double)s->cfg.alpha,
-           (double)s->cfg.beta, s->cap, (double)ffs_io_stats(io)->stash_bytes / 1e6);
+  ffs_info("dp_layer %s: %s%s, alpha %g, beta %g, stash of %d frames (%.1f MB)", me->name,
+           s->cfg.rule == FFS_DP_BACKPROP ? "backprop" : "dual propagation",
+           s->cfg.dampened ? " (dampened)" : "", (double)s->cfg.alpha, (double)s->cfg.beta, s->cap,
+           (double)ffs_io_stats(io)->stash_bytes / 1e6);
   return s;
 }
 
@@ -277,14 +287,15 @@ static const char *const s_keys[] = {"name",     "kind",         "units",    "co
                                      "host",     "rule",         "alpha",    "beta",
                                      "loss",     "act",          "optimizer", "lr",
                                      "momentum", "weight_decay", "cooldown", "eval_average",
-                                     NULL};
+                                     "dampened", NULL};
+static const char *const s_hidden_keys[] = {"dampened", NULL};
 static const char *const s_rules[] = {"dualprop", "backprop", NULL};
 static const char *const s_losses[] = {"ce", "se", NULL};
 static const char *const s_acts[] = {"relu", "tanh", NULL};
 extern const ffs_stage_ops_t ffs_dp_layer_ops;
 _Static_assert(sizeof(ffs_dp_cfg_t) <= FFS_KIND_CFG_MAX, "a dp_layer's options fit kind_cfg");
 
-// A dp_layer's keys: units (required), rule, alpha, beta, loss, act, and the
+// A dp_layer's keys: units (required), rule, alpha, beta, loss, act, dampened, and the
 // optimizer's layer keys over the top-level `layer:` block's. Its stash and
 // its place in the chain are the loader's and the stage's to work out.
 static int s_parse(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *item, const char *who,
@@ -327,13 +338,20 @@ static int s_parse(ffs_yaml_ctx_t *c, const ffs_yaml_node_t *item, const char *w
   if ((v = ffs_yaml_map_get(item, "beta")) &&
       ffs_yaml_num(c, v, label, FFS_YAML_POSITIVE, &cfg.beta) < 0)
     return -1;
+  snprintf(label, sizeof label, "%s: dampened", who);
+  if ((v = ffs_yaml_map_get(item, "dampened")) && ffs_yaml_bool(c, v, label, &cfg.dampened) < 0)
+    return -1;
+  if (cfg.dampened && cfg.rule == FFS_DP_BACKPROP)
+    return ffs_yaml_fail(c, v, "%s: dampened: true damps the dyads of rule dualprop (expected "
+                         "no dampened with rule: backprop, which has no dyads)", who);
   st->n_shards = 1, st->shards_auto = 0; // a dp_layer is one process
   memcpy(st->kind_cfg, &cfg, sizeof cfg);
   return 0;
 }
 
 const ffs_kind_t ffs_kind_dp_layer = {.name = "dp_layer", .role = FFS_ROLE_LAYER, .keys = s_keys,
-                                      .parse = s_parse, .backward = 1, .ops = &ffs_dp_layer_ops};
+                                      .parse = s_parse, .backward = 1,
+                                      .hidden_keys = s_hidden_keys, .ops = &ffs_dp_layer_ops};
 
 const ffs_stage_ops_t ffs_dp_layer_ops = {
     .kind = "dp_layer",
