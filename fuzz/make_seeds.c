@@ -24,6 +24,7 @@ int main(int argc, char **argv) {
       {.kind = FFS_FRAME_FEEDBACK, .seq = 1ull << 40, .epoch = 3, .tick = 2, .rows = 1, .cols = 4},
       {.kind = FFS_FRAME_MARK, .phase = 1, .epoch = 9},
       {.kind = FFS_FRAME_DATA, .phase = 1, .rows = 2, .cols = 2},
+      {.kind = FFS_FRAME_FEEDBACK, .seq = 12, .rows = 2, .cols = 4, .damp = 1.5f},
   };
   int n = 0;
   for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {
