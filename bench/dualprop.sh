@@ -72,7 +72,7 @@ peer() { # THREADS: PyTorch backprop, one epoch; prints samples/s
     --test-limit 1000 | awk '/^peer_dualprop/ { for (i = 1; i <= NF; i++) if ($i ~ /^samples/) {
       split($i, a, "="); print a[2] } }'
 }
-forms=(mnist-dp-a0.5 mnist-dp-pipelined mnist-bp mnist-bp-pipelined torch1 torch2)
+forms=(mnist-dp-a0.5 mnist-dp-pipelined mnist-dp-damped mnist-bp mnist-bp-pipelined torch1 torch2)
 declare -A got
 for r in $(seq 1 "$rounds"); do
   for k in "${forms[@]}"; do
