@@ -106,42 +106,25 @@ END_TEST
 // below gives its entry up), the run finishes and has learned. Then a run
 // stopped after its first evaluation resumes to the end.
 START_TEST(test_kill9_and_resume) {
-  char out[300], log[300], progress[400];
+  char out[300], log[300], progress[400], path[400];
   snprintf(out, sizeof out, "%s/kill", s_tmp);
   snprintf(log, sizeof log, "%s/kill.log", s_tmp);
-  snprintf(progress, sizeof progress, "%s/progress", out);
   const char *argv[] = {"", "run", "configs/mnist-dualprop.yaml", "--quiet", "--out", out,
                         S_DP_SETS, "--set", "train.epochs=5", NULL};
-  pid_t pid = s_start(argv, log);
-  for (int i = 0; i < 6000; i++) { // up to 120 s: slow under ASan on a busy machine
-    const char *p = s_slurp(progress);
-    if (p && strstr(p, "evaluated 0")) break;
-    usleep(2000);
-  }
-  pid_t l2 = s_stage_pid(pid, "l2");
-  ck_assert(l2 > 0);
-  kill(l2, SIGKILL);
-  int rc = s_wait(pid, 300);
-  const char *text = s_slurp(log);
-  ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, text);
-  ck_assert_msg(strstr(text, "stage 'l2'") && strstr(text, "restarting it"), "%s", text);
-  char path[400];
-  snprintf(path, sizeof path, "%s/summary.json", out);
-  const char *json = s_slurp(path);
-  ck_assert_msg(json && strstr(json, "\"epochs_completed\": 5"), "%s", json);
+  const char *json = s_kill9_after_first_eval(argv, out, log, "l2", 5);
   ck_assert_msg(s_error(json) >= 0 && s_error(json) < S_DP_BOUND, "%s", json);
 
   snprintf(out, sizeof out, "%s/resume", s_tmp);
   snprintf(progress, sizeof progress, "%s/progress", out);
   const char *first[] = {"", "run", "configs/mnist-dualprop.yaml", "--quiet", "--out", out,
                          S_DP_SETS, "--set", "train.epochs=6", NULL};
-  pid = s_start(first, log);
+  pid_t pid = s_start(first, log);
   s_wait_first_eval(progress, 60);
   kill(pid, SIGTERM);
   ck_assert_int_eq(s_wait(pid, 30), 130);
   const char *again[] = {"", "run", "configs/mnist-dualprop.yaml", "--quiet", "--resume", out,
                          S_DP_SETS, "--set", "train.epochs=6", NULL};
-  rc = s_wait(s_start(again, log), 120);
+  int rc = s_wait(s_start(again, log), 120);
   ck_assert_msg(rc == 0, "resume exited %d:\n%s", rc, s_slurp(log));
   ck_assert(strstr(s_slurp(log), "resuming"));
   snprintf(path, sizeof path, "%s/summary.json", out);

@@ -96,25 +96,12 @@ END_TEST
 // its checkpoint (its block and its label head); frames it held are given up
 // by b1 or never sent; the run finishes and has learned.
 START_TEST(test_kill9_restarts_from_checkpoint) {
-  char out[300], log[300], progress[400], path[400];
+  char out[300], log[300];
   snprintf(out, sizeof out, "%s/kill", s_tmp);
   snprintf(log, sizeof log, "%s/kill.log", s_tmp);
-  snprintf(progress, sizeof progress, "%s/progress", out);
   const char *argv[] = {"", "run", "configs/mnist-mirror.yaml", "--quiet", "--out", out,
                         S_MIR_SETS, "--set", "train.epochs=4", NULL};
-  pid_t pid = s_start(argv, log);
-  s_wait_first_eval(progress, 120);
-  pid_t a1 = s_stage_pid(pid, "a1");
-  ck_assert(a1 > 0);
-  kill(a1, SIGKILL);
-  int rc = s_wait(pid, 300);
-  const char *text = s_slurp(log);
-  ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, text);
-  ck_assert_msg(strstr(text, "stage 'a1'") && strstr(text, "restarting it"), "%s", text);
-  ck_assert_msg(strstr(text, "resumed from") && strstr(text, "ckpt/a1.safetensors"), "%s", text);
-  snprintf(path, sizeof path, "%s/summary.json", out);
-  const char *json = s_slurp(path);
-  ck_assert_msg(json && strstr(json, "\"epochs_completed\": 4"), "%s", json);
+  const char *json = s_kill9_after_first_eval(argv, out, log, "a1", 4);
   double err = s_json(json, NULL, "test_error");
   ck_assert_msg(err >= 0 && err < S_MIR_BOUND, "%s", json);
 }

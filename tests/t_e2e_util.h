@@ -179,6 +179,36 @@ static inline pid_t s_stage_pid(pid_t launcher_pid, const char *name) {
   return found;
 }
 
+// Starts the run argv (its --out is `out`, its log `log`), kills its stage
+// `stage` with SIGKILL once epoch 1 was evaluated, and asserts that the
+// launcher restarted the stage from its checkpoint (OUT/ckpt/STAGE.safetensors),
+// that the run ended well within 300 s and completed `epochs`. Returns its
+// summary.json, in s_slurp's buffer.
+static inline const char *s_kill9_after_first_eval(const char **argv, const char *out,
+                                                   const char *log, const char *stage,
+                                                   int epochs) {
+  char progress[400], path[400], want[64];
+  snprintf(progress, sizeof progress, "%s/progress", out);
+  pid_t pid = s_start(argv, log);
+  // up to 120 s: slow under ASan on a busy machine
+  ck_assert_msg(s_wait_first_eval(progress, 120), "no evaluation in 120 s:\n%s", s_slurp(log));
+  pid_t victim = s_stage_pid(pid, stage);
+  ck_assert_msg(victim > 0, "no process for stage '%s'", stage);
+  kill(victim, SIGKILL);
+  int rc = s_wait(pid, 300);
+  const char *text = s_slurp(log);
+  ck_assert_msg(rc == 0, "run exited %d:\n%s", rc, text);
+  snprintf(want, sizeof want, "stage '%s'", stage);
+  ck_assert_msg(strstr(text, want) && strstr(text, "restarting it"), "%s", text);
+  snprintf(path, sizeof path, "ckpt/%s.safetensors", stage);
+  ck_assert_msg(strstr(text, "resumed from") && strstr(text, path), "%s", text);
+  snprintf(path, sizeof path, "%s/summary.json", out);
+  const char *json = s_slurp(path);
+  snprintf(want, sizeof want, "\"epochs_completed\": %d", epochs);
+  ck_assert_msg(json && strstr(json, want), "%s", json ? json : "no summary.json");
+  return json;
+}
+
 // Sends n encoded frames to endpoint ep from a PUSH socket of its own.
 static inline void s_push(const char *ep, const ffs_frame_hdr_t *h, const float *payload, int n) {
   void *ctx = zmq_ctx_new(), *push = zmq_socket(ctx, ZMQ_PUSH);
