@@ -318,8 +318,8 @@ static int s_read_uint(s_reader_t *r, uint64_t *v, const char *key) {
 // write 0 or 1 as an int). Only finite values are taken.
 static int s_read_num(s_reader_t *r, double *v, const char *key) {
   uint8_t b = 0;
-  if (r->left < 1) return s_read_byte(r, &b, "a value");
-  b = r->p[0];
+  if (r->left < 1) return s_read_byte(r, &b, "a value"); // fails: the header is cut short
+  b = r->p[0]; // a look at the type byte: s_read_uint reads it again
   if (b == 0xca || b == 0xcb) {
     uint64_t u = 0;
     if (s_read_byte(r, &b, "a value") || s_read_be(r, b == 0xca ? 4 : 8, &u, key)) return -1;

@@ -259,11 +259,14 @@ START_TEST(test_damping_is_the_spectral_norm) {
       for (int k = 0; k < U; k++) v += q[i][k] * sv[k] * r[k][j];
       w[i * IN + j] = (float)v;
     }
-  ck_assert_double_eq_tol(ffs_dp_layer_damping(l), (9.0 - 1.0) / 2.0, 1e-4);
+  float sigma = 0.0f;
+  ck_assert_double_eq_tol(ffs_dp_layer_damping(l, &sigma), (9.0 - 1.0) / 2.0, 1e-4);
+  ck_assert_double_eq_tol(sigma, 3.0, 1e-5);
   for (int i = 0; i < U * IN; i++) w[i] *= 2.0f; // sigma 6
-  ck_assert_double_eq_tol(ffs_dp_layer_damping(l), (36.0 - 1.0) / 2.0, 1e-3);
+  ck_assert_double_eq_tol(ffs_dp_layer_damping(l, NULL), (36.0 - 1.0) / 2.0, 1e-3);
   for (int i = 0; i < U * IN; i++) w[i] *= 0.15f; // sigma 0.9
-  ck_assert_float_eq(ffs_dp_layer_damping(l), 0.0f);
+  ck_assert_float_eq(ffs_dp_layer_damping(l, &sigma), 0.0f);
+  ck_assert_double_eq_tol(sigma, 0.9, 1e-5);
   ffs_dp_layer_destroy(&l);
 }
 END_TEST

@@ -130,7 +130,7 @@ void ffs_dp_layer_hidden(const ffs_dp_layer_t *l, const float *a, const float *f
   }
 }
 
-float ffs_dp_layer_damping(ffs_dp_layer_t *l) {
+float ffs_dp_layer_damping(ffs_dp_layer_t *l, float *sigma_out) {
   const float *w = ffs_dense_weights(l->dense); // (units, in_dim)
   const int u = l->units, in = l->in_dim;
   int iters = l->power_runs++ ? FFS_DP_POWER_ITERS : FFS_DP_POWER_FIRST;
@@ -147,6 +147,7 @@ float ffs_dp_layer_damping(ffs_dp_layer_t *l) {
     sigma = cblas_snrm2(u, l->pu, 1);
     cblas_sgemv(CblasRowMajor, CblasTrans, u, in, 1.0f, w, in, l->pu, 1, 0.0f, l->pv, 1);
   }
+  if (sigma_out) *sigma_out = (float)sigma;
   double damp = (sigma * sigma - 1.0) / 2.0;
   return damp > 0.0 ? (float)damp : 0.0f;
 }

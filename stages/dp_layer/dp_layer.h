@@ -71,10 +71,11 @@ void ffs_dp_layer_hidden(const ffs_dp_layer_t *l, const float *a, const float *f
 // L = max(0, (sigma^2 - 1) / 2), sigma W's largest singular value, by power
 // iteration on W^T W from the vector the last call ended with (the first
 // call iterates FFS_DP_POWER_FIRST times from a random vector, later ones
-// FFS_DP_POWER_ITERS: the weights move little between steps).
+// FFS_DP_POWER_ITERS: the weights move little between steps). *sigma, when
+// not NULL: the estimate of sigma.
 #define FFS_DP_POWER_FIRST 50
 #define FFS_DP_POWER_ITERS 2
-float ffs_dp_layer_damping(ffs_dp_layer_t *l);
+float ffs_dp_layer_damping(ffs_dp_layer_t *l, float *sigma);
 // The term for the layer below, down (rows, in_dim): dualprop W^T (s+ - s-)
 // = -beta dz W, backprop dz W, with the weights as they are now.
 void ffs_dp_layer_down(ffs_dp_layer_t *l, const float *dz, int rows, float *down);

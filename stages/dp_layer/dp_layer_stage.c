@@ -15,7 +15,6 @@
 // whose feedback never comes (a restarted neighbour lost it) is dropped after
 // S_STASH_WAIT_S and counted; feedback for a frame not in the stash is
 // counted and dropped.
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,11 +113,12 @@ static int s_on_mark(s_dp_t *s, ffs_io_t *io, const ffs_frame_t *f) {
 static int s_send_down(s_dp_t *s, ffs_io_t *io, const ffs_frame_hdr_t *h, int rows) {
   ffs_dp_layer_down(s->layer, s->dz, rows, s->down);
   ffs_frame_hdr_t hd = *h;
-  hd.damp = s->damp_below ? ffs_dp_layer_damping(s->layer) : 0.0f;
+  float sigma = 0.0f;
+  hd.damp = s->damp_below ? ffs_dp_layer_damping(s->layer, &sigma) : 0.0f;
   if (s->damp_below && !s->damp_said) {
     s->damp_said = 1;
     ffs_info("damping for the layer below: L = %.3f (largest singular value of W %.3f)",
-             (double)hd.damp, sqrt(2.0 * hd.damp + 1.0));
+             (double)hd.damp, (double)sigma);
   }
   ffs_frame_rows_t none = {0};
   return s_send(s, io, FFS_OUT_FEEDBACK, &hd, FFS_FRAME_FEEDBACK, (uint32_t)rows,
