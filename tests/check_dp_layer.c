@@ -22,17 +22,23 @@ static void s_input(float *x) {
   for (int i = 0; i < S_ROWS * s_dims[0]; i++) x[i] = 0.5f + 0.4f * sinf(1.7f * (float)i);
 }
 
-// A network of S_L layers of `rule` (alpha, beta), seeded alike whatever the rule.
-static void s_net(ffs_dp_layer_t *L[S_L], ffs_dp_rule_t rule, float alpha, float beta, float lr) {
+// A network of S_L layers of `rule` (alpha, beta) with `loss` and `act`,
+// seeded alike whatever the rule.
+static void s_net_of(ffs_dp_layer_t *L[S_L], ffs_dp_rule_t rule, float alpha, float beta,
+                     float lr, ffs_dp_loss_t loss, ffs_dp_act_t act) {
   ffs_layer_cfg_t lc = s_sgd(lr);
   for (int k = 0; k < S_L; k++) {
-    ffs_dp_cfg_t dc = {.rule = rule, .alpha = alpha, .beta = beta, .loss = FFS_DP_LOSS_CE,
-                       .act = FFS_DP_RELU, .top = k == S_L - 1};
+    ffs_dp_cfg_t dc = {.rule = rule, .alpha = alpha, .beta = beta, .loss = loss, .act = act,
+                       .top = k == S_L - 1};
     L[k] = ffs_dp_layer_new(s_dims[k], s_dims[k + 1], S_ROWS, &lc, &dc, 11, (uint64_t)k);
     ck_assert_ptr_nonnull(L[k]);
     float *b = ffs_dense_bias(ffs_dp_layer_dense(L[k]));
     for (int j = 0; j < s_dims[k + 1]; j++) b[j] = 0.05f * (float)(j % 3);
   }
+}
+
+static void s_net(ffs_dp_layer_t *L[S_L], ffs_dp_rule_t rule, float alpha, float beta, float lr) {
+  s_net_of(L, rule, alpha, beta, lr, FFS_DP_LOSS_CE, FFS_DP_RELU);
 }
 
 // One pass through the API as the stages make it: forward every layer
@@ -271,6 +277,53 @@ START_TEST(test_damping_is_the_spectral_norm) {
 }
 END_TEST
 
+// The squared-error top and tanh units: the top's dz is (a - onehot) / rows
+// and its loss half the squared error; with beta small, dual propagation's
+// dz in every layer is backprop's (f' = 1 - tanh^2).
+START_TEST(test_squared_error_and_tanh) {
+  ffs_dp_layer_t *dp[S_L], *bp[S_L];
+  s_net_of(dp, FFS_DP_DUALPROP, 0.5f, 1e-2f, 0.1f, FFS_DP_LOSS_SE, FFS_DP_TANH);
+  s_net_of(bp, FFS_DP_BACKPROP, 0.5f, 1e-2f, 0.1f, FFS_DP_LOSS_SE, FFS_DP_TANH);
+  static s_pass_t pd, pb;
+  s_sweep(dp, &pd), s_sweep(bp, &pb);
+  double loss = 0, want = 0;
+  float dz[S_ROWS * 3];
+  ffs_dp_layer_top(bp[S_L - 1], pb.a[S_L - 1], s_labels, S_ROWS, dz, &loss);
+  for (int r = 0; r < S_ROWS; r++)
+    for (int c = 0; c < 3; c++) {
+      double e = pb.a[S_L - 1][r * 3 + c] - (c == s_labels[r]);
+      want += 0.5 * e * e;
+      ck_assert_double_eq_tol(dz[r * 3 + c], e / S_ROWS, 1e-7);
+    }
+  ck_assert_double_eq_tol(loss, want, 1e-6);
+  for (int k = 0; k < S_L - 1; k++) { // a hidden layer's output is tanh(a)
+    for (int i = 0; i < S_ROWS * s_dims[k + 1]; i++)
+      ck_assert_double_eq_tol(pb.x[k + 1][i], tanh(pb.a[k][i]), 1e-6);
+  }
+  for (int k = 0; k < S_L; k++) {
+    double scale = 0;
+    for (int i = 0; i < S_ROWS * s_dims[k + 1]; i++) scale = fmax(scale, fabs(pb.dz[k][i]));
+    ck_assert_msg(scale > 1e-6, "layer %d has no gradient to compare", k + 1);
+    for (int i = 0; i < S_ROWS * s_dims[k + 1]; i++)
+      ck_assert_msg(fabs(pd.dz[k][i] - pb.dz[k][i]) <= 1e-3 * scale,
+                    "layer %d dz[%d]: dual propagation %g, backprop %g", k + 1, i, pd.dz[k][i],
+                    pb.dz[k][i]);
+  }
+  // backprop's hidden dz by hand: (1 - tanh(a)^2) * (W_above^T dz_above)
+  for (int k = S_L - 2; k >= 0; k--) {
+    const float *wa = ffs_dense_weights(ffs_dp_layer_dense(bp[k + 1]));
+    int u = s_dims[k + 1], ua = s_dims[k + 2];
+    for (int r = 0; r < S_ROWS; r++)
+      for (int j = 0; j < u; j++) {
+        double fb = 0, t = tanh(pb.a[k][r * u + j]);
+        for (int c = 0; c < ua; c++) fb += wa[c * u + j] * pb.dz[k + 1][r * ua + c];
+        ck_assert_double_eq_tol(pb.dz[k][r * u + j], (1 - t * t) * fb, 1e-6);
+      }
+  }
+  for (int k = 0; k < S_L; k++) ffs_dp_layer_destroy(&dp[k]), ffs_dp_layer_destroy(&bp[k]);
+}
+END_TEST
+
 // A label out of range is refused, not indexed.
 START_TEST(test_top_refuses_bad_labels) {
   ffs_layer_cfg_t lc = s_sgd(0.1f);
@@ -291,6 +344,7 @@ int main(void) {
   tcase_add_test(tc, test_one_sided_dyads);
   tcase_add_test(tc, test_top_refuses_bad_labels);
   tcase_add_test(tc, test_dampened_dyad);
+  tcase_add_test(tc, test_squared_error_and_tanh);
   tcase_add_test(tc, test_damping_is_the_spectral_norm);
   suite_add_tcase(s, tc);
   return ffs_check_run(s);

@@ -1,6 +1,7 @@
 // check_e2e_dualprop: dual propagation through the pipeline, end to end
 // (configs/mnist-dualprop.yaml, shrunk to 784-64x4-10 on 5 000 samples):
-// alpha 0.5, 0 and 1, the dampened dyads and the backprop twin each learn; a lockstep run's
+// alpha 0.5, 0 and 1, the squared-error loss over tanh units, the dampened
+// dyads and the backprop twin each learn; a lockstep run's
 // checkpoints are bit-identical across two runs; the pipelined timing keeps
 // a stash as deep as the layers above it; feedback for a frame no stash holds
 // is counted and dropped; a layer killed with -9 is restarted and the run
@@ -18,6 +19,8 @@
       "l4.units=64", "--set", "layer.lr=0.001"
 
 static const char *const s_dp_base[] = {S_DP_SETS, NULL};
+// the squared-error top (loss: se) over tanh units
+static const char *const s_dp_se[] = {S_DP_SETS, "--set", "top.loss=se", NULL};
 static const char *const s_layers[] = {"l1", "l2", "l3", "l4", "top"};
 
 static double s_error(const char *json) { return s_json(json, NULL, "test_error"); }
@@ -45,6 +48,12 @@ START_TEST(test_alphas_and_backprop_learn) {
       ck_assert_msg(s_json(json, at, "stash_max_frames") == 1, "%s:\n%s", name, json);
     }
   }
+  const char *json = s_run_named("se-tanh", "configs/mnist-dualprop.yaml", s_dp_se,
+                                 "l1.act=tanh", "l2.act=tanh", "l3.act=tanh", "l4.act=tanh");
+  double err = s_error(json);
+  fprintf(stderr, "dualprop se-tanh: test error %.4f\n", err);
+  ck_assert_msg(err >= 0 && err < S_DP_BOUND, "se-tanh: test error %g (bound %g)\n%s", err,
+                S_DP_BOUND, json);
 }
 END_TEST
 
