@@ -274,6 +274,11 @@ static void *s_create(const ffs_stage_env_t *env, ffs_io_t *io, char *err, size_
     return NULL;
   }
   ffs_io_stats(io)->stash_bytes = (uint64_t)s->cap * sizeof(float) * mr * (in + u);
+  if (s->cfg.dampened && me->layer.weight_decay > 0.0f)
+    ffs_warn("dp_layer %s: dampened with weight_decay %g: the damped gradients are tens of "
+             "times smaller than undamped ones, and the decay added to them can shrink the "
+             "weights to nothing (weight_decay: 0 is advised; docs/RESULTS.md, dual propagation)",
+             me->name, (double)me->layer.weight_decay);
   ffs_info("dp_layer %s: %s%s, alpha %g, beta %g, stash of %d frames (%.1f MB)", me->name,
            s->cfg.rule == FFS_DP_BACKPROP ? "backprop" : "dual propagation",
            s->cfg.dampened ? " (dampened)" : "", (double)s->cfg.alpha, (double)s->cfg.beta, s->cap,
