@@ -38,6 +38,9 @@ add mnist-dp-wd0 configs/mnist-dualprop.yaml $nowd
 add mnist-dp-damped-wd0 configs/mnist-dualprop.yaml $(hidden dampened true) $nowd
 add mnist-dp-damped-wd0-a0 configs/mnist-dualprop.yaml $(all alpha 0) $(hidden dampened true) $nowd
 add mnist-dp-damped-wd0-a1 configs/mnist-dualprop.yaml $(all alpha 1) $(hidden dampened true) $nowd
+add mnist-bp-wd0 configs/mnist-backprop.yaml $nowd
+add fashion-dp-wd0 configs/fashion-dualprop.yaml $nowd
+add fashion-bp-wd0 configs/fashion-backprop.yaml $nowd
 add mnist-bp configs/mnist-backprop.yaml
 add mnist-bp-pipelined configs/mnist-backprop.yaml --set train.timing=pipelined
 add fashion-dp-a0.5 configs/fashion-dualprop.yaml
