@@ -30,21 +30,24 @@ add mnist-dp-a0.5 configs/mnist-dualprop.yaml
 add mnist-dp-a0 configs/mnist-dualprop.yaml $(all alpha 0)
 add mnist-dp-a1 configs/mnist-dualprop.yaml $(all alpha 1)
 add mnist-dp-pipelined configs/mnist-dualprop.yaml --set train.timing=pipelined
-# dampened dyads: with the configs' weight decay (0.001, added to Adam's
-# gradient) and without it; the undamped run without it beside them
-add mnist-dp-damped configs/mnist-dualprop.yaml $(hidden dampened true)
-nowd="--set layer.weight_decay=0"
-add mnist-dp-wd0 configs/mnist-dualprop.yaml $nowd
-add mnist-dp-damped-wd0 configs/mnist-dualprop.yaml $(hidden dampened true) $nowd
-add mnist-dp-damped-wd0-a0 configs/mnist-dualprop.yaml $(all alpha 0) $(hidden dampened true) $nowd
-add mnist-dp-damped-wd0-a1 configs/mnist-dualprop.yaml $(all alpha 1) $(hidden dampened true) $nowd
-add mnist-bp-wd0 configs/mnist-backprop.yaml $nowd
-add fashion-dp-wd0 configs/fashion-dualprop.yaml $nowd
-add fashion-bp-wd0 configs/fashion-backprop.yaml $nowd
 add mnist-bp configs/mnist-backprop.yaml
 add mnist-bp-pipelined configs/mnist-backprop.yaml --set train.timing=pipelined
 add fashion-dp-a0.5 configs/fashion-dualprop.yaml
 add fashion-bp configs/fashion-backprop.yaml
+# the dampened dyads in every hidden layer
+add mnist-dp-damped configs/mnist-dualprop.yaml $(hidden dampened true)
+add mnist-dp-damped-a0 configs/mnist-dualprop.yaml $(all alpha 0) $(hidden dampened true)
+add mnist-dp-damped-a1 configs/mnist-dualprop.yaml $(all alpha 1) $(hidden dampened true)
+# with the layer block's default weight decay, 0.001 (added to Adam's gradient)
+wd="--set layer.weight_decay=0.001"
+add mnist-dp-a0.5-wd configs/mnist-dualprop.yaml $wd
+add mnist-dp-a0-wd configs/mnist-dualprop.yaml $(all alpha 0) $wd
+add mnist-dp-a1-wd configs/mnist-dualprop.yaml $(all alpha 1) $wd
+add mnist-dp-pipelined-wd configs/mnist-dualprop.yaml --set train.timing=pipelined $wd
+add mnist-bp-wd configs/mnist-backprop.yaml $wd
+add fashion-dp-a0.5-wd configs/fashion-dualprop.yaml $wd
+add fashion-bp-wd configs/fashion-backprop.yaml $wd
+add mnist-dp-damped-wd configs/mnist-dualprop.yaml $(hidden dampened true) $wd
 
 # run NAME DIR [EPOCHS]: prints "test_error samples_per_s"
 run() {
