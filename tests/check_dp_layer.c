@@ -60,6 +60,20 @@ static void s_sweep(ffs_dp_layer_t *L[S_L], s_pass_t *p) {
   }
 }
 
+// Every layer's dz of pass pd (dual propagation, small beta) equals pb's
+// (backprop) to 1e-3 of pb's largest in that layer, which must not be 0.
+static void s_expect_same_dz(const s_pass_t *pd, const s_pass_t *pb) {
+  for (int k = 0; k < S_L; k++) {
+    double scale = 0;
+    for (int i = 0; i < S_ROWS * s_dims[k + 1]; i++) scale = fmax(scale, fabs(pb->dz[k][i]));
+    ck_assert_msg(scale > 1e-6, "layer %d has no gradient to compare", k + 1);
+    for (int i = 0; i < S_ROWS * s_dims[k + 1]; i++)
+      ck_assert_msg(fabs(pd->dz[k][i] - pb->dz[k][i]) <= 1e-3 * scale,
+                    "layer %d dz[%d]: dual propagation %g, backprop %g", k + 1, i,
+                    pd->dz[k][i], pb->dz[k][i]);
+  }
+}
+
 // The mean cross-entropy of the network with its current weights, in double.
 static double s_loss(ffs_dp_layer_t *L[S_L]) {
   double x[S_ROWS][6], y[S_ROWS][6];
@@ -97,15 +111,7 @@ START_TEST(test_small_beta_is_backprop) {
   s_net(bp, FFS_DP_BACKPROP, 0.5f, 1e-2f, 0.1f);
   static s_pass_t pd, pb;
   s_sweep(dp, &pd), s_sweep(bp, &pb);
-  for (int k = 0; k < S_L; k++) {
-    double scale = 0;
-    for (int i = 0; i < S_ROWS * s_dims[k + 1]; i++) scale = fmax(scale, fabs(pb.dz[k][i]));
-    ck_assert_msg(scale > 1e-6, "layer %d has no gradient to compare", k + 1);
-    for (int i = 0; i < S_ROWS * s_dims[k + 1]; i++)
-      ck_assert_msg(fabs(pd.dz[k][i] - pb.dz[k][i]) <= 1e-3 * scale,
-                    "layer %d dz[%d]: dual propagation %g, backprop %g", k + 1, i, pd.dz[k][i],
-                    pb.dz[k][i]);
-  }
+  s_expect_same_dz(&pd, &pb);
   // backprop's dW = dz^T x is the loss's gradient: finite differences
   for (int k = 0; k < S_L; k++) {
     float *w = ffs_dense_weights(ffs_dp_layer_dense(bp[k]));
@@ -300,15 +306,7 @@ START_TEST(test_squared_error_and_tanh) {
     for (int i = 0; i < S_ROWS * s_dims[k + 1]; i++)
       ck_assert_double_eq_tol(pb.x[k + 1][i], tanh(pb.a[k][i]), 1e-6);
   }
-  for (int k = 0; k < S_L; k++) {
-    double scale = 0;
-    for (int i = 0; i < S_ROWS * s_dims[k + 1]; i++) scale = fmax(scale, fabs(pb.dz[k][i]));
-    ck_assert_msg(scale > 1e-6, "layer %d has no gradient to compare", k + 1);
-    for (int i = 0; i < S_ROWS * s_dims[k + 1]; i++)
-      ck_assert_msg(fabs(pd.dz[k][i] - pb.dz[k][i]) <= 1e-3 * scale,
-                    "layer %d dz[%d]: dual propagation %g, backprop %g", k + 1, i, pd.dz[k][i],
-                    pb.dz[k][i]);
-  }
+  s_expect_same_dz(&pd, &pb);
   // backprop's hidden dz by hand: (1 - tanh(a)^2) * (W_above^T dz_above)
   for (int k = S_L - 2; k >= 0; k--) {
     const float *wa = ffs_dense_weights(ffs_dp_layer_dense(bp[k + 1]));
