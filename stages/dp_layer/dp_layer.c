@@ -110,17 +110,10 @@ void ffs_dp_layer_hidden(const ffs_dp_layer_t *l, const float *a, const float *f
     for (long i = 0; i < n; i++) dz[i] = s_df(act, a[i]) * fb[i];
     return;
   }
-  // the dyad: s+ = f(a + (1 - alpha) fb), s- = f(a - alpha fb)
+  // the dyad: s+ = f(a + (1 - alpha) fb), s- = f(a - alpha fb), both
+  // compartments pulled toward s0 = f(a) with weight L = damp (for L = 0,
+  // base = a and k = 1 exactly: the undamped dyad to the bit)
   const float alpha = l->cfg.alpha, inv_beta = 1.0f / l->cfg.beta;
-  if (damp == 0.0f) {
-    for (long i = 0; i < n; i++) {
-      float sp = s_f(act, a[i] + (1.0f - alpha) * fb[i]);
-      float sm = s_f(act, a[i] - alpha * fb[i]);
-      dz[i] = -(sp - sm) * inv_beta;
-    }
-    return;
-  }
-  // damped: both compartments pulled toward s0 = f(a) with weight L
   const float k = 1.0f / (1.0f + damp);
   for (long i = 0; i < n; i++) {
     float base = a[i] + damp * s_f(act, a[i]);
